@@ -1,0 +1,153 @@
+"""`streamflow demo`: the main job end to end on the embedded default."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+from mlflow import MlflowClient
+from rich.console import Console
+
+from flows.evaluation import evaluate_model_version
+from flows.models import BUILTIN_AGENTS, BuiltAgent, move_alias, register_agent, train_builtin
+from flows.reporting import comparison_payload, print_comparison
+from flows.runtime import report_progress, runtime
+from models.db.engine import transaction
+from models.registry import client as registry
+from pipelines.evaluation import service
+from pipelines.golden_datasets.parsing import GoldenDatasetTask, read_golden_file
+from pipelines.golden_datasets.service import import_golden_dataset
+from pipelines.organizations import ensure_organization, get_organization
+
+log = structlog.get_logger()
+
+DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
+ACTOR = "demo"
+PROVIDER = "provider"
+TENANTS = {"northwind-hvac": "Northwind HVAC", "bluepeak-plumbing": "Bluepeak Plumbing"}
+
+DEMO = (
+    {
+        "task": "classification",
+        "dataset": "support-ticket-intents",
+        "golden": "golden/support_ticket_intents.csv",
+        "training": "training/support_ticket_intents_train.csv",
+        "model": "intent-classifier",
+        "champion": "tfidf-logreg",
+        "challenger": "char-naive-bayes",
+    },
+    {
+        "task": "text_generation",
+        "dataset": "job-note-summaries",
+        "golden": "golden/job_note_summaries.jsonl",
+        "training": "training/job_note_summaries_train.jsonl",
+        "model": "job-note-summarizer",
+        "champion": "lead-sentence",
+        "challenger": "scored-sentence",
+    },
+)
+
+
+def _registered_builtin(name: str, builtin: str, training_sha256: str) -> registry.ModelVersionRef | None:
+    """A version of `name` already trained from the same recipe and data (reruns reuse it)."""
+    query = f"name = '{name}' and tag.`streamflow.builtin` = '{builtin}'"
+    for found in MlflowClient().search_model_versions(query):
+        if (found.tags or {}).get("streamflow.training_sha256") == training_sha256:
+            return registry.ModelVersionRef(name=name, version=str(found.version))
+    return None
+
+
+def _register_builtin(name: str, builtin: str, training: Path, alias: str) -> registry.ModelVersionRef:
+    data = training.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    existing = _registered_builtin(name, builtin, digest)
+    if existing is not None:
+        move_alias(name, alias, existing.version, actor=ACTOR)
+        return existing
+    agent_type, task = BUILTIN_AGENTS[builtin]
+    rows = read_golden_file(data, filename=training.name, task=GoldenDatasetTask(task)).frame
+    agent = train_builtin(builtin, rows["input"].tolist(), rows["expected"].tolist())
+    ref = register_agent(
+        name,
+        BuiltAgent(agent, agent_type, task),
+        description=f"built-in {builtin}, trained on {training.name}",
+        alias=alias,
+        actor=ACTOR,
+    )
+    client = MlflowClient()
+    client.set_model_version_tag(name, ref.version, "streamflow.builtin", builtin)
+    client.set_model_version_tag(name, ref.version, "streamflow.training_sha256", digest)
+    return ref
+
+
+def run_demo(console: Console | None) -> dict[str, Any]:
+    """Create orgs, import datasets, train and register models, evaluate, compare."""
+    started = time.perf_counter()
+    rt = runtime()
+    say = console.print if console else (lambda *_a, **_k: None)
+    with transaction(rt.sessions) as session:
+        ensure_organization(session, slug=PROVIDER, name="StreamFlow provider", kind="provider", actor=ACTOR)
+        for slug, name in TENANTS.items():
+            ensure_organization(session, slug=slug, name=name, kind="tenant", actor=ACTOR)
+        for spec in DEMO:
+            path = DATASETS_DIR / spec["golden"]
+            provider_id = get_organization(session, PROVIDER).id
+            result = import_golden_dataset(
+                session,
+                organization_id=provider_id,
+                actor=ACTOR,
+                name=spec["dataset"],
+                task=spec["task"],
+                data=path.read_bytes(),
+                filename=path.name,
+                storage_dir=rt.storage.golden_dataset_dir,
+            )
+            say(f"golden dataset {result.dataset.name}@{result.version.version}: {result.version.row_count} rows")
+    report: dict[str, Any] = {"comparisons": []}
+    steps = len(DEMO) * 4
+    step = 0
+    for spec in DEMO:
+        refs = {}
+        for alias in ("champion", "challenger"):
+            report_progress("demo", step, steps)
+            refs[alias] = _register_builtin(spec["model"], spec[alias], DATASETS_DIR / spec["training"], alias)
+            step += 1
+            say(f"model version {refs[alias]} ({spec[alias]}) is {alias}")
+        outcomes = {}
+        for alias in ("champion", "challenger"):
+            report_progress("demo", step, steps)
+            outcomes[alias] = evaluate_model_version(
+                organization=PROVIDER, actor=ACTOR, dataset=spec["dataset"], model=f"{spec['model']}@{alias}"
+            )
+            step += 1
+        report_progress("demo", step, steps)
+        with rt.sessions() as session:
+            comparison = service.compare_runs(
+                session,
+                organization_id=get_organization(session, PROVIDER).id,
+                run_a=outcomes["champion"].run_id,
+                run_b=outcomes["challenger"].run_id,
+            )
+        if console:
+            console.print()
+            print_comparison(console, comparison)
+        report["comparisons"].append(comparison_payload(comparison))
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["database"] = rt.engine.url.render_as_string(hide_password=True)
+    report["mlflow_tracking_uri"] = rt.registry.resolved_tracking_uri()
+    if console:
+        console.print()
+        console.print(f"done in {report['seconds']} s. Results live in:")
+        console.print(f"  database       {report['database']}")
+        console.print(f"  MLflow         {report['mlflow_tracking_uri']}  (mlflow ui --backend-store-uri {report['mlflow_tracking_uri']})")
+        console.print(f"  golden data    {rt.storage.golden_dataset_dir.resolve()}")
+        console.print("Try next:")
+        console.print("  streamflow eval list")
+        console.print("  streamflow eval show RUN            per-slice metrics with CIs")
+        console.print("  streamflow eval examples RUN --json per-example scores")
+        console.print("  streamflow datasets show support-ticket-intents")
+        console.print("  streamflow models list")
+    return report

@@ -1,0 +1,229 @@
+"""The evaluation flow: prepare a run, score it batch by batch, aggregate, log to MLflow."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+
+from flows.runtime import report_progress, runtime
+from models.registry import client as registry
+from models.registry.tracking import TrackedMetric, log_evaluation
+from models.db.engine import transaction
+from pipelines.evaluation import service
+from pipelines.evaluation.scoring import ALL_EXAMPLES, ScoringOptions
+from pipelines.organizations import get_organization
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    """What a finished evaluation flow returns: the run, whether it was reused, and timings."""
+
+    run_id: str
+    reused: bool
+    resumed: bool
+    batches_scored: int
+    seconds_in_tasks: float
+
+
+def _flow_run_id() -> str | None:
+    try:
+        context = get_run_context()
+    except Exception:  # noqa: BLE001 - outside a flow there is no run context
+        return None
+    run = getattr(context, "flow_run", None)
+    return str(run.id) if run is not None else None
+
+
+@task(name="prepare-evaluation", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def prepare_evaluation(
+    organization: str, actor: str, request: service.EvaluationRequest
+) -> tuple[service.PreparedEvaluation, float]:
+    started = time.perf_counter()
+    rt = runtime()
+    with transaction(rt.sessions) as session:
+        org = get_organization(session, organization)
+        prepared = service.prepare_evaluation(
+            session,
+            organization_id=org.id,
+            actor=actor,
+            request=request,
+            storage_dir=rt.storage.golden_dataset_dir,
+            flow_run_id=_flow_run_id(),
+        )
+    return prepared, time.perf_counter() - started
+
+
+@task(name="evaluate-batch", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def evaluate_batch(
+    run_id: uuid.UUID,
+    batch_index: int,
+    task_kind: str,
+    examples: object,
+    predictions: list[str] | None,
+    model: registry.ModelVersionRef | None,
+    options: ScoringOptions,
+) -> float:
+    """Predict (if a model is evaluated), score and store one batch; returns seconds spent."""
+    import pandas as pd
+
+    started = time.perf_counter()
+    assert isinstance(examples, pd.DataFrame)
+    rt = runtime()
+    if predictions is None:
+        assert model is not None
+        predictions = registry.predict(model, examples["input"].astype(str).tolist())
+    processes = rt.evaluation.processes if len(examples) >= 2000 else 1
+    scores = service.score_batch(
+        task=task_kind, examples=examples, predictions=predictions, options=options, processes=processes
+    )
+    with transaction(rt.sessions) as session:
+        service.store_batch(
+            session,
+            run_id=run_id,
+            batch_index=batch_index,
+            examples=examples,
+            predictions=predictions,
+            scores=scores,
+        )
+    log.info("evaluation.batch_stored", run_id=str(run_id), batch=batch_index, examples=len(examples))
+    return time.perf_counter() - started
+
+
+@task(name="aggregate-evaluation", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def aggregate_evaluation(organization: str, actor: str, run_id: uuid.UUID) -> float:
+    """Aggregate with bootstrap CIs, log the MLflow run, store metrics; returns seconds spent."""
+    started = time.perf_counter()
+    rt = runtime()
+    with rt.sessions() as session:
+        org = get_organization(session, organization)
+        run = service.get_run(session, organization_id=org.id, run_id=run_id)
+        dataset, version = service.run_dataset(session, organization_id=org.id, run=run)
+        metrics = service.aggregate_run(session, organization_id=org.id, run_id=run_id)
+    subject = (
+        f"{run.registered_model_name}@{run.model_version}"
+        if run.registered_model_name
+        else f"predictions:{run.predictions_filename}"
+    )
+    mlflow_run_id = log_evaluation(
+        experiment_id=registry.experiment_id(rt.registry),
+        run_name=f"eval {subject} on {dataset.name}@{version.version}",
+        params={
+            "golden_dataset": f"{dataset.name}@{version.version}",
+            "task": run.task,
+            "agent_type": run.agent_type,
+            **{f"option.{k}": str(v) for k, v in run.config["options"].items()},
+        },
+        tags={
+            "streamflow.evaluation_run_id": str(run.id),
+            "streamflow.subject": subject,
+            **({"registered_model_name": run.registered_model_name} if run.registered_model_name else {}),
+            **({"model_version": run.model_version} if run.model_version else {}),
+        },
+        metrics=[
+            TrackedMetric(m.name, m.value, m.ci_low, m.ci_high)
+            for m in metrics
+            if m.slice == ALL_EXAMPLES
+        ],
+        dataset_name=f"{dataset.name}@{version.version}",
+        dataset_digest=version.content_hash,
+        dataset_uri=f"streamflow://golden-datasets/{dataset.name}/{version.version}",
+    )
+    with transaction(rt.sessions) as session:
+        service.complete_run(
+            session,
+            organization_id=org.id,
+            run_id=run_id,
+            actor=actor,
+            metrics=metrics,
+            mlflow_run_id=mlflow_run_id,
+        )
+    log.info("evaluation.completed", run_id=str(run_id), mlflow_run_id=mlflow_run_id)
+    return time.perf_counter() - started
+
+
+@flow(name="evaluate-model-version", log_prints=False)
+def evaluate_model_version(
+    organization: str,
+    actor: str,
+    dataset: str,
+    model: str | None = None,
+    predictions_path: str | None = None,
+    agent_type: str | None = None,
+    force: bool = False,
+    batch_size: int | None = None,
+    use_stemmer: bool = True,
+    quality_weights: str | None = None,
+) -> EvaluationOutcome:
+    """Evaluate a model version (or a predictions file) on a golden dataset version."""
+    rt = runtime()
+    flow_run_id = _flow_run_id()
+    structlog.contextvars.bind_contextvars(flow_run_id=flow_run_id)
+    model_ref = registry.resolve(model) if model else None
+    predictions_file = None
+    if predictions_path:
+        path = Path(predictions_path)
+        predictions_file = service.PredictionsFile.read(path.read_bytes(), filename=path.name)
+    if model_ref is not None and agent_type is None:
+        agent_type = registry.model_version_info(model_ref.name, model_ref.version).agent_type or None
+    options = ScoringOptions(
+        use_stemmer=use_stemmer,
+        n_resamples=rt.evaluation.bootstrap_resamples,
+        confidence=rt.evaluation.confidence,
+        seed=rt.evaluation.seed,
+    )
+    request = service.EvaluationRequest(
+        dataset=dataset,
+        model_version=(model_ref.name, model_ref.version, model_ref.alias) if model_ref else None,
+        agent_type=agent_type,
+        predictions=predictions_file,
+        options=options,
+        quality_weights=quality_weights,
+        batch_size=batch_size or rt.evaluation.batch_size,
+        force=force,
+    )
+    prepared, seconds = prepare_evaluation(organization, actor, request)
+    run_id = prepared.run_id
+    structlog.contextvars.bind_contextvars(evaluation_run_id=str(run_id))
+    if prepared.reused:
+        log.info("evaluation.reused", run_id=str(run_id))
+        return EvaluationOutcome(str(run_id), True, False, 0, seconds)
+    with rt.sessions() as session:
+        org = get_organization(session, organization)
+        run = service.get_run(session, organization_id=org.id, run_id=run_id)
+        task_kind, run_batch_size = run.task, run.batch_size
+    total = prepared.batch_count
+    done = total - len(prepared.pending_batches)
+    report_progress("scoring", done, total)
+    try:
+        for batch_index in prepared.pending_batches:
+            rows = service.batch_rows(prepared.examples, batch_index, run_batch_size)
+            predictions = (
+                [predictions_file.predictions[i] for i in rows["id"]] if predictions_file else None
+            )
+            seconds += evaluate_batch(
+                run_id, batch_index, task_kind, rows, predictions, model_ref, options
+            )
+            done += 1
+            report_progress("scoring", done, total)
+        report_progress("aggregating", 0, 1)
+        seconds += aggregate_evaluation(organization, actor, run_id)
+        report_progress("aggregating", 1, 1)
+    except Exception as error:
+        with transaction(rt.sessions) as session:
+            org = get_organization(session, organization)
+            service.fail_run(
+                session, organization_id=org.id, run_id=run_id, actor=actor, error=str(error)
+            )
+        raise
+    return EvaluationOutcome(
+        str(run_id), False, prepared.resumed, len(prepared.pending_batches), seconds
+    )

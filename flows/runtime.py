@@ -1,0 +1,100 @@
+"""Resources a flow or command opens once per process: settings, database, registry."""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.db.engine import make_engine, make_sessionmaker
+from models.db.migrate import upgrade
+from models.registry import client as registry
+from models.settings import RegistrySettings, StorageSettings
+
+
+class EvaluationSettings(BaseSettings):
+    """Defaults of evaluation runs (`STREAMFLOW_EVAL_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_EVAL_", extra="ignore")
+
+    batch_size: int = 5000
+    """Examples per batch; one Prefect task per batch."""
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    processes: int = 2
+    """Worker processes for scoring large batches (this machine kind has 2 cores)."""
+    organization: str = "provider"
+    """Organisation slug the CLI acts as when `--org` is not given (`STREAMFLOW_EVAL_ORGANIZATION`)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Opened resources of this process."""
+
+    storage: StorageSettings
+    registry: RegistrySettings
+    evaluation: EvaluationSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+@cache
+def runtime() -> Runtime:
+    """The process's resources, opened on first use; the schema is migrated to head."""
+    storage = StorageSettings()
+    storage.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(storage.resolved_database_url())
+    upgrade(engine)
+    registry_settings = RegistrySettings()
+    registry.configure(registry_settings)
+    return Runtime(
+        storage=storage,
+        registry=registry_settings,
+        evaluation=EvaluationSettings(),
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+    )
+
+
+def reset_runtime() -> None:
+    """Forget the opened resources (tests switch databases between cases)."""
+    if runtime.cache_info().currsize:
+        runtime().engine.dispose()
+    runtime.cache_clear()
+
+
+def cli_actor() -> str:
+    """Who the CLI acts as in the audit log."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+ProgressListener = Callable[[str, int, int], None]
+_listeners: list[ProgressListener] = []
+
+
+def add_progress_listener(listener: ProgressListener) -> None:
+    """Be told (stage, done, total) while flows in this process work."""
+    _listeners.append(listener)
+
+
+def remove_progress_listener(listener: ProgressListener) -> None:
+    _listeners.remove(listener)
+
+
+def report_progress(stage: str, done: int, total: int) -> None:
+    for listener in list(_listeners):
+        listener(stage, done, total)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex

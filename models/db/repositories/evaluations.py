@@ -1,0 +1,151 @@
+"""Evaluation runs, their per-example scores and their aggregate metrics."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import String, cast, delete, insert, select
+from sqlalchemy.orm import Session
+
+from models.db.tables import EvaluationExampleScore, EvaluationMetric, EvaluationRun
+
+
+class EvaluationRepository:
+    """SQL for evaluations; every query is scoped by the owning organisation."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, organization_id: uuid.UUID, run_id: uuid.UUID) -> EvaluationRun | None:
+        return self.session.scalars(
+            select(EvaluationRun).where(
+                EvaluationRun.id == run_id, EvaluationRun.organization_id == organization_id
+            )
+        ).first()
+
+    def find_by_prefix(self, organization_id: uuid.UUID, prefix: str) -> list[EvaluationRun]:
+        """Runs whose id starts with `prefix` (users type short ids, as with git)."""
+        prefix = prefix.lower()
+        if self.session.get_bind().dialect.name == "sqlite":
+            # SQLite keeps UUIDs as 32 hex digits without dashes.
+            prefix = prefix.replace("-", "")
+        pattern = prefix.replace("%", "").replace("_", "") + "%"
+        return list(
+            self.session.scalars(
+                select(EvaluationRun).where(
+                    EvaluationRun.organization_id == organization_id,
+                    cast(EvaluationRun.id, String).like(pattern),
+                )
+            )
+        )
+
+    def find_reusable(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        subject_key: str,
+        golden_dataset_version_id: uuid.UUID,
+        config_hash: str,
+    ) -> EvaluationRun | None:
+        """The newest run of the same subject, dataset version and config (any status)."""
+        return self.session.scalars(
+            select(EvaluationRun)
+            .where(
+                EvaluationRun.organization_id == organization_id,
+                EvaluationRun.subject_key == subject_key,
+                EvaluationRun.golden_dataset_version_id == golden_dataset_version_id,
+                EvaluationRun.config_hash == config_hash,
+            )
+            .order_by(EvaluationRun.created_at.desc())
+            .limit(1)
+        ).first()
+
+    def add(self, run: EvaluationRun) -> EvaluationRun:
+        self.session.add(run)
+        self.session.flush()
+        return run
+
+    def page(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        before: tuple[Any, uuid.UUID] | None = None,
+        limit: int = 50,
+    ) -> list[EvaluationRun]:
+        """Runs newest first, a page at a time (keyset on created_at, id)."""
+        query = (
+            select(EvaluationRun)
+            .where(EvaluationRun.organization_id == organization_id)
+            .order_by(EvaluationRun.created_at.desc(), EvaluationRun.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            created_at, run_id = before
+            query = query.where(
+                (EvaluationRun.created_at < created_at)
+                | ((EvaluationRun.created_at == created_at) & (EvaluationRun.id < run_id))
+            )
+        return list(self.session.scalars(query))
+
+    def stored_batches(self, run_id: uuid.UUID) -> set[int]:
+        """Batch indexes whose scores are already stored (each batch lands whole or not at all)."""
+        rows = self.session.scalars(
+            select(EvaluationExampleScore.batch_index)
+            .where(EvaluationExampleScore.run_id == run_id)
+            .distinct()
+        )
+        return set(rows)
+
+    def insert_scores(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Bulk insert per-example score rows (one executemany)."""
+        if rows:
+            self.session.execute(insert(EvaluationExampleScore), list(rows))
+
+    def scores(
+        self,
+        run_id: uuid.UUID,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[EvaluationExampleScore]:
+        """Per-example scores ordered by example id, optionally a page after `after`."""
+        query = (
+            select(EvaluationExampleScore)
+            .where(EvaluationExampleScore.run_id == run_id)
+            .order_by(EvaluationExampleScore.example_id)
+        )
+        if after is not None:
+            query = query.where(EvaluationExampleScore.example_id > after)
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self.session.scalars(query))
+
+    def score_rows(self, run_id: uuid.UUID) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """(example_id, slice, prediction, scores) of every example, ordered by example id."""
+        result = self.session.execute(
+            select(
+                EvaluationExampleScore.example_id,
+                EvaluationExampleScore.slice,
+                EvaluationExampleScore.prediction,
+                EvaluationExampleScore.scores,
+            )
+            .where(EvaluationExampleScore.run_id == run_id)
+            .order_by(EvaluationExampleScore.example_id)
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in result]
+
+    def replace_metrics(self, run_id: uuid.UUID, metrics: Sequence[dict[str, Any]]) -> None:
+        self.session.execute(delete(EvaluationMetric).where(EvaluationMetric.run_id == run_id))
+        if metrics:
+            self.session.execute(insert(EvaluationMetric), [{"run_id": run_id, **m} for m in metrics])
+
+    def metrics(self, run_id: uuid.UUID) -> list[EvaluationMetric]:
+        return list(
+            self.session.scalars(
+                select(EvaluationMetric)
+                .where(EvaluationMetric.run_id == run_id)
+                .order_by(EvaluationMetric.slice, EvaluationMetric.name)
+            )
+        )

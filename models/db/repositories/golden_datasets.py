@@ -1,0 +1,125 @@
+"""Golden datasets and their immutable versions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from models.db.tables import GoldenDataset, GoldenDatasetVersion, Organization
+
+
+class GoldenDatasetRepository:
+    """SQL for golden datasets, scoped to what one organisation may see.
+
+    An organisation sees its own datasets and the provider's shared ones; its own win on a
+    name clash.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _visible(self, organization_id: uuid.UUID) -> Any:
+        provider_ids = select(Organization.id).where(Organization.kind == "provider")
+        return or_(
+            GoldenDataset.organization_id == organization_id,
+            GoldenDataset.organization_id.in_(provider_ids),
+        )
+
+    def get_by_name(self, organization_id: uuid.UUID, name: str) -> GoldenDataset | None:
+        rows = self.session.scalars(
+            select(GoldenDataset).where(self._visible(organization_id), GoldenDataset.name == name)
+        ).all()
+        own = [row for row in rows if row.organization_id == organization_id]
+        candidates = own or list(rows)
+        return candidates[0] if candidates else None
+
+    def get_owned(self, organization_id: uuid.UUID, name: str) -> GoldenDataset | None:
+        return self.session.scalars(
+            select(GoldenDataset).where(
+                GoldenDataset.organization_id == organization_id, GoldenDataset.name == name
+            )
+        ).first()
+
+    def add(self, *, organization_id: uuid.UUID, name: str, task: str) -> GoldenDataset:
+        dataset = GoldenDataset(organization_id=organization_id, name=name, task=task)
+        self.session.add(dataset)
+        self.session.flush()
+        return dataset
+
+    def list_visible(
+        self, organization_id: uuid.UUID, *, after: str | None = None, limit: int = 100
+    ) -> list[tuple[GoldenDataset, GoldenDatasetVersion | None]]:
+        """Datasets by name with their latest version, a page at a time (keyset on name)."""
+        latest = (
+            select(
+                GoldenDatasetVersion.golden_dataset_id,
+                func.max(GoldenDatasetVersion.version).label("version"),
+            )
+            .group_by(GoldenDatasetVersion.golden_dataset_id)
+            .subquery()
+        )
+        query = (
+            select(GoldenDataset, GoldenDatasetVersion)
+            .outerjoin(latest, latest.c.golden_dataset_id == GoldenDataset.id)
+            .outerjoin(
+                GoldenDatasetVersion,
+                (GoldenDatasetVersion.golden_dataset_id == GoldenDataset.id)
+                & (GoldenDatasetVersion.version == latest.c.version),
+            )
+            .where(self._visible(organization_id))
+            .order_by(GoldenDataset.name, GoldenDataset.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(GoldenDataset.name > after)
+        return [(row[0], row[1]) for row in self.session.execute(query)]
+
+    def versions(self, golden_dataset_id: uuid.UUID) -> list[GoldenDatasetVersion]:
+        return list(
+            self.session.scalars(
+                select(GoldenDatasetVersion)
+                .where(GoldenDatasetVersion.golden_dataset_id == golden_dataset_id)
+                .order_by(GoldenDatasetVersion.version)
+            )
+        )
+
+    def get_version(
+        self, golden_dataset_id: uuid.UUID, version: int | None = None
+    ) -> GoldenDatasetVersion | None:
+        """A version by number, or the latest when `version` is None."""
+        query = select(GoldenDatasetVersion).where(
+            GoldenDatasetVersion.golden_dataset_id == golden_dataset_id
+        )
+        if version is None:
+            query = query.order_by(GoldenDatasetVersion.version.desc())
+        else:
+            query = query.where(GoldenDatasetVersion.version == version)
+        return self.session.scalars(query.limit(1)).first()
+
+    def get_version_by_id(
+        self, organization_id: uuid.UUID, version_id: uuid.UUID
+    ) -> tuple[GoldenDataset, GoldenDatasetVersion] | None:
+        row = self.session.execute(
+            select(GoldenDataset, GoldenDatasetVersion)
+            .join(GoldenDatasetVersion, GoldenDatasetVersion.golden_dataset_id == GoldenDataset.id)
+            .where(GoldenDatasetVersion.id == version_id, self._visible(organization_id))
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def get_version_by_hash(
+        self, golden_dataset_id: uuid.UUID, content_hash: str
+    ) -> GoldenDatasetVersion | None:
+        return self.session.scalars(
+            select(GoldenDatasetVersion).where(
+                GoldenDatasetVersion.golden_dataset_id == golden_dataset_id,
+                GoldenDatasetVersion.content_hash == content_hash,
+            )
+        ).first()
+
+    def add_version(self, version: GoldenDatasetVersion) -> GoldenDatasetVersion:
+        self.session.add(version)
+        self.session.flush()
+        return version

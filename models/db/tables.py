@@ -1,0 +1,193 @@
+"""StreamFlow's tables. A table class never has "Model" in its name: "model" means an ML model."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.db.base import Base, new_id, utcnow
+
+ORGANIZATION_KINDS = ("provider", "tenant")
+ORGANIZATION_STATUSES = ("active", "suspended")
+EVALUATION_STATUSES = ("pending", "running", "completed", "failed")
+
+
+class Organization(Base):
+    """The provider running the platform, or one of its tenants."""
+
+    __tablename__ = "organizations"
+    __table_args__ = (
+        CheckConstraint("kind IN ('provider', 'tenant')", name="kind"),
+        CheckConstraint("status IN ('active', 'suspended')", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of an organisation: looked up by its public prefix, stored only as a hash."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditLogEntry(Base):
+    """One mutation: who did what to which object, in which request or flow run."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_org_time", "organization_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"), default=None
+    )
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target_type: Mapped[str] = mapped_column(String(100))
+    target_id: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    flow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class GoldenDataset(Base):
+    """A named golden dataset of one organisation; its content lives in immutable versions."""
+
+    __tablename__ = "golden_datasets"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GoldenDatasetVersion(Base):
+    """One immutable, content-addressed version of a golden dataset, stored as Parquet."""
+
+    __tablename__ = "golden_dataset_versions"
+    __table_args__ = (
+        UniqueConstraint("golden_dataset_id", "version"),
+        UniqueConstraint("golden_dataset_id", "content_hash"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    golden_dataset_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("golden_datasets.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(Integer)
+    storage_path: Mapped[str] = mapped_column(String(500))
+    source_filename: Mapped[str] = mapped_column(String(500))
+    slice_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvaluationRun(Base):
+    """An evaluation of one model version (or predictions file) on one golden dataset version."""
+
+    __tablename__ = "evaluation_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'running', 'completed', 'failed')", name="status"
+        ),
+        Index("ix_evaluation_runs_lookup", "organization_id", "subject_key", "config_hash"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    golden_dataset_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("golden_dataset_versions.id", ondelete="RESTRICT"), index=True
+    )
+    task: Mapped[str] = mapped_column(String(32))
+    agent_type: Mapped[str] = mapped_column(String(64))
+    registered_model_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    model_version: Mapped[str | None] = mapped_column(String(32), default=None)
+    model_alias: Mapped[str | None] = mapped_column(String(64), default=None)
+    predictions_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    predictions_filename: Mapped[str | None] = mapped_column(String(500), default=None)
+    subject_key: Mapped[str] = mapped_column(String(300))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    batch_size: Mapped[int] = mapped_column(Integer)
+    batch_count: Mapped[int] = mapped_column(Integer, default=0)
+    example_count: Mapped[int] = mapped_column(Integer, default=0)
+    flow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class EvaluationExampleScore(Base):
+    """The scores of one golden example in one evaluation run; exactly one per run and example."""
+
+    __tablename__ = "evaluation_example_scores"
+    __table_args__ = (Index("ix_evaluation_example_scores_batch", "run_id", "batch_index"),)
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("evaluation_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    example_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    batch_index: Mapped[int] = mapped_column(Integer)
+    slice: Mapped[str] = mapped_column(String(200), default="")
+    prediction: Mapped[str] = mapped_column(Text)
+    scores: Mapped[dict[str, Any]] = mapped_column()
+
+
+class EvaluationMetric(Base):
+    """An aggregate metric of a run, overall (slice "") or per slice, with its bootstrap CI."""
+
+    __tablename__ = "evaluation_metrics"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("evaluation_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    slice: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)

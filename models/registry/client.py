@@ -1,0 +1,214 @@
+"""Model versions in the MLflow registry: register, alias, resolve, load.
+
+A model version is an MLflow pyfunc registered under a name, tagged with `agent_type` and
+`task`. References are written `NAME@VERSION` or `NAME@ALIAS` (`champion`, `challenger`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PythonModel
+
+from models.registry.aliases import ALIASES
+from models.settings import RegistrySettings
+
+_REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)@(?P<selector>[A-Za-z0-9_\-]+)$")
+
+
+class ModelVersionNotFound(LookupError):
+    """A model version reference that the registry cannot resolve."""
+
+
+class InvalidModelReference(ValueError):
+    """A model version reference that is not `NAME@VERSION` or `NAME@ALIAS`."""
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """A resolved model version: its registered name, number, and the alias it was asked by."""
+
+    name: str
+    version: str
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A model version as listed: reference, tags, aliases, creation time (ms since epoch)."""
+
+    name: str
+    version: str
+    agent_type: str
+    task: str
+    aliases: tuple[str, ...]
+    description: str
+    created_at_ms: int
+
+
+class AgentPyfunc(PythonModel):  # type: ignore[misc]
+    """An MLflow pyfunc around any agent object with `predict(list[str]) -> list[str]`."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> list[str]:  # noqa: ARG002
+        if isinstance(model_input, pd.DataFrame):
+            texts = model_input["input"].astype(str).tolist()
+        else:
+            texts = [str(text) for text in model_input]
+        return [str(prediction) for prediction in self.agent.predict(texts)]
+
+
+def configure(settings: RegistrySettings) -> None:
+    """Point MLflow's tracking and registry at the configured store."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    uri = settings.resolved_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
+def experiment_id(settings: RegistrySettings) -> str:
+    """The id of StreamFlow's evaluation experiment, created on first use."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(
+        client.create_experiment(
+            settings.mlflow_experiment, artifact_location=settings.resolved_artifact_root()
+        )
+    )
+
+
+def register_model_version(
+    name: str,
+    agent: Any,
+    *,
+    agent_type: str,
+    task: str,
+    description: str = "",
+    experiment: str,
+) -> ModelVersionRef:
+    """Log `agent` as a pyfunc and register it as the next version of `name`."""
+    with mlflow.start_run(experiment_id=experiment, run_name=f"register-{name}"):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=AgentPyfunc(agent),
+            registered_model_name=name,
+            pip_requirements=[],
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_registered_model_tag(name, "agent_type", agent_type)
+    client.set_registered_model_tag(name, "task", task)
+    client.set_model_version_tag(name, version, "agent_type", agent_type)
+    client.set_model_version_tag(name, version, "task", task)
+    if description:
+        client.update_model_version(name, version, description=description)
+    return ModelVersionRef(name=name, version=version)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point `alias` of `name` at `version`."""
+    if alias not in ALIASES:
+        raise InvalidModelReference(f"alias {alias!r} is not one of {', '.join(ALIASES)}")
+    _get_version(name, version)
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def parse_reference(reference: str) -> tuple[str, str]:
+    """Split `NAME@VERSION|NAME@ALIAS` into its two parts."""
+    match = _REFERENCE.match(reference.strip())
+    if match is None:
+        raise InvalidModelReference(
+            f"model reference {reference!r} must be NAME@VERSION or NAME@ALIAS "
+            f"(e.g. intent-classifier@3 or intent-classifier@champion)"
+        )
+    return match["name"], match["selector"]
+
+
+def resolve(reference: str) -> ModelVersionRef:
+    """The model version a reference names right now."""
+    name, selector = parse_reference(reference)
+    if selector.isdigit():
+        _get_version(name, selector)
+        return ModelVersionRef(name=name, version=selector)
+    try:
+        found = MlflowClient().get_model_version_by_alias(name, selector)
+    except MlflowException as error:
+        raise ModelVersionNotFound(f"{name} has no alias {selector!r}") from error
+    return ModelVersionRef(name=name, version=str(found.version), alias=selector)
+
+
+def model_version_info(name: str, version: str) -> ModelVersionInfo:
+    """Tags and aliases of one model version."""
+    found = _get_version(name, version)
+    return _info(found)
+
+
+def list_model_versions(name: str | None = None) -> list[ModelVersionInfo]:
+    """Every registered model version (optionally of one name), newest first per name."""
+    client = MlflowClient()
+    query = f"name = '{name}'" if name else ""
+    found = client.search_model_versions(query, max_results=10_000)
+    versions = [_info(version) for version in found]
+    return sorted(versions, key=lambda v: (v.name, -int(v.version)))
+
+
+def _info(found: Any) -> ModelVersionInfo:
+    tags = dict(found.tags or {})
+    aliases = tuple(sorted(found.aliases or ()))
+    if not aliases:
+        # search_model_versions does not fill aliases on every store; ask per version.
+        detail = MlflowClient().get_model_version(found.name, found.version)
+        aliases = tuple(sorted(detail.aliases or ()))
+    return ModelVersionInfo(
+        name=found.name,
+        version=str(found.version),
+        agent_type=tags.get("agent_type", ""),
+        task=tags.get("task", ""),
+        aliases=aliases,
+        description=found.description or "",
+        created_at_ms=int(found.creation_timestamp or 0),
+    )
+
+
+def _get_version(name: str, version: str) -> Any:
+    try:
+        return MlflowClient().get_model_version(name, version)
+    except MlflowException as error:
+        raise ModelVersionNotFound(f"model version {name}@{version} is not registered") from error
+
+
+_loaded: dict[tuple[str, str, str], Any] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_model(ref: ModelVersionRef) -> Any:
+    """The pyfunc of a model version, loaded once per process and tracking store."""
+    key = (mlflow.get_tracking_uri(), ref.name, ref.version)
+    with _loaded_lock:
+        if key not in _loaded:
+            _loaded[key] = mlflow.pyfunc.load_model(ref.uri)
+        return _loaded[key]
+
+
+def predict(ref: ModelVersionRef, inputs: list[str]) -> list[str]:
+    """Predictions of a model version for a batch of inputs."""
+    model = load_model(ref)
+    return [str(p) for p in model.predict(pd.DataFrame({"input": inputs}))]

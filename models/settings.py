@@ -1,0 +1,67 @@
+"""Where StreamFlow keeps its state: one settings object per concern, prefix `STREAMFLOW_`.
+
+The embedded default needs no variable: everything lives under `.streamflow/` in the working
+directory (SQLite database, MLflow store and artifacts, golden dataset Parquet files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StorageSettings(BaseSettings):
+    """The system of record and the folder for files StreamFlow writes."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+
+    home: Path = Path(".streamflow")
+    """Folder for the embedded default's files (`STREAMFLOW_HOME`)."""
+    database_url: str | None = None
+    """SQLAlchemy URL, e.g. `postgresql+psycopg://app@db/streamflow`; default SQLite under home."""
+
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the configured one or the embedded SQLite file."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{(self.home / 'streamflow.db').resolve()}"
+
+    @property
+    def golden_dataset_dir(self) -> Path:
+        """Folder holding one Parquet file per golden dataset version."""
+        return self.home / "golden_datasets"
+
+
+class RegistrySettings(BaseSettings):
+    """The MLflow tracking store and model registry."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+
+    home: Path = Path(".streamflow")
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking server or store URI; default a SQLite store under home."""
+    mlflow_artifact_root: str | None = None
+    """Where new MLflow experiments keep artifacts; default a folder under home."""
+    mlflow_experiment: str = "streamflow-evaluations"
+    """MLflow experiment that evaluation runs are logged to."""
+
+    def resolved_tracking_uri(self) -> str:
+        """The tracking URI in force."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def resolved_artifact_root(self) -> str:
+        """The artifact root in force, as a URI."""
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        return (self.home / "mlartifacts").resolve().as_uri()
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given without a driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

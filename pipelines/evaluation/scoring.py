@@ -1,0 +1,276 @@
+"""Per-example scores and the aggregates, CIs and comparisons built on them.
+
+Pure core: frames and arrays in, frozen dataclasses out. `service.py` does the storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipelines.evaluation.metrics import (
+    ClassificationSuite,
+    TextGenerationSuite,
+    classes_of,
+    score_classification,
+    score_text_generation,
+)
+from pipelines.evaluation.quality import QualityWeights, quality_score
+from pipelines.evaluation.rouge import ROUGE_COLUMNS, score_rouge
+from pipelines.evaluation.statistics import (
+    Replicates,
+    bootstrap,
+    confidence_intervals,
+    holm,
+    mcnemar,
+    paired_bootstrap,
+)
+from pipelines.evaluation.suite import MetricSuite
+
+CLASSIFICATION = "classification"
+TEXT_GENERATION = "text_generation"
+ALL_EXAMPLES = ""
+"""The slice name of the overall aggregate."""
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How examples are scored and aggregated; part of an evaluation's identity."""
+
+    use_stemmer: bool = True
+    n_resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One aggregate metric, overall (slice "") or for one slice, with its bootstrap CI."""
+
+    slice: str
+    name: str
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class MetricDifference:
+    """A paired difference b - a of one metric, with its CI and p-value."""
+
+    slice: str
+    name: str
+    a: float | None
+    b: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_value_holm: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class McNemarRow:
+    """McNemar's test on a 0/1 metric: discordant counts and the exact p-value."""
+
+    metric: str
+    only_a_correct: int
+    only_b_correct: int
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Run b against run a on the same examples: overall, per slice, and McNemar."""
+
+    n: int
+    overall: tuple[MetricDifference, ...]
+    slices: tuple[MetricDifference, ...]
+    mcnemar: tuple[McNemarRow, ...] = field(default_factory=tuple)
+
+
+def score_examples(
+    task: str,
+    *,
+    predictions: Sequence[str],
+    expected: Sequence[str],
+    use_stemmer: bool = True,
+    processes: int = 1,
+) -> pd.DataFrame:
+    """Per-example scores, one row per example in input order.
+
+    Text generation: ROUGE (P/R/F), exact match, sentence BLEU and chrF, and the sufficient
+    statistics of corpus BLEU and chrF. Classification: label, prediction, correct.
+    """
+    if task == CLASSIFICATION:
+        return score_classification(predictions, expected)
+    rouge = score_rouge(predictions, expected, use_stemmer=use_stemmer, processes=processes)
+    other = score_text_generation(predictions, expected)
+    return pd.concat([rouge.reset_index(drop=True), other.reset_index(drop=True)], axis=1)
+
+
+def suite_for(task: str, scores: Sequence[pd.DataFrame]) -> MetricSuite:
+    """The metric suite of a task; classification classes span every frame given."""
+    if task == CLASSIFICATION:
+        labels = [label for frame in scores for label in frame["label"].astype(str)]
+        predictions = [p for frame in scores for p in frame["prediction"].astype(str)]
+        return ClassificationSuite(classes_of(labels, predictions))
+    return TextGenerationSuite([*ROUGE_COLUMNS, "exact_match"])
+
+
+def summarize(
+    task: str,
+    scores: pd.DataFrame,
+    *,
+    slices: Sequence[str],
+    options: ScoringOptions,
+    quality: QualityWeights | None,
+) -> list[MetricRow]:
+    """Every metric with its CI, overall and per non-empty slice; plus the quality score."""
+    suite = suite_for(task, [scores])
+    statistics = suite.statistics(scores)
+    rows = _estimate(ALL_EXAMPLES, suite, statistics, options, quality, seed=options.seed)
+    slice_array = np.asarray(slices, dtype=object)
+    for position, name in enumerate(sorted({s for s in slices if s})):
+        mask = slice_array == name
+        rows += _estimate(name, suite, statistics[mask], options, quality, options.seed + position + 1)
+    return rows
+
+
+def _estimate(
+    slice_name: str,
+    suite: MetricSuite,
+    statistics: np.ndarray,
+    options: ScoringOptions,
+    quality: QualityWeights | None,
+    seed: int,
+) -> list[MetricRow]:
+    replicates = bootstrap(statistics, suite, n_resamples=options.n_resamples, seed=seed)
+    parts: list[Replicates] = [replicates]
+    if quality is not None:
+        parts.append(quality_score(replicates, quality))
+    rows: list[MetricRow] = []
+    for part in parts:
+        for name, estimate in confidence_intervals(part, confidence=options.confidence).items():
+            rows.append(
+                MetricRow(
+                    slice=slice_name,
+                    name=name,
+                    value=_finite(estimate.value),
+                    ci_low=_finite(estimate.ci_low),
+                    ci_high=_finite(estimate.ci_high),
+                    n=estimate.n,
+                )
+            )
+    return rows
+
+
+def compare(
+    task: str,
+    scores_a: pd.DataFrame,
+    scores_b: pd.DataFrame,
+    *,
+    slices: Sequence[str],
+    options: ScoringOptions,
+    quality: QualityWeights | None,
+) -> Comparison:
+    """Paired comparison of two runs whose rows are the same examples in the same order."""
+    if len(scores_a) != len(scores_b):
+        raise ValueError("paired comparison needs the same examples in both runs")
+    suite = suite_for(task, [scores_a, scores_b])
+    stats_a, stats_b = suite.statistics(scores_a), suite.statistics(scores_b)
+    overall = _paired(ALL_EXAMPLES, suite, stats_a, stats_b, options, quality, options.seed)
+    slice_array = np.asarray(slices, dtype=object)
+    per_slice: list[MetricDifference] = []
+    for position, name in enumerate(sorted({s for s in slices if s})):
+        mask = slice_array == name
+        per_slice += _paired(
+            name, suite, stats_a[mask], stats_b[mask], options, quality, options.seed + position + 1
+        )
+    tests = []
+    column = "correct" if task == CLASSIFICATION else "exact_match"
+    result = mcnemar(
+        scores_a[column].to_numpy(dtype=float) > 0.5, scores_b[column].to_numpy(dtype=float) > 0.5
+    )
+    tests.append(
+        McNemarRow(
+            metric="accuracy" if task == CLASSIFICATION else "exact_match",
+            only_a_correct=int(result.b),
+            only_b_correct=int(result.c),
+            p_value=float(result.p_value),
+        )
+    )
+    return Comparison(
+        n=len(scores_a),
+        overall=tuple(overall),
+        slices=tuple(_holm_per_metric(per_slice)),
+        mcnemar=tuple(tests),
+    )
+
+
+def _paired(
+    slice_name: str,
+    suite: MetricSuite,
+    stats_a: np.ndarray,
+    stats_b: np.ndarray,
+    options: ScoringOptions,
+    quality: QualityWeights | None,
+    seed: int,
+) -> list[MetricDifference]:
+    differences = paired_bootstrap(
+        stats_a,
+        stats_b,
+        suite,
+        n_resamples=options.n_resamples,
+        seed=seed,
+        confidence=options.confidence,
+        quality=quality,
+    )
+    return [
+        MetricDifference(
+            slice=slice_name,
+            name=name,
+            a=_finite(d.a),
+            b=_finite(d.b),
+            difference=_finite(d.difference),
+            ci_low=_finite(d.ci_low),
+            ci_high=_finite(d.ci_high),
+            p_value=_finite(d.p_value),
+            p_value_holm=None,
+            n=d.n,
+        )
+        for name, d in differences.items()
+    ]
+
+
+def _holm_per_metric(rows: list[MetricDifference]) -> list[MetricDifference]:
+    """Holm-adjust each metric's p-values across slices (one family per metric)."""
+    by_metric: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        if row.p_value is not None:
+            by_metric.setdefault(row.name, []).append(index)
+    adjusted: dict[int, float] = {}
+    for indexes in by_metric.values():
+        values = holm([rows[i].p_value or 0.0 for i in indexes])
+        adjusted.update(zip(indexes, values, strict=True))
+    return [
+        MetricDifference(**{**row.__dict__, "p_value_holm": adjusted.get(index)})
+        for index, row in enumerate(rows)
+    ]
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def metric_lookup(rows: Sequence[MetricRow]) -> Mapping[tuple[str, str], MetricRow]:
+    """Rows keyed by (slice, name)."""
+    return {(row.slice, row.name): row for row in rows}

@@ -1,0 +1,454 @@
+"""Evaluation use cases: prepare (or reuse, or resume) a run, score a batch, aggregate, compare."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import structlog
+from sqlalchemy.orm import Session
+
+from models.db.repositories.audit import AuditRepository
+from models.db.repositories.evaluations import EvaluationRepository
+from models.db.repositories.golden_datasets import GoldenDatasetRepository
+from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
+from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.evaluation.quality import (
+    DEFAULT_QUALITY_WEIGHTS,
+    QualityWeights,
+    parse_quality_weights,
+)
+from pipelines.evaluation.scoring import (
+    CLASSIFICATION,
+    Comparison,
+    MetricRow,
+    ScoringOptions,
+    compare,
+    score_examples,
+    summarize,
+)
+from pipelines.golden_datasets.service import load_version_frame, resolve_version
+
+log = structlog.get_logger()
+
+DEFAULT_AGENT_TYPES = {CLASSIFICATION: "intent_classifier", "text_generation": "summarizer"}
+
+
+@dataclass(frozen=True)
+class PredictionsFile:
+    """Predictions produced elsewhere: example id → prediction, with a content digest."""
+
+    filename: str
+    predictions: dict[str, str]
+    digest: str
+
+    @classmethod
+    def read(cls, data: bytes, *, filename: str) -> PredictionsFile:
+        """Parse a CSV, JSONL or Parquet file with columns `id` and `prediction`."""
+        suffix = Path(filename).suffix.lower()
+        try:
+            if suffix == ".csv":
+                frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+            elif suffix in (".jsonl", ".ndjson"):
+                frame = pd.read_json(io.BytesIO(data), lines=True, dtype=False)
+            elif suffix == ".parquet":
+                frame = pd.read_parquet(io.BytesIO(data))
+            else:
+                raise InvalidInput(
+                    f"predictions file {filename!r}: use .csv, .jsonl or .parquet"
+                )
+        except InvalidInput:
+            raise
+        except Exception as error:
+            raise InvalidInput(
+                f"predictions file {filename!r} could not be read as {suffix}: {error}"
+            ) from error
+        missing = {"id", "prediction"} - set(frame.columns)
+        if missing:
+            raise InvalidInput(
+                f"predictions file {filename!r} lacks column(s) {', '.join(sorted(missing))}; "
+                f"it needs `id` and `prediction` (found: {', '.join(map(str, frame.columns))})"
+            )
+        ids = frame["id"].astype(str).str.strip()
+        duplicated = ids[ids.duplicated()].unique().tolist()
+        if duplicated:
+            raise InvalidInput(
+                f"predictions file {filename!r}: duplicate id(s) {', '.join(duplicated[:10])}; "
+                "keep one prediction per example"
+            )
+        predictions = dict(zip(ids, frame["prediction"].fillna("").astype(str), strict=True))
+        canonical = json.dumps(sorted(predictions.items()), ensure_ascii=False).encode()
+        return cls(filename, predictions, hashlib.sha256(canonical).hexdigest())
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """What to evaluate: a model version or a predictions file, on a golden dataset version."""
+
+    dataset: str
+    model_version: tuple[str, str, str | None] | None = None
+    """(registered model name, version, alias asked for), already resolved."""
+    agent_type: str | None = None
+    predictions: PredictionsFile | None = None
+    options: ScoringOptions = ScoringOptions()
+    quality_weights: str | None = None
+    batch_size: int = 5000
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedEvaluation:
+    """A run ready to score: which batches remain, and the examples they cover."""
+
+    run_id: uuid.UUID
+    reused: bool
+    resumed: bool
+    batch_count: int
+    pending_batches: tuple[int, ...]
+    examples: pd.DataFrame
+
+
+def prepare_evaluation(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    actor: str,
+    request: EvaluationRequest,
+    storage_dir: Path,
+    flow_run_id: str | None,
+) -> PreparedEvaluation:
+    """Reuse a finished run of the same inputs, resume an unfinished one, or start a new one."""
+    if (request.model_version is None) == (request.predictions is None):
+        raise InvalidInput("give exactly one of --model NAME@VERSION or --predictions FILE")
+    if request.batch_size < 1:
+        raise InvalidInput("--batch-size must be at least 1")
+    dataset, version = resolve_version(
+        session, organization_id=organization_id, reference=request.dataset
+    )
+    examples = load_version_frame(storage_dir, version).sort_values("id", ignore_index=True)
+    agent_type = request.agent_type or DEFAULT_AGENT_TYPES[dataset.task]
+    quality = quality_weights_for(agent_type, dataset.task, request.quality_weights)
+    if request.predictions is not None:
+        _check_predictions_cover(request.predictions, examples)
+        subject_key = f"predictions:{request.predictions.digest}"
+    else:
+        assert request.model_version is not None
+        subject_key = f"model:{request.model_version[0]}@{request.model_version[1]}"
+    config = {
+        "task": dataset.task,
+        "agent_type": agent_type,
+        "options": asdict(request.options),
+        "quality_weights": None if quality is None else dict(quality.weights),
+    }
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    runs = EvaluationRepository(session)
+    existing = None
+    if not request.force:
+        existing = runs.find_reusable(
+            organization_id,
+            subject_key=subject_key,
+            golden_dataset_version_id=version.id,
+            config_hash=config_hash,
+        )
+    if existing is not None:
+        done = runs.stored_batches(existing.id)
+        pending = tuple(i for i in range(existing.batch_count) if i not in done)
+        reused = existing.status == "completed"
+        if not reused:
+            existing.status = "running"
+            existing.flow_run_id = flow_run_id
+            log.info("evaluation.resumed", run_id=str(existing.id), pending_batches=len(pending))
+        return PreparedEvaluation(
+            existing.id, reused, not reused, existing.batch_count, pending, examples
+        )
+
+    batch_count = max(1, -(-len(examples) // request.batch_size))
+    name, number, alias = request.model_version or (None, None, None)
+    run = runs.add(
+        EvaluationRun(
+            organization_id=organization_id,
+            golden_dataset_version_id=version.id,
+            task=dataset.task,
+            agent_type=agent_type,
+            registered_model_name=name,
+            model_version=number,
+            model_alias=alias,
+            predictions_digest=request.predictions.digest if request.predictions else None,
+            predictions_filename=request.predictions.filename if request.predictions else None,
+            subject_key=subject_key,
+            config=config,
+            config_hash=config_hash,
+            status="running",
+            batch_size=request.batch_size,
+            batch_count=batch_count,
+            example_count=len(examples),
+            flow_run_id=flow_run_id,
+            started_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+        )
+    )
+    AuditRepository(session).record(
+        actor=actor,
+        organization_id=organization_id,
+        action="evaluation_run.created",
+        target_type="evaluation_run",
+        target_id=str(run.id),
+        details={"subject": subject_key, "dataset": f"{dataset.name}@{version.version}"},
+    )
+    log.info("evaluation.created", run_id=str(run.id), subject=subject_key, batches=batch_count)
+    return PreparedEvaluation(run.id, False, False, batch_count, tuple(range(batch_count)), examples)
+
+
+def quality_weights_for(
+    agent_type: str, task: str, spec: str | None
+) -> QualityWeights | None:
+    """The declared quality weighting for an agent type (an explicit spec wins)."""
+    if spec:
+        return parse_quality_weights(agent_type, spec)
+    if agent_type in DEFAULT_QUALITY_WEIGHTS:
+        return DEFAULT_QUALITY_WEIGHTS[agent_type]
+    fallback = DEFAULT_AGENT_TYPES[task]
+    return DEFAULT_QUALITY_WEIGHTS.get(fallback)
+
+
+def _check_predictions_cover(predictions: PredictionsFile, examples: pd.DataFrame) -> None:
+    ids = set(examples["id"])
+    missing = sorted(ids - predictions.predictions.keys())
+    extra = sorted(predictions.predictions.keys() - ids)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} example(s) have no prediction (e.g. {', '.join(missing[:5])})")
+        if extra:
+            parts.append(f"{len(extra)} id(s) are not in the dataset (e.g. {', '.join(extra[:5])})")
+        raise InvalidInput(
+            f"predictions file {predictions.filename!r}: {'; '.join(parts)}; "
+            "the file needs exactly one prediction per golden example id"
+        )
+
+
+def batch_rows(examples: pd.DataFrame, batch_index: int, batch_size: int) -> pd.DataFrame:
+    """The examples of one batch (examples are ordered by id)."""
+    return examples.iloc[batch_index * batch_size : (batch_index + 1) * batch_size]
+
+
+def score_batch(
+    *,
+    task: str,
+    examples: pd.DataFrame,
+    predictions: Sequence[str],
+    options: ScoringOptions,
+    processes: int = 1,
+) -> pd.DataFrame:
+    """Per-example scores of one batch (pure; no storage)."""
+    return score_examples(
+        task,
+        predictions=predictions,
+        expected=examples["expected"].astype(str).tolist(),
+        use_stemmer=options.use_stemmer,
+        processes=processes,
+    )
+
+
+def store_batch(
+    session: Session,
+    *,
+    run_id: uuid.UUID,
+    batch_index: int,
+    examples: pd.DataFrame,
+    predictions: Sequence[str],
+    scores: pd.DataFrame,
+) -> int:
+    """Insert one batch's per-example scores; the whole batch lands in one transaction."""
+    records = scores.to_dict(orient="records")
+    slices = examples["slice"].fillna("").astype(str).tolist()
+    rows = [
+        {
+            "run_id": run_id,
+            "example_id": example_id,
+            "batch_index": batch_index,
+            "slice": slice_name,
+            "prediction": prediction,
+            "scores": _compact(record),
+        }
+        for example_id, slice_name, prediction, record in zip(
+            examples["id"].tolist(), slices, predictions, records, strict=True
+        )
+    ]
+    EvaluationRepository(session).insert_scores(rows)
+    return len(rows)
+
+
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    """Integral floats as ints, so stored JSON stays small and exact."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, float) and value.is_integer():
+            out[key] = int(value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_scores(session: Session, run_id: uuid.UUID) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """(scores frame, slices, example ids) of a run, ordered by example id."""
+    rows = EvaluationRepository(session).score_rows(run_id)
+    frame = pd.DataFrame.from_records([row[3] for row in rows])
+    return frame, [row[1] for row in rows], [row[0] for row in rows]
+
+
+def aggregate_run(
+    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID
+) -> list[MetricRow]:
+    """Compute every aggregate of a fully scored run (pure over its stored scores)."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    scores, slices, ids = load_scores(session, run.id)
+    if len(ids) != run.example_count:
+        raise Conflict(
+            f"run {run.id} has {len(ids)} of {run.example_count} example scores; "
+            "rerun the evaluation to finish the missing batches"
+        )
+    options = ScoringOptions(**run.config["options"])
+    quality = _stored_quality(run)
+    return summarize(run.task, scores, slices=slices, options=options, quality=quality)
+
+
+def complete_run(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_id: uuid.UUID,
+    actor: str,
+    metrics: Sequence[MetricRow],
+    mlflow_run_id: str | None,
+) -> EvaluationRun:
+    """Store the aggregates and mark the run completed (one transaction)."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    EvaluationRepository(session).replace_metrics(
+        run.id,
+        [
+            {
+                "slice": m.slice,
+                "name": m.name,
+                "value": m.value,
+                "ci_low": m.ci_low,
+                "ci_high": m.ci_high,
+                "n": m.n,
+            }
+            for m in metrics
+        ],
+    )
+    run.status = "completed"
+    run.mlflow_run_id = mlflow_run_id
+    run.finished_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    AuditRepository(session).record(
+        actor=actor,
+        organization_id=organization_id,
+        action="evaluation_run.completed",
+        target_type="evaluation_run",
+        target_id=str(run.id),
+        details={"metrics": len(metrics), "mlflow_run_id": mlflow_run_id},
+    )
+    return run
+
+
+def fail_run(
+    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID, actor: str, error: str
+) -> None:
+    """Mark a run failed with the error users will see."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    run.status = "failed"
+    run.error = error[:4000]
+    run.finished_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    AuditRepository(session).record(
+        actor=actor,
+        organization_id=organization_id,
+        action="evaluation_run.failed",
+        target_type="evaluation_run",
+        target_id=str(run.id),
+        details={"error": error[:500]},
+    )
+
+
+def _stored_quality(run: EvaluationRun) -> QualityWeights | None:
+    weights = run.config.get("quality_weights")
+    if not weights:
+        return None
+    spec = ",".join(f"{name}={weight!r}" for name, weight in weights.items())
+    return parse_quality_weights(run.agent_type, spec)
+
+
+def get_run(session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str) -> EvaluationRun:
+    """A run of this organisation by id or unique id prefix."""
+    runs = EvaluationRepository(session)
+    if isinstance(run_id, uuid.UUID):
+        found = runs.get(organization_id, run_id)
+        if found is None:
+            raise NotFound(f"evaluation run {run_id} not found")
+        return found
+    text = run_id.strip()
+    if len(text) < 4:
+        raise InvalidInput(f"run id {text!r} is too short; give at least 4 characters")
+    matches = runs.find_by_prefix(organization_id, text)
+    if not matches:
+        raise NotFound(f"evaluation run {text!r} not found; `streamflow eval list` shows runs")
+    if len(matches) > 1:
+        raise InvalidInput(f"run id {text!r} matches {len(matches)} runs; give more characters")
+    return matches[0]
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Two runs on the same golden dataset version, compared example by example."""
+
+    run_a: EvaluationRun
+    run_b: EvaluationRun
+    comparison: Comparison
+
+
+def compare_runs(
+    session: Session, *, organization_id: uuid.UUID, run_a: str, run_b: str
+) -> RunComparison:
+    """Paired comparison of run b against run a."""
+    first = get_run(session, organization_id=organization_id, run_id=run_a)
+    second = get_run(session, organization_id=organization_id, run_id=run_b)
+    for run in (first, second):
+        if run.status != "completed":
+            raise Conflict(f"run {run.id} is {run.status}; compare completed runs only")
+    if first.golden_dataset_version_id != second.golden_dataset_version_id:
+        raise Conflict(
+            "runs were evaluated on different golden dataset versions; a paired comparison "
+            "needs the same examples (evaluate both on one NAME@VERSION)"
+        )
+    scores_a, slices, ids_a = load_scores(session, first.id)
+    scores_b, _, ids_b = load_scores(session, second.id)
+    if ids_a != ids_b:
+        raise Conflict("the runs do not cover the same examples")
+    options = ScoringOptions(**first.config["options"])
+    comparison = compare(
+        first.task,
+        scores_a,
+        scores_b,
+        slices=slices,
+        options=options,
+        quality=_stored_quality(first),
+    )
+    return RunComparison(first, second, comparison)
+
+
+def run_dataset(
+    session: Session, *, organization_id: uuid.UUID, run: EvaluationRun
+) -> tuple[GoldenDataset, GoldenDatasetVersion]:
+    """The golden dataset and version a run evaluated."""
+    found = GoldenDatasetRepository(session).get_version_by_id(
+        organization_id, run.golden_dataset_version_id
+    )
+    if found is None:
+        raise NotFound(f"golden dataset version of run {run.id} not found")
+    return found
