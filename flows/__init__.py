@@ -1,13 +1,19 @@
 """When things run: Prefect flows and the `streamflow` CLI that starts them."""
 
 import os
+import warnings
 from pathlib import Path
 
 # The embedded default keeps Prefect's own state beside StreamFlow's, and nothing phones home.
-os.environ.setdefault(
-    "PREFECT_HOME", str(Path(os.environ.get("STREAMFLOW_HOME", ".streamflow")).resolve() / "prefect")
-)
+_home = Path(os.environ.get("STREAMFLOW_HOME", ".streamflow")).resolve()
+if "PREFECT_HOME" not in os.environ:
+    (_home / "prefect").mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(_home / "prefect")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# Agents take any list of texts; MLflow would like a typed signature and says so on every load.
+warnings.filterwarnings("ignore", message=".*Type hint used in the model")
+warnings.filterwarnings("ignore", message="Failed to infer signature from type hint")

@@ -26,7 +26,9 @@ db_app = typer.Typer(help="The StreamFlow database.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The provider and its tenants.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Golden datasets: import, list, show, diff.", no_args_is_help=True)
 models_app = typer.Typer(help="Model versions in the MLflow registry.", no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluations of model versions on golden datasets.", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Evaluations of model versions on golden datasets.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(datasets_app, name="datasets")
@@ -39,7 +41,10 @@ errors = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 OrgOption = Annotated[
     str | None,
-    typer.Option("--org", help="Organisation slug to act as (default: STREAMFLOW_EVAL_ORGANIZATION or 'provider')."),
+    typer.Option(
+        "--org",
+        help="Organisation slug to act as (default: STREAMFLOW_EVAL_ORGANIZATION or 'provider').",
+    ),
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,7 +52,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @app.callback()
 def main(
-    log_level: Annotated[str, typer.Option(help="Log level of the JSON logs on stderr.")] = "WARNING",
+    log_level: Annotated[
+        str, typer.Option(help="Log level of the JSON logs on stderr.")
+    ] = "WARNING",
 ) -> None:
     """StreamFlow's command line."""
     configure_logging(level=log_level.upper())
@@ -64,7 +71,12 @@ def handles_errors(command: F) -> F:
 
         try:
             return command(*args, **kwargs)
-        except (StreamflowError, GoldenDatasetInvalid, ModelVersionNotFound, InvalidModelReference) as error:
+        except (
+            StreamflowError,
+            GoldenDatasetInvalid,
+            ModelVersionNotFound,
+            InvalidModelReference,
+        ) as error:
             errors.print(f"[red]error:[/red] {error}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
 
@@ -165,7 +177,9 @@ def orgs_list(as_json: JsonOption = False) -> None:
 @datasets_app.command("import")
 @handles_errors
 def datasets_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, JSONL or Parquet.")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV, JSONL or Parquet.")
+    ],
     name: Annotated[str, typer.Option(help="Golden dataset name.")],
     task: Annotated[str, typer.Option(help="classification or text_generation.")],
     org: OrgOption = None,
@@ -186,7 +200,7 @@ def datasets_import(
             filename=file.name,
             storage_dir=runtime().storage.golden_dataset_dir,
         )
-        payload = {
+        payload: dict[str, Any] = {
             "dataset": result.dataset.name,
             "version": result.version.version,
             "rows": result.version.row_count,
@@ -234,8 +248,12 @@ def datasets_list(
     table = Table("name", "task", "latest", "rows", "sha256", "owner")
     for row in rows:
         table.add_row(
-            row["name"], row["task"], str(row["latest_version"]), str(row["rows"]),
-            str(row["content_hash"])[:12], "provider (shared)" if row["shared"] else "own",
+            row["name"],
+            row["task"],
+            str(row["latest_version"]),
+            str(row["rows"]),
+            str(row["content_hash"])[:12],
+            "provider (shared)" if row["shared"] else "own",
         )
     console.print(table)
 
@@ -262,7 +280,7 @@ def datasets_show(
         dataset, versions = list_versions(session, organization_id=org_id, name=parsed.name)
         _, chosen = resolve_version(session, organization_id=org_id, reference=reference)
         frame = load_version_frame(runtime().storage.golden_dataset_dir, chosen)
-        payload = {
+        payload: dict[str, Any] = {
             "name": dataset.name,
             "task": dataset.task,
             "versions": [
@@ -282,9 +300,17 @@ def datasets_show(
     if as_json:
         _emit_json(payload)
         return
-    table = Table("version", "rows", "sha256", "file", "created", title=f"{dataset.name} ({dataset.task})")
+    table = Table(
+        "version", "rows", "sha256", "file", "created", title=f"{dataset.name} ({dataset.task})"
+    )
     for v in payload["versions"]:
-        table.add_row(str(v["version"]), str(v["rows"]), v["content_hash"][:12], v["source_filename"], v["created_at"][:19])
+        table.add_row(
+            str(v["version"]),
+            str(v["rows"]),
+            v["content_hash"][:12],
+            v["source_filename"],
+            v["created_at"][:19],
+        )
     console.print(table)
     slices = Table("slice", "rows", title=f"slices of {dataset.name}@{chosen.version}")
     for name, count in sorted(chosen.slice_counts.items()):
@@ -316,7 +342,11 @@ def datasets_diff(
             old=old,
             new=new,
         )
-    payload = {"added": list(result.added), "removed": list(result.removed), "changed": list(result.changed)}
+    payload = {
+        "added": list(result.added),
+        "removed": list(result.removed),
+        "changed": list(result.changed),
+    }
     if as_json:
         _emit_json(payload)
         return
@@ -334,26 +364,55 @@ def models_register(
     name: Annotated[str, typer.Option(help="Registered model name, e.g. intent-classifier.")],
     builtin: Annotated[
         str | None,
-        typer.Option(help="A built-in agent to train: tfidf-logreg, char-naive-bayes, lead-sentence, scored-sentence."),
+        typer.Option(
+            help="A built-in agent to train: tfidf-logreg, char-naive-bayes, lead-sentence, scored-sentence."
+        ),
     ] = None,
-    train: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Training file for --builtin (CSV/JSONL with input, expected).")] = None,
-    agent: Annotated[str | None, typer.Option(help="module:callable returning an object with predict(list[str]) -> list[str].")] = None,
+    train: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Training file for --builtin (CSV/JSONL with input, expected).",
+        ),
+    ] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            help="module:callable returning an object with predict(list[str]) -> list[str]."
+        ),
+    ] = None,
     agent_type: Annotated[str | None, typer.Option(help="Agent type tag, e.g. summarizer.")] = None,
-    task: Annotated[str | None, typer.Option(help="Task tag: classification or text_generation.")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Task tag: classification or text_generation.")
+    ] = None,
     description: str = "",
-    alias: Annotated[str | None, typer.Option(help="Also point this alias (champion/challenger) at it.")] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Also point this alias (champion/challenger) at it.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Log an MLflow pyfunc model version with agent_type and task tags."""
     from flows.models import build_agent, register_agent
 
-    built = build_agent(builtin=builtin, train=train, factory=agent, agent_type=agent_type, task=task)
+    built = build_agent(
+        builtin=builtin, train=train, factory=agent, agent_type=agent_type, task=task
+    )
     ref = register_agent(name, built, description=description, alias=alias)
-    payload = {"name": ref.name, "version": ref.version, "agent_type": built.agent_type, "task": built.task, "alias": alias}
+    payload = {
+        "name": ref.name,
+        "version": ref.version,
+        "agent_type": built.agent_type,
+        "task": built.task,
+        "alias": alias,
+    }
     if as_json:
         _emit_json(payload)
     else:
-        console.print(f"registered {ref.name}@{ref.version} ({built.agent_type}, {built.task})" + (f" as {alias}" if alias else ""))
+        console.print(
+            f"registered {ref.name}@{ref.version} ({built.agent_type}, {built.task})"
+            + (f" as {alias}" if alias else "")
+        )
 
 
 @models_app.command("list")
@@ -375,7 +434,9 @@ def models_list(
         return
     table = Table("name", "version", "agent_type", "task", "aliases", "description")
     for v in versions:
-        table.add_row(v.name, v.version, v.agent_type, v.task, ", ".join(v.aliases), v.description[:50])
+        table.add_row(
+            v.name, v.version, v.agent_type, v.task, ", ".join(v.aliases), v.description[:50]
+        )
     console.print(table)
 
 
@@ -404,8 +465,12 @@ def _progress(enabled: bool) -> Iterator[None]:
         yield
         return
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
     bars: dict[str, Any] = {}
 
@@ -427,12 +492,18 @@ def _progress(enabled: bool) -> Iterator[None]:
 def eval_run(
     dataset: Annotated[str, typer.Option(help="Golden dataset NAME or NAME@VERSION.")],
     model: Annotated[str | None, typer.Option(help="NAME@VERSION or NAME@ALIAS.")] = None,
-    predictions: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="File with id, prediction.")] = None,
-    agent_type: Annotated[str | None, typer.Option(help="Agent type for a predictions file (default by task).")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="File with id, prediction.")
+    ] = None,
+    agent_type: Annotated[
+        str | None, typer.Option(help="Agent type for a predictions file (default by task).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the same run exists.")] = False,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Examples per batch task.")] = None,
     stemmer: Annotated[bool, typer.Option(help="Porter stemming for ROUGE.")] = True,
-    quality_weights: Annotated[str | None, typer.Option(help="e.g. 'rougeL_f=0.5,chrf=0.5'.")] = None,
+    quality_weights: Annotated[
+        str | None, typer.Option(help="e.g. 'rougeL_f=0.5,chrf=0.5'.")
+    ] = None,
     org: OrgOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -441,7 +512,9 @@ def eval_run(
     from flows.runtime import cli_actor
 
     if (model is None) == (predictions is None):
-        errors.print("[red]error:[/red] give exactly one of --model NAME@VERSION or --predictions FILE")
+        errors.print(
+            "[red]error:[/red] give exactly one of --model NAME@VERSION or --predictions FILE"
+        )
         raise typer.Exit(2)
     with _progress(not as_json):
         outcome = evaluate_model_version(
@@ -457,10 +530,15 @@ def eval_run(
             quality_weights=quality_weights,
         )
     if as_json:
-        _emit_json(_run_payload(outcome.run_id, org) | {"reused": outcome.reused, "resumed": outcome.resumed})
+        _emit_json(
+            _run_payload(outcome.run_id, org)
+            | {"reused": outcome.reused, "resumed": outcome.resumed}
+        )
         return
     if outcome.reused:
-        console.print(f"same model version, dataset version and config already evaluated: run {outcome.run_id[:8]} (use --force to redo)")
+        console.print(
+            f"same model version, dataset version and config already evaluated: run {outcome.run_id[:8]} (use --force to redo)"
+        )
     _print_run(outcome.run_id, org)
 
 
@@ -479,7 +557,9 @@ def _run_payload(run_id: str, org: str | None) -> dict[str, Any]:
             "status": run.status,
             "task": run.task,
             "agent_type": run.agent_type,
-            "model": f"{run.registered_model_name}@{run.model_version}" if run.registered_model_name else None,
+            "model": f"{run.registered_model_name}@{run.model_version}"
+            if run.registered_model_name
+            else None,
             "model_alias": run.model_alias,
             "predictions_file": run.predictions_filename,
             "golden_dataset": f"{dataset.name}@{version.version}",
@@ -492,7 +572,14 @@ def _run_payload(run_id: str, org: str | None) -> dict[str, Any]:
             "created_at": run.created_at.isoformat(),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "metrics": [
-                {"slice": m.slice, "name": m.name, "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n}
+                {
+                    "slice": m.slice,
+                    "name": m.name,
+                    "value": m.value,
+                    "ci_low": m.ci_low,
+                    "ci_high": m.ci_high,
+                    "n": m.n,
+                }
                 for m in metrics
             ],
         }
@@ -505,16 +592,33 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def _print_run(run_id: str, org: str | None, *, slices: bool = False) -> None:
     payload = _run_payload(run_id, org)
     subject = payload["model"] or f"predictions {payload['predictions_file']}"
-    table = Table("metric", "value", "95% CI", "n", title=f"run {payload['id'][:8]}: {subject} on {payload['golden_dataset']} [{payload['status']}]")
+    table = Table(
+        "metric",
+        "value",
+        "95% CI",
+        "n",
+        title=f"run {payload['id'][:8]}: {subject} on {payload['golden_dataset']} [{payload['status']}]",
+    )
     for m in payload["metrics"]:
         if m["slice"] == "" and "[" not in m["name"]:
-            table.add_row(m["name"], _fmt(m["value"]), f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]", str(m["n"]))
+            table.add_row(
+                m["name"],
+                _fmt(m["value"]),
+                f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]",
+                str(m["n"]),
+            )
     console.print(table)
     if slices:
         by_slice = Table("slice", "metric", "value", "95% CI", "n", title="per slice")
         for m in payload["metrics"]:
             if m["slice"] and "[" not in m["name"]:
-                by_slice.add_row(m["slice"], m["name"], _fmt(m["value"]), f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]", str(m["n"]))
+                by_slice.add_row(
+                    m["slice"],
+                    m["name"],
+                    _fmt(m["value"]),
+                    f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]",
+                    str(m["n"]),
+                )
         console.print(by_slice)
     if payload["error"]:
         errors.print(f"[red]error:[/red] {payload['error']}")
@@ -539,8 +643,8 @@ def eval_list(
     as_json: JsonOption = False,
 ) -> None:
     """List evaluation runs, newest first, a page at a time."""
-    from pipelines.pagination import decode_run_cursor, encode_run_cursor
     from models.db.repositories.evaluations import EvaluationRepository
+    from pipelines.pagination import decode_run_cursor, encode_run_cursor
 
     with _session() as session:
         runs = EvaluationRepository(session).page(
@@ -550,7 +654,9 @@ def eval_list(
             {
                 "id": str(r.id),
                 "status": r.status,
-                "subject": f"{r.registered_model_name}@{r.model_version}" if r.registered_model_name else f"predictions:{r.predictions_filename}",
+                "subject": f"{r.registered_model_name}@{r.model_version}"
+                if r.registered_model_name
+                else f"predictions:{r.predictions_filename}",
                 "task": r.task,
                 "examples": r.example_count,
                 "created_at": r.created_at.isoformat(),
@@ -563,7 +669,14 @@ def eval_list(
         return
     table = Table("run", "status", "subject", "task", "examples", "created")
     for row in rows:
-        table.add_row(row["id"][:8], row["status"], row["subject"], row["task"], str(row["examples"]), row["created_at"][:19])
+        table.add_row(
+            row["id"][:8],
+            row["status"],
+            row["subject"],
+            row["task"],
+            str(row["examples"]),
+            row["created_at"][:19],
+        )
     console.print(table)
     if cursor:
         console.print(f"more: streamflow eval list --before {cursor}")
@@ -585,15 +698,32 @@ def eval_examples(
     with _session() as session:
         found = service.get_run(session, organization_id=_org_id(session, org), run_id=run)
         rows = EvaluationRepository(session).scores(found.id, after=after, limit=limit)
-        items = [{"example_id": r.example_id, "slice": r.slice, "prediction": r.prediction, "scores": r.scores} for r in rows]
+        items = [
+            {
+                "example_id": r.example_id,
+                "slice": r.slice,
+                "prediction": r.prediction,
+                "scores": r.scores,
+            }
+            for r in rows
+        ]
     cursor = items[-1]["example_id"] if len(items) == limit else None
     if as_json:
         _emit_json({"items": items, "next_cursor": cursor})
         return
-    headline = ["correct"] if found.task == "classification" else ["rougeL_f", "bleu", "chrf", "exact_match"]
+    headline = (
+        ["correct"]
+        if found.task == "classification"
+        else ["rougeL_f", "bleu", "chrf", "exact_match"]
+    )
     table = Table("example", "slice", "prediction", *headline)
     for item in items:
-        table.add_row(item["example_id"], item["slice"], item["prediction"][:60], *[_fmt(_num(item["scores"].get(h)), 3) for h in headline])
+        table.add_row(
+            item["example_id"],
+            item["slice"],
+            item["prediction"][:60],
+            *[_fmt(_num(item["scores"].get(h)), 3) for h in headline],
+        )
     console.print(table)
     if cursor:
         console.print(f"more: streamflow eval examples {run} --after {cursor}")
@@ -616,7 +746,9 @@ def eval_compare(
     from pipelines.evaluation import service
 
     with _session() as session:
-        result = service.compare_runs(session, organization_id=_org_id(session, org), run_a=run_a, run_b=run_b)
+        result = service.compare_runs(
+            session, organization_id=_org_id(session, org), run_a=run_a, run_b=run_b
+        )
     if as_json:
         _emit_json(comparison_payload(result))
     else:

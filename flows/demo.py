@@ -18,8 +18,9 @@ from flows.runtime import report_progress, runtime
 from models.db.engine import transaction
 from models.registry import client as registry
 from pipelines.evaluation import service
-from pipelines.golden_datasets.parsing import GoldenDatasetTask, read_golden_file
+from pipelines.golden_datasets.schema import GoldenDatasetTask
 from pipelines.golden_datasets.service import import_golden_dataset
+from pipelines.golden_datasets.validation import read_golden_file
 from pipelines.organizations import ensure_organization, get_organization
 
 log = structlog.get_logger()
@@ -51,7 +52,9 @@ DEMO = (
 )
 
 
-def _registered_builtin(name: str, builtin: str, training_sha256: str) -> registry.ModelVersionRef | None:
+def _registered_builtin(
+    name: str, builtin: str, training_sha256: str
+) -> registry.ModelVersionRef | None:
     """A version of `name` already trained from the same recipe and data (reruns reuse it)."""
     query = f"name = '{name}' and tag.`streamflow.builtin` = '{builtin}'"
     for found in MlflowClient().search_model_versions(query):
@@ -60,7 +63,9 @@ def _registered_builtin(name: str, builtin: str, training_sha256: str) -> regist
     return None
 
 
-def _register_builtin(name: str, builtin: str, training: Path, alias: str) -> registry.ModelVersionRef:
+def _register_builtin(
+    name: str, builtin: str, training: Path, alias: str
+) -> registry.ModelVersionRef:
     data = training.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     existing = _registered_builtin(name, builtin, digest)
@@ -89,7 +94,9 @@ def run_demo(console: Console | None) -> dict[str, Any]:
     rt = runtime()
     say = console.print if console else (lambda *_a, **_k: None)
     with transaction(rt.sessions) as session:
-        ensure_organization(session, slug=PROVIDER, name="StreamFlow provider", kind="provider", actor=ACTOR)
+        ensure_organization(
+            session, slug=PROVIDER, name="StreamFlow provider", kind="provider", actor=ACTOR
+        )
         for slug, name in TENANTS.items():
             ensure_organization(session, slug=slug, name=name, kind="tenant", actor=ACTOR)
         for spec in DEMO:
@@ -105,7 +112,9 @@ def run_demo(console: Console | None) -> dict[str, Any]:
                 filename=path.name,
                 storage_dir=rt.storage.golden_dataset_dir,
             )
-            say(f"golden dataset {result.dataset.name}@{result.version.version}: {result.version.row_count} rows")
+            say(
+                f"golden dataset {result.dataset.name}@{result.version.version}: {result.version.row_count} rows"
+            )
     report: dict[str, Any] = {"comparisons": []}
     steps = len(DEMO) * 4
     step = 0
@@ -113,14 +122,19 @@ def run_demo(console: Console | None) -> dict[str, Any]:
         refs = {}
         for alias in ("champion", "challenger"):
             report_progress("demo", step, steps)
-            refs[alias] = _register_builtin(spec["model"], spec[alias], DATASETS_DIR / spec["training"], alias)
+            refs[alias] = _register_builtin(
+                spec["model"], spec[alias], DATASETS_DIR / spec["training"], alias
+            )
             step += 1
             say(f"model version {refs[alias]} ({spec[alias]}) is {alias}")
         outcomes = {}
         for alias in ("champion", "challenger"):
             report_progress("demo", step, steps)
             outcomes[alias] = evaluate_model_version(
-                organization=PROVIDER, actor=ACTOR, dataset=spec["dataset"], model=f"{spec['model']}@{alias}"
+                organization=PROVIDER,
+                actor=ACTOR,
+                dataset=spec["dataset"],
+                model=f"{spec['model']}@{alias}",
             )
             step += 1
         report_progress("demo", step, steps)
@@ -142,7 +156,9 @@ def run_demo(console: Console | None) -> dict[str, Any]:
         console.print()
         console.print(f"done in {report['seconds']} s. Results live in:")
         console.print(f"  database       {report['database']}")
-        console.print(f"  MLflow         {report['mlflow_tracking_uri']}  (mlflow ui --backend-store-uri {report['mlflow_tracking_uri']})")
+        console.print(
+            f"  MLflow         {report['mlflow_tracking_uri']}  (mlflow ui --backend-store-uri {report['mlflow_tracking_uri']})"
+        )
         console.print(f"  golden data    {rt.storage.golden_dataset_dir.resolve()}")
         console.print("Try next:")
         console.print("  streamflow eval list")

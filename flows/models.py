@@ -14,7 +14,8 @@ from models.db.engine import transaction
 from models.db.repositories.audit import AuditRepository
 from models.registry import client as registry
 from pipelines.errors import InvalidInput
-from pipelines.golden_datasets.parsing import GoldenDatasetTask, read_golden_file
+from pipelines.golden_datasets.schema import GoldenDatasetTask
+from pipelines.golden_datasets.validation import read_golden_file
 
 log = structlog.get_logger()
 
@@ -64,12 +65,16 @@ def build_agent(
 ) -> BuiltAgent:
     """An agent from a built-in recipe and training file, or from a `module:callable` factory."""
     if (builtin is None) == (factory is None):
-        raise InvalidInput("give exactly one of --builtin NAME (with --train FILE) or --agent module:callable")
+        raise InvalidInput(
+            "give exactly one of --builtin NAME (with --train FILE) or --agent module:callable"
+        )
     if builtin is not None:
         if builtin not in BUILTIN_AGENTS:
             raise InvalidInput(f"--builtin {builtin!r} is not one of: {', '.join(BUILTIN_AGENTS)}")
         if train is None:
-            raise InvalidInput(f"--builtin {builtin} needs --train FILE (columns id, input, expected)")
+            raise InvalidInput(
+                f"--builtin {builtin} needs --train FILE (columns id, input, expected)"
+            )
         default_type, default_task = BUILTIN_AGENTS[builtin]
         rows = read_golden_file(
             train.read_bytes(), filename=train.name, task=GoldenDatasetTask(default_task)
@@ -81,7 +86,9 @@ def build_agent(
     if not module_name or not attribute:
         raise InvalidInput(f"--agent {factory!r} must be module:callable, e.g. mypkg.agents:build")
     if agent_type is None or task is None:
-        raise InvalidInput("--agent needs --agent-type and --task (classification or text_generation)")
+        raise InvalidInput(
+            "--agent needs --agent-type and --task (classification or text_generation)"
+        )
     if task not in ("classification", "text_generation"):
         raise InvalidInput(f"--task {task!r} must be classification or text_generation")
     try:
@@ -94,7 +101,12 @@ def build_agent(
 
 
 def register_agent(
-    name: str, built: BuiltAgent, *, description: str = "", alias: str | None = None, actor: str | None = None
+    name: str,
+    built: BuiltAgent,
+    *,
+    description: str = "",
+    alias: str | None = None,
+    actor: str | None = None,
 ) -> registry.ModelVersionRef:
     """Register an agent as the next model version of `name`, audited."""
     rt = runtime()

@@ -8,11 +8,19 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from models.db.tables import EvaluationMetric, EvaluationRun
 from pipelines.evaluation.scoring import MetricDifference
 from pipelines.evaluation.service import RunComparison
 
+HEADLINE = {
+    "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_weighted"),
+    "text_generation": ("rouge1_f", "rouge2_f", "rougeL_f", "rougeLsum_f", "bleu", "chrf", "exact_match"),
+}
+"""Metrics the comparison table shows; `--json` carries every metric."""
 
-def _subject(run: Any) -> str:
+
+def subject(run: EvaluationRun) -> str:
+    """How a run's subject reads in tables: model version (alias) or predictions file."""
     if run.registered_model_name:
         alias = f" ({run.model_alias})" if run.model_alias else ""
         return f"{run.registered_model_name}@{run.model_version}{alias}"
@@ -22,8 +30,8 @@ def _subject(run: Any) -> str:
 def comparison_payload(result: RunComparison) -> dict[str, Any]:
     """A comparison as JSON-ready data."""
     return {
-        "run_a": {"id": str(result.run_a.id), "subject": _subject(result.run_a)},
-        "run_b": {"id": str(result.run_b.id), "subject": _subject(result.run_b)},
+        "run_a": {"id": str(result.run_a.id), "subject": subject(result.run_a)},
+        "run_b": {"id": str(result.run_b.id), "subject": subject(result.run_b)},
         "n": result.comparison.n,
         "overall": [asdict(row) for row in result.comparison.overall],
         "slices": [asdict(row) for row in result.comparison.slices],
@@ -35,45 +43,65 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _headline(rows: tuple[MetricDifference, ...]) -> list[MetricDifference]:
-    return [row for row in rows if "[" not in row.name]
+def _with_ci(metric: EvaluationMetric | None) -> str:
+    if metric is None:
+        return "–"
+    return f"{_fmt(metric.value)} [{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]"
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else ("<0.001" if value <= 0.001 else f"{value:.3f}")
 
 
 def _verdict(row: MetricDifference) -> str:
     if row.ci_low is None or row.ci_high is None:
         return ""
     if row.ci_low > 0:
-        return "[green]B better[/green]"
+        return "[green]B higher[/green]"
     if row.ci_high < 0:
-        return "[red]A better[/red]"
+        return "[red]A higher[/red]"
     return "no clear difference"
 
 
 def print_comparison(console: Console, result: RunComparison) -> None:
-    """Champion vs challenger style table: each metric with both CIs and the paired difference."""
+    """Champion vs challenger: each metric with its CI in both runs and the paired difference."""
     comparison = result.comparison
-    table = Table(
-        "metric", "A", "B", "B − A", "95% CI of B − A", "p", "",
-        title=f"A = {_subject(result.run_a)}  vs  B = {_subject(result.run_b)}  (n = {comparison.n}, paired)",
+    console.print(
+        f"[bold]A[/bold] = {subject(result.run_a)}   [bold]B[/bold] = {subject(result.run_b)}   "
+        f"n = {comparison.n} paired examples"
     )
-    for row in _headline(comparison.overall):
+    table = Table("metric", "A [95% CI]", "B [95% CI]", "B − A [95% CI]", "p", "")
+    wanted = (*HEADLINE.get(result.run_a.task, ()), "quality_score")
+    rows = {row.name: row for row in comparison.overall}
+    for name in wanted:
+        row = rows.get(name)
+        if row is None:
+            continue
         table.add_row(
-            row.name, _fmt(row.a), _fmt(row.b), _fmt(row.difference),
-            f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]", _fmt(row.p_value, 3), _verdict(row),
+            name,
+            _with_ci(result.metrics_a.get(name)),
+            _with_ci(result.metrics_b.get(name)),
+            f"{_fmt(row.difference)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
+            _p(row.p_value),
+            _verdict(row),
         )
     console.print(table)
     for test in comparison.mcnemar:
         console.print(
             f"McNemar on {test.metric}: only A right {test.only_a_correct}, only B right "
-            f"{test.only_b_correct}, exact p = {test.p_value:.4g}"
+            f"{test.only_b_correct}, exact p = {test.p_value:.3g}"
         )
-    headline = "quality_score" if any(r.name == "quality_score" for r in comparison.slices) else None
-    if comparison.slices and headline:
-        slices = Table("slice", "n", "B − A", "95% CI", "p", "p (Holm)", title=f"{headline} per slice")
-        for row in comparison.slices:
-            if row.name == headline:
-                slices.add_row(
-                    row.slice, str(row.n), _fmt(row.difference), f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
-                    _fmt(row.p_value, 3), _fmt(row.p_value_holm, 3),
-                )
+    per_slice = [row for row in comparison.slices if row.name == "quality_score"]
+    if per_slice:
+        slices = Table(
+            "slice", "n", "B − A [95% CI]", "p", "p (Holm)", title="quality_score by slice"
+        )
+        for row in per_slice:
+            slices.add_row(
+                row.slice,
+                str(row.n),
+                f"{_fmt(row.difference)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
+                _p(row.p_value),
+                _p(row.p_value_holm),
+            )
         console.print(slices)

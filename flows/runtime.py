@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ def runtime() -> Runtime:
     upgrade(engine)
     registry_settings = RegistrySettings()
     registry.configure(registry_settings)
+    # MLflow narrates every registration on stderr; StreamFlow logs its own events instead.
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     return Runtime(
         storage=storage,
         registry=registry_settings,

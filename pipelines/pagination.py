@@ -20,4 +20,6 @@ def decode_run_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at, run_id = raw.split("|")
         return datetime.fromisoformat(created_at), uuid.UUID(run_id)
     except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"cursor {cursor!r} is not valid; pass next_cursor from a previous page") from error
+        raise InvalidInput(
+            f"cursor {cursor!r} is not valid; pass next_cursor from a previous page"
+        ) from error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -35,12 +36,11 @@ def _drop_postgres_database(name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the backend in `request.param` (default sqlite), dropped afterwards."""
-    backend = getattr(request, "param", "sqlite")
+@contextmanager
+def fresh_database_url(backend: str, folder: Path) -> Iterator[str]:
+    """An empty database of `backend` (sqlite or postgresql), dropped afterwards."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'streamflow.db'}"
+        yield f"sqlite:///{folder / 'streamflow.db'}"
         return
     name, url = _create_postgres_database()
     try:
@@ -75,7 +75,9 @@ def session(migrated_engine: Engine) -> Iterator[Session]:
     """A session inside a transaction that is rolled back after the test."""
     connection = migrated_engine.connect()
     outer = connection.begin()
-    db_session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    db_session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield db_session
     finally:

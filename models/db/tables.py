@@ -126,9 +126,7 @@ class EvaluationRun(Base):
 
     __tablename__ = "evaluation_runs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'running', 'completed', 'failed')", name="status"
-        ),
+        CheckConstraint("status IN ('pending', 'running', 'completed', 'failed')", name="status"),
         Index("ix_evaluation_runs_lookup", "organization_id", "subject_key", "config_hash"),
     )
 
@@ -191,3 +189,70 @@ class EvaluationMetric(Base):
     ci_low: Mapped[float | None] = mapped_column(Float)
     ci_high: Mapped[float | None] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
+
+
+class SystemNotice(Base):
+    """A notice from the provider to all tenants or to listed ones, shown while it is active."""
+
+    __tablename__ = "system_notices"
+    __table_args__ = (
+        CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
+        CheckConstraint("audience IN ('all', 'listed')", name="audience"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SystemNoticeAudience(Base):
+    """A tenant a `listed` notice is addressed to."""
+
+    __tablename__ = "system_notice_audiences"
+
+    notice_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("system_notices.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class NoticeAcknowledgement(Base):
+    """A tenant's acknowledgement of a notice (once per tenant)."""
+
+    __tablename__ = "notice_acknowledgements"
+
+    notice_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("system_notices.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    actor: Mapped[str] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a create request carrying an `Idempotency-Key`, replayed on retries."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(200))
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), default=None, index=True
+    )
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,7 +15,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 
 from models.registry.aliases import ALIASES
 from models.settings import RegistrySettings
@@ -60,13 +60,14 @@ class ModelVersionInfo:
     created_at_ms: int
 
 
-class AgentPyfunc(PythonModel):  # type: ignore[misc]
+class AgentPyfunc(PythonModel):
     """An MLflow pyfunc around any agent object with `predict(list[str]) -> list[str]`."""
 
     def __init__(self, agent: Any) -> None:
         self.agent = agent
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> list[str]:  # noqa: ARG002
+    # Unannotated on purpose: MLflow reads these hints as an input schema and warns about `Any`.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ARG002
         if isinstance(model_input, pd.DataFrame):
             texts = model_input["input"].astype(str).tolist()
         else:

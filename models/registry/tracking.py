@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import mlflow
-from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
@@ -38,11 +38,18 @@ def log_evaluation(
     values: dict[str, float] = {}
     for metric in metrics:
         key = _metric_key(metric.name)
-        for suffix, value in (("", metric.value), ("_ci_low", metric.ci_low), ("_ci_high", metric.ci_high)):
+        for suffix, value in (
+            ("", metric.value),
+            ("_ci_low", metric.ci_low),
+            ("_ci_high", metric.ci_high),
+        ):
             if value is not None:
                 values[key + suffix] = float(value)
-    dataset = MetaDataset(
-        source=HTTPDatasetSource(url=dataset_uri), name=dataset_name, digest=dataset_digest[:36]
+    # A MetaDataset carries the digest without MLflow re-reading (and re-hashing) the rows.
+    dataset = MetaDataset(  # type: ignore[abstract]  # `profile` is optional at runtime
+        source=HTTPDatasetSource(url=dataset_uri),  # type: ignore[no-untyped-call]
+        name=dataset_name,
+        digest=dataset_digest[:36],
     )
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.log_params(dict(params))

@@ -81,8 +81,8 @@ DEFAULT_QUALITY_WEIGHTS: Mapping[str, QualityWeights] = MappingProxyType(
         "summarizer": QualityWeights(
             "summarizer", {"rougeL_f": 0.4, "rouge2_f": 0.2, "rougeLsum_f": 0.2, "chrf": 0.2}
         ),
-        "classifier": QualityWeights(
-            "classifier", {"f1_macro": 0.5, "accuracy": 0.3, "f1_weighted": 0.2}
+        "intent_classifier": QualityWeights(
+            "intent_classifier", {"f1_macro": 0.5, "accuracy": 0.3, "f1_weighted": 0.2}
         ),
     }
 )
@@ -106,8 +106,7 @@ def parse_quality_weights(agent_type: str, spec: str) -> QualityWeights:
             weights[metric] = float(raw)
         except ValueError:
             raise ValueError(
-                f"weight for metric {metric!r} (agent type {agent_type!r}) is not a number:"
-                f" {raw!r}"
+                f"weight for metric {metric!r} (agent type {agent_type!r}) is not a number: {raw!r}"
             ) from None
     return QualityWeights(agent_type, weights)
 
@@ -152,7 +151,9 @@ def _columns(names: tuple[str, ...], weights: QualityWeights) -> dict[str, int]:
     return {metric: names.index(metric) for metric in weights.weights}
 
 
-def _weighted(values: FloatArray, columns: Mapping[str, int], weights: QualityWeights) -> FloatArray:
+def _weighted(
+    values: FloatArray, columns: Mapping[str, int], weights: QualityWeights
+) -> FloatArray:
     """Weighted sum of scaled metric columns, shape (k, m) -> (k, 1); NaN if any part is NaN."""
     score = np.zeros(values.shape[0])
     for metric, column in columns.items():

@@ -21,12 +21,14 @@ from pipelines.evaluation.metrics import (
 from pipelines.evaluation.quality import QualityWeights, quality_score
 from pipelines.evaluation.rouge import ROUGE_COLUMNS, score_rouge
 from pipelines.evaluation.statistics import (
-    Replicates,
+    PairedDifference,
     bootstrap,
+    bootstrap_by_slice,
     confidence_intervals,
     holm,
     mcnemar,
     paired_bootstrap,
+    paired_bootstrap_by_slice,
 )
 from pipelines.evaluation.suite import MetricSuite
 
@@ -134,39 +136,30 @@ def summarize(
     """Every metric with its CI, overall and per non-empty slice; plus the quality score."""
     suite = suite_for(task, [scores])
     statistics = suite.statistics(scores)
-    rows = _estimate(ALL_EXAMPLES, suite, statistics, options, quality, seed=options.seed)
-    slice_array = np.asarray(slices, dtype=object)
-    for position, name in enumerate(sorted({s for s in slices if s})):
-        mask = slice_array == name
-        rows += _estimate(name, suite, statistics[mask], options, quality, options.seed + position + 1)
-    return rows
-
-
-def _estimate(
-    slice_name: str,
-    suite: MetricSuite,
-    statistics: np.ndarray,
-    options: ScoringOptions,
-    quality: QualityWeights | None,
-    seed: int,
-) -> list[MetricRow]:
-    replicates = bootstrap(statistics, suite, n_resamples=options.n_resamples, seed=seed)
-    parts: list[Replicates] = [replicates]
-    if quality is not None:
-        parts.append(quality_score(replicates, quality))
-    rows: list[MetricRow] = []
-    for part in parts:
-        for name, estimate in confidence_intervals(part, confidence=options.confidence).items():
-            rows.append(
-                MetricRow(
-                    slice=slice_name,
-                    name=name,
-                    value=_finite(estimate.value),
-                    ci_low=_finite(estimate.ci_low),
-                    ci_high=_finite(estimate.ci_high),
-                    n=estimate.n,
-                )
+    parts = {ALL_EXAMPLES: bootstrap(statistics, suite, n_resamples=options.n_resamples, seed=options.seed)}
+    named = [s for s in slices if s]
+    if named:
+        mask = np.asarray([bool(s) for s in slices])
+        parts.update(
+            bootstrap_by_slice(
+                statistics[mask], named, suite, n_resamples=options.n_resamples, seed=options.seed
             )
+        )
+    rows: list[MetricRow] = []
+    for slice_name, replicates in parts.items():
+        groups = [replicates] + ([quality_score(replicates, quality)] if quality else [])
+        for group in groups:
+            for name, estimate in confidence_intervals(group, confidence=options.confidence).items():
+                rows.append(
+                    MetricRow(
+                        slice=slice_name,
+                        name=name,
+                        value=_finite(estimate.value),
+                        ci_low=_finite(estimate.ci_low),
+                        ci_high=_finite(estimate.ci_high),
+                        n=estimate.n,
+                    )
+                )
     return rows
 
 
@@ -184,53 +177,43 @@ def compare(
         raise ValueError("paired comparison needs the same examples in both runs")
     suite = suite_for(task, [scores_a, scores_b])
     stats_a, stats_b = suite.statistics(scores_a), suite.statistics(scores_b)
-    overall = _paired(ALL_EXAMPLES, suite, stats_a, stats_b, options, quality, options.seed)
-    slice_array = np.asarray(slices, dtype=object)
+    keywords = {
+        "n_resamples": options.n_resamples,
+        "seed": options.seed,
+        "confidence": options.confidence,
+        "quality": quality,
+    }
+    overall = _differences(ALL_EXAMPLES, paired_bootstrap(stats_a, stats_b, suite, **keywords))
+    named = [s for s in slices if s]
     per_slice: list[MetricDifference] = []
-    for position, name in enumerate(sorted({s for s in slices if s})):
-        mask = slice_array == name
-        per_slice += _paired(
-            name, suite, stats_a[mask], stats_b[mask], options, quality, options.seed + position + 1
+    if named:
+        mask = np.asarray([bool(s) for s in slices])
+        # Holm multiplies the smallest p by the family size; enough swaps keep it resolvable.
+        swaps = max(options.n_resamples, 20 * len(set(named)))
+        by_slice = paired_bootstrap_by_slice(
+            stats_a[mask], stats_b[mask], named, suite, n_permutations=swaps, **keywords
         )
-    tests = []
+        for slice_name, differences in by_slice.items():
+            per_slice += _differences(slice_name, differences)
     column = "correct" if task == CLASSIFICATION else "exact_match"
     result = mcnemar(
         scores_a[column].to_numpy(dtype=float) > 0.5, scores_b[column].to_numpy(dtype=float) > 0.5
     )
-    tests.append(
-        McNemarRow(
-            metric="accuracy" if task == CLASSIFICATION else "exact_match",
-            only_a_correct=int(result.b),
-            only_b_correct=int(result.c),
-            p_value=float(result.p_value),
-        )
+    test = McNemarRow(
+        metric="accuracy" if task == CLASSIFICATION else "exact_match",
+        only_a_correct=int(result.b),
+        only_b_correct=int(result.c),
+        p_value=float(result.p_value),
     )
     return Comparison(
         n=len(scores_a),
         overall=tuple(overall),
         slices=tuple(_holm_per_metric(per_slice)),
-        mcnemar=tuple(tests),
+        mcnemar=(test,),
     )
 
 
-def _paired(
-    slice_name: str,
-    suite: MetricSuite,
-    stats_a: np.ndarray,
-    stats_b: np.ndarray,
-    options: ScoringOptions,
-    quality: QualityWeights | None,
-    seed: int,
-) -> list[MetricDifference]:
-    differences = paired_bootstrap(
-        stats_a,
-        stats_b,
-        suite,
-        n_resamples=options.n_resamples,
-        seed=seed,
-        confidence=options.confidence,
-        quality=quality,
-    )
+def _differences(slice_name: str, differences: Mapping[str, PairedDifference]) -> list[MetricDifference]:
     return [
         MetricDifference(
             slice=slice_name,

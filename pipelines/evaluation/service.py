@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 from models.db.repositories.audit import AuditRepository
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
-from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
+from models.db.tables import (
+    EvaluationMetric,
+    EvaluationRun,
+    GoldenDataset,
+    GoldenDatasetVersion,
+)
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.evaluation.quality import (
     DEFAULT_QUALITY_WEIGHTS,
@@ -61,9 +66,7 @@ class PredictionsFile:
             elif suffix == ".parquet":
                 frame = pd.read_parquet(io.BytesIO(data))
             else:
-                raise InvalidInput(
-                    f"predictions file {filename!r}: use .csv, .jsonl or .parquet"
-                )
+                raise InvalidInput(f"predictions file {filename!r}: use .csv, .jsonl or .parquet")
         except InvalidInput:
             raise
         except Exception as error:
@@ -202,15 +205,47 @@ def prepare_evaluation(
         details={"subject": subject_key, "dataset": f"{dataset.name}@{version.version}"},
     )
     log.info("evaluation.created", run_id=str(run.id), subject=subject_key, batches=batch_count)
-    return PreparedEvaluation(run.id, False, False, batch_count, tuple(range(batch_count)), examples)
+    return PreparedEvaluation(
+        run.id, False, False, batch_count, tuple(range(batch_count)), examples
+    )
 
 
-def quality_weights_for(
-    agent_type: str, task: str, spec: str | None
-) -> QualityWeights | None:
+def resume_evaluation(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_id: uuid.UUID,
+    storage_dir: Path,
+    flow_run_id: str | None,
+) -> PreparedEvaluation:
+    """Pick up a run created earlier (e.g. by the API) and list the batches it still needs."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    found = GoldenDatasetRepository(session).get_version_by_id(
+        organization_id, run.golden_dataset_version_id
+    )
+    if found is None:
+        raise NotFound(f"golden dataset version of run {run.id} not found")
+    examples = load_version_frame(storage_dir, found[1]).sort_values("id", ignore_index=True)
+    if run.status == "completed":
+        return PreparedEvaluation(run.id, True, False, run.batch_count, (), examples)
+    if run.registered_model_name is None:
+        raise InvalidInput(
+            f"run {run.id} evaluates a predictions file; rerun it with --predictions FILE"
+        )
+    done = EvaluationRepository(session).stored_batches(run.id)
+    pending = tuple(i for i in range(run.batch_count) if i not in done)
+    run.status = "running"
+    run.flow_run_id = flow_run_id
+    return PreparedEvaluation(run.id, False, bool(done), run.batch_count, pending, examples)
+
+
+def quality_weights_for(agent_type: str, task: str, spec: str | None) -> QualityWeights | None:
     """The declared quality weighting for an agent type (an explicit spec wins)."""
     if spec:
-        return parse_quality_weights(agent_type, spec)
+        try:
+            return parse_quality_weights(agent_type, spec)
+        except ValueError as error:
+            raise InvalidInput(f"--quality-weights: {error}") from error
     if agent_type in DEFAULT_QUALITY_WEIGHTS:
         return DEFAULT_QUALITY_WEIGHTS[agent_type]
     fallback = DEFAULT_AGENT_TYPES[task]
@@ -224,7 +259,9 @@ def _check_predictions_cover(predictions: PredictionsFile, examples: pd.DataFram
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} example(s) have no prediction (e.g. {', '.join(missing[:5])})")
+            parts.append(
+                f"{len(missing)} example(s) have no prediction (e.g. {', '.join(missing[:5])})"
+            )
         if extra:
             parts.append(f"{len(extra)} id(s) are not in the dataset (e.g. {', '.join(extra[:5])})")
         raise InvalidInput(
@@ -384,7 +421,9 @@ def _stored_quality(run: EvaluationRun) -> QualityWeights | None:
     return parse_quality_weights(run.agent_type, spec)
 
 
-def get_run(session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str) -> EvaluationRun:
+def get_run(
+    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str
+) -> EvaluationRun:
     """A run of this organisation by id or unique id prefix."""
     runs = EvaluationRepository(session)
     if isinstance(run_id, uuid.UUID):
@@ -410,6 +449,9 @@ class RunComparison:
     run_a: EvaluationRun
     run_b: EvaluationRun
     comparison: Comparison
+    metrics_a: dict[str, EvaluationMetric]
+    """Run a's stored overall metrics (with their own CIs), by name."""
+    metrics_b: dict[str, EvaluationMetric]
 
 
 def compare_runs(
@@ -439,7 +481,10 @@ def compare_runs(
         options=options,
         quality=_stored_quality(first),
     )
-    return RunComparison(first, second, comparison)
+    runs = EvaluationRepository(session)
+    overall_a = {m.name: m for m in runs.metrics(first.id) if m.slice == ""}
+    overall_b = {m.name: m for m in runs.metrics(second.id) if m.slice == ""}
+    return RunComparison(first, second, comparison, overall_a, overall_b)
 
 
 def run_dataset(

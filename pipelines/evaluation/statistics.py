@@ -8,9 +8,11 @@ memory stays bounded whatever the number of examples.
 
 Choices, and why:
 
-* Resampling draws every index from one seeded PCG64 stream, in replicate order, so replicate r
-  is the same whatever the block size: the same inputs and seed give identical output, and
-  blocking only changes memory use.
+* Resampling draws every index from one seeded PCG64 stream, in replicate order: the same
+  inputs and seed give identical output, and replicate r holds the same examples whatever the
+  block size. Block size changes memory use and, for non-integer statistics, the last bits of
+  the sums (BLAS rounding depends on the block's shape); sums of integer-valued statistics,
+  such as n-gram counts or confusion cells, are bit-identical.
 * Confidence intervals are bootstrap *percentile* intervals. They are valid for any smooth
   function of the sums (means, ratios of sums, corpus BLEU, macro-F1), respect transformations
   and the metric's range (an accuracy interval never leaves [0, 1]), and need nothing but the
@@ -23,7 +25,9 @@ Choices, and why:
   swapping their sufficient statistics on a random subset of examples leaves the distribution
   of `metric(b) - metric(a)` unchanged. It needs no linearisation, so it is as valid for corpus
   BLEU or macro-F1 as for a mean, and with p = (1 + #{|swapped| >= |observed|}) / (1 + P) its
-  false-positive rate is at most the nominal level for any number of examples. The confidence
+  false-positive rate under that null is at most the nominal level for any number of examples
+  (for systems that differ in distribution but not in metric value it is approximate). The
+  smallest possible p is 1 / (1 + P), which matters under Holm correction. The confidence
   interval of the difference is the paired bootstrap percentile interval (the same resample
   applied to both systems). Near the significance threshold the two can disagree, because they
   answer different questions (exchangeability vs the sampling distribution of the difference).
@@ -40,6 +44,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -47,9 +52,12 @@ from scipy import stats as scipy_stats
 
 from pipelines.evaluation.suite import FloatArray, MetricSuite
 
+if TYPE_CHECKING:
+    from pipelines.evaluation.quality import QualityWeights
+
 BoolArray = npt.NDArray[np.bool_]
 
-# Cells of the per-block counts (or swaps) matrix, 8 bytes each: 32 MiB whatever n is.
+# Cells of the per-block counts (or swaps) matrix, 8 bytes each: 32 MiB unless one row is more.
 _BLOCK_CELLS = 1 << 22
 # Observed and swapped differences closer than this (relative to the metric's magnitude) tie.
 _TIE_TOLERANCE = 1e-9
@@ -145,7 +153,8 @@ def bootstrap(
     """Bootstrap replicates of every metric in `suite`.
 
     `statistics` is `suite.statistics(scores)`, one row per example. `chunk_size` is the number
-    of replicates drawn per block; it bounds memory and never changes the result.
+    of replicates per block (default: as many as fit in 32 MiB of counts); it bounds memory and
+    never changes which examples a replicate holds.
     """
     return _bootstrap(statistics, suite, n_resamples, _seed_sequence(seed), chunk_size)
 
@@ -278,8 +287,12 @@ def paired_bootstrap(
     confidence: float = 0.95,
     max_undefined: float = 0.01,
     chunk_size: int | None = None,
+    quality: QualityWeights | None = None,
 ) -> dict[str, PairedDifference]:
-    """Difference `metric(b) - metric(a)` per metric for two systems on the same examples."""
+    """Difference `metric(b) - metric(a)` per metric for two systems on the same examples.
+
+    With `quality`, the quality score's difference is included too, under "quality_score".
+    """
     paired = paired_replicates(
         statistics_a,
         statistics_b,
@@ -289,7 +302,7 @@ def paired_bootstrap(
         seed=seed,
         chunk_size=chunk_size,
     )
-    return compare(paired, confidence=confidence, max_undefined=max_undefined)
+    return _compare_with_quality(paired, confidence, max_undefined, quality)
 
 
 def paired_bootstrap_by_slice(
@@ -304,6 +317,7 @@ def paired_bootstrap_by_slice(
     confidence: float = 0.95,
     max_undefined: float = 0.01,
     chunk_size: int | None = None,
+    quality: QualityWeights | None = None,
 ) -> dict[str, dict[str, PairedDifference]]:
     """`paired_bootstrap` per slice: slice name -> metric name -> difference (p not adjusted)."""
     by_slice = paired_replicates_by_slice(
@@ -317,7 +331,7 @@ def paired_bootstrap_by_slice(
         chunk_size=chunk_size,
     )
     return {
-        name: compare(paired, confidence=confidence, max_undefined=max_undefined)
+        name: _compare_with_quality(paired, confidence, max_undefined, quality)
         for name, paired in by_slice.items()
     }
 
@@ -360,6 +374,22 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(value) for value in adjusted]
 
 
+def _compare_with_quality(
+    paired: PairedReplicates,
+    confidence: float,
+    max_undefined: float,
+    quality: QualityWeights | None,
+) -> dict[str, PairedDifference]:
+    differences = compare(paired, confidence=confidence, max_undefined=max_undefined)
+    if quality is None:
+        return differences
+    # Imported here: quality builds on this module's types.
+    from pipelines.evaluation.quality import paired_quality_score
+
+    scored = paired_quality_score(paired, quality)
+    return differences | compare(scored, confidence=confidence, max_undefined=max_undefined)
+
+
 def _bootstrap(
     statistics: FloatArray,
     suite: MetricSuite,
@@ -370,7 +400,7 @@ def _bootstrap(
     stats = _as_statistics(statistics, "statistics")
     _check_count(n_resamples, "n_resamples")
     total = stats.sum(axis=0)
-    sums = _resampled_sums(stats, n_resamples, np.random.default_rng(seed), chunk_size)
+    [sums] = _resampled_sums([stats], n_resamples, np.random.default_rng(seed), chunk_size)
     values = _finalize(suite, np.vstack([total, sums]))
     return Replicates(tuple(suite.names), values[0], values[1:], stats.shape[0])
 
@@ -389,10 +419,11 @@ def _paired(
     _check_aligned(stats_a, stats_b)
     _check_count(n_resamples, "n_resamples")
     _check_count(n_permutations, "n_permutations")
-    width = stats_a.shape[1]
     total_a, total_b = stats_a.sum(axis=0), stats_b.sum(axis=0)
-    resampled = _resampled_sums(
-        np.hstack([stats_a, stats_b]), n_resamples, np.random.default_rng(seed), chunk_size
+    # Separate products, not one over hstack([a, b]): identical inputs then give bit-identical
+    # replicates (BLAS rounding can depend on a column's position).
+    resampled_a, resampled_b = _resampled_sums(
+        [stats_a, stats_b], n_resamples, np.random.default_rng(seed), chunk_size
     )
     # Swapping example i moves (b_i - a_i) from b's sums to a's.
     moved = _swapped_sums(
@@ -404,8 +435,8 @@ def _paired(
             [
                 total_a,
                 total_b,
-                resampled[:, :width],
-                resampled[:, width:],
+                resampled_a,
+                resampled_b,
                 total_a + moved,
                 total_b - moved,
             ]
@@ -425,12 +456,15 @@ def _paired(
 
 
 def _resampled_sums(
-    statistics: FloatArray, n_resamples: int, rng: np.random.Generator, chunk_size: int | None
-) -> FloatArray:
-    """Column sums of `statistics` under `n_resamples` multinomial bootstrap resamples."""
-    n = statistics.shape[0]
-    transposed = np.ascontiguousarray(statistics.T)
-    sums = np.empty((n_resamples, statistics.shape[1]))
+    matrices: Sequence[FloatArray],
+    n_resamples: int,
+    rng: np.random.Generator,
+    chunk_size: int | None,
+) -> list[FloatArray]:
+    """Column sums of each matrix (rows = the same examples) under shared bootstrap resamples."""
+    n = matrices[0].shape[0]
+    transposed = [np.ascontiguousarray(matrix.T) for matrix in matrices]
+    sums = [np.empty((n_resamples, matrix.shape[1])) for matrix in matrices]
     block = _block_rows(n, n_resamples, chunk_size)
     counts = np.empty((block, n))
     for start in range(0, n_resamples, block):
@@ -439,8 +473,9 @@ def _resampled_sums(
             # Row by row, the stream is consumed in replicate order whatever the block size, and
             # a per-row bincount stays in cache (faster than one bincount over offset indices).
             counts[row] = np.bincount(rng.integers(0, n, size=n, dtype=np.int32), minlength=n)
-        # (s, n) @ (n, rows) is markedly faster in OpenBLAS than (rows, n) @ (n, s) for small s.
-        sums[start : start + rows] = (transposed @ counts[:rows].T).T
+        for matrix, total in zip(transposed, sums, strict=True):
+            # (s, n) @ (n, rows) is markedly faster in OpenBLAS than (rows, n) @ (n, s).
+            total[start : start + rows] = (matrix @ counts[:rows].T).T
     return sums
 
 

@@ -1,28 +1,30 @@
 """Per-example text-generation scores and the sufficient statistics of corpus BLEU and chrF.
 
-The statistics are exactly sacrebleu 2.x's per-segment statistics for a single reference:
+The statistics are exactly sacrebleu 2.6's per-segment statistics for a single reference:
 BLEU with the 13a tokenizer (``[sys_len, ref_len, correct_1..4, total_1..4]``) and chrF with
 char_order=6, word_order=0, whitespace removed (``[hyp, ref, match]`` per order). Summing them
-over examples and applying `corpus_bleu` / `corpus_chrf` reproduces sacrebleu's corpus scores;
-both finalisers are vectorised over rows so a bootstrap can evaluate many resamples at once.
+over examples and applying `bleu_from_statistics` / `chrf_from_statistics` reproduces sacrebleu's
+corpus scores; both are vectorised over rows so a bootstrap can score many resamples at once.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from itertools import count, repeat
-from multiprocessing import get_context
-from operator import sub
+from itertools import chain, pairwise, repeat
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-FloatArray = npt.NDArray[np.float64]
-_Gram = tuple[str, ...]
+from pipelines.evaluation.suite import FloatArray
+
+IndexArray = npt.NDArray[np.intp]
+IntArray = npt.NDArray[np.int64]
 
 BLEU_ORDER = 4
 CHRF_ORDER = 6
@@ -41,6 +43,11 @@ TEXT_SCORE_COLUMNS: tuple[str, ...] = ("exact_match", "bleu", "chrf")
 
 _N_BLEU = len(BLEU_STAT_COLUMNS)
 _N_STATS = _N_BLEU + len(CHRF_STAT_COLUMNS)
+# Shorter pairs are faster with sets and Counters than with numpy (measured crossovers).
+_BLEU_VECTOR_MIN_TOKENS = 60
+_CHRF_VECTOR_MIN_CHARS = 48
+# Largest n-gram lookup table (entries) `_ngram_matches` allocates: 128 MiB.
+_MAX_GRAM_TABLE = 1 << 24
 # Below this many pairs per worker a process pool costs more than it saves.
 _MIN_PAIRS_PER_PROCESS = 2_000
 # sacrebleu's floor for log(0) in BLEU's geometric mean.
@@ -53,7 +60,14 @@ _SPLIT_CHARS = re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])")
 _SPLIT_TABLE = {c: f" {chr(c)} " for c in range(128) if _SPLIT_CHARS.fullmatch(chr(c))}
 _PERIOD_AFTER_NON_DIGIT = re.compile(r"([^0-9])([\.,])")
 _PERIOD_BEFORE_NON_DIGIT = re.compile(r"([\.,])([^0-9])")
-_DASH_AFTER_DIGIT = re.compile(r"([0-9])(-)")
+# Equivalents with constant replacements, which re applies without a Python call per match.
+# Unless two of [.,] are adjacent, the two substitutions above cannot overlap, and together they
+# split off a period or comma exactly when one of its neighbours is not a digit.
+_ADJACENT_PERIODS = re.compile(r"[.,]{2}")
+_LONE_PERIOD = re.compile(r"(?<=[^0-9])\.|\.(?=[^0-9])")
+_LONE_COMMA = re.compile(r"(?<=[^0-9]),|,(?=[^0-9])")
+# Same as ([0-9])(-) -> "\1 \2 ": its matches can never overlap.
+_DASH_AFTER_DIGIT = re.compile(r"(?<=[0-9])-")
 
 
 def _tokenize_word(word: str) -> tuple[str, ...]:
@@ -62,22 +76,19 @@ def _tokenize_word(word: str) -> tuple[str, ...]:
         return (word,)
     line = f" {word} ".translate(_SPLIT_TABLE)
     if "." in line or "," in line:
-        line = _PERIOD_AFTER_NON_DIGIT.sub(r"\1 \2 ", line)
-        line = _PERIOD_BEFORE_NON_DIGIT.sub(r" \1 \2", line)
+        if _ADJACENT_PERIODS.search(line):
+            line = _PERIOD_AFTER_NON_DIGIT.sub(r"\1 \2 ", line)
+            line = _PERIOD_BEFORE_NON_DIGIT.sub(r" \1 \2", line)
+        else:
+            line = _LONE_PERIOD.sub(" . ", line)
+            line = _LONE_COMMA.sub(" , ", line)
     if "-" in line:
-        line = _DASH_AFTER_DIGIT.sub(r"\1 \2 ", line)
+        line = _DASH_AFTER_DIGIT.sub(" - ", line)
     return tuple(line.split())
 
 
-def tokenize_13a(line: str, cache: dict[str, tuple[str, ...]] | None = None) -> list[str]:
-    """sacrebleu's 13a tokens of a segment (after BLEU's rstrip), memoised per word in `cache`.
-
-    Every regex of 13a either maps single characters or looks at one neighbour that is never
-    whitespace-sensitive, so tokenising whitespace-separated words independently gives the
-    same tokens as tokenising the whole line; words repeat, so they are cached.
-    """
-    if cache is None:
-        cache = {}
+def _preprocess_13a(line: str) -> str:
+    """13a's language-independent preprocessing, after BLEU's rstrip."""
     line = line.rstrip()
     if "<skipped>" in line:
         line = line.replace("<skipped>", "")
@@ -86,148 +97,225 @@ def tokenize_13a(line: str, cache: dict[str, tuple[str, ...]] | None = None) -> 
     if "&" in line:
         line = line.replace("&quot;", '"').replace("&amp;", "&")
         line = line.replace("&lt;", "<").replace("&gt;", ">")
-    tokens: list[str] = []
-    for word in line.split():
-        pieces = cache.get(word)
-        if pieces is None:
-            pieces = cache[word] = _tokenize_word(word)
-        tokens += pieces
-    return tokens
+    return line
+
+
+def tokenize_13a(line: str) -> list[str]:
+    """sacrebleu's 13a tokens of a segment, as BLEU sees them (after rstrip)."""
+    return [token for word in _preprocess_13a(line).split() for token in _tokenize_word(word)]
+
+
+class _TokenIds(dict[str, tuple[int, ...]]):
+    """Memo from a whitespace-separated word to the ids of its 13a tokens.
+
+    Every 13a regex either maps single characters or looks at one neighbour, and whitespace
+    always plays the same part in them, so tokenising words independently gives the tokens of
+    the whole line; words repeat, so each is tokenised once. Ids stand in for tokens so that
+    n-grams can be counted with integer arithmetic.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vocabulary: dict[str, int] = {}
+
+    def __missing__(self, word: str) -> tuple[int, ...]:
+        vocabulary = self.vocabulary
+        ids = self[word] = tuple(
+            vocabulary.setdefault(token, len(vocabulary)) for token in _tokenize_word(word)
+        )
+        return ids
+
+    def tokens(self, line: str) -> list[int]:
+        """Token ids of a segment."""
+        return list(chain.from_iterable(map(self.__getitem__, _preprocess_13a(line).split())))
+
+
+# --- n-gram matches ---------------------------------------------------------------------------
+class _Scratch:
+    """Index buffers reused across segments by `_ngram_matches`, grown on demand."""
+
+    def __init__(self) -> None:
+        self._arange = np.arange(1024, dtype=np.intp)
+        self._symbols = np.empty(1024, dtype=np.intp)
+        self._grams = np.empty(1024, dtype=np.intp)
+
+    def arange(self, n: int) -> IndexArray:
+        if n > len(self._arange):
+            self._arange = np.arange(2 * n, dtype=np.intp)
+        return self._arange[:n]
+
+    def symbols(self, n: int) -> IndexArray:
+        if n > len(self._symbols):
+            self._symbols = np.empty(2 * n, dtype=np.intp)
+        return self._symbols
+
+    def grams(self, n: int) -> IndexArray | None:
+        if n > _MAX_GRAM_TABLE:
+            return None
+        if n > len(self._grams):
+            self._grams = np.empty(min(2 * n, _MAX_GRAM_TABLE), dtype=np.intp)
+        return self._grams
+
+
+def _ngram_matches(
+    symbols: IndexArray, n_hyp: int, n_ref: int, max_order: int, scratch: _Scratch
+) -> list[int] | None:
+    """Clipped matches sum_g min(hyp[g], ref[g]) of orders 1..max_order, where the hypothesis is
+    symbols[:n_hyp] and the reference symbols[n_hyp:]; None if the lookup table would be too big.
+
+    Each n-gram gets as id the position of one of its occurrences: a scatter of positions into a
+    table indexed by the n-gram's code, then a gather. The code of an n-gram is the id of its
+    (n-1)-gram prefix times the alphabet size plus its last symbol, so it stays below
+    len(symbols) * alphabet size; n-grams that straddle the two texts get ids but are not counted.
+    """
+    total = n_hyp + n_ref
+    positions = scratch.arange(total)
+    table = scratch.symbols(int(np.maximum.reduce(symbols)) + 1)
+    table[symbols] = positions
+    ids = table[symbols]
+    is_id = ids == positions
+    alphabet = int(np.count_nonzero(is_id))
+    dense = (np.cumsum(is_id) - 1)[ids]
+    gram_table = scratch.grams(total * alphabet)
+    if gram_table is None:
+        return None
+    matches = [0] * max_order
+    for k in range(max_order):
+        th, tr = n_hyp - k, n_ref - k
+        if th <= 0 or tr <= 0:
+            break
+        if k:
+            codes = ids[:-1] * alphabet + dense[k:]
+            gram_table[codes] = positions[: len(codes)]
+            ids = gram_table[codes]
+        hyp_counts = np.bincount(ids[:th], minlength=total)
+        ref_counts = np.bincount(ids[n_hyp : n_hyp + tr], minlength=total)
+        match = int(np.add.reduce(np.minimum(hyp_counts, ref_counts, out=hyp_counts)))
+        if not match:
+            break  # no n-gram of this order matches, so no longer one can
+        matches[k] = match
+    return matches
+
+
+def _ngram_matches_small(
+    hyp: Sequence[Hashable], ref: Sequence[Hashable], max_order: int
+) -> list[int]:
+    """`_ngram_matches` with sets and Counters: faster on short texts, no size limit."""
+    matches = [0] * max_order
+    lh, lr = len(hyp), len(ref)
+    hyp_shifts = [hyp]
+    ref_shifts = [ref]
+    # Distinct n-grams at one order stay distinct at every longer order.
+    hyp_unique = ref_unique = False
+    for k in range(max_order):
+        th, tr = lh - k, lr - k
+        if th <= 0 or tr <= 0:
+            break
+        if k:
+            hyp_shifts.append(hyp[k:])
+            ref_shifts.append(ref[k:])
+        hyp_grams: Iterable[Hashable] = zip(*hyp_shifts, strict=False) if k else hyp
+        ref_grams: Iterable[Hashable] = zip(*ref_shifts, strict=False) if k else ref
+        if hyp_unique:
+            ref_set = set(ref_grams)
+            ref_unique = len(ref_set) == tr
+            match = sum(map(ref_set.__contains__, hyp_grams))
+        elif ref_unique:
+            hyp_set = set(hyp_grams)
+            hyp_unique = len(hyp_set) == th
+            match = sum(map(hyp_set.__contains__, ref_grams))
+        else:
+            hyp_counts = Counter(hyp_grams)
+            ref_counts = Counter(ref_grams)
+            hyp_unique, ref_unique = len(hyp_counts) == th, len(ref_counts) == tr
+            if len(ref_counts) < len(hyp_counts):
+                hyp_counts, ref_counts = ref_counts, hyp_counts
+            # map() keeps the loop in C; a dict iterates its keys and values in the same order.
+            match = sum(map(min, hyp_counts.values(), map(ref_counts.get, hyp_counts, repeat(0))))
+        if not match:
+            break
+        matches[k] = match
+    return matches
 
 
 # --- per-segment statistics -------------------------------------------------------------------
-def _sum_min(a: Counter[_Gram], b: Counter[_Gram], keys: set[_Gram]) -> int:
-    """Sum over `keys` of min(a[key], b[key]): the clipped matches of two n-gram multisets."""
-    # map() keeps the loop in C; a set iterates in the same order both times.
-    return sum(map(min, map(a.__getitem__, keys), map(b.__getitem__, keys)))
-
-
-def _bleu_statistics(hyp: list[str], ref: list[str]) -> list[int]:
-    """[sys_len, ref_len, correct_1..4, total_1..4] of tokenised hypothesis and reference."""
+def _bleu_statistics(hyp: list[int], ref: list[int], scratch: _Scratch) -> list[int]:
+    """[sys_len, ref_len, correct_1..4, total_1..4] of a hypothesis and reference's token ids."""
     lh, lr = len(hyp), len(ref)
     totals = [lh - k if lh > k else 0 for k in range(BLEU_ORDER)]
     if hyp == ref:
         return [lh, lr, *totals, *totals]
-    correct = [0] * BLEU_ORDER
-    hyp_shifts: list[list[str]] = []
-    ref_shifts: list[list[str]] = []
-    for k in range(BLEU_ORDER):
-        th, tr = lh - k, lr - k
-        if th <= 0 or tr <= 0:
-            break
-        hyp_shifts.append(hyp[k:])
-        ref_shifts.append(ref[k:])
-        hyp_set = set(zip(*hyp_shifts, strict=False))
-        ref_set = set(zip(*ref_shifts, strict=False))
-        common = hyp_set & ref_set
-        if not common:
-            break  # no k-gram matches, so no longer n-gram can match either
-        if len(hyp_set) == th or len(ref_set) == tr:
-            correct[k] = len(common)
-        else:
-            hyp_counts = Counter(zip(*hyp_shifts, strict=False))
-            ref_counts = Counter(zip(*ref_shifts, strict=False))
-            correct[k] = _sum_min(hyp_counts, ref_counts, common)
-    return [lh, lr, *correct, *totals]
+    correct = None
+    if lh + lr >= _BLEU_VECTOR_MIN_TOKENS:
+        symbols = np.array(hyp + ref, dtype=np.intp)
+        correct = _ngram_matches(symbols, lh, lr, BLEU_ORDER, scratch)
+    return [lh, lr, *(correct or _ngram_matches_small(hyp, ref, BLEU_ORDER)), *totals]
 
 
-def _chrf_statistics(hyp: str, ref: str) -> list[int]:
+def _chrf_statistics(hyp: str, ref: str, scratch: _Scratch) -> list[int]:
     """[hyp, ref, match] per character order 1..6 of chrF with whitespace removed."""
     h = "".join(hyp.split())
     r = "".join(ref.split())
     lh, lr = len(h), len(r)
-    stats: list[int] = []
     if h == r:
-        for k in range(CHRF_ORDER):
-            t = lh - k if lh > k else 0
-            stats += (t, t, t)
-        return stats
-    hyp_shifts = [h]
-    ref_shifts = [r]
+        matches = [lh - k if lh > k else 0 for k in range(CHRF_ORDER)]
+    else:
+        vector = None
+        if lh + lr >= _CHRF_VECTOR_MIN_CHARS and lh and lr:
+            # surrogatepass: lone surrogates are characters to sacrebleu too.
+            encoded = (h + r).encode("utf-32-le", "surrogatepass")
+            codepoints = np.frombuffer(encoded, dtype=np.uint32)
+            vector = _ngram_matches(codepoints.astype(np.intp), lh, lr, CHRF_ORDER, scratch)
+        matches = vector or _ngram_matches_small(h, r, CHRF_ORDER)
+    stats: list[int] = []
     for k in range(CHRF_ORDER):
         th, tr = lh - k, lr - k
         if tr <= 0:
-            stats += (0, 0, 0)  # sacrebleu does not count hypothesis n-grams without a reference
-            continue
-        if th <= 0:
-            stats += (0, tr, 0)
-            continue
-        if k == 0:
-            hyp_set, ref_set = set(h), set(r)
+            stats += (0, 0, 0)  # sacrebleu counts no hypothesis n-grams without reference ones
         else:
-            hyp_shifts.append(h[k:])
-            ref_shifts.append(r[k:])
-            hyp_set = set(zip(*hyp_shifts, strict=False))
-            ref_set = set(zip(*ref_shifts, strict=False))
-        common = hyp_set & ref_set
-        if not common:
-            _zero_matches(stats, lh, lr, k)
-            return stats
-        hyp_unique, ref_unique = len(hyp_set) == th, len(ref_set) == tr
-        if hyp_unique and ref_unique:
-            stats += (th, tr, len(common))
-            _diagonal_matches(stats, hyp_shifts, ref_shifts, lh, lr, k)
-            return stats
-        if hyp_unique or ref_unique:
-            match = len(common)
-        elif k == 0:
-            match = sum(map(min, map(h.count, common), map(r.count, common)))
-        else:
-            hyp_counts = Counter(zip(*hyp_shifts, strict=False))
-            ref_counts = Counter(zip(*ref_shifts, strict=False))
-            match = _sum_min(hyp_counts, ref_counts, common)
-        stats += (th, tr, match)
+            stats += (th if th > 0 else 0, tr, matches[k])
     return stats
 
 
-def _zero_matches(stats: list[int], lh: int, lr: int, k: int) -> None:
-    """Append the statistics of orders k+1..6 when order k+1 already has no match."""
-    for j in range(k, CHRF_ORDER):
-        th, tr = lh - j, lr - j
-        if tr <= 0:
-            stats += (0, 0, 0)
-        else:
-            stats += (th if th > 0 else 0, tr, 0)
-
-
-def _diagonal_matches(
-    stats: list[int], hyp_shifts: list[str], ref_shifts: list[str], lh: int, lr: int, k: int
-) -> None:
-    """Append orders k+2..6 once every (k+1)-gram is unique on both sides.
-
-    With unique (k+1)-grams a hypothesis position matches at most one reference position p(i),
-    and its (k+1+e)-gram matches iff p(i), p(i+1), ..., p(i+e) are consecutive; so the matches of
-    all longer orders follow from the lengths of the runs of consecutive positions.
-    """
-    position = dict(zip(zip(*ref_shifts, strict=False), count(), strict=False))
-    # -2 marks "no match": its difference to a neighbour can never be 1.
-    aligned = list(map(position.get, zip(*hyp_shifts, strict=False), repeat(-2)))
-    steps = bytes(map((1).__eq__, map(sub, aligned[1:], aligned[:-1])))
-    runs = [len(run) for run in steps.split(b"\x00") if run]
-    for e in range(1, CHRF_ORDER - k):
-        th, tr = lh - k - e, lr - k - e
-        if tr <= 0:
-            stats += (0, 0, 0)
-        elif th <= 0:
-            stats += (0, tr, 0)
-        else:
-            stats += (th, tr, sum([n - e + 1 for n in runs if n >= e]))
-
-
-def text_statistics(predictions: Sequence[str], references: Sequence[str]) -> list[int]:
-    """Flat BLEU + chrF statistics of each pair, `_N_STATS` integers per pair in column order."""
-    cache: dict[str, tuple[str, ...]] = {}
+def _statistics(
+    predictions: Sequence[str], references: Sequence[str], bleu: bool = True, chrf: bool = True
+) -> IntArray:
+    """BLEU and / or chrF statistics of each pair, in that order, one row per pair."""
+    token_ids = _TokenIds()
+    scratch = _Scratch()
     out: list[int] = []
     for prediction, reference in zip(predictions, references, strict=True):
-        hyp = tokenize_13a(prediction, cache)
-        ref = hyp if prediction == reference else tokenize_13a(reference, cache)
-        out += _bleu_statistics(hyp, ref)
-        out += _chrf_statistics(prediction, reference)
-    return out
+        if bleu:
+            hyp = token_ids.tokens(prediction)
+            ref = hyp if prediction == reference else token_ids.tokens(reference)
+            out += _bleu_statistics(hyp, ref, scratch)
+        if chrf:
+            out += _chrf_statistics(prediction, reference, scratch)
+    width = bleu * _N_BLEU + chrf * (_N_STATS - _N_BLEU)
+    return np.array(out, dtype=np.int64).reshape(len(predictions), width)
+
+
+def bleu_statistics(predictions: Sequence[str], references: Sequence[str]) -> IntArray:
+    """sacrebleu's BLEU statistics of each pair, shape (n, 10), columns `BLEU_STAT_COLUMNS`."""
+    _check_pairs(predictions, references)
+    return _statistics(predictions, references, chrf=False)
+
+
+def chrf_statistics(predictions: Sequence[str], references: Sequence[str]) -> IntArray:
+    """sacrebleu's chrF statistics of each pair, shape (n, 18), columns `CHRF_STAT_COLUMNS`."""
+    _check_pairs(predictions, references)
+    return _statistics(predictions, references, bleu=False)
+
+
+def _check_pairs(predictions: Sequence[str], references: Sequence[str]) -> None:
+    if len(predictions) != len(references):
+        raise ValueError(
+            f"{len(predictions)} predictions but {len(references)} references; need one each"
+        )
 
 
 # --- corpus scores from summed statistics -----------------------------------------------------
-def corpus_bleu(sums: FloatArray, *, effective_order: bool = False) -> FloatArray:
+def bleu_from_statistics(sums: FloatArray, *, effective_order: bool = False) -> FloatArray:
     """BLEU (0-100, 'exp' smoothing) of each row of summed BLEU statistics, shape (R, 10) -> (R,).
 
     Mirrors sacrebleu's `BLEU.compute_bleu`; `effective_order=True` gives sentence BLEU.
@@ -264,7 +352,7 @@ def corpus_bleu(sums: FloatArray, *, effective_order: bool = False) -> FloatArra
     return np.where(correct.any(axis=1), score, 0.0)
 
 
-def corpus_chrf(sums: FloatArray) -> FloatArray:
+def chrf_from_statistics(sums: FloatArray) -> FloatArray:
     """chrF (0-100, beta=2, effective-order averaging) of each row of summed chrF statistics.
 
     Shape (R, 18) -> (R,); mirrors sacrebleu's `CHRF._compute_f_score` without eps smoothing.
@@ -294,21 +382,28 @@ def corpus_chrf(sums: FloatArray) -> FloatArray:
 # --- per-example scoring ----------------------------------------------------------------------
 def _statistics_matrix(
     predictions: Sequence[str], references: Sequence[str], processes: int
-) -> npt.NDArray[np.int64]:
+) -> IntArray:
     """(n, 28) BLEU + chrF statistics, optionally computed over a process pool."""
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
     n = len(predictions)
     workers = min(processes, n // _MIN_PAIRS_PER_PROCESS)
     if workers <= 1:
-        flat = text_statistics(predictions, references)
-    else:
-        n_chunks = 4 * workers
-        bounds = [n * i // n_chunks for i in range(n_chunks + 1)]
-        chunks_p = [list(predictions[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
-        chunks_r = [list(references[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
-        # spawn, not fork: callers may be multi-threaded (orchestrators, web servers).
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            flat = [x for part in pool.map(text_statistics, chunks_p, chunks_r) for x in part]
-    return np.array(flat, dtype=np.int64).reshape(n, _N_STATS)
+        return _statistics(predictions, references)
+    n_chunks = 4 * workers
+    bounds = [n * i // n_chunks for i in range(n_chunks + 1)]
+    chunks_p = [list(predictions[a:b]) for a, b in pairwise(bounds)]
+    chunks_r = [list(references[a:b]) for a, b in pairwise(bounds)]
+    with ProcessPoolExecutor(workers, mp_context=_process_context()) as pool:
+        return np.concatenate(list(pool.map(_statistics, chunks_p, chunks_r)))
+
+
+def _process_context() -> BaseContext:
+    """Fork where the platform has it: spawned workers re-import numpy and pandas, which can take
+    longer than the scoring they would share."""
+    if "fork" in get_all_start_methods():
+        return get_context("fork")
+    return get_context()
 
 
 def score_text_generation(
@@ -317,27 +412,23 @@ def score_text_generation(
     """One row per (prediction, reference) pair: exact_match, sentence bleu and chrf (0-100),
     then the BLEU and chrF sufficient statistics (`BLEU_STAT_COLUMNS`, `CHRF_STAT_COLUMNS`).
 
-    `processes > 1` spreads large inputs over a spawned process pool, so a script calling it
-    needs the usual ``if __name__ == "__main__":`` guard.
+    `processes > 1` spreads large inputs (2,000 pairs or more per process) over a process pool.
     """
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"{len(predictions)} predictions but {len(references)} references; need one each"
-        )
+    _check_pairs(predictions, references)
     stats = _statistics_matrix(predictions, references, processes).astype(np.float64)
-    bleu_stats, chrf_stats = stats[:, :_N_BLEU], stats[:, _N_BLEU:]
     exact = np.fromiter(
         (p.strip() == r.strip() for p, r in zip(predictions, references, strict=True)),
         dtype=np.float64,
         count=len(predictions),
     )
-    frame = pd.DataFrame(
-        {
-            "exact_match": exact,
-            "bleu": corpus_bleu(bleu_stats, effective_order=True),
-            "chrf": corpus_chrf(chrf_stats),
-        }
+    values = np.column_stack(
+        [
+            exact,
+            bleu_from_statistics(stats[:, :_N_BLEU], effective_order=True),
+            chrf_from_statistics(stats[:, _N_BLEU:]),
+            stats,
+        ]
     )
-    return pd.concat(
-        [frame, pd.DataFrame(stats, columns=[*BLEU_STAT_COLUMNS, *CHRF_STAT_COLUMNS])], axis=1
+    return pd.DataFrame(
+        values, columns=[*TEXT_SCORE_COLUMNS, *BLEU_STAT_COLUMNS, *CHRF_STAT_COLUMNS]
     )

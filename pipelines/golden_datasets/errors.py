@@ -28,16 +28,17 @@ class Problem:
 
     @property
     def location(self) -> str:
-        """Human-readable place of the problem, e.g. "line 7, column 'input'"."""
+        """Where the problem is, e.g. "line 7, column 'input'"; "" for the whole file."""
         parts = []
         if self.row is not None:
             parts.append(f"{self.unit} {self.row}")
         if self.column is not None:
             parts.append(f"column {self.column!r}")
-        return ", ".join(parts) if parts else "file"
+        return ", ".join(parts)
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}. Fix: {self.fix}"
+        located = f"{self.location}: " if self.location else ""
+        return f"{located}{self.message}. Fix: {self.fix}"
 
 
 def _sort_key(problem: Problem) -> tuple[bool, int]:

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -59,10 +59,10 @@ _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
 class RawTable:
     """Cells of a dataset file as text, one entry per readable record, not yet normalised.
 
-    `columns` holds the first column of each name in `header`, missing cells as NA.
-    `unusable_columns` are present in the file but hold no usable text (e.g. a Parquet
-    struct column); they are reported already, so later checks skip them.
-    `readable` is False when the file could not be read as a table at all.
+    `columns` holds the first column of each name in `header`, missing cells as NA; a column
+    in `header` but not in `columns` holds no usable text (e.g. a Parquet struct column) and
+    has been reported already. `readable` is False when the file could not be read as a
+    table at all.
     """
 
     header: tuple[str, ...]
@@ -70,7 +70,6 @@ class RawTable:
     locations: npt.NDArray[np.int64]
     unit: LocationUnit
     problems: tuple[Problem, ...]
-    unusable_columns: frozenset[str] = field(default_factory=frozenset)
     readable: bool = True
 
     @property
@@ -98,13 +97,13 @@ def parse_golden_file(data: bytes, *, filename: str, max_rows: int) -> RawTable:
     return parser(data, max_rows)
 
 
-def _unreadable(problem: Problem, unit: LocationUnit) -> RawTable:
+def _unreadable(problems: Problem | Sequence[Problem], unit: LocationUnit) -> RawTable:
     return RawTable(
         header=(),
         columns={},
         locations=np.zeros(0, dtype=np.int64),
         unit=unit,
-        problems=(problem,),
+        problems=(problems,) if isinstance(problems, Problem) else tuple(problems),
         readable=False,
     )
 
@@ -169,7 +168,7 @@ def _encoding_problem(
         return Problem(
             location,
             column,
-            f"contains bytes that are not valid UTF-8 ({shown})",
+            f"the value contains bytes that are not valid UTF-8 ({shown})",
             "save the file as UTF-8 (in Excel: 'CSV UTF-8'); such bytes usually mean it was"
             " saved as Windows-1252 or Latin-1",
             unit,
@@ -177,7 +176,7 @@ def _encoding_problem(
     return Problem(
         location,
         column,
-        f"contains an unpaired UTF-16 surrogate (\\u{ord(run.group()[0]):04x})",
+        f"the value contains an unpaired UTF-16 surrogate (\\u{ord(run.group()[0]):04x})",
         "write characters outside the Basic Multilingual Plane as a surrogate pair or as UTF-8",
         unit,
     )
@@ -247,14 +246,22 @@ def _csv_syntax_problem(line: int, error: csv.Error) -> Problem:
             'write a quote inside a quoted field twice (""), e.g. "say ""hi"""',
             "line",
         )
-    return Problem(line, None, f"is not valid CSV ({text})", "fix the CSV quoting", "line")
+    return Problem(line, None, f"the record is not valid CSV ({text})", "fix its quoting", "line")
 
 
 def _is_blank(record: list[str]) -> bool:
-    first = record[0]
-    if first and not first.isspace():
-        return False
     return all(not value or value.isspace() for value in record)
+
+
+def _field_count_problem(line: int, fields: int, expected: int) -> Problem:
+    return Problem(
+        line,
+        None,
+        f"the record has {fields} fields but the header has {expected}",
+        "quote fields that contain commas or line breaks with double quotes,"
+        " and give every row one value per header column",
+        "line",
+    )
 
 
 def _parse_csv(data: bytes, max_rows: int) -> RawTable:
@@ -274,42 +281,33 @@ def _parse_csv(data: bytes, max_rows: int) -> RawTable:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     previous_end = 0
     with _csv_field_limit(len(text) + 1):
-        while True:
-            start = previous_end + 1
+        # One fast loop per stretch of well-formed records; a syntax error ends a stretch, is
+        # reported at the line its record starts on, and the reader resumes after it.
+        done = False
+        while not done:
             try:
-                record = next(reader)
-            except StopIteration:
-                break
+                for record in reader:
+                    start, previous_end = previous_end + 1, reader.line_num
+                    if not record or ((not record[0] or record[0].isspace()) and _is_blank(record)):
+                        continue
+                    if header is None:
+                        header, header_line = record, start
+                        continue
+                    if len(record) != len(header):
+                        problems.append(_field_count_problem(start, len(record), len(header)))
+                        continue
+                    if len(records) == max_rows:
+                        problems.append(_too_many_rows(max_rows))
+                        break
+                    records.append(record)
+                    locations.append(start)
+                done = True
             except csv.Error as error:
-                problems.append(_csv_syntax_problem(start, error))
-                continue
-            finally:
+                problems.append(_csv_syntax_problem(previous_end + 1, error))
                 previous_end = reader.line_num
-            if not record or _is_blank(record):
-                continue
-            if header is None:
-                header, header_line = record, start
-                continue
-            if len(record) != len(header):
-                problems.append(
-                    Problem(
-                        start,
-                        None,
-                        f"has {len(record)} fields but the header has {len(header)}",
-                        "quote fields that contain commas or line breaks with double quotes,"
-                        " and give every row one value per header column",
-                        "line",
-                    )
-                )
-                continue
-            if len(records) == max_rows:
-                problems.append(_too_many_rows(max_rows))
-                break
-            records.append(record)
-            locations.append(start)
 
     if header is None:
-        return _unreadable(problems[0] if problems else _empty_file("CSV"), "line")
+        return _unreadable(problems or _empty_file("CSV"), "line")
     if from_bytes:
         for name in header:
             if _SURROGATE.search(name):
@@ -355,14 +353,14 @@ _JSON = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=str)
 
 def _json_kind(value: object) -> str:
     if isinstance(value, dict):
-        return "an object"
+        return "a JSON object"
     if isinstance(value, list):
-        return "an array"
+        return "a JSON array"
     if isinstance(value, bool):
-        return "a boolean"
+        return "a JSON boolean"
     if value is None:
-        return "null"
-    return "a string or number"  # numbers are parsed to their literal text
+        return "JSON null"
+    return "a JSON string or number"  # numbers are parsed to their literal text
 
 
 def _is_json_array_file(text: str) -> bool:
@@ -401,7 +399,7 @@ def _json_text_series(
                 Problem(
                     locations[index],
                     column,
-                    f"is {_json_kind(value)}, which cannot be stored as text",
+                    f"the value is {_json_kind(value)}, which cannot be stored as text",
                     f"make {column!r} a JSON string (serialise structured input to text first)"
                     + (", or tags a list of strings" if column == TAGS_COLUMN else ""),
                     "line",
@@ -418,7 +416,7 @@ def _json_tags(tags: list[object], location: int, problems: list[Problem]) -> st
             Problem(
                 location,
                 TAGS_COLUMN,
-                "is a list with values that are not strings",
+                "the tags list has values that are not strings",
                 'write tags as a list of strings, e.g. ["billing", "refunds"]',
                 "line",
             )
@@ -476,7 +474,7 @@ def _parse_jsonl(data: bytes, max_rows: int) -> RawTable:
                     Problem(
                         number,
                         None,
-                        f"is not valid JSON ({error.msg} at character {error.colno})",
+                        f"the line is not valid JSON ({error.msg} at character {error.colno})",
                         'write each example as one JSON object on one line, e.g. {"id": "1",'
                         ' "input": "...", "expected": "..."}',
                         "line",
@@ -488,7 +486,7 @@ def _parse_jsonl(data: bytes, max_rows: int) -> RawTable:
                 Problem(
                     number,
                     None,
-                    f"is {_json_kind(record)}, not a JSON object",
+                    f"the line is {_json_kind(record)}, not a JSON object",
                     'write each example as a JSON object, e.g. {"id": "1", "input": "...",'
                     ' "expected": "..."}',
                     "line",
@@ -539,11 +537,12 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def _not_parquet(data: bytes) -> Problem:
-    guess = "; it looks like text (CSV or JSON Lines?)" if _looks_like_text(data[:_SNIFF_BYTES]) else ""
+    text = _looks_like_text(data[:_SNIFF_BYTES])
+    guess = " and looks like text (CSV or JSON Lines?)" if text else ""
     return Problem(
         None,
         None,
-        f"the file is not Parquet (it lacks the PAR1 signature{guess})",
+        f"the file is not Parquet: it lacks the PAR1 signature{guess}",
         "give the file the extension of its real format, or export it again as Parquet",
     )
 
@@ -559,14 +558,13 @@ def _parquet_text(
     if pa.types.is_dictionary(kind):
         column = column.cast(kind.value_type)
         kind = column.type
-    if (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_string_view(kind)
-        or pa.types.is_integer(kind)
-        or pa.types.is_boolean(kind)
-        or pa.types.is_null(kind)
-    ):
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        try:
+            column.validate(full=True)  # Parquet readers do not check that strings are UTF-8
+        except pa.ArrowInvalid:
+            return _parquet_binary_text(name, column.cast(pa.large_binary()), locations, problems)
+        return _series(column.cast(pa.large_string()))
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind):
         return _series(column.cast(pa.large_string()))
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         try:
@@ -576,9 +574,13 @@ def _parquet_text(
     if (
         name == TAGS_COLUMN
         and (pa.types.is_list(kind) or pa.types.is_large_list(kind))
-        and (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type))
+        and (
+            pa.types.is_string(kind.value_type)
+            or pa.types.is_large_string(kind.value_type)
+            or pa.types.is_null(kind.value_type)  # how pandas writes lists that are all empty
+        )
     ):
-        lists = column.combine_chunks()
+        lists = column.cast(pa.list_(pa.string())).combine_chunks()
         values = pc.list_flatten(lists)
         with_comma = pc.fill_null(pc.match_substring(values, ","), False)
         if pc.any(with_comma).as_py():
@@ -591,7 +593,7 @@ def _parquet_text(
         Problem(
             None,
             name,
-            f"is stored as Parquet type {kind}, which is not text",
+            f"the column has Parquet type {kind}, which is not text",
             f"store {name!r} as a string column (in pandas: df[{name!r}].astype(str)"
             " before writing)"
             + ("; tags may also be a list of strings" if name == TAGS_COLUMN else ""),
@@ -612,7 +614,8 @@ def _parquet_binary_text(
             texts.append(value.decode("utf-8"))
         except UnicodeDecodeError:
             text = value.decode("utf-8", "surrogateescape")
-            problems.append(_encoding_problem(int(locations[row]), name, "row", text, True))
+            problem = _encoding_problem(int(locations[row]), name, "row", text, True)
+            problems.append(replace(problem, fix="decode the bytes to text before writing"))
             texts.append(_repair_text(text))
     return _series(pa.array(texts, type=pa.large_string()))
 
@@ -643,17 +646,14 @@ def _parse_parquet(data: bytes, max_rows: int) -> RawTable:
     locations = np.arange(1, table.num_rows + 1, dtype=np.int64)
     header: list[str] = []
     columns: dict[str, pd.Series[str]] = {}
-    unusable: set[str] = set()
     for name, column in zip(table.column_names, table.columns, strict=True):
         if name.startswith("__index_level_"):
             continue
         header.append(name)
-        if name in columns or name in unusable:
+        if header.count(name) > 1:
             continue
         text = _parquet_text(name, column, locations, problems)
-        if text is None:
-            unusable.add(name)
-        else:
+        if text is not None:
             columns[name] = text
     return RawTable(
         header=tuple(header),
@@ -661,7 +661,6 @@ def _parse_parquet(data: bytes, max_rows: int) -> RawTable:
         locations=locations,
         unit="row",
         problems=tuple(problems),
-        unusable_columns=frozenset(unusable),
     )
 
 

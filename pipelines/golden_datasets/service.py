@@ -16,7 +16,8 @@ from models.db.repositories.audit import AuditRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import GoldenDataset, GoldenDatasetVersion
 from pipelines.errors import Conflict, InvalidInput, NotFound
-from pipelines.golden_datasets.parsing import GoldenDatasetTask, read_golden_file
+from pipelines.golden_datasets.schema import GoldenDatasetTask
+from pipelines.golden_datasets.validation import read_golden_file
 from pipelines.golden_datasets.versions import VersionDiff, diff_versions
 
 log = structlog.get_logger()
@@ -111,9 +112,7 @@ def import_golden_dataset(
             "rows": len(validated.frame),
         },
     )
-    log.info(
-        "golden_dataset.imported", dataset=name, version=number, rows=len(validated.frame)
-    )
+    log.info("golden_dataset.imported", dataset=name, version=number, rows=len(validated.frame))
     return ImportResult(dataset=dataset, version=version, created=True)
 
 

@@ -139,7 +139,9 @@ class EvaluationRepository:
     def replace_metrics(self, run_id: uuid.UUID, metrics: Sequence[dict[str, Any]]) -> None:
         self.session.execute(delete(EvaluationMetric).where(EvaluationMetric.run_id == run_id))
         if metrics:
-            self.session.execute(insert(EvaluationMetric), [{"run_id": run_id, **m} for m in metrics])
+            self.session.execute(
+                insert(EvaluationMetric), [{"run_id": run_id, **m} for m in metrics]
+            )
 
     def metrics(self, run_id: uuid.UUID) -> list[EvaluationMetric]:
         return list(

@@ -24,7 +24,9 @@ class OrganizationRepository:
 
     def provider(self) -> Organization | None:
         return self.session.scalars(
-            select(Organization).where(Organization.kind == "provider").order_by(Organization.created_at)
+            select(Organization)
+            .where(Organization.kind == "provider")
+            .order_by(Organization.created_at)
         ).first()
 
     def add(self, *, slug: str, name: str, kind: str) -> Organization:

@@ -1,0 +1,117 @@
+"""The FastAPI application: tenants under `/v1`, the provider under `/provider/v1`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.observability import Metrics, RequestContextMiddleware
+from api.routers import health, provider, tenant
+from api.settings import ApiSettings, ProviderAuthSettings
+from api.state import ApiState
+from models.cache.cache import make_result_cache
+from models.cache.client import make_async_client
+from models.cache.nonces import make_nonce_store
+from models.cache.rate_limit import make_rate_limiter
+from models.cache.settings import CacheSettings
+from models.db.engine import make_engine, make_sessionmaker
+from models.db.migrate import upgrade
+from models.registry import client as registry
+from models.settings import RegistrySettings, StorageSettings
+from pipelines.evaluation.launcher import BackgroundThreadLauncher, EvaluationLauncher
+from pipelines.logging import configure_logging
+
+DESCRIPTION = """
+Results of StreamFlow evaluations for tenants (`/v1`, API keys) and the platform's operations
+for the provider (`/provider/v1`, HMAC-signed requests). Errors are RFC 9457 problem+json;
+lists are cursor-paginated; every response carries `X-Request-ID`.
+"""
+
+
+def build_state(
+    *,
+    api: ApiSettings | None = None,
+    storage: StorageSettings | None = None,
+    cache_settings: CacheSettings | None = None,
+    provider_auth: ProviderAuthSettings | None = None,
+    launcher: EvaluationLauncher | None = None,
+) -> ApiState:
+    """Open what the API needs from settings (the environment by default)."""
+    api = api or ApiSettings()
+    storage = storage or StorageSettings()
+    cache_settings = cache_settings or CacheSettings()
+    provider_auth = provider_auth or ProviderAuthSettings()
+    storage.home.mkdir(parents=True, exist_ok=True)
+    url = storage.resolved_database_url()
+    upgrade(make_engine(url))
+    engine = make_engine(url, tenant_scoped_role=api.database_app_role)
+    registry_settings = RegistrySettings()
+    registry.configure(registry_settings)
+    metrics = Metrics()
+    client = make_async_client(cache_settings) if cache_settings.redis_url else None
+    return ApiState(
+        api=api,
+        storage=storage,
+        registry=registry_settings,
+        cache_settings=cache_settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        cache=make_result_cache(cache_settings, metrics.cache_counters, client=client),
+        rate_limiter=make_rate_limiter(cache_settings, metrics.rate_limit_counters, client=client),
+        nonces=make_nonce_store(cache_settings, client=client),
+        metrics=metrics,
+        launcher=launcher or BackgroundThreadLauncher(),
+        provider_keys=provider_auth.signing_keys(),
+        signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
+        redis=client,
+    )
+
+
+def create_app(state: ApiState | None = None) -> FastAPI:
+    """The app; `uvicorn --factory api.app:create_app` builds its state from the environment."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not hasattr(app.state, "streamflow"):
+            app.state.streamflow = build_state()
+        yield
+        opened: ApiState = app.state.streamflow
+        opened.launcher.shutdown()
+        if opened.redis is not None:
+            await opened.redis.aclose()
+        opened.engine.dispose()
+
+    app = FastAPI(
+        title="StreamFlow API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    if state is not None:
+        app.state.streamflow = state
+        app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
+    else:
+        app.add_middleware(RequestContextMiddleware, metrics=_LazyMetrics(app))
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(tenant.router, prefix="/v1")
+    app.include_router(provider.router, prefix="/provider/v1")
+    return app
+
+
+class _LazyMetrics:
+    """The metrics of the state the lifespan builds, for apps created without a state."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.app.state.streamflow.metrics, name)
+
+
+def main() -> None:
+    """Entry point of `streamflow serve` workers: logging first, then the app."""
+    configure_logging()

@@ -1,0 +1,163 @@
+"""Request dependencies: who is calling, within which limits, in which database scope."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.errors import RateLimited, ReplayCheckUnavailable, SignatureInvalid
+from api.signing import SignatureRejected, SignedRequest, verify
+from api.state import ApiState
+from models.cache.nonces import ReplayProtectionUnavailable
+from models.cache.rate_limit import RateLimit, RateLimitDecision
+from models.db.engine import SYSTEM_SCOPE, set_row_scope
+from pipelines.access.service import Principal, Unauthenticated, authenticate
+
+
+bearer = HTTPBearer(auto_error=False, description="A tenant API key: `Bearer sf_<prefix>_<secret>`.")
+provider_signature = APIKeyHeader(
+    name="X-StreamFlow-Signature",
+    auto_error=False,
+    scheme_name="ProviderSignature",
+    description=(
+        "HMAC-SHA256 request signature (`v1=<hex>`) with X-StreamFlow-Key-Id, "
+        "X-StreamFlow-Timestamp and X-StreamFlow-Nonce; see docs/provider-signing.md."
+    ),
+)
+
+
+def get_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.streamflow
+    return state
+
+
+StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+async def _enforce(state: ApiState, request: Request, key: str, per_minute: int, kind: str) -> None:
+    decision = await state.rate_limiter.hit(key, RateLimit(limit=per_minute, period_seconds=60.0))
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        state.metrics.rate_limited.labels(kind).inc()
+        raise RateLimited(decision, kind)
+
+
+async def limit_by_address(request: Request, state: StateDep) -> None:
+    """Every request, authenticated or not, counts against its client address."""
+    address = request.client.host if request.client else "unknown"
+    await _enforce(state, request, f"address:{address}", state.api.rate_limit_per_address_per_minute, "address")
+
+
+AddressLimited = Depends(limit_by_address)
+
+
+@dataclass
+class TenantContext:
+    """An authenticated tenant request: the principal and its row-scoped session."""
+
+    principal: Principal
+    session: Session
+    now: datetime
+
+
+def _tenant_session(
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    _: Annotated[None, AddressLimited],
+) -> Iterator[TenantContext]:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send `Authorization: Bearer <API key>`; keys come from the provider")
+    now = datetime.now(UTC)
+    with state.sessions() as session, session.begin():
+        set_row_scope(session, scope="authenticate")
+        principal = authenticate(session, credentials.credentials, now=now)
+        set_row_scope(session, organization_id=str(principal.organization_id))
+        yield TenantContext(principal=principal, session=session, now=now)
+
+
+def tenant(scope: str) -> Callable[..., Awaitable[TenantContext]]:
+    """A dependency: an API key with `scope`, within its per-key rate limit."""
+
+    async def dependency(
+        request: Request,
+        state: StateDep,
+        context: Annotated[TenantContext, Depends(_tenant_session, scope="function")],
+    ) -> TenantContext:
+        context.principal.require(scope)
+        per_minute = state.api.rate_limits_per_minute.get(scope, state.api.rate_limit_per_minute)
+        await _enforce(state, request, f"key:{context.principal.key_id}:{scope}", per_minute, "key")
+        return context
+
+    return dependency
+
+
+@dataclass
+class ProviderContext:
+    """A signed provider request: the key id that signed it and a platform-wide session."""
+
+    key_id: str
+    session: Session
+    now: datetime
+
+    @property
+    def actor(self) -> str:
+        return f"provider:{self.key_id}"
+
+
+async def _verified_provider_key(
+    request: Request,
+    state: StateDep,
+    _: Annotated[None, AddressLimited],
+    __: Annotated[str | None, Depends(provider_signature)],
+) -> str:
+    body = await request.body()
+    signed = SignedRequest.from_asgi_scope(request.scope, body)
+    try:
+        key_id = await verify(
+            signed,
+            keys=state.provider_keys,
+            now=time.time(),
+            tolerance_seconds=state.signature_tolerance_seconds,
+            claim_nonce=lambda key, nonce, ttl: state.nonces.claim(key, nonce, ttl_seconds=ttl),
+        )
+    except SignatureRejected as rejection:
+        raise SignatureInvalid(rejection) from None
+    except ReplayProtectionUnavailable:
+        state.metrics.redis_errors.labels("nonces").inc()
+        raise ReplayCheckUnavailable(
+            "replay protection is unavailable right now, so signed requests are refused; retry shortly"
+        ) from None
+    await _enforce(state, request, f"provider:{key_id}", state.api.rate_limit_per_minute, "key")
+    return key_id
+
+
+def _provider_session(
+    state: StateDep, key_id: Annotated[str, Depends(_verified_provider_key)]
+) -> Iterator[ProviderContext]:
+    with state.sessions() as session, session.begin():
+        set_row_scope(session, scope=SYSTEM_SCOPE)
+        yield ProviderContext(key_id=key_id, session=session, now=datetime.now(UTC))
+
+
+Provider = Annotated[ProviderContext, Depends(_provider_session, scope="function")]
+TenantRead = Annotated[TenantContext, Depends(tenant("results:read"))]
+TenantNotices = Annotated[TenantContext, Depends(tenant("notices:write"))]
+TenantKeys = Annotated[TenantContext, Depends(tenant("keys:write"))]
+
+
+def page_size(state: ApiState, limit: int | None) -> int:
+    """The page size to use: the default, or the requested one within bounds."""
+    if limit is None:
+        return state.api.page_size_default
+    return max(1, min(limit, state.api.page_size_max))
+
+
+def query_value(request: Request, name: str) -> Any:
+    return request.query_params.get(name)

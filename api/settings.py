@@ -1,0 +1,73 @@
+"""Settings of the API process (prefix `STREAMFLOW_`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.signing import check_secret
+
+
+class ApiSettings(BaseSettings):
+    """Limits, paging and database role of the HTTP API."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+
+    database_app_role: str | None = None
+    """PostgreSQL role the API takes so row-level security applies (e.g. `streamflow_app`)."""
+    rate_limit_per_minute: int = 600
+    """Requests per minute per API key (or provider key id), for scopes not listed below."""
+    rate_limits_per_minute: dict[str, int] = {"predict": 120, "results:read": 1200}
+    """Per-scope limits per key, e.g. `{"predict": 120}` (JSON in the environment)."""
+    rate_limit_per_address_per_minute: int = 300
+    """Requests per minute per client address before authentication."""
+    page_size_default: int = 50
+    page_size_max: int = 200
+    cache_results: bool = True
+    """Read-through cache of result reads (Redis when configured, else in-process)."""
+
+
+class ProviderAuthSettings(BaseSettings):
+    """Secrets of the HMAC-signed provider API; several keys are active at once to rotate them.
+
+    The secrets live only in the environment or a secret file, never in the database.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+
+    provider_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """Active keys as JSON `{"key-id": "secret", ...}`; secrets of at least 32 bytes."""
+    provider_keys_file: Path | None = None
+    """Secret file holding the same JSON; when set it replaces `STREAMFLOW_PROVIDER_KEYS`."""
+    signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    """Largest accepted distance between a request's timestamp and the server clock."""
+
+    @model_validator(mode="after")
+    def _load_and_check_keys(self) -> ProviderAuthSettings:
+        if self.provider_keys_file is not None:
+            self.provider_keys = _read_provider_keys_file(self.provider_keys_file)
+        for key_id, secret in self.provider_keys.items():
+            check_secret(key_id, secret.get_secret_value().encode())
+        return self
+
+    def signing_keys(self) -> dict[str, bytes]:
+        """Key id → secret bytes, the form `api.signing.verify` takes."""
+        return {key_id: s.get_secret_value().encode() for key_id, s in self.provider_keys.items()}
+
+
+def _read_provider_keys_file(path: Path) -> dict[str, SecretStr]:
+    where = f"STREAMFLOW_PROVIDER_KEYS_FILE ({path})"
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{where} cannot be read: {error.strerror}") from None
+    except ValueError as error:
+        raise ValueError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(secret, str) for secret in loaded.values()
+    ):
+        raise ValueError(f'{where} must hold a JSON object {{"key-id": "secret", ...}}')
+    return {key_id: SecretStr(secret) for key_id, secret in loaded.items()}

@@ -1,0 +1,40 @@
+"""What the API process opens once: settings, database, cache, rate limiter, nonce store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio
+
+from models.cache.cache import ResultCache
+from models.cache.nonces import NonceStore
+from models.cache.rate_limit import RateLimiter
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.observability import Metrics
+from api.settings import ApiSettings
+from models.cache.settings import CacheSettings
+from models.settings import RegistrySettings, StorageSettings
+from pipelines.evaluation.launcher import EvaluationLauncher
+
+
+@dataclass
+class ApiState:
+    """Resources shared by every request of one app."""
+
+    api: ApiSettings
+    storage: StorageSettings
+    registry: RegistrySettings
+    cache_settings: CacheSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    cache: ResultCache
+    rate_limiter: RateLimiter
+    nonces: NonceStore
+    metrics: Metrics
+    launcher: EvaluationLauncher
+    provider_keys: dict[str, bytes]
+    signature_tolerance_seconds: int
+    redis: redis.asyncio.Redis[bytes] | None = None
+    """The shared Redis client, when Redis is configured."""

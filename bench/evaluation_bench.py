@@ -1,0 +1,132 @@
+"""End-to-end seconds of a predictions-file evaluation: import, score, store, aggregate with CIs.
+
+Runs on the embedded default (SQLite, local MLflow store, Prefect in-process) in a temporary
+home, or on `--database-url`. Prefect's share is the flow's wall time minus the time spent in
+StreamFlow's own code (task bodies and flow body), both measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WORDS = ["technician", "arrived", "replaced", "valve", "compressor", "filter", "thermostat", "leak", "pressure", "customer", "invoice", "schedule", "inspected", "tested", "breaker", "wiring", "outlet", "drain", "pipe", "water", "heater", "fan", "coil", "refrigerant", "charge", "duct", "noise", "vibration", "warranty", "part", "ordered", "follow", "visit", "approved", "quote", "signed", "measured", "reading", "volts", "amps", "psi", "unit", "outdoor", "indoor", "panel", "fuse", "sensor", "board", "motor", "belt", "bearing", "seal", "gasket", "flush", "clean", "clog", "camera", "sewer", "line", "fixture", "faucet", "toilet", "shower"]
+
+
+def generate(n: int, seed: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Golden rows (id, input, expected, slice) and predictions (id, prediction) of n examples."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, len(WORDS) + 1)
+    weights /= weights.sum()
+    golden, predictions = [], []
+    slices = ("hvac", "plumbing", "electrical", "appliance")
+    for i in range(n):
+        sentences = []
+        for _ in range(int(rng.integers(2, 4))):
+            words = rng.choice(WORDS, size=int(rng.integers(8, 16)), p=weights).tolist()
+            sentences.append(" ".join(words).capitalize() + ".")
+        reference = "\n".join(sentences)
+        tokens = reference.split(" ")
+        keep = rng.random(len(tokens)) > 0.25
+        swapped = [t if k else str(rng.choice(WORDS)) for t, k in zip(tokens, keep, strict=True)]
+        example_id = f"ex{i:06d}"
+        golden.append(
+            {"id": example_id, "input": f"note {i}", "expected": reference, "slice": slices[i % 4]}
+        )
+        predictions.append({"id": example_id, "prediction": " ".join(swapped)})
+    return golden, predictions
+
+
+def run(
+    n_examples: int = 100_000, seed: int = 20261125, database_url: str | None = None
+) -> dict[str, Any]:
+    """Measure one evaluation of `n_examples` end to end; returns the figures."""
+    home = Path(tempfile.mkdtemp(prefix="streamflow-bench-"))
+    os.environ["STREAMFLOW_HOME"] = str(home)
+    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    if database_url:
+        os.environ["STREAMFLOW_DATABASE_URL"] = database_url
+    from flows.evaluation import evaluate_model_version
+    from flows.runtime import reset_runtime, runtime
+    from models.db.engine import transaction
+    from pipelines.golden_datasets.service import import_golden_dataset
+    from pipelines.organizations import ensure_organization
+
+    reset_runtime()
+    figures: dict[str, Any] = {"examples": n_examples, "cpu_count": os.cpu_count()}
+    started = time.perf_counter()
+    golden, predictions = generate(n_examples, seed)
+    figures["generate_s"] = time.perf_counter() - started
+    golden_path = home / "golden.jsonl"
+    golden_path.write_text("\n".join(json.dumps(row) for row in golden))
+    predictions_path = home / "predictions.jsonl"
+    predictions_path.write_text("\n".join(json.dumps(row) for row in predictions))
+
+    started = time.perf_counter()
+    rt = runtime()
+    figures["open_runtime_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with transaction(rt.sessions) as session:
+        provider, _ = ensure_organization(
+            session, slug="provider", name="P", kind="provider", actor="bench"
+        )
+        import_golden_dataset(
+            session,
+            organization_id=provider.id,
+            actor="bench",
+            name="bench-notes",
+            task="text_generation",
+            data=golden_path.read_bytes(),
+            filename=golden_path.name,
+            storage_dir=rt.storage.golden_dataset_dir,
+        )
+    figures["import_s"] = time.perf_counter() - started
+
+    from prefect import flow
+
+    @flow(name="bench-warm-up")
+    def warm_up() -> None:
+        """Starts Prefect's in-process API so the measured run does not pay for it."""
+
+    started = time.perf_counter()
+    warm_up()
+    figures["prefect_start_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    outcome = evaluate_model_version(
+        organization="provider",
+        actor="bench",
+        dataset="bench-notes",
+        predictions_path=str(predictions_path),
+        force=True,
+    )
+    wall = time.perf_counter() - started
+    figures["evaluate_s"] = wall
+    figures["batches"] = outcome.batches_scored
+    figures["our_code_s"] = outcome.seconds_in_our_code
+    figures["prefect_overhead_s"] = wall - outcome.seconds_in_our_code
+    figures["prefect_overhead_share"] = (wall - outcome.seconds_in_our_code) / wall
+    figures["import_plus_evaluate_s"] = figures["import_s"] + wall
+    figures["run_id"] = outcome.run_id
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--examples", type=int, default=100_000)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    figures = run(args.examples, database_url=args.database_url)
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""API keys: looked up by public prefix, listed per organisation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models.db.tables import ApiKey, Organization
+
+
+class ApiKeyRepository:
+    """SQL for API keys."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def get(self, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+        return self.session.scalars(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.organization_id == organization_id)
+        ).first()
+
+    def by_prefix(self, prefix: str) -> tuple[ApiKey, Organization] | None:
+        """The key with this public prefix and its organisation (authentication only)."""
+        row = self.session.execute(
+            select(ApiKey, Organization)
+            .join(Organization, Organization.id == ApiKey.organization_id)
+            .where(ApiKey.prefix == prefix)
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def page(
+        self, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[ApiKey]:
+        query = (
+            select(ApiKey)
+            .where(ApiKey.organization_id == organization_id)
+            .order_by(ApiKey.created_at, ApiKey.id)
+            .limit(limit)
+        )
+        if after is not None:
+            created_at, key_id = after
+            query = query.where(
+                (ApiKey.created_at > created_at)
+                | ((ApiKey.created_at == created_at) & (ApiKey.id > key_id))
+            )
+        return list(self.session.scalars(query))
+
+    def touch(self, key_id: uuid.UUID, when: datetime) -> None:
+        self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))

@@ -1,0 +1,132 @@
+"""System notices, their audiences and tenants' acknowledgements."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, exists, insert, or_, select
+from sqlalchemy.orm import Session
+
+from models.db.tables import NoticeAcknowledgement, SystemNotice, SystemNoticeAudience
+
+
+class NoticeRepository:
+    """SQL for notices."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, notice: SystemNotice, audience: Sequence[uuid.UUID]) -> SystemNotice:
+        self.session.add(notice)
+        self.session.flush()
+        self.set_audience(notice.id, audience)
+        return notice
+
+    def set_audience(self, notice_id: uuid.UUID, audience: Sequence[uuid.UUID]) -> None:
+        self.session.execute(
+            delete(SystemNoticeAudience).where(SystemNoticeAudience.notice_id == notice_id)
+        )
+        if audience:
+            self.session.execute(
+                insert(SystemNoticeAudience),
+                [{"notice_id": notice_id, "organization_id": org} for org in sorted(set(audience))],
+            )
+
+    def audience(self, notice_id: uuid.UUID) -> list[uuid.UUID]:
+        return list(
+            self.session.scalars(
+                select(SystemNoticeAudience.organization_id).where(
+                    SystemNoticeAudience.notice_id == notice_id
+                )
+            )
+        )
+
+    def get(self, notice_id: uuid.UUID) -> SystemNotice | None:
+        return self.session.get(SystemNotice, notice_id)
+
+    def page_all(
+        self, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[SystemNotice]:
+        """Every notice (provider view), newest first."""
+        query = select(SystemNotice).order_by(
+            SystemNotice.created_at.desc(), SystemNotice.id.desc()
+        )
+        if after is not None:
+            created_at, notice_id = after
+            query = query.where(
+                (SystemNotice.created_at < created_at)
+                | ((SystemNotice.created_at == created_at) & (SystemNotice.id < notice_id))
+            )
+        return list(self.session.scalars(query.limit(limit)))
+
+    def _addressed_to(self, organization_id: uuid.UUID) -> object:
+        return or_(
+            SystemNotice.audience == "all",
+            exists().where(
+                SystemNoticeAudience.notice_id == SystemNotice.id,
+                SystemNoticeAudience.organization_id == organization_id,
+            ),
+        )
+
+    def _active(self, now: datetime) -> object:
+        return and_(
+            SystemNotice.retired_at.is_(None),
+            SystemNotice.starts_at <= now,
+            or_(SystemNotice.ends_at.is_(None), SystemNotice.ends_at > now),
+        )
+
+    def page_active_for(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        now: datetime,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[tuple[SystemNotice, datetime | None]]:
+        """Active notices addressed to a tenant with its acknowledgement time, newest first."""
+        query = (
+            select(SystemNotice, NoticeAcknowledgement.acknowledged_at)
+            .outerjoin(
+                NoticeAcknowledgement,
+                (NoticeAcknowledgement.notice_id == SystemNotice.id)
+                & (NoticeAcknowledgement.organization_id == organization_id),
+            )
+            .where(self._active(now), self._addressed_to(organization_id))  # type: ignore[arg-type]
+            .order_by(SystemNotice.starts_at.desc(), SystemNotice.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            starts_at, notice_id = after
+            query = query.where(
+                (SystemNotice.starts_at < starts_at)
+                | ((SystemNotice.starts_at == starts_at) & (SystemNotice.id < notice_id))
+            )
+        return [(row[0], row[1]) for row in self.session.execute(query)]
+
+    def get_active_for(
+        self, organization_id: uuid.UUID, notice_id: uuid.UUID, *, now: datetime
+    ) -> SystemNotice | None:
+        return self.session.scalars(
+            select(SystemNotice).where(
+                SystemNotice.id == notice_id,
+                self._active(now),  # type: ignore[arg-type]
+                self._addressed_to(organization_id),  # type: ignore[arg-type]
+            )
+        ).first()
+
+    def acknowledgement(
+        self, organization_id: uuid.UUID, notice_id: uuid.UUID
+    ) -> NoticeAcknowledgement | None:
+        return self.session.get(NoticeAcknowledgement, (notice_id, organization_id))
+
+    def acknowledge(
+        self, organization_id: uuid.UUID, notice_id: uuid.UUID, *, actor: str, now: datetime
+    ) -> NoticeAcknowledgement:
+        ack = NoticeAcknowledgement(
+            notice_id=notice_id, organization_id=organization_id, actor=actor, acknowledged_at=now
+        )
+        self.session.add(ack)
+        self.session.flush()
+        return ack

@@ -1,0 +1,187 @@
+"""API keys of tenants: issued and revoked by the provider, shown once, stored as a hash.
+
+A key reads `sf_<prefix>_<secret>`: the prefix is public and indexes the row; only the SHA-256
+of the whole key is stored (the secret has 256 bits of entropy, so a slow hash adds nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from models.db.repositories.api_keys import ApiKeyRepository
+from models.db.repositories.audit import AuditRepository
+from models.db.tables import ApiKey, Organization
+from pipelines.errors import InvalidInput, NotFound, StreamflowError
+
+SCOPES = ("results:read", "predict", "domains:write", "notices:write", "keys:write")
+"""Every scope a key may carry."""
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is written at most this often per key, so reads stay reads."""
+
+
+class Unauthenticated(StreamflowError):
+    """No valid credentials: missing, malformed, unknown, revoked or expired key."""
+
+
+class Forbidden(StreamflowError):
+    """Valid credentials without the scope the operation needs."""
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly issued key: the row and the plaintext, which is shown once and never stored."""
+
+    key: ApiKey
+    plaintext: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an organisation through one of its keys, with the key's scopes."""
+
+    organization_id: uuid.UUID
+    organization_slug: str
+    key_id: uuid.UUID
+    scopes: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.key_id}"
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(
+                f"this API key lacks the scope {scope!r}; ask the provider for a key with it"
+            )
+
+
+def _hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def issue_api_key(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    name: str,
+    scopes: Sequence[str],
+    actor: str,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """Create a key for an organisation; the plaintext is returned once."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise InvalidInput(f"scopes: unknown {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+    if not scopes:
+        raise InvalidInput(f"scopes: give at least one of {', '.join(SCOPES)}")
+    if not name.strip():
+        raise InvalidInput("name: give the key a name, e.g. 'ci pipeline'")
+    prefix = secrets.token_hex(6)
+    plaintext = f"sf_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKeyRepository(session).add(
+        ApiKey(
+            organization_id=organization_id,
+            name=name.strip(),
+            prefix=prefix,
+            key_hash=_hash(plaintext),
+            scopes=sorted(set(scopes)),
+            expires_at=expires_at,
+        )
+    )
+    AuditRepository(session).record(
+        actor=actor,
+        organization_id=organization_id,
+        action="api_key.issued",
+        target_type="api_key",
+        target_id=str(key.id),
+        details={"name": key.name, "prefix": prefix, "scopes": key.scopes},
+    )
+    return IssuedKey(key, plaintext)
+
+
+def revoke_api_key(
+    session: Session, *, organization_id: uuid.UUID, key_id: uuid.UUID, actor: str, now: datetime
+) -> ApiKey:
+    """Revoke a key of this organisation (idempotent: revoking twice keeps the first time)."""
+    key = ApiKeyRepository(session).get(organization_id, key_id)
+    if key is None:
+        raise NotFound(f"API key {key_id} not found")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        AuditRepository(session).record(
+            actor=actor,
+            organization_id=organization_id,
+            action="api_key.revoked",
+            target_type="api_key",
+            target_id=str(key.id),
+            details={"prefix": key.prefix},
+        )
+    return key
+
+
+def list_api_keys(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[ApiKey]:
+    """An organisation's keys, oldest first, a page at a time."""
+    return ApiKeyRepository(session).page(organization_id, after=after, limit=limit)
+
+
+def authenticate(session: Session, presented: str, *, now: datetime) -> Principal:
+    """The principal behind a presented key, or Unauthenticated."""
+    parts = presented.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != "sf" or not parts[1] or not parts[2]:
+        raise Unauthenticated(
+            "the API key is malformed; send `Authorization: Bearer sf_<prefix>_<secret>`"
+        )
+    found = ApiKeyRepository(session).by_prefix(parts[1])
+    if found is None:
+        raise Unauthenticated("unknown API key")
+    key, organization = found
+    if not hmac.compare_digest(key.key_hash, _hash(presented.strip())):
+        raise Unauthenticated("unknown API key")
+    if key.revoked_at is not None:
+        raise Unauthenticated("this API key was revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthenticated("this API key has expired")
+    if organization.status != "active":
+        raise Unauthenticated("this organisation is suspended; contact the provider")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKeyRepository(session).touch(key.id, now)
+    return Principal(
+        organization_id=organization.id,
+        organization_slug=organization.slug,
+        key_id=key.id,
+        scopes=frozenset(key.scopes),
+    )
+
+
+def suspend_organization(
+    session: Session, *, organization: Organization, actor: str, suspended: bool = True
+) -> Organization:
+    """Suspend (or reactivate) a tenant: its keys stop authenticating at once."""
+    if organization.kind != "tenant":
+        raise InvalidInput("only tenants can be suspended")
+    status = "suspended" if suspended else "active"
+    if organization.status != status:
+        organization.status = status
+        AuditRepository(session).record(
+            actor=actor,
+            organization_id=organization.id,
+            action="organization.suspended" if suspended else "organization.reactivated",
+            target_type="organization",
+            target_id=str(organization.id),
+            details={},
+        )
+    return organization

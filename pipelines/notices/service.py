@@ -1,0 +1,191 @@
+"""System notices: the provider creates, schedules, updates and retires them; tenants read and acknowledge."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from models.db.repositories.audit import AuditRepository
+from models.db.repositories.notices import NoticeRepository
+from models.db.repositories.organizations import OrganizationRepository
+from models.db.tables import NoticeAcknowledgement, SystemNotice
+from pipelines.errors import Conflict, InvalidInput, NotFound
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class NoticeDraft:
+    """Fields of a notice to create, or to change (None = leave as is) on update."""
+
+    title: str | None = None
+    body: str | None = None
+    severity: str | None = None
+    audience: Sequence[str] | None = None
+    """None or ["*"] for every tenant, else tenant slugs."""
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+def notice_status(notice: SystemNotice, now: datetime) -> str:
+    """scheduled, active, expired or retired."""
+    if notice.retired_at is not None:
+        return "retired"
+    if notice.starts_at > now:
+        return "scheduled"
+    if notice.ends_at is not None and notice.ends_at <= now:
+        return "expired"
+    return "active"
+
+
+def _audience_ids(session: Session, slugs: Sequence[str] | None) -> tuple[str, list[uuid.UUID]]:
+    if slugs is None or list(slugs) == ["*"]:
+        return "all", []
+    if not slugs:
+        raise InvalidInput(
+            'audience: list tenant slugs, or omit it (or give ["*"]) for all tenants'
+        )
+    organizations = OrganizationRepository(session)
+    ids = []
+    for slug in slugs:
+        organization = organizations.get_by_slug(slug)
+        if organization is None or organization.kind != "tenant":
+            raise InvalidInput(f"audience: {slug!r} is not a tenant slug")
+        ids.append(organization.id)
+    return "listed", ids
+
+
+def _check(
+    title: str, body: str, severity: str, starts_at: datetime, ends_at: datetime | None
+) -> None:
+    if not title.strip():
+        raise InvalidInput("title: must not be empty")
+    if not body.strip():
+        raise InvalidInput("body: must not be empty")
+    if severity not in SEVERITIES:
+        raise InvalidInput(f"severity: {severity!r} is not one of {', '.join(SEVERITIES)}")
+    if ends_at is not None and ends_at <= starts_at:
+        raise InvalidInput("ends_at: must be after starts_at")
+
+
+def create_notice(
+    session: Session, *, draft: NoticeDraft, actor: str, now: datetime
+) -> SystemNotice:
+    """Create a notice, active from `starts_at` (default now) to `ends_at` (default open)."""
+    title, body, severity = draft.title or "", draft.body or "", draft.severity or "info"
+    starts_at = draft.starts_at or now
+    _check(title, body, severity, starts_at, draft.ends_at)
+    audience, ids = _audience_ids(session, draft.audience)
+    notice = NoticeRepository(session).add(
+        SystemNotice(
+            title=title.strip(),
+            body=body.strip(),
+            severity=severity,
+            audience=audience,
+            starts_at=starts_at,
+            ends_at=draft.ends_at,
+            created_at=now,
+            updated_at=now,
+        ),
+        ids,
+    )
+    AuditRepository(session).record(
+        actor=actor,
+        organization_id=None,
+        action="system_notice.created",
+        target_type="system_notice",
+        target_id=str(notice.id),
+        details={"severity": severity, "audience": audience, "tenants": len(ids)},
+    )
+    return notice
+
+
+def update_notice(
+    session: Session, *, notice_id: uuid.UUID, draft: NoticeDraft, actor: str, now: datetime
+) -> SystemNotice:
+    """Change a notice's text, severity, audience or schedule (not once retired)."""
+    notices = NoticeRepository(session)
+    notice = notices.get(notice_id)
+    if notice is None:
+        raise NotFound(f"system notice {notice_id} not found")
+    if notice.retired_at is not None:
+        raise Conflict("this notice is retired; create a new one instead")
+    title = draft.title if draft.title is not None else notice.title
+    body = draft.body if draft.body is not None else notice.body
+    severity = draft.severity if draft.severity is not None else notice.severity
+    starts_at = draft.starts_at or notice.starts_at
+    ends_at = draft.ends_at if draft.ends_at is not None else notice.ends_at
+    _check(title, body, severity, starts_at, ends_at)
+    changed = {
+        field: True
+        for field, value in (
+            ("title", draft.title),
+            ("body", draft.body),
+            ("severity", draft.severity),
+            ("starts_at", draft.starts_at),
+            ("ends_at", draft.ends_at),
+            ("audience", draft.audience),
+        )
+        if value is not None
+    }
+    notice.title, notice.body, notice.severity = title.strip(), body.strip(), severity
+    notice.starts_at, notice.ends_at, notice.updated_at = starts_at, ends_at, now
+    if draft.audience is not None:
+        notice.audience, ids = _audience_ids(session, draft.audience)
+        notices.set_audience(notice.id, ids)
+    AuditRepository(session).record(
+        actor=actor,
+        organization_id=None,
+        action="system_notice.updated",
+        target_type="system_notice",
+        target_id=str(notice.id),
+        details={"fields": sorted(changed)},
+    )
+    return notice
+
+
+def retire_notice(
+    session: Session, *, notice_id: uuid.UUID, actor: str, now: datetime
+) -> SystemNotice:
+    """Retire a notice: tenants stop seeing it (idempotent)."""
+    notice = NoticeRepository(session).get(notice_id)
+    if notice is None:
+        raise NotFound(f"system notice {notice_id} not found")
+    if notice.retired_at is None:
+        notice.retired_at = now
+        notice.updated_at = now
+        AuditRepository(session).record(
+            actor=actor,
+            organization_id=None,
+            action="system_notice.retired",
+            target_type="system_notice",
+            target_id=str(notice.id),
+            details={},
+        )
+    return notice
+
+
+def acknowledge_notice(
+    session: Session, *, organization_id: uuid.UUID, notice_id: uuid.UUID, actor: str, now: datetime
+) -> NoticeAcknowledgement:
+    """A tenant acknowledges an active notice addressed to it (idempotent)."""
+    notices = NoticeRepository(session)
+    if notices.get_active_for(organization_id, notice_id, now=now) is None:
+        raise NotFound(f"system notice {notice_id} not found")
+    existing = notices.acknowledgement(organization_id, notice_id)
+    if existing is not None:
+        return existing
+    ack = notices.acknowledge(organization_id, notice_id, actor=actor, now=now)
+    AuditRepository(session).record(
+        actor=actor,
+        organization_id=organization_id,
+        action="system_notice.acknowledged",
+        target_type="system_notice",
+        target_id=str(notice_id),
+        details={},
+    )
+    return ack
