@@ -15,33 +15,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from bench.rouge_bench import generate_pairs
 
-WORDS = ["technician", "arrived", "replaced", "valve", "compressor", "filter", "thermostat", "leak", "pressure", "customer", "invoice", "schedule", "inspected", "tested", "breaker", "wiring", "outlet", "drain", "pipe", "water", "heater", "fan", "coil", "refrigerant", "charge", "duct", "noise", "vibration", "warranty", "part", "ordered", "follow", "visit", "approved", "quote", "signed", "measured", "reading", "volts", "amps", "psi", "unit", "outdoor", "indoor", "panel", "fuse", "sensor", "board", "motor", "belt", "bearing", "seal", "gasket", "flush", "clean", "clog", "camera", "sewer", "line", "fixture", "faucet", "toilet", "shower"]
+SLICES = ("hvac", "plumbing", "electrical", "appliance")
 
 
 def generate(n: int, seed: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Golden rows (id, input, expected, slice) and predictions (id, prediction) of n examples."""
-    rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, len(WORDS) + 1)
-    weights /= weights.sum()
-    golden, predictions = [], []
-    slices = ("hvac", "plumbing", "electrical", "appliance")
-    for i in range(n):
-        sentences = []
-        for _ in range(int(rng.integers(2, 4))):
-            words = rng.choice(WORDS, size=int(rng.integers(8, 16)), p=weights).tolist()
-            sentences.append(" ".join(words).capitalize() + ".")
-        reference = "\n".join(sentences)
-        tokens = reference.split(" ")
-        keep = rng.random(len(tokens)) > 0.25
-        swapped = [t if k else str(rng.choice(WORDS)) for t, k in zip(tokens, keep, strict=True)]
-        example_id = f"ex{i:06d}"
-        golden.append(
-            {"id": example_id, "input": f"note {i}", "expected": reference, "slice": slices[i % 4]}
-        )
-        predictions.append({"id": example_id, "prediction": " ".join(swapped)})
-    return golden, predictions
+    predictions, references = generate_pairs(n, seed)
+    golden = [
+        {"id": f"ex{i:06d}", "input": f"note {i}", "expected": reference, "slice": SLICES[i % 4]}
+        for i, reference in enumerate(references)
+    ]
+    return golden, [{"id": f"ex{i:06d}", "prediction": p} for i, p in enumerate(predictions)]
 
 
 def run(

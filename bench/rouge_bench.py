@@ -57,6 +57,7 @@ class _Vocabulary:
             if stem not in stems:
                 stems.append(stem)
         self.stems = stems
+        self.stem_of: dict[str, str] = {}
         self._stem_weights = list(accumulate(1 / (rank + 1) ** 1.05 for rank in range(n_stems)))
         self._suffix_weights = list(accumulate(_SUFFIX_WEIGHTS))
         self._function_weights = list(
@@ -64,7 +65,9 @@ class _Vocabulary:
         )
 
     def inflect(self, rng: random.Random, stem: str) -> str:
-        return stem + rng.choices(_SUFFIXES, cum_weights=self._suffix_weights)[0]
+        word = stem + rng.choices(_SUFFIXES, cum_weights=self._suffix_weights)[0]
+        self.stem_of[word] = stem
+        return word
 
     def word(self, rng: random.Random) -> str:
         kind = rng.random()
@@ -89,8 +92,8 @@ def _edit(rng: random.Random, vocabulary: _Vocabulary, words: list[str]) -> list
             continue
         if roll < 0.16:
             edited.append(vocabulary.word(rng))
-        elif roll < 0.22 and word.rstrip("s") in vocabulary.stems:
-            edited.append(vocabulary.inflect(rng, word.rstrip("s")))
+        elif roll < 0.22 and word in vocabulary.stem_of:
+            edited.append(vocabulary.inflect(rng, vocabulary.stem_of[word]))
         else:
             edited.append(word)
         if rng.random() < 0.06:
@@ -106,7 +109,7 @@ def generate_pairs(n_pairs: int, seed: int) -> tuple[list[str], list[str]]:
     references: list[str] = []
     for _ in range(n_pairs):
         sentences = [
-            [vocabulary.word(rng) for _ in range(rng.randint(12, 19))]
+            [vocabulary.word(rng) for _ in range(rng.randint(13, 21))]
             for _ in range(rng.choice((3, 4)))
         ]
         references.append("\n".join(_sentence(rng, words) for words in sentences))

@@ -365,7 +365,8 @@ def models_register(
     builtin: Annotated[
         str | None,
         typer.Option(
-            help="A built-in agent to train: tfidf-logreg, char-naive-bayes, lead-sentence, scored-sentence."
+            help="Built-in agent to train: tfidf-logreg, char-naive-bayes, lead-sentence, "
+            "scored-sentence."
         ),
     ] = None,
     train: Annotated[
@@ -537,7 +538,8 @@ def eval_run(
         return
     if outcome.reused:
         console.print(
-            f"same model version, dataset version and config already evaluated: run {outcome.run_id[:8]} (use --force to redo)"
+            "same model version, dataset version and config already evaluated: "
+            f"run {outcome.run_id[:8]} (use --force to redo)"
         )
     _print_run(outcome.run_id, org)
 
@@ -597,7 +599,10 @@ def _print_run(run_id: str, org: str | None, *, slices: bool = False) -> None:
         "value",
         "95% CI",
         "n",
-        title=f"run {payload['id'][:8]}: {subject} on {payload['golden_dataset']} [{payload['status']}]",
+        title=(
+            f"run {payload['id'][:8]}: {subject} on {payload['golden_dataset']} "
+            f"[{payload['status']}]"
+        ),
     )
     for m in payload["metrics"]:
         if m["slice"] == "" and "[" not in m["name"]:
@@ -650,7 +655,7 @@ def eval_list(
         runs = EvaluationRepository(session).page(
             _org_id(session, org), before=decode_run_cursor(before) if before else None, limit=limit
         )
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": str(r.id),
                 "status": r.status,
@@ -698,7 +703,7 @@ def eval_examples(
     with _session() as session:
         found = service.get_run(session, organization_id=_org_id(session, org), run_id=run)
         rows = EvaluationRepository(session).scores(found.id, after=after, limit=limit)
-        items = [
+        items: list[dict[str, Any]] = [
             {
                 "example_id": r.example_id,
                 "slice": r.slice,

@@ -113,7 +113,8 @@ def run_demo(console: Console | None) -> dict[str, Any]:
                 storage_dir=rt.storage.golden_dataset_dir,
             )
             say(
-                f"golden dataset {result.dataset.name}@{result.version.version}: {result.version.row_count} rows"
+                f"golden dataset {result.dataset.name}@{result.version.version}: "
+                f"{result.version.row_count} rows"
             )
     report: dict[str, Any] = {"comparisons": []}
     steps = len(DEMO) * 4
@@ -156,9 +157,8 @@ def run_demo(console: Console | None) -> dict[str, Any]:
         console.print()
         console.print(f"done in {report['seconds']} s. Results live in:")
         console.print(f"  database       {report['database']}")
-        console.print(
-            f"  MLflow         {report['mlflow_tracking_uri']}  (mlflow ui --backend-store-uri {report['mlflow_tracking_uri']})"
-        )
+        uri = report["mlflow_tracking_uri"]
+        console.print(f"  MLflow         {uri}  (browse: mlflow ui --backend-store-uri {uri})")
         console.print(f"  golden data    {rt.storage.golden_dataset_dir.resolve()}")
         console.print("Try next:")
         console.print("  streamflow eval list")

@@ -1,42 +1,30 @@
-"""Rich tables and JSON payloads of evaluation comparisons, shared by the CLI and the demo."""
+"""Rich tables of evaluation comparisons for the CLI and the demo (JSON payloads: views)."""
 
 from __future__ import annotations
-
-from dataclasses import asdict
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from models.db.tables import EvaluationMetric, EvaluationRun
+from models.db.tables import EvaluationMetric
 from pipelines.evaluation.scoring import MetricDifference
 from pipelines.evaluation.service import RunComparison
+from pipelines.evaluation.views import comparison_payload, subject
+
+__all__ = ["HEADLINE", "comparison_payload", "print_comparison", "subject"]
 
 HEADLINE = {
     "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_weighted"),
-    "text_generation": ("rouge1_f", "rouge2_f", "rougeL_f", "rougeLsum_f", "bleu", "chrf", "exact_match"),
+    "text_generation": (
+        "rouge1_f",
+        "rouge2_f",
+        "rougeL_f",
+        "rougeLsum_f",
+        "bleu",
+        "chrf",
+        "exact_match",
+    ),
 }
 """Metrics the comparison table shows; `--json` carries every metric."""
-
-
-def subject(run: EvaluationRun) -> str:
-    """How a run's subject reads in tables: model version (alias) or predictions file."""
-    if run.registered_model_name:
-        alias = f" ({run.model_alias})" if run.model_alias else ""
-        return f"{run.registered_model_name}@{run.model_version}{alias}"
-    return f"predictions {run.predictions_filename}"
-
-
-def comparison_payload(result: RunComparison) -> dict[str, Any]:
-    """A comparison as JSON-ready data."""
-    return {
-        "run_a": {"id": str(result.run_a.id), "subject": subject(result.run_a)},
-        "run_b": {"id": str(result.run_b.id), "subject": subject(result.run_b)},
-        "n": result.comparison.n,
-        "overall": [asdict(row) for row in result.comparison.overall],
-        "slices": [asdict(row) for row in result.comparison.slices],
-        "mcnemar": [asdict(row) for row in result.comparison.mcnemar],
-    }
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

@@ -32,7 +32,7 @@ class EvaluationSettings(BaseSettings):
     processes: int = 2
     """Worker processes for scoring large batches (this machine kind has 2 cores)."""
     organization: str = "provider"
-    """Organisation slug the CLI acts as when `--org` is not given (`STREAMFLOW_EVAL_ORGANIZATION`)."""
+    """Organisation slug the CLI acts as without `--org` (`STREAMFLOW_EVAL_ORGANIZATION`)."""
 
 
 @dataclass(frozen=True)

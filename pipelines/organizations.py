@@ -10,6 +10,7 @@ from models.db.repositories.audit import AuditRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import Organization
 from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.pagination import Paged, decode_cursor, paged
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -52,3 +53,30 @@ def get_organization(session: Session, slug: str) -> Organization:
             f"organization {slug!r} not found; create it with `streamflow orgs create {slug}`"
         )
     return organization
+
+
+def get_tenant(session: Session, slug: str) -> Organization:
+    """The tenant with `slug` (the provider organisation is not a tenant)."""
+    organization = OrganizationRepository(session).get_by_slug(slug)
+    if organization is None or organization.kind != "tenant":
+        raise NotFound(f"tenant {slug!r} not found")
+    return organization
+
+
+def create_tenant(session: Session, *, slug: str, name: str, actor: str) -> Organization:
+    """A new tenant; Conflict when the slug is taken."""
+    if not name.strip():
+        raise InvalidInput("name: give the tenant a display name, e.g. 'Acme Ltd'")
+    if OrganizationRepository(session).get_by_slug(slug) is not None:
+        raise Conflict(f"organization {slug!r} exists already; choose another slug")
+    organization, _ = ensure_organization(
+        session, slug=slug, name=name.strip(), kind="tenant", actor=actor
+    )
+    return organization
+
+
+def tenants_page(session: Session, *, cursor: str | None, limit: int) -> Paged[Organization]:
+    """Tenants by slug, one page per opaque cursor."""
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    rows = OrganizationRepository(session).page_tenants(after_slug=after, limit=limit + 1)
+    return paged(rows, limit, lambda organization: (organization.slug,))

@@ -1,25 +1,99 @@
-"""Opaque keyset cursors for paged listings."""
+"""Opaque keyset cursors for paged listings.
+
+A cursor is the sort key of the last item of a page (e.g. its creation time and id), as
+base64url JSON; the next page starts strictly after it. Clients treat it as an opaque string.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from pipelines.errors import InvalidInput
 
+Item = TypeVar("Item")
 
-def encode_run_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{run_id}".encode()
+CursorValue = datetime | uuid.UUID | str | int
+"""What a cursor may carry: the values of a keyset sort key."""
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def _aware(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(_text(value))
+    if parsed.tzinfo is None:
+        raise ValueError("cursor times carry a zone")
+    return parsed
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("expected an integer")
+    return value
+
+
+_PARSERS: dict[type[Any], Callable[[Any], Any]] = {
+    datetime: _aware,
+    uuid.UUID: lambda value: uuid.UUID(_text(value)),
+    str: _text,
+    int: _integer,
+}
+
+
+@dataclass(frozen=True)
+class Paged(Generic[Item]):
+    """One page of items and the cursor of the next page (None on the last page)."""
+
+    items: list[Item]
+    next_cursor: str | None
+
+
+def encode_cursor(*values: CursorValue) -> str:
+    """An opaque cursor carrying these key values."""
+    parts = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+    raw = json.dumps([str(p) if isinstance(p, uuid.UUID) else p for p in parts]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_run_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, *kinds: type[Any]) -> tuple[Any, ...]:
+    """The key values a cursor carries, parsed as `kinds`; InvalidInput if it is not ours."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, run_id = raw.split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(run_id)
-    except (ValueError, UnicodeDecodeError) as error:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(kinds):
+            raise ValueError("wrong number of values")
+        return tuple(_PARSERS[kind](value) for kind, value in zip(kinds, values, strict=True))
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as error:
         raise InvalidInput(
             f"cursor {cursor!r} is not valid; pass next_cursor from a previous page"
         ) from error
+
+
+def paged(
+    rows: Sequence[Item], limit: int, key: Callable[[Item], tuple[CursorValue, ...]]
+) -> Paged[Item]:
+    """A page from up to `limit + 1` fetched rows: the extra row only says another page exists."""
+    items = list(rows[:limit])
+    more = len(rows) > limit and bool(items)
+    return Paged(items, encode_cursor(*key(items[-1])) if more else None)
+
+
+def encode_run_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
+    """The cursor after a run in a newest-first run listing."""
+    return encode_cursor(created_at, run_id)
+
+
+def decode_run_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """(created_at, run id) of a run cursor."""
+    created_at, run_id = decode_cursor(cursor, datetime, uuid.UUID)
+    return created_at, run_id

@@ -60,7 +60,8 @@ def set_row_scope(
         return
     session.execute(
         text(
-            "SELECT set_config('streamflow.org_id', :org, true), set_config('streamflow.scope', :scope, true)"
+            "SELECT set_config('streamflow.org_id', :org, true), "
+            "set_config('streamflow.scope', :scope, true)"
         ),
         {"org": organization_id or "", "scope": scope or ""},
     )

@@ -20,6 +20,8 @@ from models.db.repositories.api_keys import ApiKeyRepository
 from models.db.repositories.audit import AuditRepository
 from models.db.tables import ApiKey, Organization
 from pipelines.errors import InvalidInput, NotFound, StreamflowError
+from pipelines.organizations import get_tenant
+from pipelines.pagination import Paged, decode_cursor, paged
 
 SCOPES = ("results:read", "predict", "domains:write", "notices:write", "keys:write")
 """Every scope a key may carry."""
@@ -138,6 +140,17 @@ def list_api_keys(
     return ApiKeyRepository(session).page(organization_id, after=after, limit=limit)
 
 
+def api_keys_page(
+    session: Session, *, organization_id: uuid.UUID, cursor: str | None, limit: int
+) -> Paged[ApiKey]:
+    """An organisation's keys, oldest first, one page per opaque cursor."""
+    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
+    rows = ApiKeyRepository(session).page(
+        organization_id, after=(after[0], after[1]) if after else None, limit=limit + 1
+    )
+    return paged(rows, limit, lambda key: (key.created_at, key.id))
+
+
 def authenticate(session: Session, presented: str, *, now: datetime) -> Principal:
     """The principal behind a presented key, or Unauthenticated."""
     parts = presented.strip().split("_", 2)
@@ -185,3 +198,36 @@ def suspend_organization(
             details={},
         )
     return organization
+
+
+def issue_tenant_api_key(
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    scopes: Sequence[str],
+    actor: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """Issue a key to the tenant with `slug`; the plaintext is returned once."""
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at: must be in the future")
+    tenant = get_tenant(session, slug)
+    return issue_api_key(
+        session,
+        organization_id=tenant.id,
+        name=name,
+        scopes=scopes,
+        actor=actor,
+        expires_at=expires_at,
+    )
+
+
+def set_tenant_suspended(
+    session: Session, *, slug: str, actor: str, suspended: bool
+) -> Organization:
+    """Suspend or reactivate the tenant with `slug` (idempotent; audited when it changes)."""
+    return suspend_organization(
+        session, organization=get_tenant(session, slug), actor=actor, suspended=suspended
+    )

@@ -306,11 +306,12 @@ def score_rouge(
         return RougeScorer(use_stemmer=use_stemmer).score_batch(predictions, references)
     n_chunks = workers * _CHUNKS_PER_PROCESS
     bounds = np.linspace(0, len(predictions), n_chunks + 1).astype(int).tolist()
+    predictions, references = list(predictions), list(references)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_process_context()) as pool:
         parts = pool.map(
             _score_chunk,
-            [list(predictions[start:stop]) for start, stop in pairwise(bounds)],
-            [list(references[start:stop]) for start, stop in pairwise(bounds)],
+            [predictions[start:stop] for start, stop in pairwise(bounds)],
+            [references[start:stop] for start, stop in pairwise(bounds)],
             [use_stemmer] * n_chunks,
         )
         return _frame(np.concatenate(list(parts)))

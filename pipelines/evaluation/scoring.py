@@ -136,7 +136,11 @@ def summarize(
     """Every metric with its CI, overall and per non-empty slice; plus the quality score."""
     suite = suite_for(task, [scores])
     statistics = suite.statistics(scores)
-    parts = {ALL_EXAMPLES: bootstrap(statistics, suite, n_resamples=options.n_resamples, seed=options.seed)}
+    parts = {
+        ALL_EXAMPLES: bootstrap(
+            statistics, suite, n_resamples=options.n_resamples, seed=options.seed
+        )
+    }
     named = [s for s in slices if s]
     if named:
         mask = np.asarray([bool(s) for s in slices])
@@ -149,7 +153,9 @@ def summarize(
     for slice_name, replicates in parts.items():
         groups = [replicates] + ([quality_score(replicates, quality)] if quality else [])
         for group in groups:
-            for name, estimate in confidence_intervals(group, confidence=options.confidence).items():
+            for name, estimate in confidence_intervals(
+                group, confidence=options.confidence
+            ).items():
                 rows.append(
                     MetricRow(
                         slice=slice_name,
@@ -177,13 +183,18 @@ def compare(
         raise ValueError("paired comparison needs the same examples in both runs")
     suite = suite_for(task, [scores_a, scores_b])
     stats_a, stats_b = suite.statistics(scores_a), suite.statistics(scores_b)
-    keywords = {
-        "n_resamples": options.n_resamples,
-        "seed": options.seed,
-        "confidence": options.confidence,
-        "quality": quality,
-    }
-    overall = _differences(ALL_EXAMPLES, paired_bootstrap(stats_a, stats_b, suite, **keywords))
+    overall = _differences(
+        ALL_EXAMPLES,
+        paired_bootstrap(
+            stats_a,
+            stats_b,
+            suite,
+            n_resamples=options.n_resamples,
+            seed=options.seed,
+            confidence=options.confidence,
+            quality=quality,
+        ),
+    )
     named = [s for s in slices if s]
     per_slice: list[MetricDifference] = []
     if named:
@@ -191,7 +202,15 @@ def compare(
         # Holm multiplies the smallest p by the family size; enough swaps keep it resolvable.
         swaps = max(options.n_resamples, 20 * len(set(named)))
         by_slice = paired_bootstrap_by_slice(
-            stats_a[mask], stats_b[mask], named, suite, n_permutations=swaps, **keywords
+            stats_a[mask],
+            stats_b[mask],
+            named,
+            suite,
+            n_resamples=options.n_resamples,
+            n_permutations=swaps,
+            seed=options.seed,
+            confidence=options.confidence,
+            quality=quality,
         )
         for slice_name, differences in by_slice.items():
             per_slice += _differences(slice_name, differences)
@@ -213,7 +232,9 @@ def compare(
     )
 
 
-def _differences(slice_name: str, differences: Mapping[str, PairedDifference]) -> list[MetricDifference]:
+def _differences(
+    slice_name: str, differences: Mapping[str, PairedDifference]
+) -> list[MetricDifference]:
     return [
         MetricDifference(
             slice=slice_name,

@@ -6,8 +6,8 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from models.db.tables import (
     GoldenDataset,
     GoldenDatasetVersion,
 )
+from models.registry import client as registry
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.evaluation.quality import (
     DEFAULT_QUALITY_WEIGHTS,
@@ -40,6 +41,7 @@ from pipelines.evaluation.scoring import (
     summarize,
 )
 from pipelines.golden_datasets.service import load_version_frame, resolve_version
+from pipelines.organizations import get_organization
 
 log = structlog.get_logger()
 
@@ -100,7 +102,7 @@ class EvaluationRequest:
     """(registered model name, version, alias asked for), already resolved."""
     agent_type: str | None = None
     predictions: PredictionsFile | None = None
-    options: ScoringOptions = ScoringOptions()
+    options: ScoringOptions = field(default_factory=ScoringOptions)
     quality_weights: str | None = None
     batch_size: int = 5000
     force: bool = False
@@ -322,14 +324,14 @@ def store_batch(
     return len(rows)
 
 
-def _compact(record: dict[str, Any]) -> dict[str, Any]:
+def _compact(record: Mapping[Any, Any]) -> dict[str, Any]:
     """Integral floats as ints, so stored JSON stays small and exact."""
     out: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, float) and value.is_integer():
-            out[key] = int(value)
+            out[str(key)] = int(value)
         else:
-            out[key] = value
+            out[str(key)] = value
     return out
 
 
@@ -455,7 +457,11 @@ class RunComparison:
 
 
 def compare_runs(
-    session: Session, *, organization_id: uuid.UUID, run_a: str, run_b: str
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_a: uuid.UUID | str,
+    run_b: uuid.UUID | str,
 ) -> RunComparison:
     """Paired comparison of run b against run a."""
     first = get_run(session, organization_id=organization_id, run_id=run_a)
@@ -497,3 +503,77 @@ def run_dataset(
     if found is None:
         raise NotFound(f"golden dataset version of run {run.id} not found")
     return found
+
+
+@dataclass(frozen=True)
+class StartedEvaluation:
+    """A run created (or found) for a model version: the flow carries it out unless reused."""
+
+    run: EvaluationRun
+    organization_slug: str
+    reused: bool
+    """True when an identical run had completed already: nothing is left to do."""
+
+
+def start_evaluation(
+    session: Session,
+    *,
+    organization: str,
+    model: str,
+    dataset: str,
+    actor: str,
+    storage_dir: Path,
+    force: bool = False,
+    batch_size: int = EvaluationRequest.batch_size,
+) -> StartedEvaluation:
+    """Resolve `NAME@VERSION|NAME@ALIAS` in the registry and create (or reuse) its run.
+
+    The run is left `running` for the flow started with its id (`run_id=`) to score.
+    """
+    owner = get_organization(session, organization)
+    try:
+        ref = registry.resolve(model)
+        info = registry.model_version_info(ref.name, ref.version)
+    except registry.InvalidModelReference as error:
+        raise InvalidInput(f"model: {error}") from error
+    except registry.ModelVersionNotFound as error:
+        raise NotFound(
+            f"model: {error}; register it first (`streamflow models register`)"
+        ) from error
+    prepared = prepare_evaluation(
+        session,
+        organization_id=owner.id,
+        actor=actor,
+        request=EvaluationRequest(
+            dataset=dataset,
+            model_version=(ref.name, ref.version, ref.alias),
+            agent_type=info.agent_type or None,
+            batch_size=batch_size,
+            force=force,
+        ),
+        storage_dir=storage_dir,
+        flow_run_id=None,
+    )
+    run = get_run(session, organization_id=owner.id, run_id=prepared.run_id)
+    return StartedEvaluation(run=run, organization_slug=owner.slug, reused=prepared.reused)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands, for polling: the run and how many of its batches are stored."""
+
+    run: EvaluationRun
+    organization_slug: str
+    batches_done: int
+
+
+def run_progress(session: Session, *, organization: str, run_id: uuid.UUID) -> RunProgress:
+    """The status and progress of a run of the organisation with slug `organization`."""
+    owner = get_organization(session, organization)
+    run = get_run(session, organization_id=owner.id, run_id=run_id)
+    done = (
+        run.batch_count
+        if run.status == "completed"
+        else len(EvaluationRepository(session).stored_batches(run.id))
+    )
+    return RunProgress(run=run, organization_slug=owner.slug, batches_done=done)

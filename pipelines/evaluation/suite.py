@@ -31,5 +31,5 @@ class MetricSuite(Protocol):
         ...
 
     def finalize(self, sums: FloatArray) -> FloatArray:
-        """Metric values from summed statistics: (n_replicates, n_statistics) -> (n_replicates, len(names))."""
+        """Metric values from summed statistics: (replicates, statistics) -> (replicates, names)."""
         ...

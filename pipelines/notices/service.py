@@ -1,4 +1,7 @@
-"""System notices: the provider creates, schedules, updates and retires them; tenants read and acknowledge."""
+"""System notices: the provider creates, schedules, updates and retires them.
+
+Tenants list the active notices addressed to them and acknowledge them.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import NoticeAcknowledgement, SystemNotice
 from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.pagination import Paged, decode_cursor, paged
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -169,6 +173,50 @@ def retire_notice(
     return notice
 
 
+@dataclass(frozen=True)
+class TenantNotice:
+    """An active notice as one tenant sees it: the notice and when the tenant acknowledged it."""
+
+    id: uuid.UUID
+    title: str
+    body: str
+    severity: str
+    starts_at: datetime
+    ends_at: datetime | None
+    acknowledged_at: datetime | None
+
+
+def notices_for_tenant(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    now: datetime,
+    cursor: str | None,
+    limit: int,
+) -> Paged[TenantNotice]:
+    """Active notices addressed to a tenant, newest first, with its acknowledgement times."""
+    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
+    rows = NoticeRepository(session).page_active_for(
+        organization_id, now=now, after=(after[0], after[1]) if after else None, limit=limit + 1
+    )
+    page = paged(rows, limit, lambda row: (row[0].starts_at, row[0].id))
+    return Paged(
+        [
+            TenantNotice(
+                id=notice.id,
+                title=notice.title,
+                body=notice.body,
+                severity=notice.severity,
+                starts_at=notice.starts_at,
+                ends_at=notice.ends_at,
+                acknowledged_at=acknowledged_at,
+            )
+            for notice, acknowledged_at in page.items
+        ],
+        page.next_cursor,
+    )
+
+
 def acknowledge_notice(
     session: Session, *, organization_id: uuid.UUID, notice_id: uuid.UUID, actor: str, now: datetime
 ) -> NoticeAcknowledgement:
@@ -189,3 +237,61 @@ def acknowledge_notice(
         details={},
     )
     return ack
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    """A notice as the provider sees it: with its status now and its audience by slug."""
+
+    notice: SystemNotice
+    status: str
+    audience: tuple[str, ...]
+    """("*",) for every tenant, else the tenant slugs it is addressed to."""
+
+
+def _views(session: Session, notices: Sequence[SystemNotice], now: datetime) -> list[NoticeView]:
+    slugs = NoticeRepository(session).audience_slugs(
+        [n.id for n in notices if n.audience == "listed"]
+    )
+    return [
+        NoticeView(
+            notice=notice,
+            status=notice_status(notice, now),
+            audience=("*",) if notice.audience == "all" else tuple(slugs.get(notice.id, [])),
+        )
+        for notice in notices
+    ]
+
+
+def create_notice_view(
+    session: Session, *, draft: NoticeDraft, actor: str, now: datetime
+) -> NoticeView:
+    """Create a notice (see `create_notice`) and describe it."""
+    return _views(session, [create_notice(session, draft=draft, actor=actor, now=now)], now)[0]
+
+
+def update_notice_view(
+    session: Session, *, notice_id: uuid.UUID, draft: NoticeDraft, actor: str, now: datetime
+) -> NoticeView:
+    """Change a notice (see `update_notice`) and describe it."""
+    notice = update_notice(session, notice_id=notice_id, draft=draft, actor=actor, now=now)
+    return _views(session, [notice], now)[0]
+
+
+def retire_notice_view(
+    session: Session, *, notice_id: uuid.UUID, actor: str, now: datetime
+) -> NoticeView:
+    """Retire a notice (see `retire_notice`) and describe it."""
+    return _views(session, [retire_notice(session, notice_id=notice_id, actor=actor, now=now)], now)[0]
+
+
+def notice_views_page(
+    session: Session, *, now: datetime, cursor: str | None, limit: int
+) -> Paged[NoticeView]:
+    """Every notice, newest first, whatever its status (the provider's view)."""
+    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
+    rows = NoticeRepository(session).page_all(
+        after=(after[0], after[1]) if after else None, limit=limit + 1
+    )
+    page = paged(rows, limit, lambda notice: (notice.created_at, notice.id))
+    return Paged(_views(session, page.items, now), page.next_cursor)

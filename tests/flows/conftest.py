@@ -33,7 +33,7 @@ def streamflow(
     monkeypatch: pytest.MonkeyPatch,
     mlflow_store: str,
 ) -> Iterator[Runtime]:
-    """StreamFlow's runtime on a fresh database of each backend, with its own home and MLflow store."""
+    """StreamFlow's runtime on a fresh database of each backend, with a home of its own."""
     monkeypatch.setenv("STREAMFLOW_MLFLOW_TRACKING_URI", mlflow_store)
     with fresh_database_url(request.param, tmp_path) as url:
         yield from _runtime_on(url, tmp_path, monkeypatch)

@@ -89,7 +89,7 @@ class TestEvaluateModelVersion:
     def test_predictions_file_run_stores_scores_metrics_and_mlflow_run(
         self, streamflow: Runtime, tmp_path: Path
     ) -> None:
-        """A predictions-file evaluation stores one score per example, metrics with CIs, and an MLflow run."""
+        """A predictions-file run stores one score per example, metrics with CIs, an MLflow run."""
         _setup(streamflow, tmp_path)
         path = _predictions_file(tmp_path, "preds.jsonl", lambda x, y: y if "1" in x[:40] else x)
         outcome = evaluate_model_version(
@@ -102,7 +102,9 @@ class TestEvaluateModelVersion:
         assert not outcome.reused
         with streamflow.sessions() as session:
             run = session.get(EvaluationRun, uuid.UUID(outcome.run_id))
-            assert run is not None and run.status == "completed" and run.batch_count == 5
+            assert run is not None
+            assert run.status == "completed"
+            assert run.batch_count == 5
             metrics = {
                 (m.slice, m.name): m
                 for m in session.scalars(
@@ -112,7 +114,8 @@ class TestEvaluateModelVersion:
         assert _count(streamflow, EvaluationExampleScore, run_id=run.id) == len(NOTES)
         overall = metrics[("", "rougeL_f")]
         assert overall.n == len(NOTES)
-        assert overall.ci_low is not None and overall.ci_high is not None
+        assert overall.ci_low is not None
+        assert overall.ci_high is not None
         assert overall.ci_low <= overall.value <= overall.ci_high
         assert ("", "quality_score") in metrics
         assert {s for s, _ in metrics} == {"", "hvac", "plumbing", "electrical"}
@@ -139,14 +142,16 @@ class TestEvaluateModelVersion:
             predictions_path=str(path),
             force=True,
         )
-        assert again.reused and again.run_id == first.run_id
-        assert not forced.reused and forced.run_id != first.run_id
+        assert again.reused
+        assert again.run_id == first.run_id
+        assert not forced.reused
+        assert forced.run_id != first.run_id
         assert _count(streamflow, EvaluationRun) == 2
 
     def test_run_killed_half_way_resumes_with_exactly_one_score_per_example(
         self, streamflow: Runtime, tmp_path: Path
     ) -> None:
-        """A run that dies after some batches resumes from the stored ones and ends with one score each."""
+        """A run that dies after some batches resumes from them and ends with one score each."""
         _setup(streamflow, tmp_path)
         marker = tmp_path / "fail"
         marker.write_text("x")
@@ -176,7 +181,8 @@ class TestEvaluateModelVersion:
             model=f"{ref.name}@{ref.version}",
             batch_size=10,
         )
-        assert resumed.resumed and resumed.run_id == str(run.id)
+        assert resumed.resumed
+        assert resumed.run_id == str(run.id)
         assert resumed.batches_scored == 1
         assert _count(streamflow, EvaluationExampleScore, run_id=run.id) == len(NOTES)
         with streamflow.sessions() as session:
@@ -222,7 +228,8 @@ class TestEvaluateModelVersion:
         names = {row.name for row in result.comparison.overall}
         assert {"rougeL_f", "bleu", "chrf", "exact_match", "quality_score"} <= names
         rouge = next(row for row in result.comparison.overall if row.name == "rougeL_f")
-        assert rouge.ci_low is not None and rouge.ci_low <= rouge.difference <= rouge.ci_high
+        assert rouge.ci_low is not None
+        assert rouge.ci_low <= rouge.difference <= rouge.ci_high
         assert result.comparison.mcnemar[0].metric == "exact_match"
         assert {row.slice for row in result.comparison.slices} == {"hvac", "plumbing", "electrical"}
         assert all(

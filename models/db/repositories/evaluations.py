@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, insert, select
+from sqlalchemy import String, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from models.db.tables import EvaluationExampleScore, EvaluationMetric, EvaluationRun
+from models.db.tables import (
+    EvaluationExampleScore,
+    EvaluationMetric,
+    EvaluationRun,
+    GoldenDataset,
+    GoldenDatasetVersion,
+)
 
 
 class EvaluationRepository:
@@ -89,6 +96,65 @@ class EvaluationRepository:
             )
         return list(self.session.scalars(query))
 
+    def page_with_datasets(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 50,
+    ) -> list[tuple[EvaluationRun, GoldenDataset, GoldenDatasetVersion]]:
+        """Runs newest first with the dataset version each evaluated (keyset on created_at, id)."""
+        query = (
+            select(EvaluationRun, GoldenDataset, GoldenDatasetVersion)
+            .join(
+                GoldenDatasetVersion,
+                GoldenDatasetVersion.id == EvaluationRun.golden_dataset_version_id,
+            )
+            .join(GoldenDataset, GoldenDataset.id == GoldenDatasetVersion.golden_dataset_id)
+            .where(EvaluationRun.organization_id == organization_id)
+            .order_by(EvaluationRun.created_at.desc(), EvaluationRun.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            created_at, run_id = before
+            query = query.where(
+                (EvaluationRun.created_at < created_at)
+                | ((EvaluationRun.created_at == created_at) & (EvaluationRun.id < run_id))
+            )
+        return [(row[0], row[1], row[2]) for row in self.session.execute(query)]
+
+    def quality_scores(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        agent_type: str | None = None,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 50,
+    ) -> list[tuple[EvaluationRun, EvaluationMetric]]:
+        """Completed runs with their overall quality score, oldest finished first."""
+        query = (
+            select(EvaluationRun, EvaluationMetric)
+            .join(EvaluationMetric, EvaluationMetric.run_id == EvaluationRun.id)
+            .where(
+                EvaluationRun.organization_id == organization_id,
+                EvaluationRun.status == "completed",
+                EvaluationRun.finished_at.is_not(None),
+                EvaluationMetric.slice == "",
+                EvaluationMetric.name == "quality_score",
+            )
+            .order_by(EvaluationRun.finished_at, EvaluationRun.id)
+            .limit(limit)
+        )
+        if agent_type is not None:
+            query = query.where(EvaluationRun.agent_type == agent_type)
+        if after is not None:
+            finished_at, run_id = after
+            query = query.where(
+                (EvaluationRun.finished_at > finished_at)
+                | ((EvaluationRun.finished_at == finished_at) & (EvaluationRun.id > run_id))
+            )
+        return [(row[0], row[1]) for row in self.session.execute(query)]
+
     def stored_batches(self, run_id: uuid.UUID) -> set[int]:
         """Batch indexes whose scores are already stored (each batch lands whole or not at all)."""
         rows = self.session.scalars(
@@ -151,3 +217,10 @@ class EvaluationRepository:
                 .order_by(EvaluationMetric.slice, EvaluationMetric.name)
             )
         )
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many runs are in each status, over every organisation the session may see."""
+        rows = self.session.execute(
+            select(EvaluationRun.status, func.count()).group_by(EvaluationRun.status)
+        )
+        return {str(row[0]): int(row[1]) for row in rows}

@@ -9,7 +9,12 @@ from datetime import datetime
 from sqlalchemy import and_, delete, exists, insert, or_, select
 from sqlalchemy.orm import Session
 
-from models.db.tables import NoticeAcknowledgement, SystemNotice, SystemNoticeAudience
+from models.db.tables import (
+    NoticeAcknowledgement,
+    Organization,
+    SystemNotice,
+    SystemNoticeAudience,
+)
 
 
 class NoticeRepository:
@@ -130,3 +135,18 @@ class NoticeRepository:
         self.session.add(ack)
         self.session.flush()
         return ack
+
+    def audience_slugs(self, notice_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        """The tenant slugs each of these notices is addressed to (listed audiences only)."""
+        if not notice_ids:
+            return {}
+        rows = self.session.execute(
+            select(SystemNoticeAudience.notice_id, Organization.slug)
+            .join(Organization, Organization.id == SystemNoticeAudience.organization_id)
+            .where(SystemNoticeAudience.notice_id.in_(list(notice_ids)))
+            .order_by(Organization.slug)
+        )
+        slugs: dict[uuid.UUID, list[str]] = {}
+        for notice_id, slug in rows:
+            slugs.setdefault(notice_id, []).append(slug)
+        return slugs

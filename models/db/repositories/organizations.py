@@ -37,3 +37,15 @@ class OrganizationRepository:
 
     def list(self) -> list[Organization]:
         return list(self.session.scalars(select(Organization).order_by(Organization.slug)))
+
+    def page_tenants(self, *, after_slug: str | None, limit: int) -> list[Organization]:
+        """Tenants by slug, a page at a time (keyset on slug)."""
+        query = (
+            select(Organization)
+            .where(Organization.kind == "tenant")
+            .order_by(Organization.slug)
+            .limit(limit)
+        )
+        if after_slug is not None:
+            query = query.where(Organization.slug > after_slug)
+        return list(self.session.scalars(query))

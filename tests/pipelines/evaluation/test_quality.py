@@ -102,7 +102,7 @@ class TestDefaults:
     def test_summarizer_and_classifier_are_declared(self) -> None:
         """The defaults cover both agent types with the documented weights."""
         summarizer = DEFAULT_QUALITY_WEIGHTS["summarizer"]
-        classifier = DEFAULT_QUALITY_WEIGHTS["classifier"]
+        classifier = DEFAULT_QUALITY_WEIGHTS["intent_classifier"]
         assert dict(summarizer.weights) == {
             "rougeL_f": 0.4,
             "rouge2_f": 0.2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -71,6 +72,25 @@ class TestGeneratedSummaries:
         assert scores["rouge2_f"].between(0.05, 0.95).all()
 
 
+class TestBackTrackingTies:
+    """Lines over two to four distinct tokens, where LCS back-tracking meets tie after tie."""
+
+    def test_union_lcs_follows_rouge_scores_tie_breaking(self) -> None:
+        """400 tie-heavy multi-line pairs score exactly as rouge-score scores them."""
+        rng = random.Random(2024)
+
+        def text() -> str:
+            alphabet = "abcd"[: rng.randint(2, 4)]
+            return "\n".join(
+                " ".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+                for _ in range(rng.randint(1, 6))
+            )
+
+        predictions = [text() for _ in range(400)]
+        references = [text() for _ in range(400)]
+        _assert_identical_to_stock(predictions, references, use_stemmer=False)
+
+
 # fmt: off
 _WORDS = (
     "the", "cat", "cats", "run", "runs", "running", "ran", "runner", "quickly", "quick",
@@ -125,6 +145,7 @@ _EDGE_CASES = {
     "non-ascii": ("Café naïve İstanbul Kelvin \u212a Straße", "cafe naive istanbul k strasse"),
     "lines in another order": ("b c d\na b c\nc d e", "a b c\nc d e\nb c d"),
     "one line against many": ("a b c d e f g", "a b\nc d\ne f\ng"),
+    "lone surrogate": ("caf\ud800e runs fast", "cafe running fast"),
 }
 
 

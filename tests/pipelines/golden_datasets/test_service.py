@@ -93,7 +93,8 @@ class TestImportGoldenDataset:
             ("a4", "Cancel please", "cancel_subscription", "email"),
         ]
         second = _import(session, org.id, tmp_path, rows=changed)
-        assert second.created and second.version.version == 2
+        assert second.created
+        assert second.version.version == 2
         result = diff(
             session, organization_id=org.id, storage_dir=tmp_path, old="intents@1", new="intents@2"
         )
@@ -102,7 +103,7 @@ class TestImportGoldenDataset:
         assert list(result.changed) == ["a2"]
 
     def test_rejected_file_writes_nothing(self, session: Session, tmp_path: Path) -> None:
-        """A file with a duplicate id and an empty label is rejected whole, naming rows and columns."""
+        """A file with a duplicate id and an empty label is rejected whole, naming the cells."""
         org = create_organization(session)
         before = (
             _count(session, GoldenDataset),

@@ -1,0 +1,230 @@
+"""The tenant API: a tenant's evaluation results, model versions, notices and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+
+from api.deps import StateDep, TenantKeys, TenantNotices, TenantRead, page_size
+from api.errors import problem_responses
+from api.schemas.common import Page
+from api.schemas.tenant import (
+    ApiKey,
+    EvaluationDetail,
+    EvaluationSummary,
+    ExampleScore,
+    ModelVersion,
+    Notice,
+    NoticeAcknowledgement,
+    QualityScorePoint,
+    RunComparison,
+)
+from api.state import ApiState
+from models.cache.cache import ResultCache
+from pipelines.access.service import api_keys_page, revoke_api_key
+from pipelines.agents.service import model_versions_page
+from pipelines.evaluation.views import (
+    cached_comparison,
+    cached_run_detail,
+    quality_scores_page,
+    run_examples_page,
+    runs_page,
+)
+from pipelines.notices.service import acknowledge_notice, notices_for_tenant
+from pipelines.pagination import Paged
+
+router = APIRouter(tags=["tenant"])
+
+Item = TypeVar("Item", bound=BaseModel)
+
+Limit = Annotated[
+    int | None,
+    Query(ge=1, description="Items per page (default 50; at most the server's page size limit)."),
+]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=1000, description="`next_cursor` of the previous page; omit for the first."),
+]
+AgentType = Annotated[
+    str | None, Query(max_length=64, description="Only this agent type, e.g. `summarizer`.")
+]
+
+READ_ERRORS = problem_responses(401, 403, 422, 429)
+ONE_ERRORS = problem_responses(401, 403, 404, 422, 429)
+
+
+def _cache(state: ApiState) -> ResultCache | None:
+    return state.cache if state.api.cache_results else None
+
+
+def _page(model: type[Item], found: Paged[Any]) -> Page[Item]:
+    return Page[model](  # type: ignore[valid-type]
+        items=[model.model_validate(item) for item in found.items], next_cursor=found.next_cursor
+    )
+
+
+def _json(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/evaluations", response_model=Page[EvaluationSummary], responses=READ_ERRORS)
+def list_evaluations(
+    context: TenantRead, state: StateDep, limit: Limit = None, cursor: Cursor = None
+) -> Page[EvaluationSummary]:
+    """List evaluation runs, newest first."""
+    found = runs_page(
+        context.session,
+        organization_id=context.principal.organization_id,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(EvaluationSummary, found)
+
+
+@router.get("/evaluations/{run_id}", response_model=EvaluationDetail, responses=ONE_ERRORS)
+async def get_evaluation(run_id: uuid.UUID, context: TenantRead, state: StateDep) -> Response:
+    """Get an evaluation run with its progress, metrics, CIs and per-slice results."""
+    body = await cached_run_detail(
+        context.session,
+        _cache(state),
+        organization_id=context.principal.organization_id,
+        run_id=run_id,
+    )
+    return _json(body)
+
+
+@router.get(
+    "/evaluations/{run_id}/examples", response_model=Page[ExampleScore], responses=ONE_ERRORS
+)
+def list_evaluation_examples(
+    run_id: uuid.UUID,
+    context: TenantRead,
+    state: StateDep,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> Page[ExampleScore]:
+    """List the per-example predictions and scores of a run, by example id."""
+    found = run_examples_page(
+        context.session,
+        organization_id=context.principal.organization_id,
+        run_id=run_id,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(ExampleScore, found)
+
+
+@router.get(
+    "/comparisons",
+    response_model=RunComparison,
+    responses=problem_responses(401, 403, 404, 409, 422, 429),
+)
+async def compare_evaluations(
+    run_a: Annotated[uuid.UUID, Query(description="The baseline run (A), e.g. the champion.")],
+    run_b: Annotated[uuid.UUID, Query(description="The run compared with it (B).")],
+    context: TenantRead,
+    state: StateDep,
+) -> Response:
+    """Compare two completed runs on the same golden dataset version, example by example."""
+    body = await cached_comparison(
+        context.session,
+        _cache(state),
+        organization_id=context.principal.organization_id,
+        run_a=run_a,
+        run_b=run_b,
+    )
+    return _json(body)
+
+
+@router.get("/model-versions", response_model=Page[ModelVersion], responses=READ_ERRORS)
+def list_model_versions(
+    _: TenantRead,
+    state: StateDep,
+    agent_type: AgentType = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> Page[ModelVersion]:
+    """List registered model versions by name, newest version first."""
+    found = model_versions_page(agent_type=agent_type, cursor=cursor, limit=page_size(state, limit))
+    return _page(ModelVersion, found)
+
+
+@router.get("/quality-scores", response_model=Page[QualityScorePoint], responses=READ_ERRORS)
+def list_quality_scores(
+    context: TenantRead,
+    state: StateDep,
+    agent_type: AgentType = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> Page[QualityScorePoint]:
+    """List the quality score of each completed run over time, oldest first."""
+    found = quality_scores_page(
+        context.session,
+        organization_id=context.principal.organization_id,
+        agent_type=agent_type,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(QualityScorePoint, found)
+
+
+@router.get("/notices", response_model=Page[Notice], responses=READ_ERRORS)
+def list_notices(
+    context: TenantRead, state: StateDep, limit: Limit = None, cursor: Cursor = None
+) -> Page[Notice]:
+    """List active system notices addressed to this tenant, newest first."""
+    found = notices_for_tenant(
+        context.session,
+        organization_id=context.principal.organization_id,
+        now=context.now,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(Notice, found)
+
+
+@router.post(
+    "/notices/{notice_id}/acknowledgement",
+    response_model=NoticeAcknowledgement,
+    responses=ONE_ERRORS,
+)
+def acknowledge(notice_id: uuid.UUID, context: TenantNotices) -> NoticeAcknowledgement:
+    """Acknowledge a notice (idempotent: repeating it keeps the first time)."""
+    ack = acknowledge_notice(
+        context.session,
+        organization_id=context.principal.organization_id,
+        notice_id=notice_id,
+        actor=context.principal.actor,
+        now=context.now,
+    )
+    return NoticeAcknowledgement.model_validate(ack)
+
+
+@router.get("/api-keys", response_model=Page[ApiKey], responses=READ_ERRORS)
+def list_api_keys(
+    context: TenantKeys, state: StateDep, limit: Limit = None, cursor: Cursor = None
+) -> Page[ApiKey]:
+    """List this tenant's API keys, oldest first (never their secrets)."""
+    found = api_keys_page(
+        context.session,
+        organization_id=context.principal.organization_id,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(ApiKey, found)
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKey, responses=ONE_ERRORS)
+def revoke_key(key_id: uuid.UUID, context: TenantKeys) -> ApiKey:
+    """Revoke one of this tenant's API keys (idempotent); it stops authenticating at once."""
+    key = revoke_api_key(
+        context.session,
+        organization_id=context.principal.organization_id,
+        key_id=key_id,
+        actor=context.principal.actor,
+        now=context.now,
+    )
+    return ApiKey.model_validate(key)

@@ -1,0 +1,1 @@
+"""Idempotent create requests: the first response is kept and replayed to retries."""

@@ -1,0 +1,184 @@
+"""The `streamflow` command as users run it: exit codes, one-line errors, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.runtime import Runtime
+from models.db.tables import AuditLogEntry, GoldenDatasetVersion
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _json(*args: str) -> object:
+    code, out, err = _run(*args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _notes_file(tmp_path: Path, rows: int = 24) -> Path:
+    path = tmp_path / "notes.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": f"n{i:02d}",
+                    "input": f"Arrived. Replaced filter {i}. Tested airflow.",
+                    "expected": f"Replaced filter {i} and tested airflow.",
+                    "slice": "hvac" if i % 2 else "plumbing",
+                }
+            )
+            for i in range(rows)
+        )
+    )
+    return path
+
+
+class TestDatasetsCommands:
+    def test_import_list_show_diff(self, streamflow: Runtime, tmp_path: Path) -> None:
+        """Import makes version 1, re-import finds it, new content makes 2, diff names the ids."""
+        assert _run("orgs", "create", "provider", "--kind", "provider")[0] == 0
+        path = _notes_file(tmp_path)
+        first = _json(
+            "datasets", "import", str(path), "--name", "notes", "--task", "text_generation"
+        )
+        again = _json(
+            "datasets", "import", str(path), "--name", "notes", "--task", "text_generation"
+        )
+        assert first["version"] == 1
+        assert first["created"] is True
+        assert again["version"] == 1
+        assert again["created"] is False
+        path.write_text(path.read_text().replace("filter 3.", "filter three."))
+        second = _json(
+            "datasets", "import", str(path), "--name", "notes", "--task", "text_generation"
+        )
+        assert second["version"] == 2
+        listed = _json("datasets", "list")
+        assert [item["name"] for item in listed["items"]] == ["notes"]
+        shown = _json("datasets", "show", "notes@1")
+        assert [v["version"] for v in shown["versions"]] == [1, 2]
+        assert shown["slices"] == {"hvac": 12, "plumbing": 12}
+        assert _json("datasets", "diff", "notes@1", "notes@2") == {
+            "added": [],
+            "removed": [],
+            "changed": ["n03"],
+        }
+
+    def test_bad_file_is_one_clear_error_and_writes_nothing(
+        self, streamflow: Runtime, tmp_path: Path
+    ) -> None:
+        """A file with an empty expected value exits 1 naming line and column; nothing is stored."""
+        _run("orgs", "create", "provider", "--kind", "provider")
+        bad = tmp_path / "bad.csv"
+        bad.write_text("id,input,expected\na1,hello,billing\na2,hi,\n")
+        code, out, err = _run(
+            "datasets", "import", str(bad), "--name", "bad", "--task", "classification"
+        )
+        assert code == 1
+        assert out == ""
+        assert "line 3" in err
+        assert "expected" in err
+        with streamflow.sessions() as session:
+            assert session.scalar(select(func.count()).select_from(GoldenDatasetVersion)) == 0
+            actions = set(session.scalars(select(AuditLogEntry.action)))
+        assert "golden_dataset_version.created" not in actions
+
+    def test_unknown_dataset_names_the_fix(self, streamflow: Runtime) -> None:
+        """Asking for a dataset that does not exist says how to list them."""
+        _run("orgs", "create", "provider", "--kind", "provider")
+        code, _, err = _run("datasets", "show", "nope")
+        assert code == 1
+        assert "streamflow datasets list" in err
+
+
+class TestEvalCommands:
+    def test_run_list_show_examples_compare(self, streamflow: Runtime, tmp_path: Path) -> None:
+        """Two predictions files evaluate, list, page their examples and compare pairwise."""
+        _run("orgs", "create", "provider", "--kind", "provider")
+        notes = _notes_file(tmp_path)
+        _json("datasets", "import", str(notes), "--name", "notes", "--task", "text_generation")
+        rows = [json.loads(line) for line in notes.read_text().splitlines()]
+        good, weak = tmp_path / "good.csv", tmp_path / "weak.csv"
+        good.write_text("id,prediction\n" + "\n".join(f"{r['id']},{r['expected']}" for r in rows))
+        weak.write_text("id,prediction\n" + "\n".join(f"{r['id']},Arrived." for r in rows))
+        run_a = _json(
+            "eval", "run", "--predictions", str(weak), "--dataset", "notes", "--batch-size", "10"
+        )
+        run_b = _json("eval", "run", "--predictions", str(good), "--dataset", "notes@1")
+        assert run_a["status"] == "completed"
+        assert run_a["examples"] == 24
+        names = {m["name"] for m in run_b["metrics"] if m["slice"] == ""}
+        assert {"rougeL_f", "bleu", "chrf", "exact_match", "quality_score"} <= names
+        exact = next(m for m in run_b["metrics"] if m["slice"] == "" and m["name"] == "exact_match")
+        assert exact["value"] == 1.0
+        again = _json("eval", "run", "--predictions", str(good), "--dataset", "notes@1")
+        assert again["reused"] is True
+        assert again["id"] == run_b["id"]
+        listed = _json("eval", "list", "--limit", "1")
+        assert len(listed["items"]) == 1
+        assert listed["next_cursor"]
+        rest = _json("eval", "list", "--limit", "5", "--before", listed["next_cursor"])
+        assert {listed["items"][0]["id"], rest["items"][0]["id"]} == {run_a["id"], run_b["id"]}
+        page_one = _json("eval", "examples", run_a["id"][:8], "--limit", "20")
+        page_two = _json(
+            "eval", "examples", run_a["id"][:8], "--limit", "20", "--after", page_one["next_cursor"]
+        )
+        ids = [i["example_id"] for i in page_one["items"] + page_two["items"]]
+        assert ids == sorted(r["id"] for r in rows)
+        comparison = _json("eval", "compare", run_a["id"], run_b["id"])
+        exact_diff = next(r for r in comparison["overall"] if r["name"] == "exact_match")
+        assert exact_diff["difference"] == 1.0
+        assert comparison["mcnemar"][0]["only_b_correct"] == 24
+        assert comparison["mcnemar"][0]["p_value"] < 1e-6
+        code, out, _ = _run("eval", "show", run_a["id"][:8])
+        assert code == 0
+        assert "rougeL_f" in out
+
+    def test_eval_run_needs_exactly_one_subject(self, streamflow: Runtime) -> None:
+        """Neither --model nor --predictions is a usage error with the fix named."""
+        code, _, err = _run("eval", "run", "--dataset", "notes")
+        assert code == 2
+        assert "--model" in err
+        assert "--predictions" in err
+
+
+class TestModelsCommands:
+    def test_register_builtin_list_alias(self, streamflow: Runtime, tmp_path: Path) -> None:
+        """A built-in agent trains on a file, registers with tags, and takes an alias."""
+        train = tmp_path / "train.csv"
+        train.write_text(
+            "id,input,expected\n"
+            + "\n".join(
+                f"t{i},{text} {i},{label}"
+                for i in range(40)
+                for text, label in [
+                    ("invoice wrong amount", "billing")
+                    if i % 2
+                    else ("reschedule my visit", "schedule")
+                ]
+            )
+        )
+        name = f"clf-{tmp_path.name[-6:]}".lower().replace("_", "-")
+        registered = _json(
+            "models", "register", "--name", name, "--builtin", "tfidf-logreg", "--train", str(train)
+        )
+        assert registered["agent_type"] == "intent_classifier"
+        assert registered["task"] == "classification"
+        assert _run("models", "alias", name, "champion", registered["version"])[0] == 0
+        versions = _json("models", "list", "--name", name)
+        assert versions[0]["aliases"] == ["champion"]
+        code, _, err = _run("models", "alias", name, "champion", "99")
+        assert code == 1
+        assert "not registered" in err
