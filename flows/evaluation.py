@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import structlog
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -15,11 +17,13 @@ from prefect.context import get_run_context
 
 from flows.runtime import report_progress, runtime
 from models.db.engine import transaction
+from models.db.tables import GoldenDatasetVersion
 from models.registry import client as registry
 from models.registry.tracking import TrackedMetric, log_evaluation
 from pipelines.errors import InvalidInput
 from pipelines.evaluation import service
 from pipelines.evaluation.scoring import ALL_EXAMPLES, ScoringOptions
+from pipelines.golden_datasets.service import load_version_frame
 from pipelines.organizations import get_organization
 
 log = structlog.get_logger()
@@ -81,45 +85,68 @@ def resume_evaluation(organization: str, run_id: str) -> tuple[service.PreparedE
     return prepared, time.perf_counter() - started
 
 
+@lru_cache(maxsize=4)
+def _golden_rows(storage_dir: Path, storage_path: str, row_count: int) -> pd.DataFrame:
+    """A stored golden dataset version ordered by id, read once per process."""
+    version = GoldenDatasetVersion(storage_path=storage_path, row_count=row_count)
+    return load_version_frame(storage_dir, version).sort_values("id", ignore_index=True)
+
+
+@lru_cache(maxsize=4)
+def _predictions(path: str, digest: str) -> dict[str, str]:
+    """A predictions file read once per process, refused if it changed since the run began."""
+    file = service.PredictionsFile.read(Path(path).read_bytes(), filename=Path(path).name)
+    if file.digest != digest:
+        raise InvalidInput(
+            f"predictions file {path} changed since this run started; rerun with --force"
+        )
+    return file.predictions
+
+
+# Batch inputs are read inside the task, never passed in: Prefect walks every task parameter
+# (about 50 ms for a 5,000-row batch), and a worker on another machine could not receive them.
 @task(name="evaluate-batch", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
 def evaluate_batch(
-    run_id: uuid.UUID,
-    batch_index: int,
-    task_kind: str,
-    examples: object,
-    predictions: list[str] | None,
-    model: registry.ModelVersionRef | None,
-    options: ScoringOptions,
+    organization: str, run_id: str, batch_index: int, predictions_path: str | None
 ) -> float:
     """Predict (if a model is evaluated), score and store one batch; returns seconds spent."""
-    import pandas as pd
-
     started = time.perf_counter()
-    assert isinstance(examples, pd.DataFrame)
     rt = runtime()
-    if predictions is None:
-        assert model is not None
+    with rt.sessions() as session:
+        org = get_organization(session, organization)
+        run = service.get_run(session, organization_id=org.id, run_id=uuid.UUID(run_id))
+        _, version = service.run_dataset(session, organization_id=org.id, run=run)
+    examples = service.batch_rows(
+        _golden_rows(rt.storage.golden_dataset_dir, version.storage_path, version.row_count),
+        batch_index,
+        run.batch_size,
+    )
+    if run.predictions_digest is not None:
+        if predictions_path is None:
+            raise InvalidInput(f"run {run.id} evaluates a predictions file; pass --predictions")
+        by_id = _predictions(predictions_path, run.predictions_digest)
+        predictions = [by_id[example_id] for example_id in examples["id"]]
+    else:
+        model = registry.ModelVersionRef(str(run.registered_model_name), str(run.model_version))
         predictions = registry.predict(model, examples["input"].astype(str).tolist())
     processes = rt.evaluation.processes if len(examples) >= 2000 else 1
     scores = service.score_batch(
-        task=task_kind,
+        task=run.task,
         examples=examples,
         predictions=predictions,
-        options=options,
+        options=ScoringOptions(**run.config["options"]),
         processes=processes,
     )
     with transaction(rt.sessions) as session:
         service.store_batch(
             session,
-            run_id=run_id,
+            run_id=run.id,
             batch_index=batch_index,
             examples=examples,
             predictions=predictions,
             scores=scores,
         )
-    log.info(
-        "evaluation.batch_stored", run_id=str(run_id), batch=batch_index, examples=len(examples)
-    )
+    log.info("evaluation.batch_stored", run_id=run_id, batch=batch_index, examples=len(examples))
     return time.perf_counter() - started
 
 
@@ -263,24 +290,12 @@ def evaluate_model_version(
     with rt.sessions() as session:
         org = get_organization(session, organization)
         run = service.get_run(session, organization_id=org.id, run_id=prepared.run_id)
-    model_ref = (
-        registry.ModelVersionRef(run.registered_model_name, str(run.model_version), run.model_alias)
-        if run.registered_model_name
-        else None
-    )
-    options = ScoringOptions(**run.config["options"])
     total = prepared.batch_count
     done = total - len(prepared.pending_batches)
     report_progress("scoring", done, total)
     try:
         for batch_index in prepared.pending_batches:
-            rows = service.batch_rows(prepared.examples, batch_index, run.batch_size)
-            predictions = (
-                [predictions_file.predictions[i] for i in rows["id"]] if predictions_file else None
-            )
-            watch.call(
-                evaluate_batch, run.id, batch_index, run.task, rows, predictions, model_ref, options
-            )
+            watch.call(evaluate_batch, organization, str(run.id), batch_index, predictions_path)
             done += 1
             report_progress("scoring", done, total)
         report_progress("aggregating", 0, 1)
