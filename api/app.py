@@ -81,7 +81,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         opened: ApiState = app.state.streamflow
         opened.launcher.shutdown()
         if opened.redis is not None:
-            await opened.redis.aclose()
+            await opened.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
         opened.engine.dispose()
 
     app = FastAPI(
@@ -92,24 +92,12 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     )
     if state is not None:
         app.state.streamflow = state
-        app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
-    else:
-        app.add_middleware(RequestContextMiddleware, metrics=_LazyMetrics(app))
+    app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(tenant.router, prefix="/v1")
     app.include_router(provider.router, prefix="/provider/v1")
     return app
-
-
-class _LazyMetrics:
-    """The metrics of the state the lifespan builds, for apps created without a state."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.app.state.streamflow.metrics, name)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from api.state import ApiState
 from models.cache.nonces import ReplayProtectionUnavailable
 from models.cache.rate_limit import RateLimit, RateLimitDecision
 from models.db.engine import SYSTEM_SCOPE, set_row_scope
-from pipelines.access.service import Principal, Unauthenticated, authenticate
+from pipelines.access.service import Principal, Unauthenticated, authenticate, record_key_use
 
 
 bearer = HTTPBearer(auto_error=False, description="A tenant API key: `Bearer sf_<prefix>_<secret>`.")
@@ -79,6 +79,7 @@ def _tenant_session(
         set_row_scope(session, scope="authenticate")
         principal = authenticate(session, credentials.credentials, now=now)
         set_row_scope(session, organization_id=str(principal.organization_id))
+        record_key_use(session, principal, now=now)
         yield TenantContext(principal=principal, session=session, now=now)
 
 

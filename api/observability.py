@@ -93,9 +93,8 @@ def _route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Accepts or makes an `X-Request-ID`, binds it into every log line, echoes it, measures."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,8 +127,10 @@ class RequestContextMiddleware:
             route = _route_template(scope)
             method = scope.get("method", "")
             status = status_holder["status"]
-            self.metrics.latency.labels(route, method).observe(elapsed)
-            self.metrics.responses.labels(route, method, str(status)).inc()
+            # The app's state (and its metrics) is built by the lifespan, after this middleware.
+            metrics: Metrics = scope["app"].state.streamflow.metrics
+            metrics.latency.labels(route, method).observe(elapsed)
+            metrics.responses.labels(route, method, str(status)).inc()
             log.info(
                 "request.finished",
                 method=method,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.deps import StateDep, TenantKeys, TenantNotices, TenantRead, page_size
@@ -36,7 +39,18 @@ from pipelines.evaluation.views import (
 from pipelines.notices.service import acknowledge_notice, notices_for_tenant
 from pipelines.pagination import Paged
 
-router = APIRouter(tags=["tenant"])
+
+class DocstringSummaryRoute(APIRoute):
+    """A route whose OpenAPI summary is the first line of its endpoint's docstring."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        first = inspect.cleandoc(endpoint.__doc__ or "").partition("\n")[0]
+        if kwargs.get("summary") is None and first:
+            kwargs["summary"] = first.rstrip(".")
+        super().__init__(path, endpoint, **kwargs)
+
+
+router = APIRouter(tags=["tenant"], route_class=DocstringSummaryRoute)
 
 Item = TypeVar("Item", bound=BaseModel)
 
@@ -61,7 +75,7 @@ def _cache(state: ApiState) -> ResultCache | None:
 
 
 def _page(model: type[Item], found: Paged[Any]) -> Page[Item]:
-    return Page[model](  # type: ignore[valid-type]
+    return Page(
         items=[model.model_validate(item) for item in found.items], next_cursor=found.next_cursor
     )
 

@@ -149,7 +149,7 @@ class EvaluationStarted(BaseModel):
         return cls(
             run_id=run.id,
             organization=started.organization_slug,
-            status=run.status,  # type: ignore[arg-type]
+            status=run.status,
             reused=started.reused,
             status_url=f"/v1/evaluations/{run.id}",
             provider_status_url=(
@@ -193,7 +193,7 @@ class EvaluationStatus(BaseModel):
         return cls(
             run_id=run.id,
             organization=found.organization_slug,
-            status=run.status,  # type: ignore[arg-type]
+            status=run.status,
             model=(
                 ModelVersionRef(
                     name=run.registered_model_name,
@@ -318,9 +318,9 @@ class ProviderNotice(BaseModel):
             id=notice.id,
             title=notice.title,
             body=notice.body,
-            severity=notice.severity,  # type: ignore[arg-type]
+            severity=notice.severity,
             audience=list(view.audience),
-            status=view.status,  # type: ignore[arg-type]
+            status=view.status,
             starts_at=notice.starts_at,
             ends_at=notice.ends_at,
             retired_at=notice.retired_at,

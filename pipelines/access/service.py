@@ -53,6 +53,7 @@ class Principal:
     organization_slug: str
     key_id: uuid.UUID
     scopes: frozenset[str]
+    last_used_at: datetime | None = None
 
     @property
     def actor(self) -> str:
@@ -170,14 +171,24 @@ def authenticate(session: Session, presented: str, *, now: datetime) -> Principa
         raise Unauthenticated("this API key has expired")
     if organization.status != "active":
         raise Unauthenticated("this organisation is suspended; contact the provider")
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        ApiKeyRepository(session).touch(key.id, now)
     return Principal(
         organization_id=organization.id,
         organization_slug=organization.slug,
         key_id=key.id,
         scopes=frozenset(key.scopes),
+        last_used_at=key.last_used_at,
     )
+
+
+def record_key_use(session: Session, principal: Principal, *, now: datetime) -> None:
+    """Write `last_used_at`, at most once per `LAST_USED_RESOLUTION` per key.
+
+    Called once the transaction is scoped to the key's organisation: row-level security lets
+    an organisation write only its own keys.
+    """
+    last = principal.last_used_at
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        ApiKeyRepository(session).touch(principal.key_id, now)
 
 
 def suspend_organization(

@@ -28,6 +28,7 @@ def model_versions_page(
 
 
 def _document(version: ModelVersionInfo) -> dict[str, Any]:
+    created = datetime.fromtimestamp(version.created_at_ms / 1000, UTC)
     return {
         "name": version.name,
         "version": version.version,
@@ -35,5 +36,5 @@ def _document(version: ModelVersionInfo) -> dict[str, Any]:
         "task": version.task,
         "aliases": list(version.aliases),
         "description": version.description,
-        "created_at": datetime.fromtimestamp(version.created_at_ms / 1000, UTC).isoformat(),
+        "created_at": created.isoformat().replace("+00:00", "Z"),
     }

@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -43,6 +43,11 @@ def comparison_key(
     return f"org:{organization_id}:comparison:{run_a}:{run_b}:{DETAIL_VERSION}"
 
 
+def timestamp(moment: datetime) -> str:
+    """A UTC time as RFC 3339 with `Z`, the way the API's response models write times."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def subject(run: EvaluationRun) -> str:
     """How a run's subject reads: model version (alias) or predictions file."""
     if run.registered_model_name:
@@ -72,8 +77,8 @@ def run_summary(run: EvaluationRun) -> dict[str, Any]:
         "model": _model(run),
         "predictions_file": run.predictions_filename,
         "examples": run.example_count,
-        "created_at": run.created_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "created_at": timestamp(run.created_at),
+        "finished_at": timestamp(run.finished_at) if run.finished_at else None,
     }
 
 
@@ -265,7 +270,7 @@ def quality_scores_page(
         [
             {
                 "run_id": str(run.id),
-                "finished_at": _finished(run).isoformat(),
+                "finished_at": timestamp(_finished(run)),
                 "agent_type": run.agent_type,
                 "task": run.task,
                 "subject": subject(run),

@@ -40,9 +40,16 @@ async def components_down(
     return down
 
 
-def evaluation_runs_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:
-    """How many evaluation runs each status holds across all organisations (0 included)."""
-    with sessions() as session, session.begin():
-        set_row_scope(session, scope=SYSTEM_SCOPE)
-        counts = EvaluationRepository(session).count_by_status()
+def evaluation_runs_by_status(sessions: sessionmaker[Session]) -> dict[str, int] | None:
+    """How many evaluation runs each status holds across all organisations (0 included).
+
+    None when the database cannot answer (logged).
+    """
+    try:
+        with sessions() as session, session.begin():
+            set_row_scope(session, scope=SYSTEM_SCOPE)
+            counts = EvaluationRepository(session).count_by_status()
+    except Exception as error:
+        log.warning("metrics.database_down", error_type=type(error).__name__)
+        return None
     return {status: counts.get(status, 0) for status in EVALUATION_STATUSES} | counts

@@ -80,8 +80,6 @@ def claim_key(
     return StoredResponse(record.status_code, record.response_body)
 
 
-def store_response(
-    session: Session, *, scope: str, key: str, status_code: int, body: str
-) -> None:
+def store_response(session: Session, *, scope: str, key: str, status_code: int, body: str) -> None:
     """Record the response of the request holding (scope, key), for its retries."""
     IdempotencyRepository(session).store_response(scope, key, status_code=status_code, body=body)

@@ -282,7 +282,8 @@ def retire_notice_view(
     session: Session, *, notice_id: uuid.UUID, actor: str, now: datetime
 ) -> NoticeView:
     """Retire a notice (see `retire_notice`) and describe it."""
-    return _views(session, [retire_notice(session, notice_id=notice_id, actor=actor, now=now)], now)[0]
+    notice = retire_notice(session, notice_id=notice_id, actor=actor, now=now)
+    return _views(session, [notice], now)[0]
 
 
 def notice_views_page(

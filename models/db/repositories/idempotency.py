@@ -14,7 +14,7 @@ from models.db.base import new_id
 from models.db.tables import IdempotencyRecord
 
 PENDING_STATUS = 0
-"""Status of a claimed record whose response is not stored yet (never seen outside its transaction)."""
+"""Status of a claimed record whose response is not stored yet (seen only by its transaction)."""
 
 
 class IdempotencyRepository:

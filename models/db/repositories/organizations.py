@@ -35,9 +35,6 @@ class OrganizationRepository:
         self.session.flush()
         return organization
 
-    def list(self) -> list[Organization]:
-        return list(self.session.scalars(select(Organization).order_by(Organization.slug)))
-
     def page_tenants(self, *, after_slug: str | None, limit: int) -> list[Organization]:
         """Tenants by slug, a page at a time (keyset on slug)."""
         query = (
@@ -49,3 +46,6 @@ class OrganizationRepository:
         if after_slug is not None:
             query = query.where(Organization.slug > after_slug)
         return list(self.session.scalars(query))
+
+    def list(self) -> list[Organization]:
+        return list(self.session.scalars(select(Organization).order_by(Organization.slug)))
