@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
+from api.principals import PrincipalCache
 from api.routers import health, provider, tenant
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState
@@ -66,6 +68,7 @@ def build_state(
         launcher=launcher or BackgroundThreadLauncher(),
         provider_keys=provider_auth.signing_keys(),
         signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
+        principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
     )
 
@@ -76,6 +79,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not hasattr(app.state, "streamflow"):
+            configure_logging(level=os.environ.get("STREAMFLOW_LOG_LEVEL", "INFO").upper())
             app.state.streamflow = build_state()
         yield
         opened: ApiState = app.state.streamflow
@@ -95,11 +99,6 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(tenant.router, prefix="/v1")
-    app.include_router(provider.router, prefix="/provider/v1")
+    app.include_router(tenant.router)
+    app.include_router(provider.router)
     return app
-
-
-def main() -> None:
-    """Entry point of `streamflow serve` workers: logging first, then the app."""
-    configure_logging()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -16,12 +17,13 @@ from api.errors import RateLimited, ReplayCheckUnavailable, SignatureInvalid
 from api.signing import SignatureRejected, SignedRequest, verify
 from api.state import ApiState
 from models.cache.nonces import ReplayProtectionUnavailable
-from models.cache.rate_limit import RateLimit, RateLimitDecision
+from models.cache.rate_limit import RateLimit
 from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import Principal, Unauthenticated, authenticate, record_key_use
 
-
-bearer = HTTPBearer(auto_error=False, description="A tenant API key: `Bearer sf_<prefix>_<secret>`.")
+bearer = HTTPBearer(
+    auto_error=False, description="A tenant API key: `Bearer sf_<prefix>_<secret>`."
+)
 provider_signature = APIKeyHeader(
     name="X-StreamFlow-Signature",
     auto_error=False,
@@ -33,7 +35,7 @@ provider_signature = APIKeyHeader(
 )
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.streamflow
     return state
 
@@ -52,35 +54,85 @@ async def _enforce(state: ApiState, request: Request, key: str, per_minute: int,
 async def limit_by_address(request: Request, state: StateDep) -> None:
     """Every request, authenticated or not, counts against its client address."""
     address = request.client.host if request.client else "unknown"
-    await _enforce(state, request, f"address:{address}", state.api.rate_limit_per_address_per_minute, "address")
+    await _enforce(
+        state, request, f"address:{address}", state.api.rate_limit_per_address_per_minute, "address"
+    )
 
 
 AddressLimited = Depends(limit_by_address)
 
 
-@dataclass
 class TenantContext:
-    """An authenticated tenant request: the principal and its row-scoped session."""
+    """An authenticated tenant request: the principal and, on first use, its row-scoped session.
 
-    principal: Principal
-    session: Session
-    now: datetime
+    The session opens lazily so that a read served from the cache never touches the database.
+    """
+
+    def __init__(self, principal: Principal, now: datetime, state: ApiState) -> None:
+        self.principal = principal
+        self.now = now
+        self._state = state
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            session = self._state.sessions()
+            session.begin()
+            set_row_scope(session, organization_id=str(self.principal.organization_id))
+            self._session = session
+        return self._session
+
+    @property
+    def opened(self) -> bool:
+        """Whether the request used the database."""
+        return self._session is not None
+
+    def finish(self, *, commit: bool) -> None:
+        """Commit (or roll back) and close the session, if one was opened."""
+        if self._session is None:
+            return
+        try:
+            if commit:
+                self._session.commit()
+            else:
+                self._session.rollback()
+        finally:
+            self._session.close()
+            self._session = None
 
 
-def _tenant_session(
+def _authenticate(state: ApiState, token: str, now: datetime) -> Principal:
+    with state.sessions() as session, session.begin():
+        set_row_scope(session, scope="authenticate")
+        principal = authenticate(session, token, now=now)
+        set_row_scope(session, organization_id=str(principal.organization_id))
+        record_key_use(session, principal, now=now)
+    return principal
+
+
+async def _tenant_session(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     _: Annotated[None, AddressLimited],
-) -> Iterator[TenantContext]:
+) -> AsyncIterator[TenantContext]:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send `Authorization: Bearer <API key>`; keys come from the provider")
     now = datetime.now(UTC)
-    with state.sessions() as session, session.begin():
-        set_row_scope(session, scope="authenticate")
-        principal = authenticate(session, credentials.credentials, now=now)
-        set_row_scope(session, organization_id=str(principal.organization_id))
-        record_key_use(session, principal, now=now)
-        yield TenantContext(principal=principal, session=session, now=now)
+    token = credentials.credentials
+    principal = state.principals.get(token)
+    if principal is None:
+        principal = await run_in_threadpool(_authenticate, state, token, now)
+        state.principals.put(token, principal)
+    context = TenantContext(principal, now, state)
+    try:
+        yield context
+    except BaseException:
+        if context.opened:
+            await run_in_threadpool(context.finish, commit=False)
+        raise
+    if context.opened:
+        await run_in_threadpool(context.finish, commit=True)
 
 
 def tenant(scope: str) -> Callable[..., Awaitable[TenantContext]]:
@@ -158,7 +210,3 @@ def page_size(state: ApiState, limit: int | None) -> int:
     if limit is None:
         return state.api.page_size_default
     return max(1, min(limit, state.api.page_size_max))
-
-
-def query_value(request: Request, name: str) -> Any:
-    return request.query_params.get(name)

@@ -43,7 +43,6 @@ class ReplayCheckUnavailable(StreamflowError):
     """Replay protection cannot be checked (Redis down); signed requests fail closed."""
 
 
-
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -163,7 +162,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, error: Exception) -> JSONResponse:
         for kind, (status, slug, title) in KINDS.items():
             if isinstance(error, kind):
-                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                headers = _headers_for(error)
                 return problem_response(
                     request, status, str(error), slug=slug, title=title, headers=headers
                 )

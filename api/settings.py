@@ -24,6 +24,9 @@ class ApiSettings(BaseSettings):
     """Per-scope limits per key, e.g. `{"predict": 120}` (JSON in the environment)."""
     rate_limit_per_address_per_minute: int = 300
     """Requests per minute per client address before authentication."""
+    auth_cache_seconds: float = 10.0
+    """How long an authenticated API key is remembered in-process (0: ask the database always).
+    Revocations through this process apply at once; other processes see them within this time."""
     page_size_default: int = 50
     page_size_max: int = 200
     cache_results: bool = True

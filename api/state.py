@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio
-
-from models.cache.cache import ResultCache
-from models.cache.nonces import NonceStore
-from models.cache.rate_limit import RateLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.observability import Metrics
+from api.principals import PrincipalCache
 from api.settings import ApiSettings
+from models.cache.cache import ResultCache
+from models.cache.nonces import NonceStore
+from models.cache.rate_limit import RateLimiter
 from models.cache.settings import CacheSettings
 from models.settings import RegistrySettings, StorageSettings
 from pipelines.evaluation.launcher import EvaluationLauncher
@@ -36,5 +36,7 @@ class ApiState:
     launcher: EvaluationLauncher
     provider_keys: dict[str, bytes]
     signature_tolerance_seconds: int
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))
+    """Recently authenticated API keys (see api/principals.py)."""
     redis: redis.asyncio.Redis[bytes] | None = None
     """The shared Redis client, when Redis is configured."""

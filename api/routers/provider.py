@@ -41,7 +41,7 @@ from pipelines.notices.service import (
 )
 from pipelines.organizations import create_tenant, tenants_page
 
-router = APIRouter(tags=["provider"])
+router = APIRouter(prefix="/provider/v1", tags=["provider"])
 
 NOTICES_CACHE_TAG = "notices"
 """Cache tag of every cached notice read; dropped after each notice change."""
@@ -80,7 +80,7 @@ def _invalidate_notices(state: ApiState, background: BackgroundTasks) -> None:
     response_model=Tenant,
     responses=CREATE_ERRORS,
 )
-def create_tenant_endpoint(body: TenantCreate, ctx: Provider, idempotency: Idempotent) -> Response:
+def add_tenant(body: TenantCreate, ctx: Provider, idempotency: Idempotent) -> Response:
     """Create a tenant. Send `Idempotency-Key` to retry safely."""
     return respond(
         ctx.session,
@@ -107,9 +107,14 @@ def list_tenants(
 
 
 @router.post("/tenants/{slug}/suspend", response_model=Tenant, responses=ONE_ERRORS)
-def suspend_tenant(slug: str, ctx: Provider) -> Tenant:
+def suspend_tenant(
+    slug: str, ctx: Provider, state: StateDep, background: BackgroundTasks
+) -> Tenant:
     """Suspend a tenant: its API keys stop authenticating at once (idempotent)."""
     tenant = set_tenant_suspended(ctx.session, slug=slug, actor=ctx.actor, suspended=True)
+    # Now and again after the commit: a key authenticated in between saw the tenant active.
+    state.principals.forget_all()
+    background.add_task(state.principals.forget_all)
     return Tenant.model_validate(tenant)
 
 
@@ -164,7 +169,7 @@ def issue_api_key(
     response_model=EvaluationStarted,
     responses=CREATE_ERRORS,
 )
-def start_evaluation_endpoint(
+def launch_evaluation(
     body: EvaluationStart,
     ctx: Provider,
     state: StateDep,

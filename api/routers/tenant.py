@@ -50,7 +50,7 @@ class DocstringSummaryRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
 
-router = APIRouter(tags=["tenant"], route_class=DocstringSummaryRoute)
+router = APIRouter(prefix="/v1", tags=["tenant"], route_class=DocstringSummaryRoute)
 
 Item = TypeVar("Item", bound=BaseModel)
 
@@ -102,7 +102,7 @@ def list_evaluations(
 async def get_evaluation(run_id: uuid.UUID, context: TenantRead, state: StateDep) -> Response:
     """Get an evaluation run with its progress, metrics, CIs and per-slice results."""
     body = await cached_run_detail(
-        context.session,
+        lambda: context.session,
         _cache(state),
         organization_id=context.principal.organization_id,
         run_id=run_id,
@@ -144,7 +144,7 @@ async def compare_evaluations(
 ) -> Response:
     """Compare two completed runs on the same golden dataset version, example by example."""
     body = await cached_comparison(
-        context.session,
+        lambda: context.session,
         _cache(state),
         organization_id=context.principal.organization_id,
         run_a=run_a,
@@ -232,7 +232,7 @@ def list_api_keys(
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKey, responses=ONE_ERRORS)
-def revoke_key(key_id: uuid.UUID, context: TenantKeys) -> ApiKey:
+def revoke_key(key_id: uuid.UUID, context: TenantKeys, state: StateDep) -> ApiKey:
     """Revoke one of this tenant's API keys (idempotent); it stops authenticating at once."""
     key = revoke_api_key(
         context.session,
@@ -241,4 +241,5 @@ def revoke_key(key_id: uuid.UUID, context: TenantKeys) -> ApiKey:
         actor=context.principal.actor,
         now=context.now,
     )
+    state.principals.forget_all()
     return ApiKey.model_validate(key)

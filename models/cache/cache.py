@@ -404,6 +404,59 @@ class MemoryCacheInvalidator:
         return 0 if self._cache is None else self._cache.invalidate_tag_sync(tag)
 
 
+class TieredResultCache:
+    """A small in-process cache in front of Redis, for documents that never change.
+
+    StreamFlow caches only immutable results (a completed run's detail, comparisons of completed
+    runs), so a copy held in the process stays right; the local TTL bounds how long an entry
+    invalidated by another process can still be served here. A local hit costs no round trip.
+    """
+
+    def __init__(self, local: MemoryResultCache, remote: ResultCache, counters: Counters) -> None:
+        self._local = local
+        self._remote = remote
+        self._counters = counters
+        """The exported counters: the remote cache counts its own lookups, local hits here."""
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._local.get(key)
+        if value is not None:
+            self._counters.record_hit()
+            return value
+        value = await self._remote.get(key)
+        if value is not None:
+            await self._local.set(key, value)
+        return value
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl_seconds: int | None = None,
+        tags: Sequence[str] = (),
+    ) -> None:
+        await self._local.set(key, value, ttl_seconds=ttl_seconds, tags=tags)
+        await self._remote.set(key, value, ttl_seconds=ttl_seconds, tags=tags)
+
+    async def invalidate_tag(self, tag: str) -> int:
+        self._local.invalidate_tag_sync(tag)
+        return await self._remote.invalidate_tag(tag)
+
+    async def get_or_load(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[bytes]],
+        *,
+        ttl_seconds: int | None = None,
+        tags: Sequence[str] = (),
+    ) -> bytes:
+        return await _read_through(self, key, load, ttl_seconds, tags)
+
+    async def aclose(self) -> None:
+        await self._remote.aclose()
+
+
 def make_result_cache(
     settings: CacheSettings,
     counters: Counters,
@@ -413,13 +466,22 @@ def make_result_cache(
     """The configured cache: Redis (on `client`, or a client of its own) or in-process."""
     if settings.redis_url is None:
         return MemoryResultCache(counters, default_ttl_seconds=settings.cache_ttl_seconds)
-    return RedisResultCache(
+    remote = RedisResultCache(
         client or make_async_client(settings),
         counters,
         default_ttl_seconds=settings.cache_ttl_seconds,
         key_prefix=settings.key_prefix,
         owns_client=client is None,
     )
+    if settings.local_cache_ttl_seconds <= 0:
+        return remote
+    local = MemoryResultCache(
+        Counters(),
+        default_ttl_seconds=settings.local_cache_ttl_seconds,
+        max_entries=2_000,
+        max_bytes=32 * 1024 * 1024,
+    )
+    return TieredResultCache(local, remote, counters)
 
 
 def make_cache_invalidator(

@@ -20,5 +20,7 @@ class CacheSettings(BaseSettings):
     """Lifetime of a cached result unless the caller gives its own."""
     redis_socket_timeout_seconds: float = Field(default=0.25, gt=0)
     """Connect and read timeout of every Redis call, short so an outage costs little latency."""
+    local_cache_ttl_seconds: int = Field(default=60, ge=0)
+    """With Redis: lifetime of the in-process copy of an (immutable) cached result; 0: none."""
     key_prefix: str = "streamflow:"
     """Prefix of every Redis key StreamFlow writes, so one server can be shared."""

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -158,7 +157,7 @@ async def _read_through(
 
 
 async def cached_run_detail(
-    session: Session,
+    session: Callable[[], Session],
     cache: ResultCache | None,
     *,
     organization_id: uuid.UUID,
@@ -166,20 +165,22 @@ async def cached_run_detail(
 ) -> bytes:
     """A run's detail as JSON bytes, read through the cache once the run is completed.
 
+    `session` opens the database session only when the cache cannot answer.
+
     Results of a completed run never change, so only those are cached; a pending or running
     run is read from the database on every poll.
     """
     return await _read_through(
         cache,
         run_detail_key(organization_id, run_id),
-        partial(run_detail, session, organization_id=organization_id, run_id=run_id),
+        lambda: run_detail(session(), organization_id=organization_id, run_id=run_id),
         tags=[run_tag(run_id)],
         cacheable=lambda document: document["status"] == "completed",
     )
 
 
 async def cached_comparison(
-    session: Session,
+    session: Callable[[], Session],
     cache: ResultCache | None,
     *,
     organization_id: uuid.UUID,
@@ -192,7 +193,7 @@ async def cached_comparison(
     """
 
     def load() -> dict[str, Any]:
-        result = compare_runs(session, organization_id=organization_id, run_a=run_a, run_b=run_b)
+        result = compare_runs(session(), organization_id=organization_id, run_a=run_a, run_b=run_b)
         return comparison_payload(result)
 
     return await _read_through(

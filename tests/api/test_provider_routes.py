@@ -28,7 +28,7 @@ from api.schemas.provider import Scope
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState
 from models.cache.settings import CacheSettings
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
+from models.db.engine import SYSTEM_SCOPE, make_engine, set_row_scope
 from models.registry import client as registry
 from models.settings import RegistrySettings
 from pipelines.access.service import SCOPES
@@ -779,26 +779,30 @@ class TestIdempotency:
             racer = threading.Thread(target=duplicate)
             racer.start()
             if world.backend == "postgresql":
-                _wait_for_lock_wait(first)
+                _wait_for_lock_wait(world.state.storage.resolved_database_url())
             store_response(first, scope="test", key="race", status_code=201, body='{"id": 1}')
         racer.join(timeout=60)
         assert outcome == [StoredResponse(201, '{"id": 1}')]
 
 
-def _wait_for_lock_wait(session: Session) -> None:
+def _wait_for_lock_wait(url: str) -> None:
     """Return once another backend waits on a lock (the duplicate's INSERT blocks on ours)."""
-    engine = session.get_bind()
-    for _ in range(600):
-        with engine.connect() as connection:  # type: ignore[union-attr]
-            waiting = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            ).scalar_one()
-        if waiting:
-            return
-        time.sleep(0.05)
+    # The app's role may not see other sessions' wait events; the platform's login may.
+    engine = make_engine(url)
+    try:
+        for _ in range(600):
+            with engine.connect() as connection:
+                waiting = connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                ).scalar_one()
+            if waiting:
+                return
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
     raise AssertionError("the duplicate request never waited for the first one's lock")
 
 

@@ -52,9 +52,9 @@ class IdempotencyRepository:
                 created_at=now,
             )
             .on_conflict_do_nothing(index_elements=["scope", "key"])
+            .returning(IdempotencyRecord.id)
         )
-        result = self.session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return self.session.execute(statement).first() is not None
 
     def get(self, scope: str, key: str) -> IdempotencyRecord | None:
         return self.session.scalars(
