@@ -14,7 +14,7 @@ from api.principals import PrincipalCache
 from api.routers import health, provider, tenant
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState
-from models.cache.cache import make_result_cache
+from models.cache.cache import make_immutable_result_cache, make_result_cache
 from models.cache.client import make_async_client
 from models.cache.nonces import make_nonce_store
 from models.cache.rate_limit import make_rate_limiter
@@ -54,6 +54,7 @@ def build_state(
     registry.configure(registry_settings)
     metrics = Metrics()
     client = make_async_client(cache_settings) if cache_settings.redis_url else None
+    shared_cache = make_result_cache(cache_settings, metrics.cache_counters, client=client)
     return ApiState(
         api=api,
         storage=storage,
@@ -61,7 +62,10 @@ def build_state(
         cache_settings=cache_settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
-        cache=make_result_cache(cache_settings, metrics.cache_counters, client=client),
+        cache=shared_cache,
+        immutable_cache=make_immutable_result_cache(
+            cache_settings, metrics.cache_counters, shared_cache
+        ),
         rate_limiter=make_rate_limiter(cache_settings, metrics.rate_limit_counters, client=client),
         nonces=make_nonce_store(cache_settings, client=client),
         metrics=metrics,

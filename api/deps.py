@@ -51,12 +51,15 @@ async def _enforce(state: ApiState, request: Request, key: str, per_minute: int,
         raise RateLimited(decision, kind)
 
 
+def _address_check(request: Request, state: ApiState) -> tuple[str, RateLimit]:
+    address = request.client.host if request.client else "unknown"
+    return f"address:{address}", RateLimit(state.api.rate_limit_per_address_per_minute, 60.0)
+
+
 async def limit_by_address(request: Request, state: StateDep) -> None:
     """Every request, authenticated or not, counts against its client address."""
-    address = request.client.host if request.client else "unknown"
-    await _enforce(
-        state, request, f"address:{address}", state.api.rate_limit_per_address_per_minute, "address"
-    )
+    key, limit = _address_check(request, state)
+    await _enforce(state, request, key, limit.limit, "address")
 
 
 AddressLimited = Depends(limit_by_address)
@@ -68,9 +71,13 @@ class TenantContext:
     The session opens lazily so that a read served from the cache never touches the database.
     """
 
-    def __init__(self, principal: Principal, now: datetime, state: ApiState) -> None:
+    def __init__(
+        self, principal: Principal, now: datetime, state: ApiState, *, address_limited: bool
+    ) -> None:
         self.principal = principal
         self.now = now
+        self.address_limited = address_limited
+        """Whether the per-address limit was already spent (before a database lookup)."""
         self._state = state
         self._session: Session | None = None
 
@@ -112,19 +119,24 @@ def _authenticate(state: ApiState, token: str, now: datetime) -> Principal:
 
 
 async def _tenant_session(
+    request: Request,
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    _: Annotated[None, AddressLimited],
 ) -> AsyncIterator[TenantContext]:
+    # The per-address limit comes before any database work; for a key remembered from a recent
+    # request it is spent together with the per-key limit, in one Redis round trip.
     if credentials is None or credentials.scheme.lower() != "bearer":
+        await limit_by_address(request, state)
         raise Unauthenticated("send `Authorization: Bearer <API key>`; keys come from the provider")
     now = datetime.now(UTC)
     token = credentials.credentials
     principal = state.principals.get(token)
+    address_limited = principal is None
     if principal is None:
+        await limit_by_address(request, state)
         principal = await run_in_threadpool(_authenticate, state, token, now)
         state.principals.put(token, principal)
-    context = TenantContext(principal, now, state)
+    context = TenantContext(principal, now, state, address_limited=address_limited)
     try:
         yield context
     except BaseException:
@@ -145,7 +157,14 @@ def tenant(scope: str) -> Callable[..., Awaitable[TenantContext]]:
     ) -> TenantContext:
         context.principal.require(scope)
         per_minute = state.api.rate_limits_per_minute.get(scope, state.api.rate_limit_per_minute)
-        await _enforce(state, request, f"key:{context.principal.key_id}:{scope}", per_minute, "key")
+        checks = [] if context.address_limited else [_address_check(request, state)]
+        checks.append((f"key:{context.principal.key_id}:{scope}", RateLimit(per_minute, 60.0)))
+        decisions = await state.rate_limiter.hit_all(checks)
+        request.state.rate_limit = decisions[-1]
+        if not decisions[-1].allowed:
+            kind = "key" if len(decisions) == len(checks) else "address"
+            state.metrics.rate_limited.labels(kind).inc()
+            raise RateLimited(decisions[-1], kind)
         return context
 
     return dependency
@@ -185,7 +204,7 @@ async def _verified_provider_key(
     except ReplayProtectionUnavailable:
         state.metrics.redis_errors.labels("nonces").inc()
         raise ReplayCheckUnavailable(
-            "replay protection is unavailable right now, so signed requests are refused; retry shortly"
+            "replay protection is unavailable, so signed requests are refused; retry shortly"
         ) from None
     await _enforce(state, request, f"provider:{key_id}", state.api.rate_limit_per_minute, "key")
     return key_id

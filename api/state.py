@@ -30,6 +30,8 @@ class ApiState:
     engine: Engine
     sessions: sessionmaker[Session]
     cache: ResultCache
+    immutable_cache: ResultCache
+    """`cache` with an in-process tier in front, for results that never change."""
     rate_limiter: RateLimiter
     nonces: NonceStore
     metrics: Metrics

@@ -71,7 +71,8 @@ ONE_ERRORS = problem_responses(401, 403, 404, 422, 429)
 
 
 def _cache(state: ApiState) -> ResultCache | None:
-    return state.cache if state.api.cache_results else None
+    """The cache of completed results (immutable, so an in-process tier may hold them)."""
+    return state.immutable_cache if state.api.cache_results else None
 
 
 def _page(model: type[Item], found: Paged[Any]) -> Page[Item]:

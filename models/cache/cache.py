@@ -324,6 +324,13 @@ class MemoryResultCache:
     async def invalidate_tag(self, tag: str) -> int:
         return self.invalidate_tag_sync(tag)
 
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._entries.clear()
+            self._tags.clear()
+            self._bytes = 0
+
     def invalidate_tag_sync(self, tag: str) -> int:
         """`invalidate_tag` for synchronous callers; the number of live values dropped."""
         with self._lock:
@@ -440,7 +447,9 @@ class TieredResultCache:
         await self._remote.set(key, value, ttl_seconds=ttl_seconds, tags=tags)
 
     async def invalidate_tag(self, tag: str) -> int:
-        self._local.invalidate_tag_sync(tag)
+        # Local copies filled from a remote hit carry no tags, so an invalidation (rare: it
+        # means an "immutable" result changed after all) clears the whole local tier.
+        self._local.clear()
         return await self._remote.invalidate_tag(tag)
 
     async def get_or_load(
@@ -466,22 +475,32 @@ def make_result_cache(
     """The configured cache: Redis (on `client`, or a client of its own) or in-process."""
     if settings.redis_url is None:
         return MemoryResultCache(counters, default_ttl_seconds=settings.cache_ttl_seconds)
-    remote = RedisResultCache(
+    return RedisResultCache(
         client or make_async_client(settings),
         counters,
         default_ttl_seconds=settings.cache_ttl_seconds,
         key_prefix=settings.key_prefix,
         owns_client=client is None,
     )
-    if settings.local_cache_ttl_seconds <= 0:
-        return remote
+
+
+def make_immutable_result_cache(
+    settings: CacheSettings, counters: Counters, shared: ResultCache
+) -> ResultCache:
+    """The cache for documents that never change: an in-process tier in front of `shared`.
+
+    Only for immutable results: an invalidation from another process reaches the in-process
+    tier only when its TTL (`local_cache_ttl_seconds`) runs out.
+    """
+    if settings.redis_url is None or settings.local_cache_ttl_seconds <= 0:
+        return shared
     local = MemoryResultCache(
         Counters(),
         default_ttl_seconds=settings.local_cache_ttl_seconds,
         max_entries=2_000,
         max_bytes=32 * 1024 * 1024,
     )
-    return TieredResultCache(local, remote, counters)
+    return TieredResultCache(local, shared, counters)
 
 
 def make_cache_invalidator(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,6 +67,40 @@ if new_tat > now then
 end
 local remaining = math.floor((now + tolerance - new_tat) / emission)
 return {1, remaining, new_tat - now, 0}
+"""
+
+
+# One round trip for several limits (e.g. per address and per key): KEYS are checked in order
+# with the GCRA step above and the first refusal stops the walk, so later limits are not
+# charged. ARGV: "now" (µs or ""), then emission, tolerance and cost per key.
+_GCRA_ALL_LUA = """
+local now = tonumber(ARGV[1])
+if now == nil then
+    local clock = redis.call('TIME')
+    now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end
+local out = {}
+for i, key in ipairs(KEYS) do
+    local emission = tonumber(ARGV[3 * i - 1])
+    local tolerance = tonumber(ARGV[3 * i])
+    local cost = tonumber(ARGV[3 * i + 1])
+    local tat = tonumber(redis.call('GET', key))
+    if tat == nil or tat < now then
+        tat = now
+    end
+    local new_tat = tat + cost * emission
+    local allow_at = new_tat - tolerance
+    if now < allow_at then
+        local remaining = math.max(0, math.floor((now + tolerance - tat) / emission))
+        table.insert(out, {0, remaining, tat - now, allow_at - now})
+        return out
+    end
+    if new_tat > now then
+        redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+    end
+    table.insert(out, {1, math.floor((now + tolerance - new_tat) / emission), new_tat - now, 0})
+end
+return out
 """
 
 
@@ -124,6 +158,11 @@ class RateLimiter(Protocol):
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         """Spend `cost` units of `key`'s allowance if they are available (0 only looks)."""
+        ...
+
+    async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
+        """Unit hits on several keys in order, stopping at the first refusal (its decision is
+        last); the keys after it are not charged."""
         ...
 
     async def aclose(self) -> None:
@@ -184,6 +223,7 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = f"{key_prefix}ratelimit:"
         self._script = client.register_script(_GCRA_LUA)
+        self._script_all = client.register_script(_GCRA_ALL_LUA)
         self._clock = clock
         self._owns_client = owns_client
 
@@ -195,6 +235,14 @@ class RedisRateLimiter:
             keys=[self._prefix + key], args=args
         )
         return _decision(limit, allowed, remaining, reset_us, retry_us)
+
+    async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
+        now = "" if self._clock is None else str(_micros(self._clock()))
+        args: list[int | str] = [now]
+        for _, limit in checks:
+            args += [limit.emission_interval_us, limit.tolerance_us, 1]
+        rows = await self._script_all(keys=[self._prefix + key for key, _ in checks], args=args)
+        return [_decision(limit, *row) for (_, limit), row in zip(checks, rows, strict=False)]
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -227,6 +275,15 @@ class MemoryRateLimiter:
                 self._sweep(now)
             return decision
 
+    async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
+        decisions = []
+        for key, limit in checks:
+            decision = await self.hit(key, limit)
+            decisions.append(decision)
+            if not decision.allowed:
+                break
+        return decisions
+
     async def aclose(self) -> None:
         return None
 
@@ -256,6 +313,16 @@ class FailOpenRateLimiter:
             )
             self._counters.record_error()
         return await self._fallback.hit(key, limit, cost=cost)
+
+    async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
+        try:
+            return await self._primary.hit_all(checks)
+        except REDIS_UNAVAILABLE as exc:
+            log.warning(
+                "rate_limit.redis_unavailable", error=str(exc), error_type=type(exc).__name__
+            )
+            self._counters.record_error()
+        return await self._fallback.hit_all(checks)
 
     async def aclose(self) -> None:
         await self._primary.aclose()

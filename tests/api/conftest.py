@@ -1,4 +1,4 @@
-"""API fixtures: the app on PostgreSQL (row-level security on) and SQLite, real Redis, two tenants."""
+"""API fixtures: the app on PostgreSQL (with row-level security) and SQLite, real Redis."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class World:
 
 
 def _completed_run(state: ApiState, org_id: uuid.UUID, dataset: str, tmp: Path) -> uuid.UUID:
-    """A finished evaluation made through the services (the flow itself is tested in tests/flows)."""
+    """A finished evaluation made through the services (the flow is tested in tests/flows)."""
     rows = [
         {
             "id": f"e{i}",

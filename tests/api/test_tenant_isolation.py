@@ -1,4 +1,4 @@
-"""Every tenant route refuses callers without a valid key, and never shows one tenant another's data."""
+"""Every tenant route refuses callers without a valid key and hides other tenants' data."""
 
 from __future__ import annotations
 
