@@ -96,7 +96,8 @@ for i, key in ipairs(KEYS) do
         return out
     end
     if new_tat > now then
-        redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+        local ttl_ms = math.ceil((new_tat - now) / 1000)
+        redis.call('SET', key, string.format('%.0f', new_tat), 'PX', ttl_ms)
     end
     table.insert(out, {1, math.floor((now + tolerance - new_tat) / emission), new_tat - now, 0})
 end

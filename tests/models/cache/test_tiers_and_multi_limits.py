@@ -70,7 +70,7 @@ class TestHitAll:
     async def test_redis_and_memory_agree_and_stop_at_the_first_refusal(
         self, aredis: redis.asyncio.Redis, key_prefix: str, clock: FakeClock
     ) -> None:
-        """Both limiters admit until the tighter limit is spent, then refuse without charging on."""
+        """Both limiters admit until the tighter limit is spent, then refuse and charge no more."""
         tight, loose = (
             RateLimit(limit=3, period_seconds=60),
             RateLimit(limit=100, period_seconds=60),
