@@ -23,7 +23,11 @@ from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import upgrade
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings
-from pipelines.evaluation.launcher import BackgroundThreadLauncher, EvaluationLauncher
+from pipelines.evaluation.launcher import (
+    BackgroundThreadLauncher,
+    EvaluationLauncher,
+    PrefectDeploymentLauncher,
+)
 from pipelines.logging import configure_logging
 
 DESCRIPTION = """
@@ -69,7 +73,12 @@ def build_state(
         rate_limiter=make_rate_limiter(cache_settings, metrics.rate_limit_counters, client=client),
         nonces=make_nonce_store(cache_settings, client=client),
         metrics=metrics,
-        launcher=launcher or BackgroundThreadLauncher(),
+        launcher=launcher
+        or (
+            PrefectDeploymentLauncher(api.evaluation_deployment)
+            if api.evaluation_deployment
+            else BackgroundThreadLauncher()
+        ),
         provider_keys=provider_auth.signing_keys(),
         signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
         principals=PrincipalCache(api.auth_cache_seconds),

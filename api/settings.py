@@ -24,6 +24,9 @@ class ApiSettings(BaseSettings):
     """Per-scope limits per key, e.g. `{"predict": 120}` (JSON in the environment)."""
     rate_limit_per_address_per_minute: int = 300
     """Requests per minute per client address before authentication."""
+    evaluation_deployment: str | None = None
+    """Prefect deployment that runs evaluations started through the API, e.g.
+    `evaluate-model-version/evaluations` (production); unset: a worker thread in this process."""
     auth_cache_seconds: float = 10.0
     """How long an authenticated API key is remembered in-process (0: ask the database always).
     Revocations through this process apply at once; other processes see them within this time."""

@@ -386,6 +386,22 @@ class SyncCacheInvalidator:
         self._invalidate = client.register_script(_INVALIDATE_TAG_LUA)
         self._owns_client = owns_client
 
+    def warm(self, key: str, value: bytes, *, ttl_seconds: int, tags: Sequence[str] = ()) -> None:
+        """Store a value the API will be asked for, as `RedisResultCache.set` stores it."""
+        value_key = self._keys.value(key)
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(value_key, value, ex=ttl_seconds)
+                for tag in dict.fromkeys(tags):
+                    tag_key = self._keys.tag(tag)
+                    pipe.sadd(tag_key, value_key)
+                    pipe.expire(tag_key, ttl_seconds, nx=True)
+                    pipe.expire(tag_key, ttl_seconds, gt=True)
+                pipe.execute()
+        except REDIS_UNAVAILABLE as exc:
+            _log_unavailable("warm", exc)
+            self._counters.record_error()
+
     def invalidate_tag(self, tag: str) -> int:
         try:
             deleted = self._invalidate(keys=[self._keys.tag(tag)])
