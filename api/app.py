@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,6 +95,10 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         if not hasattr(app.state, "streamflow"):
             configure_logging(level=os.environ.get("STREAMFLOW_LOG_LEVEL", "INFO").upper())
             app.state.streamflow = build_state()
+        # The process holds a large, long-lived heap (pandas, MLflow, SQLAlchemy); moving it out
+        # of the collector's reach keeps full collections from pausing requests.
+        gc.collect()
+        gc.freeze()
         yield
         opened: ApiState = app.state.streamflow
         opened.launcher.shutdown()
