@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio
@@ -167,6 +167,20 @@ class _RedisKeys:
         return self.tag_prefix + tag
 
 
+def _queue_set(
+    pipe: Any, keys: _RedisKeys, key: str, value: bytes, ttl: int, tags: Sequence[str]
+) -> None:
+    """Queue a value and its tag memberships on a (sync or async) transaction pipeline."""
+    value_key = keys.value(key)
+    pipe.set(value_key, value, ex=ttl)
+    for tag in dict.fromkeys(tags):
+        tag_key = keys.tag(tag)
+        pipe.sadd(tag_key, value_key)
+        # NX gives a new set a TTL; GT only ever lengthens an existing one.
+        pipe.expire(tag_key, ttl, nx=True)
+        pipe.expire(tag_key, ttl, gt=True)
+
+
 class RedisResultCache:
     """The result cache in Redis, shared by all API processes; fails open."""
 
@@ -209,16 +223,9 @@ class RedisResultCache:
         tags: Sequence[str] = (),
     ) -> None:
         ttl = _checked_ttl(ttl_seconds, self._default_ttl)
-        value_key = self._keys.value(key)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(value_key, value, ex=ttl)
-                for tag in dict.fromkeys(tags):
-                    tag_key = self._keys.tag(tag)
-                    pipe.sadd(tag_key, value_key)
-                    # NX gives a new set a TTL; GT only ever lengthens an existing one.
-                    pipe.expire(tag_key, ttl, nx=True)
-                    pipe.expire(tag_key, ttl, gt=True)
+                _queue_set(pipe, self._keys, key, value, ttl, tags)
                 await pipe.execute()
         except REDIS_UNAVAILABLE as exc:
             _log_unavailable("set", exc)
@@ -388,15 +395,9 @@ class SyncCacheInvalidator:
 
     def warm(self, key: str, value: bytes, *, ttl_seconds: int, tags: Sequence[str] = ()) -> None:
         """Store a value the API will be asked for, as `RedisResultCache.set` stores it."""
-        value_key = self._keys.value(key)
         try:
             with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(value_key, value, ex=ttl_seconds)
-                for tag in dict.fromkeys(tags):
-                    tag_key = self._keys.tag(tag)
-                    pipe.sadd(tag_key, value_key)
-                    pipe.expire(tag_key, ttl_seconds, nx=True)
-                    pipe.expire(tag_key, ttl_seconds, gt=True)
+                _queue_set(pipe, self._keys, key, value, ttl_seconds, tags)
                 pipe.execute()
         except REDIS_UNAVAILABLE as exc:
             _log_unavailable("warm", exc)
