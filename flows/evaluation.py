@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from models.db.engine import transaction
 from models.db.tables import GoldenDatasetVersion
 from models.registry import client as registry
 from models.registry.tracking import TrackedMetric, log_evaluation
-from pipelines.errors import InvalidInput
+from pipelines.errors import InvalidInput, StreamflowError
 from pipelines.evaluation import service
 from pipelines.evaluation.scoring import ALL_EXAMPLES, ScoringOptions
 from pipelines.evaluation.views import encode, run_detail, run_detail_key, run_tag
@@ -44,6 +44,25 @@ class EvaluationOutcome:
     """Time spent in StreamFlow's own code (task bodies and flow body), for overhead figures."""
 
 
+def _retry_unless_domain_error(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry I/O failures; a user's mistake (bad input, not found) fails the same way again."""
+    try:
+        state.result()
+    except StreamflowError:
+        return False
+    except Exception:  # any other failure may be transient
+        return True
+    return False
+
+
+RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [1, 5],
+    "retry_condition_fn": _retry_unless_domain_error,
+    "cache_policy": NO_CACHE,
+}
+
+
 def _flow_run_id() -> str | None:
     try:
         context = get_run_context()
@@ -53,12 +72,17 @@ def _flow_run_id() -> str | None:
     return str(run.id) if run is not None else None
 
 
-@task(name="prepare-evaluation", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="prepare-evaluation", **RETRIES)
 def prepare_evaluation(
-    organization: str, actor: str, request: service.EvaluationRequest
+    organization: str,
+    actor: str,
+    request: service.EvaluationRequest,
+    predictions_path: str | None,
 ) -> tuple[service.PreparedEvaluation, float]:
     started = time.perf_counter()
     rt = runtime()
+    if predictions_path is not None:
+        request = replace(request, predictions=_predictions_file(predictions_path))
     with transaction(rt.sessions) as session:
         org = get_organization(session, organization)
         prepared = service.prepare_evaluation(
@@ -72,7 +96,7 @@ def prepare_evaluation(
     return prepared, time.perf_counter() - started
 
 
-@task(name="resume-evaluation", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="resume-evaluation", **RETRIES)
 def resume_evaluation(organization: str, run_id: str) -> tuple[service.PreparedEvaluation, float]:
     started = time.perf_counter()
     rt = runtime()
@@ -95,10 +119,20 @@ def _golden_rows(storage_dir: Path, storage_path: str, row_count: int) -> pd.Dat
     return load_version_frame(storage_dir, version).sort_values("id", ignore_index=True)
 
 
+def _predictions_file(path: str) -> service.PredictionsFile:
+    """A predictions file, read once per process while it stays unchanged on disk."""
+    stat = Path(path).stat()
+    return _read_predictions_file(path, stat.st_mtime_ns, stat.st_size)
+
+
 @lru_cache(maxsize=4)
+def _read_predictions_file(path: str, _mtime_ns: int, _size: int) -> service.PredictionsFile:
+    return service.PredictionsFile.read(Path(path).read_bytes(), filename=Path(path).name)
+
+
 def _predictions(path: str, digest: str) -> dict[str, str]:
-    """A predictions file read once per process, refused if it changed since the run began."""
-    file = service.PredictionsFile.read(Path(path).read_bytes(), filename=Path(path).name)
+    """The predictions of a run's file, refused if the file changed since the run began."""
+    file = _predictions_file(path)
     if file.digest != digest:
         raise InvalidInput(
             f"predictions file {path} changed since this run started; rerun with --force"
@@ -108,7 +142,7 @@ def _predictions(path: str, digest: str) -> dict[str, str]:
 
 # Batch inputs are read inside the task, never passed in: Prefect walks every task parameter
 # (about 50 ms for a 5,000-row batch), and a worker on another machine could not receive them.
-@task(name="evaluate-batch", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="evaluate-batch", **RETRIES)
 def evaluate_batch(
     organization: str, run_id: str, batch_index: int, predictions_path: str | None
 ) -> float:
@@ -153,7 +187,7 @@ def evaluate_batch(
     return time.perf_counter() - started
 
 
-@task(name="aggregate-evaluation", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="aggregate-evaluation", **RETRIES)
 def aggregate_evaluation(organization: str, actor: str, run_id: uuid.UUID) -> float:
     """Aggregate with bootstrap CIs, log the MLflow run, store metrics; returns seconds spent."""
     started = time.perf_counter()
@@ -279,16 +313,12 @@ def evaluate_model_version(
     watch = _Stopwatch()
     rt = runtime()
     structlog.contextvars.bind_contextvars(flow_run_id=_flow_run_id())
-    predictions_file = None
     if run_id is not None:
         prepared = watch.call(resume_evaluation, organization, run_id)
     else:
         if dataset is None:
             raise InvalidInput("give --dataset NAME[@VERSION]")
         model_ref = registry.resolve(model) if model else None
-        if predictions_path:
-            path = Path(predictions_path)
-            predictions_file = service.PredictionsFile.read(path.read_bytes(), filename=path.name)
         if model_ref is not None and agent_type is None:
             info = registry.model_version_info(model_ref.name, model_ref.version)
             agent_type = info.agent_type or None
@@ -298,7 +328,6 @@ def evaluate_model_version(
             if model_ref
             else None,
             agent_type=agent_type,
-            predictions=predictions_file,
             options=ScoringOptions(
                 use_stemmer=use_stemmer,
                 n_resamples=rt.evaluation.bootstrap_resamples,
@@ -309,7 +338,8 @@ def evaluate_model_version(
             batch_size=batch_size or rt.evaluation.batch_size,
             force=force,
         )
-        prepared = watch.call(prepare_evaluation, organization, actor, request)
+        # The predictions file is read inside the task: Prefect walks every task parameter.
+        prepared = watch.call(prepare_evaluation, organization, actor, request, predictions_path)
     structlog.contextvars.bind_contextvars(evaluation_run_id=str(prepared.run_id))
     if prepared.reused:
         log.info("evaluation.reused", run_id=str(prepared.run_id))
