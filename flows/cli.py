@@ -26,6 +26,7 @@ db_app = typer.Typer(help="The StreamFlow database.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The provider and its tenants.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Golden datasets: import, list, show, diff.", no_args_is_help=True)
 models_app = typer.Typer(help="Model versions in the MLflow registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="Tenants' API keys: issue, list, revoke.", no_args_is_help=True)
 eval_app = typer.Typer(
     help="Evaluations of model versions on golden datasets.", no_args_is_help=True
 )
@@ -34,6 +35,7 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 errors = Console(stderr=True)
@@ -758,6 +760,110 @@ def eval_compare(
         _emit_json(comparison_payload(result))
     else:
         print_comparison(console, result)
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+@handles_errors
+def keys_create(
+    tenant: Annotated[str, typer.Argument(help="Tenant slug.")],
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. 'reporting job'.")],
+    scope: Annotated[
+        list[str], typer.Option(help="Scope to grant (repeat): results:read, predict, …")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Issue an API key to a tenant; the key is printed once and only its hash is stored."""
+    from datetime import UTC, datetime
+
+    from flows.runtime import cli_actor
+    from pipelines.access.service import issue_tenant_api_key
+
+    with _session() as session:
+        issued = issue_tenant_api_key(
+            session, slug=tenant, name=name, scopes=scope, actor=cli_actor(), now=datetime.now(UTC)
+        )
+        payload = {
+            "id": str(issued.key.id),
+            "prefix": issued.key.prefix,
+            "api_key": issued.plaintext,
+        }
+    if as_json:
+        _emit_json(payload)
+    else:
+        console.print(f"API key {payload['id']} for {tenant} (shown once, store it now):")
+        console.print(issued.plaintext, highlight=False, markup=False)
+
+
+@keys_app.command("list")
+@handles_errors
+def keys_list(
+    tenant: Annotated[str, typer.Argument(help="Tenant slug.")], as_json: JsonOption = False
+) -> None:
+    """List a tenant's API keys (never the secrets)."""
+    from pipelines.access.service import list_api_keys
+    from pipelines.organizations import get_organization
+
+    with _session() as session:
+        organization = get_organization(session, tenant)
+        rows: list[dict[str, Any]] = [
+            {
+                "id": str(k.id),
+                "name": k.name,
+                "prefix": k.prefix,
+                "scopes": k.scopes,
+                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            }
+            for k in list_api_keys(session, organization_id=organization.id, limit=500)
+        ]
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("id", "name", "prefix", "scopes", "last used", "revoked")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["name"],
+            row["prefix"],
+            ", ".join(row["scopes"]),
+            str(row["last_used_at"] or "–")[:19],
+            str(row["revoked_at"] or "–")[:19],
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@handles_errors
+def keys_revoke(
+    tenant: Annotated[str, typer.Argument(help="Tenant slug.")],
+    key_id: Annotated[str, typer.Argument(help="Key id from `streamflow keys list`.")],
+) -> None:
+    """Revoke a tenant's API key (API processes stop accepting it within seconds)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from flows.runtime import cli_actor
+    from pipelines.access.service import revoke_api_key
+    from pipelines.errors import InvalidInput
+    from pipelines.organizations import get_organization
+
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        raise InvalidInput(f"key id {key_id!r} is not a UUID; copy it from `keys list`") from None
+    with _session() as session:
+        organization = get_organization(session, tenant)
+        revoke_api_key(
+            session,
+            organization_id=organization.id,
+            key_id=parsed,
+            actor=cli_actor(),
+            now=datetime.now(UTC),
+        )
+    console.print(f"revoked {parsed}")
 
 
 # --- serve ----------------------------------------------------------------------------------

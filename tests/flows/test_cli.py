@@ -182,3 +182,24 @@ class TestModelsCommands:
         code, _, err = _run("models", "alias", name, "champion", "99")
         assert code == 1
         assert "not registered" in err
+
+
+class TestKeysCommands:
+    def test_create_list_revoke(self, streamflow: Runtime) -> None:
+        """A key is printed once, listed without its secret, and revoked with an audit row."""
+        _run("orgs", "create", "provider", "--kind", "provider")
+        _run("orgs", "create", "acme")
+        created = _json("keys", "create", "acme", "--name", "ci", "--scope", "results:read")
+        assert created["api_key"].startswith(f"sf_{created['prefix']}_")
+        listed = _json("keys", "list", "acme")
+        assert [k["id"] for k in listed] == [created["id"]]
+        assert created["api_key"] not in json.dumps(listed)
+        code, _, _ = _run("keys", "revoke", "acme", created["id"])
+        assert code == 0
+        assert _json("keys", "list", "acme")[0]["revoked_at"] is not None
+        with streamflow.sessions() as session:
+            actions = set(session.scalars(select(AuditLogEntry.action)))
+        assert {"api_key.issued", "api_key.revoked"} <= actions
+        code, _, err = _run("keys", "create", "acme", "--name", "x", "--scope", "everything")
+        assert code == 1
+        assert "results:read" in err
