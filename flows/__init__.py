@@ -1,7 +1,6 @@
 """When things run: Prefect flows and the `streamflow` CLI that starts them."""
 
 import os
-import warnings
 from pathlib import Path
 
 # The embedded default keeps Prefect's own state beside StreamFlow's, and nothing phones home.
@@ -14,6 +13,3 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-# Agents take any list of texts; MLflow would like a typed signature and says so on every load.
-warnings.filterwarnings("ignore", message=".*Type hint used in the model")
-warnings.filterwarnings("ignore", message="Failed to infer signature from type hint")

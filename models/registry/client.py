@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +19,6 @@ from mlflow.pyfunc.model import PythonModel
 
 from models.registry.aliases import ALIASES
 from models.settings import RegistrySettings
-
-# AgentPyfunc takes any list of texts; MLflow asks for typed hints on every definition and load.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 _REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)@(?P<selector>[A-Za-z0-9_\-]+)$")
 
