@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.reporting import fmt
 from pipelines.logging import configure_logging
 
 app = typer.Typer(
@@ -547,14 +548,14 @@ def eval_run(
 
 
 def _run_payload(run_id: str, org: str | None) -> dict[str, Any]:
+    from models.db.repositories.evaluations import EvaluationRepository
     from pipelines.evaluation import service
+    from pipelines.evaluation.views import metric_document
 
     with _session() as session:
         org_id = _org_id(session, org)
         run = service.get_run(session, organization_id=org_id, run_id=run_id)
         dataset, version = service.run_dataset(session, organization_id=org_id, run=run)
-        from models.db.repositories.evaluations import EvaluationRepository
-
         metrics = EvaluationRepository(session).metrics(run.id)
         return {
             "id": str(run.id),
@@ -575,22 +576,8 @@ def _run_payload(run_id: str, org: str | None) -> dict[str, Any]:
             "error": run.error,
             "created_at": run.created_at.isoformat(),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "metrics": [
-                {
-                    "slice": m.slice,
-                    "name": m.name,
-                    "value": m.value,
-                    "ci_low": m.ci_low,
-                    "ci_high": m.ci_high,
-                    "n": m.n,
-                }
-                for m in metrics
-            ],
+            "metrics": [{"slice": m.slice, **metric_document(m)} for m in metrics],
         }
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _print_run(run_id: str, org: str | None, *, slices: bool = False) -> None:
@@ -610,8 +597,8 @@ def _print_run(run_id: str, org: str | None, *, slices: bool = False) -> None:
         if m["slice"] == "" and "[" not in m["name"]:
             table.add_row(
                 m["name"],
-                _fmt(m["value"]),
-                f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]",
+                fmt(m["value"]),
+                f"[{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]",
                 str(m["n"]),
             )
     console.print(table)
@@ -622,8 +609,8 @@ def _print_run(run_id: str, org: str | None, *, slices: bool = False) -> None:
                 by_slice.add_row(
                     m["slice"],
                     m["name"],
-                    _fmt(m["value"]),
-                    f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]",
+                    fmt(m["value"]),
+                    f"[{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]",
                     str(m["n"]),
                 )
         console.print(by_slice)
@@ -654,9 +641,14 @@ def eval_list(
     from pipelines.pagination import decode_run_cursor, encode_run_cursor
 
     with _session() as session:
-        runs = EvaluationRepository(session).page(
-            _org_id(session, org), before=decode_run_cursor(before) if before else None, limit=limit
-        )
+        runs = [
+            run
+            for run, _, _ in EvaluationRepository(session).page_with_datasets(
+                _org_id(session, org),
+                before=decode_run_cursor(before) if before else None,
+                limit=limit,
+            )
+        ]
         rows: list[dict[str, Any]] = [
             {
                 "id": str(r.id),
@@ -729,7 +721,7 @@ def eval_examples(
             item["example_id"],
             item["slice"],
             item["prediction"][:60],
-            *[_fmt(_num(item["scores"].get(h)), 3) for h in headline],
+            *[fmt(_num(item["scores"].get(h)), 3) for h in headline],
         )
     console.print(table)
     if cursor:

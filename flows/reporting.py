@@ -27,14 +27,15 @@ HEADLINE = {
 """Metrics the comparison table shows; `--json` carries every metric."""
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A metric value for tables; '–' when undefined."""
     return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _with_ci(metric: EvaluationMetric | None) -> str:
     if metric is None:
         return "–"
-    return f"{_fmt(metric.value)} [{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]"
+    return f"{fmt(metric.value)} [{fmt(metric.ci_low)}, {fmt(metric.ci_high)}]"
 
 
 def _p(value: float | None) -> str:
@@ -69,7 +70,7 @@ def print_comparison(console: Console, result: RunComparison) -> None:
             name,
             _with_ci(result.metrics_a.get(name)),
             _with_ci(result.metrics_b.get(name)),
-            f"{_fmt(row.difference)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
+            f"{fmt(row.difference)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]",
             _p(row.p_value),
             _verdict(row),
         )
@@ -88,7 +89,7 @@ def print_comparison(console: Console, result: RunComparison) -> None:
             slices.add_row(
                 row.slice,
                 str(row.n),
-                f"{_fmt(row.difference)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
+                f"{fmt(row.difference)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]",
                 _p(row.p_value),
                 _p(row.p_value_holm),
             )

@@ -369,20 +369,7 @@ def complete_run(
 ) -> EvaluationRun:
     """Store the aggregates and mark the run completed (one transaction)."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
-    EvaluationRepository(session).replace_metrics(
-        run.id,
-        [
-            {
-                "slice": m.slice,
-                "name": m.name,
-                "value": m.value,
-                "ci_low": m.ci_low,
-                "ci_high": m.ci_high,
-                "n": m.n,
-            }
-            for m in metrics
-        ],
-    )
+    EvaluationRepository(session).replace_metrics(run.id, [asdict(m) for m in metrics])
     run.status = "completed"
     run.mlflow_run_id = mlflow_run_id
     run.finished_at = pd.Timestamp.now(tz="UTC").to_pydatetime()

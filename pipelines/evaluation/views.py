@@ -98,7 +98,7 @@ def run_detail(
     slices: dict[str, list[dict[str, Any]]] = {}
     for m in metrics:
         if m.slice:
-            slices.setdefault(m.slice, []).append(_metric(m))
+            slices.setdefault(m.slice, []).append(metric_document(m))
     stored_batches = (
         len(runs.stored_batches(run.id)) if run.status != "completed" else run.batch_count
     )
@@ -109,13 +109,14 @@ def run_detail(
         "config": run.config,
         "mlflow_run_id": run.mlflow_run_id,
         "error": run.error,
-        "quality_score": _metric(quality) if quality else None,
-        "metrics": [_metric(m) for m in overall],
+        "quality_score": metric_document(quality) if quality else None,
+        "metrics": [metric_document(m) for m in overall],
         "slices": [{"slice": name, "metrics": rows} for name, rows in sorted(slices.items())],
     }
 
 
-def _metric(m: EvaluationMetric) -> dict[str, Any]:
+def metric_document(m: EvaluationMetric) -> dict[str, Any]:
+    """A stored metric as readers see it: name, value, CI and n."""
     return {"name": m.name, "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n}
 
 

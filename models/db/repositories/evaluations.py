@@ -74,28 +74,6 @@ class EvaluationRepository:
         self.session.flush()
         return run
 
-    def page(
-        self,
-        organization_id: uuid.UUID,
-        *,
-        before: tuple[Any, uuid.UUID] | None = None,
-        limit: int = 50,
-    ) -> list[EvaluationRun]:
-        """Runs newest first, a page at a time (keyset on created_at, id)."""
-        query = (
-            select(EvaluationRun)
-            .where(EvaluationRun.organization_id == organization_id)
-            .order_by(EvaluationRun.created_at.desc(), EvaluationRun.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            created_at, run_id = before
-            query = query.where(
-                (EvaluationRun.created_at < created_at)
-                | ((EvaluationRun.created_at == created_at) & (EvaluationRun.id < run_id))
-            )
-        return list(self.session.scalars(query))
-
     def page_with_datasets(
         self,
         organization_id: uuid.UUID,
