@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from pipelines.golden_datasets.schema import COLUMNS, GoldenDatasetTask
+from pipelines.golden_datasets.schema import COLUMNS, TEXT, GoldenDatasetTask
 
 CANONICAL_FORMAT: Final = "streamflow.golden_dataset"
 CANONICAL_VERSION: Final = 1
@@ -63,10 +63,10 @@ _encode_json_string = json.encoder.encode_basestring
 
 def _normalise_text(values: pd.Series[str]) -> pd.Series[str]:
     """NFC text with "\\n" line endings; missing values become ""."""
-    text = values.fillna("").astype("str")
+    text = values.fillna("").astype(TEXT)
     # ASCII is already NFC. Arrow's own NFC does not compose (pandas GH#64359), so the rest
     # goes through unicodedata one value at a time.
-    positions = np.flatnonzero(_mask(~text.str.isascii()))
+    positions = np.flatnonzero(~np.fromiter(map(str.isascii, text), dtype=bool, count=len(text)))
     if len(positions):
         before = text.iloc[positions].tolist()
         after = [_nfc(value) for value in before]
@@ -74,7 +74,7 @@ def _normalise_text(values: pd.Series[str]) -> pd.Series[str]:
             cells = text.tolist()
             for position, value in zip(positions.tolist(), after, strict=True):
                 cells[position] = value
-            text = pd.Series(cells, index=text.index, dtype="str")
+            text = pd.Series(cells, index=text.index, dtype=TEXT)
     if _mask(text.str.contains("\r", regex=False)).any():
         text = text.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
     return text
@@ -97,7 +97,7 @@ def _normalise_tags(tags: pd.Series[str]) -> pd.Series[str]:
     codes, uniques = pd.factorize(tags)
     canonical = np.array([canonical_tags(str(value)) for value in uniques], dtype=object)
     # factorize marks nothing as missing here: tags were filled with "" beforehand.
-    return pd.Series(canonical[codes], index=tags.index, dtype="str")
+    return pd.Series(canonical[codes], index=tags.index, dtype=TEXT)
 
 
 def normalise_columns(columns: Mapping[str, pd.Series[str]], length: int) -> pd.DataFrame:
@@ -106,7 +106,7 @@ def normalise_columns(columns: Mapping[str, pd.Series[str]], length: int) -> pd.
     for name in COLUMNS:
         raw = columns.get(name)
         if raw is None:
-            raw = pd.Series([""] * length, dtype="str")
+            raw = pd.Series([""] * length, dtype=TEXT)
         text = _normalise_text(raw.reset_index(drop=True))
         if name in _STRIPPED_COLUMNS:
             text = text.str.strip(WHITESPACE)
@@ -128,12 +128,12 @@ def canonical_lines(frame: pd.DataFrame, task: GoldenDatasetTask) -> list[str]:
     missing = [name for name in COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks dataset columns {missing}")
-    ids = frame["id"].fillna("").astype("str").tolist()
+    ids = frame["id"].fillna("").astype(TEXT).tolist()
     if len(set(ids)) != len(ids):
         raise ValueError("ids must be unique to have a canonical form")
     order = sorted(range(len(ids)), key=ids.__getitem__)
     escaped = [
-        list(map(_encode_json_string, frame[name].fillna("").astype("str").take(order).tolist()))
+        list(map(_encode_json_string, frame[name].fillna("").astype(TEXT).take(order).tolist()))
         for name in COLUMNS
     ]
     header = _encode_json([CANONICAL_FORMAT, CANONICAL_VERSION, str(GoldenDatasetTask(task))])

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.golden_datasets.errors import LocationUnit, Problem
+from pipelines.golden_datasets.schema import TEXT
 
 TAGS_COLUMN = "tags"
 
@@ -187,7 +188,7 @@ def _repair_text(text: str) -> str:
 
 
 def _series(array: Any) -> pd.Series[str]:
-    return pd.Series(pd.array(array, dtype="str"))
+    return pd.Series(pd.array(array, dtype=TEXT))
 
 
 def _text_series(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import numpy as np
+import pandas as pd
+
 
 class GoldenDatasetTask(StrEnum):
     """What the dataset evaluates: picking a label, or producing text."""
@@ -15,3 +18,6 @@ class GoldenDatasetTask(StrEnum):
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "input", "expected")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("slice", "tags")
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+"""Every golden-dataset column's dtype: Arrow-backed text, missing as NaN (pandas 3's "str")."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipelines.golden_datasets.schema import COLUMNS
+from pipelines.golden_datasets.schema import COLUMNS, TEXT
 
 _CONTENT_COLUMNS = tuple(name for name in COLUMNS if name != "id")
 
@@ -30,7 +30,7 @@ def _indexed(frame: pd.DataFrame, which: str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{which} frame lacks dataset columns {missing}")
     # Storage may hold an absent slice or tags as None rather than ""; both mean "none".
-    rows = frame.loc[:, list(COLUMNS)].fillna("").astype("str").set_index("id")
+    rows = frame.loc[:, list(COLUMNS)].fillna("").astype(TEXT).set_index("id")
     if not rows.index.is_unique:
         raise ValueError(f"{which} frame has duplicate ids")
     return rows

@@ -18,7 +18,7 @@ from pipelines.golden_datasets.canonical import (
     canonical_tags,
     content_hash,
 )
-from pipelines.golden_datasets.schema import COLUMNS, GoldenDatasetTask
+from pipelines.golden_datasets.schema import COLUMNS, TEXT, GoldenDatasetTask
 from tests.pipelines.golden_datasets.files import csv_file, jsonl_file, parquet_file, read
 
 CLASSIFICATION = GoldenDatasetTask.CLASSIFICATION
@@ -33,7 +33,7 @@ ROWS = [
 
 
 def _frame(rows: list[tuple[str, ...]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(COLUMNS), dtype="str")
+    return pd.DataFrame(rows, columns=list(COLUMNS), dtype=TEXT)
 
 
 def _three_formats(rows: list[tuple[str, ...]]) -> dict[str, bytes]:

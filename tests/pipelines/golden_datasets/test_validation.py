@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from pipelines.golden_datasets.schema import GoldenDatasetTask
+from pipelines.golden_datasets.schema import TEXT, GoldenDatasetTask
 from tests.pipelines.golden_datasets.files import (
     csv_file,
     jsonl_file,
@@ -168,7 +167,7 @@ class TestNormalisation:
     def test_frame_is_all_strings_without_missing_values(self) -> None:
         """Every column is pandas' str dtype and nothing is missing."""
         frame = read(b"id,input,expected\n1,a,b\n").frame
-        assert all(dtype == pd.StringDtype(na_value=float("nan")) for dtype in frame.dtypes)
+        assert all(dtype == TEXT for dtype in frame.dtypes)
         assert not frame.isna().any().any()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.golden_datasets.schema import COLUMNS
+from pipelines.golden_datasets.schema import COLUMNS, TEXT
 from pipelines.golden_datasets.versions import VersionDiff, diff_versions
 
 BASE = [
@@ -16,7 +16,7 @@ BASE = [
 
 
 def _frame(rows: list[tuple[str, ...]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(COLUMNS), dtype="str")
+    return pd.DataFrame(rows, columns=list(COLUMNS), dtype=TEXT)
 
 
 class TestDiffVersions:
