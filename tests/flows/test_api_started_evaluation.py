@@ -18,7 +18,7 @@ from flows.runtime import Runtime
 from models.cache.settings import CacheSettings
 from models.db.engine import transaction
 from pipelines.access.service import issue_api_key
-from pipelines.evaluation.launcher import BackgroundThreadLauncher
+from flows.launcher import BackgroundThreadLauncher
 from pipelines.evaluation.views import run_detail_key
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
