@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.cli_server import server_app, up, worker
 from flows.reporting import fmt
 from pipelines.logging import configure_logging
 
@@ -37,6 +38,9 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
+app.add_typer(server_app, name="server")
+app.command("worker")(worker)
+app.command("up")(up)
 
 console = Console()
 errors = Console(stderr=True)
@@ -118,6 +122,7 @@ def _org_id(session: Any, org: str | None) -> Any:
 @handles_errors
 def db_upgrade() -> None:
     """Create or migrate the database schema to the newest revision."""
+    from flows.orchestrator import migrate_orchestrator_database
     from flows.runtime import runtime
     from models.db.migrate import current_revision
 
@@ -126,6 +131,8 @@ def db_upgrade() -> None:
         f"database at revision [bold]{current_revision(rt.engine)}[/bold] "
         f"({rt.engine.url.render_as_string(hide_password=True)})"
     )
+    migrate_orchestrator_database()
+    console.print("orchestrator database migrated")
 
 
 # --- orgs -----------------------------------------------------------------------------------
@@ -461,6 +468,10 @@ def models_alias(
 # --- eval -----------------------------------------------------------------------------------
 
 
+def _announce(message: str) -> None:
+    errors.print(message, highlight=False)
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[None]:
     from flows.runtime import add_progress_listener, remove_progress_listener
@@ -513,6 +524,7 @@ def eval_run(
 ) -> None:
     """Evaluate a model version or a predictions file on a golden dataset (a Prefect flow)."""
     from flows.evaluation import evaluate_model_version
+    from flows.orchestrator import orchestrated
     from flows.runtime import cli_actor
 
     if (model is None) == (predictions is None):
@@ -520,7 +532,7 @@ def eval_run(
             "[red]error:[/red] give exactly one of --model NAME@VERSION or --predictions FILE"
         )
         raise typer.Exit(2)
-    with _progress(not as_json):
+    with orchestrated(announce=_announce), _progress(not as_json):
         outcome = evaluate_model_version(
             organization=_org_slug(org),
             actor=cli_actor(),
@@ -886,11 +898,15 @@ def demo(
 ) -> None:
     """Run the whole main job on the embedded default: data, models, evaluations, comparison."""
     from flows.demo import run_demo
+    from flows.orchestrator import orchestrated
 
-    with _progress(not as_json):
+    with orchestrated(announce=_announce) as api_url, _progress(not as_json):
         report = run_demo(console=None if as_json else console)
+    ui_url = api_url.removesuffix("/").removesuffix("/api")
     if as_json:
-        _emit_json(report)
+        _emit_json(report | {"orchestrator_ui": ui_url})
+    else:
+        console.print(f"  flow runs      {ui_url}  (Prefect UI)", highlight=False)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ class LocalOrchestrator:
         home: Path | None = None,
         settings: OrchestratorSettings | None = None,
         *,
+        prefect_home: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.home = (home or _home()).resolve()
@@ -111,7 +112,9 @@ class LocalOrchestrator:
         self.folder = self.home / "orchestrator"
         self.record_file = self.folder / "server.json"
         self.log_file = self.folder / "server.log"
-        self.prefect_home = Path(os.environ.get("PREFECT_HOME") or self.home / "prefect")
+        self.prefect_home = prefect_home or Path(
+            os.environ.get("PREFECT_HOME") or self.home / "prefect"
+        )
         self._clock = clock
 
     # --- reading state -----------------------------------------------------------------------
@@ -385,11 +388,14 @@ def orchestrated(announce: Callable[[str], None] | None = None) -> Iterator[str]
         yield url
 
 
-def migrate_orchestrator_database(timeout_seconds: float = 300.0) -> None:
+def migrate_orchestrator_database(
+    orchestrator: LocalOrchestrator | None = None, timeout_seconds: float = 300.0
+) -> None:
     """Create or migrate the local server's database now, off the first flow's critical path."""
-    if external_api_url():
-        return
-    orchestrator = LocalOrchestrator()
+    if orchestrator is None:
+        if external_api_url():
+            return
+        orchestrator = LocalOrchestrator()
     orchestrator.prefect_home.mkdir(parents=True, exist_ok=True)
     orchestrator.folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(orchestrator.prefect_home)}
