@@ -14,12 +14,16 @@ EVALUATION_DEPLOYMENT = "evaluate-model-version/evaluations"
 
 def deployments() -> list[Any]:
     """Every deployment a local worker serves."""
+    from prefect.types.entrypoint import EntrypointType
+
     from flows.evaluation import evaluate_model_version
 
     return [
         evaluate_model_version.to_deployment(
             name=EVALUATION_DEPLOYMENT.split("/", 1)[1],
             description="Evaluate a model version or predictions file on a golden dataset.",
+            # Imported as `flows.evaluation`, not loaded as a script from a file path.
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
     ]
 

@@ -13,7 +13,6 @@ import pandas as pd
 import structlog
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import get_run_context
 
 from flows.runtime import report_progress, runtime
 from models.cache.cache import Counters, SyncCacheInvalidator, make_cache_invalidator
@@ -64,12 +63,11 @@ RETRIES: dict[str, Any] = {
 
 
 def _flow_run_id() -> str | None:
-    try:
-        context = get_run_context()
-    except Exception:
-        return None
-    run = getattr(context, "flow_run", None)
-    return str(run.id) if run is not None else None
+    """The flow run this code runs in, from a flow or any of its tasks."""
+    from prefect.runtime import flow_run
+
+    run_id: str | None = flow_run.get_id()
+    return run_id
 
 
 @task(name="prepare-evaluation", **RETRIES)
