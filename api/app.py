@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
-from api.routers import health, provider, tenant
+from api.routers import docs, health, provider, tenant
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
@@ -110,6 +110,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     if state is not None:
         app.state.streamflow = state
@@ -118,4 +120,5 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenant.router)
     app.include_router(provider.router)
+    docs.install(app)
     return app
