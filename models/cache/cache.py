@@ -535,3 +535,22 @@ def make_cache_invalidator(
     return SyncCacheInvalidator(
         make_sync_client(settings), counters, key_prefix=settings.key_prefix, owns_client=True
     )
+
+
+def warm(settings: CacheSettings, key: str, value: bytes, *, tags: Sequence[str]) -> None:
+    """Store `value` in the shared cache from synchronous code in another process (a flow),
+    after dropping every value stored with `tags`.
+
+    Without Redis there is no shared cache to reach: nothing happens. Fails open (logged).
+    """
+    if settings.redis_url is None:
+        return
+    writer = SyncCacheInvalidator(
+        make_sync_client(settings), Counters(), key_prefix=settings.key_prefix, owns_client=True
+    )
+    try:
+        for tag in tags:
+            writer.invalidate_tag(tag)
+        writer.warm(key, value, ttl_seconds=settings.cache_ttl_seconds, tags=tags)
+    finally:
+        writer.close()

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import build_state, create_app
+from api.idempotency import StoredResponse, claim_key, store_response
 from api.provider_client import sign_request
 from api.schemas.provider import Scope
 from api.settings import ApiSettings, ProviderAuthSettings
@@ -33,7 +34,6 @@ from models.registry import client as registry
 from models.settings import RegistrySettings
 from pipelines.access.service import SCOPES
 from pipelines.agents.summarizers import LeadSentenceSummarizer
-from pipelines.idempotency.service import StoredResponse, claim_key, store_response
 from tests.api.conftest import PROVIDER_KEYS, REDIS_URL, RecordingLauncher, World
 from tests.api.test_route_coverage import app_routes, covers
 
