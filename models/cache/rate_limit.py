@@ -13,9 +13,9 @@ one Lua script (run by EVALSHA, loaded again on NOSCRIPT), so it is atomic acros
 processes, and it reads the Redis server's clock (TIME), so the API hosts' clocks do not
 matter. The TAT key expires when the bucket is full again.
 
-If Redis is unavailable, `FailOpenRateLimiter` logs `rate_limit.redis_unavailable`, counts the
-error and decides with an in-process limiter, so each API process then enforces the limits on
-its own share of the traffic.
+If Redis fails in any way (down, slow, read-only, out of memory), `FailOpenRateLimiter` logs
+`rate_limit.redis_unavailable`, counts the error and decides with an in-process limiter, so
+each API process then enforces the limits on its own share of the traffic.
 """
 
 from __future__ import annotations
@@ -277,21 +277,19 @@ class FailOpenRateLimiter:
         try:
             return await self._primary.hit(key, limit, cost=cost)
         except RedisError as exc:
-            log.warning(
-                "rate_limit.redis_unavailable", error=str(exc), error_type=type(exc).__name__
-            )
-            self._counters.record_error()
+            self._record(exc)
         return await self._fallback.hit(key, limit, cost=cost)
 
     async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
         try:
             return await self._primary.hit_all(checks)
         except RedisError as exc:
-            log.warning(
-                "rate_limit.redis_unavailable", error=str(exc), error_type=type(exc).__name__
-            )
-            self._counters.record_error()
+            self._record(exc)
         return await self._fallback.hit_all(checks)
+
+    def _record(self, exc: RedisError) -> None:
+        log.warning("rate_limit.redis_unavailable", error=str(exc), error_type=type(exc).__name__)
+        self._counters.record_error()
 
     async def aclose(self) -> None:
         await self._primary.aclose()
