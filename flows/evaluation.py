@@ -15,7 +15,6 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.runtime import report_progress, runtime
-from models.cache.cache import Counters, SyncCacheInvalidator, make_cache_invalidator
 from models.cache.settings import CacheSettings
 from models.db.engine import transaction
 from models.db.tables import GoldenDatasetVersion
@@ -24,7 +23,7 @@ from models.registry.tracking import TrackedMetric, log_evaluation
 from pipelines.errors import InvalidInput, StreamflowError
 from pipelines.evaluation import service
 from pipelines.evaluation.scoring import ALL_EXAMPLES, ScoringOptions
-from pipelines.evaluation.views import encode, run_detail, run_detail_key, run_tag
+from pipelines.evaluation.views import warm_run_detail
 from pipelines.golden_datasets.service import load_version_frame
 from pipelines.organizations import get_organization
 
@@ -244,25 +243,8 @@ def aggregate_evaluation(organization: str, actor: str, run_id: uuid.UUID) -> fl
 
 def _warm_cache(organization_id: uuid.UUID, run_id: uuid.UUID) -> None:
     """Put the finished run's detail into the shared cache before anyone asks for it."""
-    settings = CacheSettings()
-    if settings.redis_url is None:
-        return
-    rt = runtime()
-    with rt.sessions() as session:
-        document = run_detail(session, organization_id=organization_id, run_id=run_id)
-    writer = make_cache_invalidator(settings, Counters())
-    try:
-        if isinstance(writer, SyncCacheInvalidator):
-            writer.invalidate_tag(run_tag(run_id))
-            writer.warm(
-                run_detail_key(organization_id, run_id),
-                encode(document),
-                ttl_seconds=settings.cache_ttl_seconds,
-                tags=[run_tag(run_id)],
-            )
-    finally:
-        if isinstance(writer, SyncCacheInvalidator):
-            writer.close()
+    with runtime().sessions() as session:
+        warm_run_detail(session, CacheSettings(), organization_id=organization_id, run_id=run_id)
 
 
 class _Stopwatch:

@@ -16,10 +16,10 @@ from api.settings import ApiSettings, ProviderAuthSettings
 from flows.launcher import BackgroundThreadLauncher
 from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
+from models.cache.keys import run_detail_key
 from models.cache.settings import CacheSettings
 from models.db.engine import transaction
 from pipelines.access.service import issue_api_key
-from pipelines.evaluation.views import run_detail_key
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 
