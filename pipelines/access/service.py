@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from models.db.enums import ApiKeyScope
 from models.db.repositories.api_keys import ApiKeyRepository
 from models.db.repositories.audit import AuditRepository
 from models.db.tables import ApiKey, Organization
@@ -23,7 +24,7 @@ from pipelines.errors import InvalidInput, NotFound, StreamflowError
 from pipelines.organizations import get_tenant
 from pipelines.pagination import Paged, decode_cursor, paged
 
-SCOPES = ("results:read", "predict", "domains:write", "notices:write", "keys:write")
+SCOPES = tuple(ApiKeyScope)
 """Every scope a key may carry."""
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """`last_used_at` is written at most this often per key, so reads stay reads."""
