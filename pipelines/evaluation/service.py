@@ -131,9 +131,11 @@ def prepare_evaluation(
 ) -> PreparedEvaluation:
     """Reuse a finished run of the same inputs, resume an unfinished one, or start a new one."""
     if (request.model_version is None) == (request.predictions is None):
-        raise InvalidInput("give exactly one of --model NAME@VERSION or --predictions FILE")
+        raise InvalidInput(
+            "give exactly one of a model version or a predictions file", field="model"
+        )
     if request.batch_size < 1:
-        raise InvalidInput("--batch-size must be at least 1")
+        raise InvalidInput("must be at least 1", field="batch_size")
     dataset, version = resolve_version(
         session, organization_id=organization_id, reference=request.dataset
     )
@@ -232,7 +234,8 @@ def resume_evaluation(
         return PreparedEvaluation(run.id, True, False, run.batch_count, (), examples)
     if run.registered_model_name is None:
         raise InvalidInput(
-            f"run {run.id} evaluates a predictions file; rerun it with --predictions FILE"
+            f"run {run.id} evaluates a predictions file; evaluate the file again to finish it",
+            field="run_id",
         )
     done = EvaluationRepository(session).stored_batches(run.id)
     pending = tuple(i for i in range(run.batch_count) if i not in done)
@@ -247,7 +250,7 @@ def quality_weights_for(agent_type: str, task: str, spec: str | None) -> Quality
         try:
             return parse_quality_weights(agent_type, spec)
         except ValueError as error:
-            raise InvalidInput(f"--quality-weights: {error}") from error
+            raise InvalidInput(str(error), field="quality_weights") from error
     if agent_type in DEFAULT_QUALITY_WEIGHTS:
         return DEFAULT_QUALITY_WEIGHTS[agent_type]
     fallback = DEFAULT_AGENT_TYPES[task]
@@ -415,20 +418,35 @@ def get_run(
 ) -> EvaluationRun:
     """A run of this organisation by id or unique id prefix."""
     runs = EvaluationRepository(session)
-    if isinstance(run_id, uuid.UUID):
-        found = runs.get(organization_id, run_id)
+    text = str(run_id).strip()
+    exact = run_id if isinstance(run_id, uuid.UUID) else _full_id(text)
+    if exact is not None:
+        found = runs.get(organization_id, exact)
         if found is None:
-            raise NotFound(f"evaluation run {run_id} not found")
+            raise NotFound(f"evaluation run {exact} not found", field="run_id")
         return found
-    text = run_id.strip()
     if len(text) < 4:
-        raise InvalidInput(f"run id {text!r} is too short; give at least 4 characters")
+        raise InvalidInput(
+            f"run id {text!r} is too short; give at least 4 characters", field="run_id"
+        )
     matches = runs.find_by_prefix(organization_id, text)
     if not matches:
-        raise NotFound(f"evaluation run {text!r} not found; `streamflow eval list` shows runs")
+        raise NotFound(f"evaluation run {text!r} not found", field="run_id")
     if len(matches) > 1:
-        raise InvalidInput(f"run id {text!r} matches {len(matches)} runs; give more characters")
+        raise InvalidInput(
+            f"run id {text!r} matches {len(matches)} runs; give more characters", field="run_id"
+        )
     return matches[0]
+
+
+def _full_id(text: str) -> uuid.UUID | None:
+    """`text` as a complete run id, or None when it is (or may be) a prefix."""
+    if len(text) not in (32, 36):
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -522,11 +540,9 @@ def start_evaluation(
         ref = registry.resolve(model)
         info = registry.model_version_info(ref.name, ref.version)
     except registry.InvalidModelReference as error:
-        raise InvalidInput(f"model: {error}") from error
+        raise InvalidInput(str(error), field="model") from error
     except registry.ModelVersionNotFound as error:
-        raise NotFound(
-            f"model: {error}; register it first (`streamflow models register`)"
-        ) from error
+        raise NotFound(f"{error}; register it first", field="model") from error
     prepared = prepare_evaluation(
         session,
         organization_id=owner.id,
