@@ -49,9 +49,7 @@ def get_organization(session: Session, slug: str) -> Organization:
     """The organisation with `slug`."""
     organization = OrganizationRepository(session).get_by_slug(slug)
     if organization is None:
-        raise NotFound(
-            f"organization {slug!r} not found; create it with `streamflow orgs create {slug}`"
-        )
+        raise NotFound(f"organization {slug!r} not found", field="organization")
     return organization
 
 

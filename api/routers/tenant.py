@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Response
+import anyio.to_thread
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from api.deps import StateDep, TenantKeys, TenantNotices, TenantRead, page_size
+from api.deps import StateDep, TenantContext, TenantKeys, TenantNotices, TenantRead, page_size
 from api.errors import problem_responses
 from api.schemas.common import Page
 from api.schemas.tenant import (
@@ -29,6 +30,7 @@ from api.state import ApiState
 from models.cache.cache import ResultCache
 from pipelines.access.service import api_keys_page, revoke_api_key
 from pipelines.agents.service import model_versions_page
+from pipelines.evaluation.service import get_run
 from pipelines.evaluation.views import (
     cached_comparison,
     cached_run_detail,
@@ -66,6 +68,10 @@ AgentType = Annotated[
     str | None, Query(max_length=64, description="Only this agent type, e.g. `summarizer`.")
 ]
 
+RUN_ID_PATTERN = r"^[0-9a-fA-F-]{4,36}$"
+RUN_ID_HELP = "A run id, or a unique prefix of it (at least 4 characters) as the CLI prints it."
+RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description=RUN_ID_HELP)]
+
 READ_ERRORS = problem_responses(401, 403, 422, 429)
 ONE_ERRORS = problem_responses(401, 403, 404, 422, 429)
 
@@ -85,6 +91,19 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
+async def _run_id(context: TenantContext, run_id: str) -> uuid.UUID:
+    """The id of this tenant's run named by a full id or a unique prefix of it."""
+    try:
+        return uuid.UUID(run_id)
+    except ValueError:
+        pass
+    organization_id = context.principal.organization_id
+    run = await anyio.to_thread.run_sync(
+        lambda: get_run(context.session, organization_id=organization_id, run_id=run_id)
+    )
+    return run.id
+
+
 @router.get("/evaluations", response_model=Page[EvaluationSummary], responses=READ_ERRORS)
 def list_evaluations(
     context: TenantRead, state: StateDep, limit: Limit = None, cursor: Cursor = None
@@ -100,13 +119,13 @@ def list_evaluations(
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationDetail, responses=ONE_ERRORS)
-async def get_evaluation(run_id: uuid.UUID, context: TenantRead, state: StateDep) -> Response:
+async def get_evaluation(run_id: RunId, context: TenantRead, state: StateDep) -> Response:
     """Get an evaluation run with its progress, metrics, CIs and per-slice results."""
     body = await cached_run_detail(
         lambda: context.session,
         _cache(state),
         organization_id=context.principal.organization_id,
-        run_id=run_id,
+        run_id=await _run_id(context, run_id),
     )
     return _json(body)
 
@@ -115,7 +134,7 @@ async def get_evaluation(run_id: uuid.UUID, context: TenantRead, state: StateDep
     "/evaluations/{run_id}/examples", response_model=Page[ExampleScore], responses=ONE_ERRORS
 )
 def list_evaluation_examples(
-    run_id: uuid.UUID,
+    run_id: RunId,
     context: TenantRead,
     state: StateDep,
     limit: Limit = None,
@@ -138,8 +157,14 @@ def list_evaluation_examples(
     responses=problem_responses(401, 403, 404, 409, 422, 429),
 )
 async def compare_evaluations(
-    run_a: Annotated[uuid.UUID, Query(description="The baseline run (A), e.g. the champion.")],
-    run_b: Annotated[uuid.UUID, Query(description="The run compared with it (B).")],
+    run_a: Annotated[
+        str,
+        Query(pattern=RUN_ID_PATTERN, description=f"The baseline run (A). {RUN_ID_HELP}"),
+    ],
+    run_b: Annotated[
+        str,
+        Query(pattern=RUN_ID_PATTERN, description=f"The run compared with it (B). {RUN_ID_HELP}"),
+    ],
     context: TenantRead,
     state: StateDep,
 ) -> Response:
@@ -148,8 +173,8 @@ async def compare_evaluations(
         lambda: context.session,
         _cache(state),
         organization_id=context.principal.organization_id,
-        run_a=run_a,
-        run_b=run_b,
+        run_a=await _run_id(context, run_a),
+        run_b=await _run_id(context, run_b),
     )
     return _json(body)
 

@@ -136,14 +136,13 @@ def resolve_version(
     datasets = GoldenDatasetRepository(session)
     dataset = datasets.get_by_name(organization_id, parsed.name)
     if dataset is None:
-        raise NotFound(
-            f"golden dataset {parsed.name!r} not found; `streamflow datasets list` shows them"
-        )
+        raise NotFound(f"golden dataset {parsed.name!r} not found", field="dataset")
     version = datasets.get_version(dataset.id, parsed.version)
     if version is None:
         raise NotFound(
             f"golden dataset {parsed.name!r} has no version {parsed.version}; "
-            f"`streamflow datasets show {parsed.name}` lists its versions"
+            f"the dataset's versions list the ones there are",
+            field="dataset",
         )
     return dataset, version
 
@@ -173,7 +172,7 @@ def list_versions(
     datasets = GoldenDatasetRepository(session)
     dataset = datasets.get_by_name(organization_id, name)
     if dataset is None:
-        raise NotFound(f"golden dataset {name!r} not found; `streamflow datasets list` shows them")
+        raise NotFound(f"golden dataset {name!r} not found", field="dataset")
     return dataset, datasets.versions(dataset.id)
 
 
