@@ -87,7 +87,8 @@ class StreamflowGroup(TyperGroup):
             typer.echo(shown.format_message())
             sys.exit(0)
         except UsageError as error:
-            command = error.ctx.command_path if error.ctx else "streamflow"
+            words = error.ctx.command_path.split()[1:] if error.ctx else []
+            command = " ".join(["streamflow", *words])
             message = error.format_message().rstrip(".")
             fail(f"{message}. See `{command} --help`.")
             sys.exit(1)
