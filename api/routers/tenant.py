@@ -8,13 +8,13 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.deps import StateDep, TenantContext, TenantKeys, TenantNotices, TenantRead, page_size
 from api.errors import problem_responses
-from api.schemas.common import Page
+from api.schemas.common import RUN_ID_HELP, RUN_ID_PATTERN, Page, RunId
 from api.schemas.tenant import (
     ApiKey,
     EvaluationDetail,
@@ -67,10 +67,6 @@ Cursor = Annotated[
 AgentType = Annotated[
     str | None, Query(max_length=64, description="Only this agent type, e.g. `summarizer`.")
 ]
-
-RUN_ID_PATTERN = r"^[0-9a-fA-F-]{4,36}$"
-RUN_ID_HELP = "A run id, or a unique prefix of it (at least 4 characters) as the CLI prints it."
-RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description=RUN_ID_HELP)]
 
 READ_ERRORS = problem_responses(401, 403, 422, 429)
 ONE_ERRORS = problem_responses(401, 403, 404, 422, 429)

@@ -8,7 +8,7 @@ How it is built:
 - `COMMANDS` registers them: adding a noun is writing its module and one line
   `"noun": ("flows.cli.noun", "help line"),`. The module is imported only when that noun runs
   (or its help is shown), so `streamflow --help` imports none of them.
-- Module tops import only typer, rich and `flows.cli.output`; libraries such as mlflow,
+- Module tops import only typer, rich, `flows.cli.output` and `models.db.enums`; mlflow,
   pandas, scipy, prefect and the services are imported inside the command functions.
 - A command prints its result with `output.emit(result, as_json=..., render=...)` and raises
   domain errors (`pipelines.errors`) instead of printing them: `StreamflowGroup.main` turns

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from flows.cli.context import org_id, session
 from flows.cli.output import JsonOption, OrgOption, emit, short
+from models.db.enums import Task
 
 app = typer.Typer(help="Golden datasets: import, list, show, diff.", no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def import_(
         Path, typer.Argument(exists=True, dir_okay=False, help="CSV, JSONL or Parquet.")
     ],
     name: Annotated[str, typer.Option(help="Golden dataset name.")],
-    task: Annotated[str, typer.Option(help="classification or text_generation.")],
+    task: Annotated[Task, typer.Option(help="What the dataset evaluates.")],
     org: OrgOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from flows.cli.context import session
 from flows.cli.output import JsonOption, emit, short
+from models.db.enums import ApiKeyScope
 
 app = typer.Typer(help="Tenants' API keys: issue, list, revoke.", no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def create(
     tenant: Tenant,
     name: Annotated[str, typer.Option(help="What the key is for, e.g. 'reporting job'.")],
     scope: Annotated[
-        list[str], typer.Option(help="Scope to grant (repeat): results:read, predict, …")
+        list[ApiKeyScope], typer.Option(help="Scope to grant (repeat the option for several).")
     ],
     as_json: JsonOption = False,
 ) -> None:
@@ -32,7 +33,12 @@ def create(
 
     with session() as opened:
         issued = issue_tenant_api_key(
-            opened, slug=tenant, name=name, scopes=scope, actor=cli_actor(), now=datetime.now(UTC)
+            opened,
+            slug=tenant,
+            name=name,
+            scopes=[str(s) for s in scope],
+            actor=cli_actor(),
+            now=datetime.now(UTC),
         )
         result = {
             "id": str(issued.key.id),

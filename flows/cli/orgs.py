@@ -9,6 +9,7 @@ from rich.console import Console
 
 from flows.cli.context import session
 from flows.cli.output import JsonOption, emit
+from models.db.enums import OrganizationKind
 
 app = typer.Typer(help="The provider and its tenants.", no_args_is_help=True)
 
@@ -17,7 +18,7 @@ app = typer.Typer(help="The provider and its tenants.", no_args_is_help=True)
 def create(
     slug: str,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
-    kind: Annotated[str, typer.Option(help="provider or tenant.")] = "tenant",
+    kind: Annotated[OrganizationKind, typer.Option(help="Who it is.")] = OrganizationKind.TENANT,
     as_json: JsonOption = False,
 ) -> None:
     """Create an organisation (the provider once, then tenants)."""

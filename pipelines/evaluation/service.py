@@ -15,6 +15,7 @@ import pandas as pd
 import structlog
 from sqlalchemy.orm import Session
 
+from models.db.enums import RunStatus
 from models.db.repositories.audit import AuditRepository
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
@@ -472,7 +473,7 @@ def compare_runs(
     first = get_run(session, organization_id=organization_id, run_id=run_a)
     second = get_run(session, organization_id=organization_id, run_id=run_b)
     for run in (first, second):
-        if run.status != "completed":
+        if run.status != RunStatus.COMPLETED:
             raise Conflict(f"run {run.id} is {run.status}; compare completed runs only")
     if first.golden_dataset_version_id != second.golden_dataset_version_id:
         raise Conflict(
@@ -570,13 +571,13 @@ class RunProgress:
     batches_done: int
 
 
-def run_progress(session: Session, *, organization: str, run_id: uuid.UUID) -> RunProgress:
+def run_progress(session: Session, *, organization: str, run_id: uuid.UUID | str) -> RunProgress:
     """The status and progress of a run of the organisation with slug `organization`."""
     owner = get_organization(session, organization)
     run = get_run(session, organization_id=owner.id, run_id=run_id)
     done = (
         run.batch_count
-        if run.status == "completed"
+        if run.status == RunStatus.COMPLETED
         else len(EvaluationRepository(session).stored_batches(run.id))
     )
     return RunProgress(run=run, organization_slug=owner.slug, batches_done=done)

@@ -54,3 +54,15 @@ class TestRunIdPrefixes:
         a = world.tenant_a
         _problem(world.client.get("/v1/evaluations/abc", headers=a.headers), 422)
         _problem(world.client.get("/v1/evaluations/zzzzzzzz", headers=a.headers), 422)
+
+    def test_the_provider_polls_by_prefix_within_the_named_tenant(self, world: World) -> None:
+        """The provider's status route takes a prefix; under another tenant's slug it is 404."""
+        from tests.api.test_provider_routes import P, signed
+
+        a, b = world.tenant_a, world.tenant_b
+        prefix = str(a.run_id)[:8]
+        found = signed(world, "GET", f"{P}/evaluations/{prefix}", params={"organization": a.slug})
+        assert found.status_code == 200, found.text
+        assert found.json()["id"] == str(a.run_id)
+        other = signed(world, "GET", f"{P}/evaluations/{prefix}", params={"organization": b.slug})
+        _problem(other, 404)
