@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE = ("flows", "pipelines", "api", "models")
 IO_LIBRARIES = {"prefect", "fastapi", "sqlalchemy", "mlflow", "redis", "starlette", "psycopg"}
 PURE_CORES = ("pipelines/evaluation", "pipelines/golden_datasets", "pipelines/agents")
-SERVICE_MODULES = {"service.py", "launcher.py", "views.py"}
+SERVICE_MODULES = {"service.py", "launcher.py", "views.py", "runs.py"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -30,7 +30,7 @@ from api.state import ApiState
 from models.cache.cache import ResultCache
 from pipelines.access.service import api_keys_page, revoke_api_key
 from pipelines.agents.service import model_versions_page
-from pipelines.evaluation.service import get_run
+from pipelines.evaluation.runs import get_run
 from pipelines.evaluation.views import (
     cached_comparison,
     cached_run_detail,

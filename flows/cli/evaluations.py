@@ -150,12 +150,12 @@ def examples(
     as_json: JsonOption = False,
 ) -> None:
     """Per-example scores of a run, ordered by example id, a page at a time."""
-    from pipelines.evaluation import service
+    from pipelines.evaluation.runs import get_run
     from pipelines.evaluation.views import run_examples_page
 
     with session() as opened:
         own = org_id(opened, org)
-        task = service.get_run(opened, organization_id=own, run_id=run).task
+        task = get_run(opened, organization_id=own, run_id=run).task
         page = run_examples_page(
             opened, organization_id=own, run_id=run, cursor=cursor, limit=limit
         )
@@ -194,13 +194,10 @@ def compare(
 ) -> None:
     """Paired comparison of run B against run A: bootstrap CIs, McNemar, per-slice Holm."""
     from flows.reporting import print_comparison
-    from pipelines.evaluation import service
-    from pipelines.evaluation.views import comparison
+    from pipelines.evaluation.views import compare_runs, comparison
 
     with session() as opened:
         result = comparison(
-            service.compare_runs(
-                opened, organization_id=org_id(opened, org), run_a=run_a, run_b=run_b
-            )
+            compare_runs(opened, organization_id=org_id(opened, org), run_a=run_a, run_b=run_b)
         )
     emit(result, as_json=as_json, render=print_comparison)

@@ -22,8 +22,6 @@ from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import (
     EvaluationMetric,
     EvaluationRun,
-    GoldenDataset,
-    GoldenDatasetVersion,
 )
 from models.registry import client as registry
 from pipelines.errors import Conflict, InvalidInput, NotFound
@@ -32,6 +30,8 @@ from pipelines.evaluation.quality import (
     QualityWeights,
     parse_quality_weights,
 )
+from pipelines.evaluation.runs import get_run as get_run  # re-exported for service callers
+from pipelines.evaluation.runs import run_dataset as run_dataset
 from pipelines.evaluation.scoring import (
     CLASSIFICATION,
     Comparison,
@@ -414,42 +414,6 @@ def _stored_quality(run: EvaluationRun) -> QualityWeights | None:
     return parse_quality_weights(run.agent_type, spec)
 
 
-def get_run(
-    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str
-) -> EvaluationRun:
-    """A run of this organisation by id or unique id prefix."""
-    runs = EvaluationRepository(session)
-    text = str(run_id).strip()
-    exact = run_id if isinstance(run_id, uuid.UUID) else _full_id(text)
-    if exact is not None:
-        found = runs.get(organization_id, exact)
-        if found is None:
-            raise NotFound(f"evaluation run {exact} not found", field="run_id")
-        return found
-    if len(text) < 4:
-        raise InvalidInput(
-            f"run id {text!r} is too short; give at least 4 characters", field="run_id"
-        )
-    matches = runs.find_by_prefix(organization_id, text)
-    if not matches:
-        raise NotFound(f"evaluation run {text!r} not found", field="run_id")
-    if len(matches) > 1:
-        raise InvalidInput(
-            f"run id {text!r} matches {len(matches)} runs; give more characters", field="run_id"
-        )
-    return matches[0]
-
-
-def _full_id(text: str) -> uuid.UUID | None:
-    """`text` as a complete run id, or None when it is (or may be) a prefix."""
-    if len(text) not in (32, 36):
-        return None
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class RunComparison:
     """Two runs on the same golden dataset version, compared example by example."""
@@ -497,18 +461,6 @@ def compare_runs(
     overall_a = {m.name: m for m in runs.metrics(first.id) if m.slice == ""}
     overall_b = {m.name: m for m in runs.metrics(second.id) if m.slice == ""}
     return RunComparison(first, second, comparison, overall_a, overall_b)
-
-
-def run_dataset(
-    session: Session, *, organization_id: uuid.UUID, run: EvaluationRun
-) -> tuple[GoldenDataset, GoldenDatasetVersion]:
-    """The golden dataset and version a run evaluated."""
-    found = GoldenDatasetRepository(session).get_version_by_id(
-        organization_id, run.golden_dataset_version_id
-    )
-    if found is None:
-        raise NotFound(f"golden dataset version of run {run.id} not found")
-    return found
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from sqlalchemy.orm import Session
@@ -33,8 +33,11 @@ from pipelines.evaluation.read_models import (
     SliceMetrics,
 )
 from pipelines.evaluation.read_models import RunComparison as ComparisonView
-from pipelines.evaluation.service import RunComparison, compare_runs, get_run, run_dataset
+from pipelines.evaluation.runs import get_run, run_dataset
 from pipelines.pagination import Paged, decode_cursor, paged
+
+if TYPE_CHECKING:
+    from pipelines.evaluation.service import RunComparison
 
 DETAIL_VERSION = "v2"
 """Bumped whenever a cached document changes shape, so old entries are never served."""
@@ -148,6 +151,19 @@ def run_detail(
 def encode(document: dict[str, Any]) -> bytes:
     """Compact JSON bytes of a document, as cached and served."""
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compare_runs(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_a: uuid.UUID | str,
+    run_b: uuid.UUID | str,
+) -> RunComparison:
+    """`service.compare_runs`, imported when first needed: it brings the scoring stack."""
+    from pipelines.evaluation.service import compare_runs as compare
+
+    return compare(session, organization_id=organization_id, run_a=run_a, run_b=run_b)
 
 
 def comparison(result: RunComparison) -> ComparisonView:
