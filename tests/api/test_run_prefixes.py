@@ -63,6 +63,6 @@ class TestRunIdPrefixes:
         prefix = str(a.run_id)[:8]
         found = signed(world, "GET", f"{P}/evaluations/{prefix}", params={"organization": a.slug})
         assert found.status_code == 200, found.text
-        assert found.json()["id"] == str(a.run_id)
+        assert found.json()["run_id"] == str(a.run_id)
         other = signed(world, "GET", f"{P}/evaluations/{prefix}", params={"organization": b.slug})
         _problem(other, 404)
