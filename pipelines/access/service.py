@@ -83,9 +83,12 @@ def issue_api_key(
     """Create a key for an organisation; the plaintext is returned once."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        raise InvalidInput(f"scopes: unknown {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+        raise InvalidInput(
+            f"unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}",
+            field="scopes",
+        )
     if not scopes:
-        raise InvalidInput(f"scopes: give at least one of {', '.join(SCOPES)}")
+        raise InvalidInput(f"give at least one of {', '.join(SCOPES)}", field="scopes")
     if not name.strip():
         raise InvalidInput("name: give the key a name, e.g. 'ci pipeline'")
     prefix = secrets.token_hex(6)
