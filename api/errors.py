@@ -51,6 +51,23 @@ class FieldError(BaseModel):
 
     field: str = Field(examples=["query.limit"])
     message: str = Field(examples=["Input should be less than or equal to 200"])
+    pointer: str | None = Field(
+        default=None,
+        description="JSON pointer to the field in the request body, for errors found by services.",
+        examples=["#/batch_size"],
+    )
+
+
+POINTERS: dict[str, str] = {}
+"""Domain field → JSON pointer where the API spells the field differently."""
+
+
+def field_errors(error: StreamflowError) -> list[FieldError] | None:
+    """The field a domain error names, as API clients address it."""
+    if error.field is None:
+        return None
+    pointer = POINTERS.get(error.field, f"#/{error.field}")
+    return [FieldError(field=error.field, pointer=pointer, message=str(error))]
 
 
 class Problem(BaseModel):
@@ -164,7 +181,13 @@ def install_error_handlers(app: FastAPI) -> None:
             if isinstance(error, kind):
                 headers = _headers_for(error)
                 return problem_response(
-                    request, status, str(error), slug=slug, title=title, headers=headers
+                    request,
+                    status,
+                    str(error),
+                    slug=slug,
+                    title=title,
+                    errors=field_errors(error) if isinstance(error, StreamflowError) else None,
+                    headers=headers,
                 )
         return problem_response(request, 400, str(error))
 

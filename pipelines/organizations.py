@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy.orm import Session
 
+from models.db.enums import OrganizationKind
 from models.db.repositories.audit import AuditRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import Organization
@@ -21,17 +22,20 @@ def ensure_organization(
     """The organisation with `slug`, created (and audited) if it does not exist yet."""
     if not _SLUG.match(slug):
         raise InvalidInput(
-            f"organization slug {slug!r} must be lowercase letters, digits and dashes (max 63)"
+            f"organization slug {slug!r} must be lowercase letters, digits and dashes (max 63)",
+            field="slug",
         )
-    if kind not in ("provider", "tenant"):
-        raise InvalidInput(f"organization kind {kind!r} must be 'provider' or 'tenant'")
+    if kind not in tuple(OrganizationKind):
+        raise InvalidInput(
+            f"organization kind {kind!r} must be 'provider' or 'tenant'", field="kind"
+        )
     organizations = OrganizationRepository(session)
     existing = organizations.get_by_slug(slug)
     if existing is not None:
         if existing.kind != kind:
             raise Conflict(f"organization {slug!r} exists as a {existing.kind}, not a {kind}")
         return existing, False
-    if kind == "provider" and organizations.provider() is not None:
+    if kind == OrganizationKind.PROVIDER and organizations.provider() is not None:
         raise Conflict("a provider organization exists already; there is one per installation")
     organization = organizations.add(slug=slug, name=name, kind=kind)
     AuditRepository(session).record(
@@ -49,16 +53,14 @@ def get_organization(session: Session, slug: str) -> Organization:
     """The organisation with `slug`."""
     organization = OrganizationRepository(session).get_by_slug(slug)
     if organization is None:
-        raise NotFound(
-            f"organization {slug!r} not found; create it with `streamflow orgs create {slug}`"
-        )
+        raise NotFound(f"organization {slug!r} not found", field="organization")
     return organization
 
 
 def get_tenant(session: Session, slug: str) -> Organization:
     """The tenant with `slug` (the provider organisation is not a tenant)."""
     organization = OrganizationRepository(session).get_by_slug(slug)
-    if organization is None or organization.kind != "tenant":
+    if organization is None or organization.kind != OrganizationKind.TENANT:
         raise NotFound(f"tenant {slug!r} not found")
     return organization
 
@@ -70,7 +72,7 @@ def create_tenant(session: Session, *, slug: str, name: str, actor: str) -> Orga
     if OrganizationRepository(session).get_by_slug(slug) is not None:
         raise Conflict(f"organization {slug!r} exists already; choose another slug")
     organization, _ = ensure_organization(
-        session, slug=slug, name=name.strip(), kind="tenant", actor=actor
+        session, slug=slug, name=name.strip(), kind=OrganizationKind.TENANT, actor=actor
     )
     return organization
 

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime
 from api.deps import Provider, ProviderContext, StateDep, page_size
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
-from api.schemas.common import Page
+from api.schemas.common import Page, RunId
 from api.schemas.provider import (
     ApiKeyCreate,
     AuditEntry,
@@ -199,7 +199,7 @@ def launch_evaluation(
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationStatus, responses=ONE_ERRORS)
-def get_evaluation_status(run_id: uuid.UUID, organization: Slug, ctx: Provider) -> EvaluationStatus:
+def get_evaluation_status(run_id: RunId, organization: Slug, ctx: Provider) -> EvaluationStatus:
     """Get the status and progress of an evaluation run."""
     return EvaluationStatus.of(run_progress(ctx.session, organization=organization, run_id=run_id))
 

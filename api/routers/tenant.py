@@ -7,14 +7,15 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.cache import cached_comparison, cached_run_detail
-from api.deps import StateDep, TenantKeys, TenantNotices, TenantRead, page_size
+from api.deps import StateDep, TenantContext, TenantKeys, TenantNotices, TenantRead, page_size
 from api.errors import problem_responses
-from api.schemas.common import Page
+from api.schemas.common import RUN_ID_HELP, RUN_ID_PATTERN, Page, RunId
 from api.schemas.tenant import (
     ApiKey,
     EvaluationDetail,
@@ -30,6 +31,7 @@ from api.state import ApiState
 from models.cache.cache import ResultCache
 from pipelines.access.service import api_keys_page, revoke_api_key
 from pipelines.agents.service import model_versions_page
+from pipelines.evaluation.runs import get_run
 from pipelines.evaluation.views import quality_scores_page, run_examples_page, runs_page
 from pipelines.notices.service import acknowledge_notice, notices_for_tenant
 from pipelines.pagination import Paged
@@ -80,6 +82,19 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
+async def _run_id(context: TenantContext, run_id: str) -> uuid.UUID:
+    """The id of this tenant's run named by a full id or a unique prefix of it."""
+    try:
+        return uuid.UUID(run_id)
+    except ValueError:
+        pass
+    organization_id = context.principal.organization_id
+    run = await anyio.to_thread.run_sync(
+        lambda: get_run(context.session, organization_id=organization_id, run_id=run_id)
+    )
+    return run.id
+
+
 @router.get("/evaluations", response_model=Page[EvaluationSummary], responses=READ_ERRORS)
 def list_evaluations(
     context: TenantRead, state: StateDep, limit: Limit = None, cursor: Cursor = None
@@ -95,13 +110,13 @@ def list_evaluations(
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationDetail, responses=ONE_ERRORS)
-async def get_evaluation(run_id: uuid.UUID, context: TenantRead, state: StateDep) -> Response:
+async def get_evaluation(run_id: RunId, context: TenantRead, state: StateDep) -> Response:
     """Get an evaluation run with its progress, metrics, CIs and per-slice results."""
     body = await cached_run_detail(
         lambda: context.session,
         _cache(state),
         organization_id=context.principal.organization_id,
-        run_id=run_id,
+        run_id=await _run_id(context, run_id),
     )
     return _json(body)
 
@@ -110,7 +125,7 @@ async def get_evaluation(run_id: uuid.UUID, context: TenantRead, state: StateDep
     "/evaluations/{run_id}/examples", response_model=Page[ExampleScore], responses=ONE_ERRORS
 )
 def list_evaluation_examples(
-    run_id: uuid.UUID,
+    run_id: RunId,
     context: TenantRead,
     state: StateDep,
     limit: Limit = None,
@@ -133,8 +148,14 @@ def list_evaluation_examples(
     responses=problem_responses(401, 403, 404, 409, 422, 429),
 )
 async def compare_evaluations(
-    run_a: Annotated[uuid.UUID, Query(description="The baseline run (A), e.g. the champion.")],
-    run_b: Annotated[uuid.UUID, Query(description="The run compared with it (B).")],
+    run_a: Annotated[
+        str,
+        Query(pattern=RUN_ID_PATTERN, description=f"The baseline run (A). {RUN_ID_HELP}"),
+    ],
+    run_b: Annotated[
+        str,
+        Query(pattern=RUN_ID_PATTERN, description=f"The run compared with it (B). {RUN_ID_HELP}"),
+    ],
     context: TenantRead,
     state: StateDep,
 ) -> Response:
@@ -143,8 +164,8 @@ async def compare_evaluations(
         lambda: context.session,
         _cache(state),
         organization_id=context.principal.organization_id,
-        run_a=run_a,
-        run_b=run_b,
+        run_a=await _run_id(context, run_a),
+        run_b=await _run_id(context, run_b),
     )
     return _json(body)
 

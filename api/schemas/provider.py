@@ -8,16 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from models.db.enums import ApiKeyScope, NoticeSeverity, OrganizationStatus, RunStatus
 from pipelines.access.service import IssuedKey
 from pipelines.audit.service import AuditEntryView
 from pipelines.evaluation.service import RunProgress, StartedEvaluation
 from pipelines.notices.service import NoticeDraft, NoticeView
 
-RunStatus = Literal["pending", "running", "completed", "failed"]
-Severity = Literal["info", "warning", "critical"]
 NoticeStatus = Literal["scheduled", "active", "expired", "retired"]
-Scope = Literal["results:read", "predict", "domains:write", "notices:write", "keys:write"]
-"""The scopes of `pipelines.access.service.SCOPES`, spelled out for the OpenAPI schema."""
 Slug = Annotated[
     str,
     Field(
@@ -54,7 +51,7 @@ class Tenant(BaseModel):
     id: uuid.UUID
     slug: str = Field(examples=["acme"])
     name: str = Field(examples=["Acme Ltd"])
-    status: Literal["active", "suspended"]
+    status: OrganizationStatus
     created_at: datetime
 
 
@@ -64,7 +61,7 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, examples=["ci pipeline"])
-    scopes: list[Scope] = Field(min_length=1, examples=[["results:read"]])
+    scopes: list[ApiKeyScope] = Field(min_length=1, examples=[["results:read"]])
     expires_at: AwareDatetime | None = Field(
         default=None, description="When the key stops working; never when omitted."
     )
@@ -253,7 +250,7 @@ class NoticeCreate(BaseModel):
 
     title: str = Field(min_length=1, max_length=200, examples=["Planned maintenance"])
     body: str = Field(min_length=1, max_length=20_000)
-    severity: Severity = "info"
+    severity: NoticeSeverity = NoticeSeverity.INFO
     audience: Audience = ["*"]
     starts_at: AwareDatetime | None = Field(
         default=None, description="When tenants start seeing it; now when omitted."
@@ -280,7 +277,7 @@ class NoticeUpdate(BaseModel):
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     body: str | None = Field(default=None, min_length=1, max_length=20_000)
-    severity: Severity | None = None
+    severity: NoticeSeverity | None = None
     audience: Audience | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
@@ -302,7 +299,7 @@ class ProviderNotice(BaseModel):
     id: uuid.UUID
     title: str
     body: str
-    severity: Severity
+    severity: NoticeSeverity
     audience: list[str] = Field(description='`["*"]` for every tenant, else tenant slugs.')
     status: NoticeStatus
     starts_at: datetime

@@ -20,10 +20,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db.base import Base, new_id, utcnow
+from models.db.enums import (
+    NoticeAudience,
+    NoticeSeverity,
+    OrganizationKind,
+    OrganizationStatus,
+    RunStatus,
+    check_in,
+)
 
-ORGANIZATION_KINDS = ("provider", "tenant")
-ORGANIZATION_STATUSES = ("active", "suspended")
-EVALUATION_STATUSES = ("pending", "running", "completed", "failed")
+EVALUATION_STATUSES = tuple(RunStatus)
+"""Every run status, in lifecycle order (for counts that list zeros too)."""
 
 
 class Organization(Base):
@@ -31,15 +38,15 @@ class Organization(Base):
 
     __tablename__ = "organizations"
     __table_args__ = (
-        CheckConstraint("kind IN ('provider', 'tenant')", name="kind"),
-        CheckConstraint("status IN ('active', 'suspended')", name="status"),
+        CheckConstraint(check_in("kind", OrganizationKind), name="kind"),
+        CheckConstraint(check_in("status", OrganizationStatus), name="status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=OrganizationStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -126,7 +133,7 @@ class EvaluationRun(Base):
 
     __tablename__ = "evaluation_runs"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'running', 'completed', 'failed')", name="status"),
+        CheckConstraint(check_in("status", RunStatus), name="status"),
         Index("ix_evaluation_runs_lookup", "organization_id", "subject_key", "config_hash"),
     )
 
@@ -147,7 +154,7 @@ class EvaluationRun(Base):
     subject_key: Mapped[str] = mapped_column(String(300))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     config_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING)
     batch_size: Mapped[int] = mapped_column(Integer)
     batch_count: Mapped[int] = mapped_column(Integer, default=0)
     example_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -196,8 +203,8 @@ class SystemNotice(Base):
 
     __tablename__ = "system_notices"
     __table_args__ = (
-        CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
-        CheckConstraint("audience IN ('all', 'listed')", name="audience"),
+        CheckConstraint(check_in("severity", NoticeSeverity), name="severity"),
+        CheckConstraint(check_in("audience", NoticeAudience), name="audience"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

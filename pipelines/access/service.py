@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from models.db.enums import ApiKeyScope
 from models.db.repositories.api_keys import ApiKeyRepository
 from models.db.repositories.audit import AuditRepository
 from models.db.tables import ApiKey, Organization
@@ -23,7 +24,7 @@ from pipelines.errors import InvalidInput, NotFound, StreamflowError
 from pipelines.organizations import get_tenant
 from pipelines.pagination import Paged, decode_cursor, paged
 
-SCOPES = ("results:read", "predict", "domains:write", "notices:write", "keys:write")
+SCOPES = tuple(ApiKeyScope)
 """Every scope a key may carry."""
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """`last_used_at` is written at most this often per key, so reads stay reads."""
@@ -82,9 +83,12 @@ def issue_api_key(
     """Create a key for an organisation; the plaintext is returned once."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        raise InvalidInput(f"scopes: unknown {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+        raise InvalidInput(
+            f"unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}",
+            field="scopes",
+        )
     if not scopes:
-        raise InvalidInput(f"scopes: give at least one of {', '.join(SCOPES)}")
+        raise InvalidInput(f"give at least one of {', '.join(SCOPES)}", field="scopes")
     if not name.strip():
         raise InvalidInput("name: give the key a name, e.g. 'ci pipeline'")
     prefix = secrets.token_hex(6)

@@ -75,6 +75,10 @@ class QualityWeights:
         """The value that maps `metric` to 1 in this weighting."""
         return self.scales.get(metric, default_scale(metric))
 
+    def paired(self, paired: PairedReplicates) -> PairedReplicates:
+        """The quality score of both systems (a `statistics.DerivedMetric`)."""
+        return paired_quality_score(paired, self)
+
 
 DEFAULT_QUALITY_WEIGHTS: Mapping[str, QualityWeights] = MappingProxyType(
     {

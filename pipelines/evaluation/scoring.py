@@ -1,6 +1,6 @@
 """Per-example scores and the aggregates, CIs and comparisons built on them.
 
-Pure core: frames and arrays in, frozen dataclasses out. `service.py` does the storage.
+Pure core: frames and arrays in, frozen dataclasses and read models out; `service.py` stores.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pipelines.evaluation.metrics import (
     score_text_generation,
 )
 from pipelines.evaluation.quality import QualityWeights, quality_score
+from pipelines.evaluation.read_models import McNemarTest, MetricDifference, split_metric_name
 from pipelines.evaluation.rouge import ROUGE_COLUMNS, score_rouge
 from pipelines.evaluation.statistics import (
     PairedDifference,
@@ -61,39 +62,13 @@ class MetricRow:
 
 
 @dataclass(frozen=True)
-class MetricDifference:
-    """A paired difference b - a of one metric, with its CI and p-value."""
-
-    slice: str
-    name: str
-    a: float | None
-    b: float | None
-    difference: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
-    p_value_holm: float | None
-    n: int
-
-
-@dataclass(frozen=True)
-class McNemarRow:
-    """McNemar's test on a 0/1 metric: discordant counts and the exact p-value."""
-
-    metric: str
-    only_a_correct: int
-    only_b_correct: int
-    p_value: float
-
-
-@dataclass(frozen=True)
 class Comparison:
     """Run b against run a on the same examples: overall, per slice, and McNemar."""
 
     n: int
     overall: tuple[MetricDifference, ...]
     slices: tuple[MetricDifference, ...]
-    mcnemar: tuple[McNemarRow, ...] = field(default_factory=tuple)
+    mcnemar: tuple[McNemarTest, ...] = field(default_factory=tuple)
 
 
 def score_examples(
@@ -218,7 +193,7 @@ def compare(
     result = mcnemar(
         scores_a[column].to_numpy(dtype=float) > 0.5, scores_b[column].to_numpy(dtype=float) > 0.5
     )
-    test = McNemarRow(
+    test = McNemarTest(
         metric="accuracy" if task == CLASSIFICATION else "exact_match",
         only_a_correct=int(result.b),
         only_b_correct=int(result.c),
@@ -238,7 +213,8 @@ def _differences(
     return [
         MetricDifference(
             slice=slice_name,
-            name=name,
+            name=split_metric_name(name)[0],
+            label=split_metric_name(name)[1],
             a=_finite(d.a),
             b=_finite(d.b),
             difference=_finite(d.difference),
@@ -254,16 +230,16 @@ def _differences(
 
 def _holm_per_metric(rows: list[MetricDifference]) -> list[MetricDifference]:
     """Holm-adjust each metric's p-values across slices (one family per metric)."""
-    by_metric: dict[str, list[int]] = {}
+    by_metric: dict[tuple[str, str | None], list[int]] = {}
     for index, row in enumerate(rows):
         if row.p_value is not None:
-            by_metric.setdefault(row.name, []).append(index)
+            by_metric.setdefault((row.name, row.label), []).append(index)
     adjusted: dict[int, float] = {}
     for indexes in by_metric.values():
         values = holm([rows[i].p_value or 0.0 for i in indexes])
         adjusted.update(zip(indexes, values, strict=True))
     return [
-        MetricDifference(**{**row.__dict__, "p_value_holm": adjusted.get(index)})
+        row.model_copy(update={"p_value_holm": adjusted.get(index)})
         for index, row in enumerate(rows)
     ]
 

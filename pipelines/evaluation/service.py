@@ -15,14 +15,13 @@ import pandas as pd
 import structlog
 from sqlalchemy.orm import Session
 
+from models.db.enums import RunStatus
 from models.db.repositories.audit import AuditRepository
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import (
     EvaluationMetric,
     EvaluationRun,
-    GoldenDataset,
-    GoldenDatasetVersion,
 )
 from models.registry import client as registry
 from pipelines.errors import Conflict, InvalidInput, NotFound
@@ -31,6 +30,8 @@ from pipelines.evaluation.quality import (
     QualityWeights,
     parse_quality_weights,
 )
+from pipelines.evaluation.runs import get_run as get_run  # re-exported for service callers
+from pipelines.evaluation.runs import run_dataset as run_dataset
 from pipelines.evaluation.scoring import (
     CLASSIFICATION,
     Comparison,
@@ -131,9 +132,11 @@ def prepare_evaluation(
 ) -> PreparedEvaluation:
     """Reuse a finished run of the same inputs, resume an unfinished one, or start a new one."""
     if (request.model_version is None) == (request.predictions is None):
-        raise InvalidInput("give exactly one of --model NAME@VERSION or --predictions FILE")
+        raise InvalidInput(
+            "give exactly one of a model version or a predictions file", field="model"
+        )
     if request.batch_size < 1:
-        raise InvalidInput("--batch-size must be at least 1")
+        raise InvalidInput("must be at least 1", field="batch_size")
     dataset, version = resolve_version(
         session, organization_id=organization_id, reference=request.dataset
     )
@@ -232,7 +235,8 @@ def resume_evaluation(
         return PreparedEvaluation(run.id, True, False, run.batch_count, (), examples)
     if run.registered_model_name is None:
         raise InvalidInput(
-            f"run {run.id} evaluates a predictions file; rerun it with --predictions FILE"
+            f"run {run.id} evaluates a predictions file; evaluate the file again to finish it",
+            field="run_id",
         )
     done = EvaluationRepository(session).stored_batches(run.id)
     pending = tuple(i for i in range(run.batch_count) if i not in done)
@@ -247,7 +251,7 @@ def quality_weights_for(agent_type: str, task: str, spec: str | None) -> Quality
         try:
             return parse_quality_weights(agent_type, spec)
         except ValueError as error:
-            raise InvalidInput(f"--quality-weights: {error}") from error
+            raise InvalidInput(str(error), field="quality_weights") from error
     if agent_type in DEFAULT_QUALITY_WEIGHTS:
         return DEFAULT_QUALITY_WEIGHTS[agent_type]
     fallback = DEFAULT_AGENT_TYPES[task]
@@ -410,27 +414,6 @@ def _stored_quality(run: EvaluationRun) -> QualityWeights | None:
     return parse_quality_weights(run.agent_type, spec)
 
 
-def get_run(
-    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str
-) -> EvaluationRun:
-    """A run of this organisation by id or unique id prefix."""
-    runs = EvaluationRepository(session)
-    if isinstance(run_id, uuid.UUID):
-        found = runs.get(organization_id, run_id)
-        if found is None:
-            raise NotFound(f"evaluation run {run_id} not found")
-        return found
-    text = run_id.strip()
-    if len(text) < 4:
-        raise InvalidInput(f"run id {text!r} is too short; give at least 4 characters")
-    matches = runs.find_by_prefix(organization_id, text)
-    if not matches:
-        raise NotFound(f"evaluation run {text!r} not found; `streamflow eval list` shows runs")
-    if len(matches) > 1:
-        raise InvalidInput(f"run id {text!r} matches {len(matches)} runs; give more characters")
-    return matches[0]
-
-
 @dataclass(frozen=True)
 class RunComparison:
     """Two runs on the same golden dataset version, compared example by example."""
@@ -454,7 +437,7 @@ def compare_runs(
     first = get_run(session, organization_id=organization_id, run_id=run_a)
     second = get_run(session, organization_id=organization_id, run_id=run_b)
     for run in (first, second):
-        if run.status != "completed":
+        if run.status != RunStatus.COMPLETED:
             raise Conflict(f"run {run.id} is {run.status}; compare completed runs only")
     if first.golden_dataset_version_id != second.golden_dataset_version_id:
         raise Conflict(
@@ -478,18 +461,6 @@ def compare_runs(
     overall_a = {m.name: m for m in runs.metrics(first.id) if m.slice == ""}
     overall_b = {m.name: m for m in runs.metrics(second.id) if m.slice == ""}
     return RunComparison(first, second, comparison, overall_a, overall_b)
-
-
-def run_dataset(
-    session: Session, *, organization_id: uuid.UUID, run: EvaluationRun
-) -> tuple[GoldenDataset, GoldenDatasetVersion]:
-    """The golden dataset and version a run evaluated."""
-    found = GoldenDatasetRepository(session).get_version_by_id(
-        organization_id, run.golden_dataset_version_id
-    )
-    if found is None:
-        raise NotFound(f"golden dataset version of run {run.id} not found")
-    return found
 
 
 @dataclass(frozen=True)
@@ -522,11 +493,9 @@ def start_evaluation(
         ref = registry.resolve(model)
         info = registry.model_version_info(ref.name, ref.version)
     except registry.InvalidModelReference as error:
-        raise InvalidInput(f"model: {error}") from error
+        raise InvalidInput(str(error), field="model") from error
     except registry.ModelVersionNotFound as error:
-        raise NotFound(
-            f"model: {error}; register it first (`streamflow models register`)"
-        ) from error
+        raise NotFound(f"{error}; register it first", field="model") from error
     prepared = prepare_evaluation(
         session,
         organization_id=owner.id,
@@ -554,13 +523,13 @@ class RunProgress:
     batches_done: int
 
 
-def run_progress(session: Session, *, organization: str, run_id: uuid.UUID) -> RunProgress:
+def run_progress(session: Session, *, organization: str, run_id: uuid.UUID | str) -> RunProgress:
     """The status and progress of a run of the organisation with slug `organization`."""
     owner = get_organization(session, organization)
     run = get_run(session, organization_id=owner.id, run_id=run_id)
     done = (
         run.batch_count
-        if run.status == "completed"
+        if run.status == RunStatus.COMPLETED
         else len(EvaluationRepository(session).stored_batches(run.id))
     )
     return RunProgress(run=run, organization_slug=owner.slug, batches_done=done)

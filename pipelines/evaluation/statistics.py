@@ -44,16 +44,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats as scipy_stats
 
 from pipelines.evaluation.suite import FloatArray, MetricSuite
-
-if TYPE_CHECKING:
-    from pipelines.evaluation.quality import QualityWeights
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -116,6 +113,18 @@ class PairedReplicates:
     def system_b(self) -> Replicates:
         """System b's values and bootstrap replicates."""
         return Replicates(self.names, self.point_b, self.replicates_b, self.n)
+
+
+class DerivedMetric(Protocol):
+    """A metric computed from other metrics' values, such as the quality score.
+
+    Given both systems' replicates, it returns its own, so its difference gets an interval and
+    p-value from the same resamples and swaps.
+    """
+
+    def paired(self, paired: PairedReplicates) -> PairedReplicates:
+        """The derived metric on the sample, each shared resample and each swap."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -287,7 +296,7 @@ def paired_bootstrap(
     confidence: float = 0.95,
     max_undefined: float = 0.01,
     chunk_size: int | None = None,
-    quality: QualityWeights | None = None,
+    quality: DerivedMetric | None = None,
 ) -> dict[str, PairedDifference]:
     """Difference `metric(b) - metric(a)` per metric for two systems on the same examples.
 
@@ -317,7 +326,7 @@ def paired_bootstrap_by_slice(
     confidence: float = 0.95,
     max_undefined: float = 0.01,
     chunk_size: int | None = None,
-    quality: QualityWeights | None = None,
+    quality: DerivedMetric | None = None,
 ) -> dict[str, dict[str, PairedDifference]]:
     """`paired_bootstrap` per slice: slice name -> metric name -> difference (p not adjusted)."""
     by_slice = paired_replicates_by_slice(
@@ -378,15 +387,12 @@ def _compare_with_quality(
     paired: PairedReplicates,
     confidence: float,
     max_undefined: float,
-    quality: QualityWeights | None,
+    quality: DerivedMetric | None,
 ) -> dict[str, PairedDifference]:
     differences = compare(paired, confidence=confidence, max_undefined=max_undefined)
     if quality is None:
         return differences
-    # Imported here: quality builds on this module's types.
-    from pipelines.evaluation.quality import paired_quality_score
-
-    scored = paired_quality_score(paired, quality)
+    scored = quality.paired(paired)
     return differences | compare(scored, confidence=confidence, max_undefined=max_undefined)
 
 

@@ -1,26 +1,43 @@
-"""Evaluation results as readers see them: JSON-ready documents.
+"""Evaluation results as readers see them (the read models), as JSON-ready documents.
 
 One shape for the API, the CLI and cache warming, so a warmed cache entry is exactly what the
-API would have answered.
+API would have answered: the read models of `read_models`, dumped to JSON by `run_detail` and
+`comparison_payload`.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from models.cache.cache import warm
 from models.cache.keys import run_detail_key, run_tag
 from models.cache.settings import CacheSettings
+from models.db.enums import RunStatus
 from models.db.repositories.evaluations import EvaluationRepository
-from models.db.tables import EvaluationMetric, EvaluationRun, GoldenDataset, GoldenDatasetVersion
-from pipelines.evaluation.service import RunComparison, get_run, run_dataset
+from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
+from pipelines.evaluation.read_models import (
+    DatasetRef,
+    EvaluationDetail,
+    EvaluationSummary,
+    ExampleScore,
+    Metric,
+    ModelRef,
+    Progress,
+    QualityScorePoint,
+    RunRef,
+    SliceMetrics,
+)
+from pipelines.evaluation.read_models import RunComparison as ComparisonView
+from pipelines.evaluation.runs import get_run, run_dataset
 from pipelines.pagination import Paged, decode_cursor, paged
+
+if TYPE_CHECKING:
+    from pipelines.evaluation.service import RunComparison
 
 
 def timestamp(moment: datetime) -> str:
@@ -36,20 +53,23 @@ def subject(run: EvaluationRun) -> str:
     return f"predictions {run.predictions_filename}"
 
 
-def _model(run: EvaluationRun) -> dict[str, Any] | None:
+def _model(run: EvaluationRun) -> ModelRef | None:
     if not run.registered_model_name:
         return None
-    return {
-        "name": run.registered_model_name,
-        "version": run.model_version,
-        "alias": run.model_alias,
-    }
+    return ModelRef(
+        name=run.registered_model_name, version=run.model_version, alias=run.model_alias
+    )
 
 
-def run_summary(run: EvaluationRun) -> dict[str, Any]:
-    """The fields of a run shown in lists."""
+def _dataset(dataset: GoldenDataset, version: GoldenDatasetVersion) -> DatasetRef:
+    return DatasetRef(name=dataset.name, version=version.version, sha256=version.content_hash)
+
+
+def _summary_fields(
+    run: EvaluationRun, dataset: GoldenDataset, version: GoldenDatasetVersion
+) -> dict[str, Any]:
     return {
-        "id": str(run.id),
+        "id": run.id,
         "status": run.status,
         "task": run.task,
         "agent_type": run.agent_type,
@@ -57,48 +77,55 @@ def run_summary(run: EvaluationRun) -> dict[str, Any]:
         "model": _model(run),
         "predictions_file": run.predictions_filename,
         "examples": run.example_count,
-        "created_at": timestamp(run.created_at),
-        "finished_at": timestamp(run.finished_at) if run.finished_at else None,
+        "golden_dataset": _dataset(dataset, version),
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
     }
 
 
-def _dataset(dataset: GoldenDataset, version: GoldenDatasetVersion) -> dict[str, Any]:
-    return {"name": dataset.name, "version": version.version, "sha256": version.content_hash}
+def evaluation_summary(
+    run: EvaluationRun, dataset: GoldenDataset, version: GoldenDatasetVersion
+) -> EvaluationSummary:
+    """A run as listed, with the dataset version it evaluated."""
+    return EvaluationSummary(**_summary_fields(run, dataset, version))
 
 
-def run_detail(
+def evaluation_detail(
     session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str
-) -> dict[str, Any]:
+) -> EvaluationDetail:
     """A run with its dataset version, progress, metrics and CIs (overall and per slice)."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
     dataset, version = run_dataset(session, organization_id=organization_id, run=run)
     runs = EvaluationRepository(session)
     metrics = runs.metrics(run.id)
-    overall = [m for m in metrics if m.slice == ""]
+    overall = [Metric.of(m) for m in metrics if m.slice == ""]
     quality = next((m for m in overall if m.name == "quality_score"), None)
-    slices: dict[str, list[dict[str, Any]]] = {}
+    slices: dict[str, list[Metric]] = {}
     for m in metrics:
         if m.slice:
-            slices.setdefault(m.slice, []).append(metric_document(m))
+            slices.setdefault(m.slice, []).append(Metric.of(m))
     stored_batches = (
-        len(runs.stored_batches(run.id)) if run.status != "completed" else run.batch_count
+        len(runs.stored_batches(run.id)) if run.status != RunStatus.COMPLETED else run.batch_count
     )
-    return {
-        **run_summary(run),
-        "golden_dataset": _dataset(dataset, version),
-        "progress": {"batches_done": stored_batches, "batches_total": run.batch_count},
-        "config": run.config,
-        "mlflow_run_id": run.mlflow_run_id,
-        "error": run.error,
-        "quality_score": metric_document(quality) if quality else None,
-        "metrics": [metric_document(m) for m in overall],
-        "slices": [{"slice": name, "metrics": rows} for name, rows in sorted(slices.items())],
-    }
+    return EvaluationDetail(
+        **_summary_fields(run, dataset, version),
+        progress=Progress(batches_done=stored_batches, batches_total=run.batch_count),
+        config=run.config,
+        mlflow_run_id=run.mlflow_run_id,
+        error=run.error,
+        quality_score=quality,
+        metrics=overall,
+        slices=[SliceMetrics(slice=name, metrics=rows) for name, rows in sorted(slices.items())],
+    )
 
 
-def metric_document(m: EvaluationMetric) -> dict[str, Any]:
-    """A stored metric as readers see it: name, value, CI and n."""
-    return {"name": m.name, "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n}
+def run_detail(
+    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str
+) -> dict[str, Any]:
+    """`evaluation_detail` as the JSON document the API serves and the cache stores."""
+    return evaluation_detail(session, organization_id=organization_id, run_id=run_id).model_dump(
+        mode="json"
+    )
 
 
 def encode(document: dict[str, Any]) -> bytes:
@@ -122,21 +149,48 @@ def warm_run_detail(
     )
 
 
+def compare_runs(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_a: uuid.UUID | str,
+    run_b: uuid.UUID | str,
+) -> RunComparison:
+    """`service.compare_runs`, imported when first needed: it brings the scoring stack."""
+    from pipelines.evaluation.service import compare_runs as compare
+
+    return compare(session, organization_id=organization_id, run_a=run_a, run_b=run_b)
+
+
+def comparison(result: RunComparison) -> ComparisonView:
+    """A paired comparison as readers see it, with each run's own overall metrics."""
+    return ComparisonView(
+        run_a=RunRef(
+            id=result.run_a.id,
+            subject=subject(result.run_a),
+            metrics=[Metric.of(m) for m in result.metrics_a.values()],
+        ),
+        run_b=RunRef(
+            id=result.run_b.id,
+            subject=subject(result.run_b),
+            metrics=[Metric.of(m) for m in result.metrics_b.values()],
+        ),
+        task=result.run_a.task,
+        n=result.comparison.n,
+        overall=list(result.comparison.overall),
+        slices=list(result.comparison.slices),
+        mcnemar=list(result.comparison.mcnemar),
+    )
+
+
 def comparison_payload(result: RunComparison) -> dict[str, Any]:
-    """A comparison as JSON-ready data."""
-    return {
-        "run_a": {"id": str(result.run_a.id), "subject": subject(result.run_a)},
-        "run_b": {"id": str(result.run_b.id), "subject": subject(result.run_b)},
-        "n": result.comparison.n,
-        "overall": [asdict(row) for row in result.comparison.overall],
-        "slices": [asdict(row) for row in result.comparison.slices],
-        "mcnemar": [asdict(row) for row in result.comparison.mcnemar],
-    }
+    """`comparison` as the JSON document the API serves and the cache stores."""
+    return comparison(result).model_dump(mode="json")
 
 
 def runs_page(
     session: Session, *, organization_id: uuid.UUID, cursor: str | None, limit: int
-) -> Paged[dict[str, Any]]:
+) -> Paged[EvaluationSummary]:
     """An organisation's runs, newest first, with the dataset version each evaluated."""
     before = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
     rows = EvaluationRepository(session).page_with_datasets(
@@ -145,38 +199,23 @@ def runs_page(
         limit=limit + 1,
     )
     page = paged(rows, limit, lambda row: (row[0].created_at, row[0].id))
-    return Paged(
-        [{**run_summary(run), "golden_dataset": _dataset(d, v)} for run, d, v in page.items],
-        page.next_cursor,
-    )
+    return Paged([evaluation_summary(*row) for row in page.items], page.next_cursor)
 
 
 def run_examples_page(
     session: Session,
     *,
     organization_id: uuid.UUID,
-    run_id: uuid.UUID,
+    run_id: uuid.UUID | str,
     cursor: str | None,
     limit: int,
-) -> Paged[dict[str, Any]]:
+) -> Paged[ExampleScore]:
     """Per-example predictions and scores of a run, by example id."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
     after = decode_cursor(cursor, str)[0] if cursor else None
     rows = EvaluationRepository(session).scores(run.id, after=after, limit=limit + 1)
     page = paged(rows, limit, lambda row: (row.example_id,))
-    return Paged(
-        [
-            {
-                "example_id": row.example_id,
-                "slice": row.slice,
-                "batch_index": row.batch_index,
-                "prediction": row.prediction,
-                "scores": row.scores,
-            }
-            for row in page.items
-        ],
-        page.next_cursor,
-    )
+    return Paged([ExampleScore.model_validate(row) for row in page.items], page.next_cursor)
 
 
 def quality_scores_page(
@@ -186,7 +225,7 @@ def quality_scores_page(
     agent_type: str | None,
     cursor: str | None,
     limit: int,
-) -> Paged[dict[str, Any]]:
+) -> Paged[QualityScorePoint]:
     """The quality score of each completed run, oldest finished first: a time series."""
     after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
     rows = EvaluationRepository(session).quality_scores(
@@ -198,18 +237,18 @@ def quality_scores_page(
     page = paged(rows, limit, lambda row: (_finished(row[0]), row[0].id))
     return Paged(
         [
-            {
-                "run_id": str(run.id),
-                "finished_at": timestamp(_finished(run)),
-                "agent_type": run.agent_type,
-                "task": run.task,
-                "subject": subject(run),
-                "model": _model(run),
-                "value": metric.value,
-                "ci_low": metric.ci_low,
-                "ci_high": metric.ci_high,
-                "n": metric.n,
-            }
+            QualityScorePoint(
+                run_id=run.id,
+                finished_at=_finished(run),
+                agent_type=run.agent_type,
+                task=run.task,
+                subject=subject(run),
+                model=_model(run),
+                value=metric.value,
+                ci_low=metric.ci_low,
+                ci_high=metric.ci_high,
+                n=metric.n,
+            )
             for run, metric in page.items
         ],
         page.next_cursor,

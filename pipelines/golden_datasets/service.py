@@ -67,7 +67,7 @@ def import_golden_dataset(
         parsed_task = GoldenDatasetTask(task)
     except ValueError:
         choices = ", ".join(t.value for t in GoldenDatasetTask)
-        raise InvalidInput(f"--task {task!r} is not one of: {choices}") from None
+        raise InvalidInput(f"task {task!r} is not one of: {choices}", field="task") from None
     validated = read_golden_file(data, filename=filename, task=parsed_task)
     datasets = GoldenDatasetRepository(session)
     dataset = datasets.get_owned(organization_id, name)
@@ -75,8 +75,9 @@ def import_golden_dataset(
         dataset = datasets.add(organization_id=organization_id, name=name, task=parsed_task.value)
     elif dataset.task != parsed_task.value:
         raise Conflict(
-            f"golden dataset {name!r} is a {dataset.task} dataset; import with --task "
-            f"{dataset.task} or choose another --name"
+            f"golden dataset {name!r} is a {dataset.task} dataset; import it as task "
+            f"{dataset.task} or choose another name",
+            field="task",
         )
     existing = datasets.get_version_by_hash(dataset.id, validated.content_hash)
     if existing is not None:
@@ -136,14 +137,13 @@ def resolve_version(
     datasets = GoldenDatasetRepository(session)
     dataset = datasets.get_by_name(organization_id, parsed.name)
     if dataset is None:
-        raise NotFound(
-            f"golden dataset {parsed.name!r} not found; `streamflow datasets list` shows them"
-        )
+        raise NotFound(f"golden dataset {parsed.name!r} not found", field="dataset")
     version = datasets.get_version(dataset.id, parsed.version)
     if version is None:
         raise NotFound(
             f"golden dataset {parsed.name!r} has no version {parsed.version}; "
-            f"`streamflow datasets show {parsed.name}` lists its versions"
+            f"the dataset's versions list the ones there are",
+            field="dataset",
         )
     return dataset, version
 
@@ -173,7 +173,7 @@ def list_versions(
     datasets = GoldenDatasetRepository(session)
     dataset = datasets.get_by_name(organization_id, name)
     if dataset is None:
-        raise NotFound(f"golden dataset {name!r} not found; `streamflow datasets list` shows them")
+        raise NotFound(f"golden dataset {name!r} not found", field="dataset")
     return dataset, datasets.versions(dataset.id)
 
 

@@ -393,8 +393,16 @@ class TestComparisons:
         response = world.client.get(url, headers=a.headers)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["run_a"] == {"id": str(a.run_id), "subject": "predictions p.jsonl"}
-        assert body["run_b"] == {"id": str(better), "subject": "predictions perfect.jsonl"}
+        assert (body["run_a"]["id"], body["run_a"]["subject"]) == (
+            str(a.run_id),
+            "predictions p.jsonl",
+        )
+        assert (body["run_b"]["id"], body["run_b"]["subject"]) == (
+            str(better),
+            "predictions perfect.jsonl",
+        )
+        own_b = {m["name"]: m for m in body["run_b"]["metrics"]}
+        assert own_b["quality_score"]["value"] == pytest.approx(1.0)
         assert body["n"] == 12
         quality = next(row for row in body["overall"] if row["name"] == "quality_score")
         assert quality["b"] == pytest.approx(1.0)

@@ -119,21 +119,28 @@ class TestEvalCommands:
         run_b = _json("eval", "run", "--predictions", str(good), "--dataset", "notes@1")
         assert run_a["status"] == "completed"
         assert run_a["examples"] == 24
-        names = {m["name"] for m in run_b["metrics"] if m["slice"] == ""}
+        names = {m["name"] for m in run_b["metrics"]}
         assert {"rougeL_f", "bleu", "chrf", "exact_match", "quality_score"} <= names
-        exact = next(m for m in run_b["metrics"] if m["slice"] == "" and m["name"] == "exact_match")
+        exact = next(m for m in run_b["metrics"] if m["name"] == "exact_match")
         assert exact["value"] == 1.0
+        assert {s["slice"] for s in run_b["slices"]} == {"hvac", "plumbing"}
         again = _json("eval", "run", "--predictions", str(good), "--dataset", "notes@1")
         assert again["reused"] is True
         assert again["id"] == run_b["id"]
         listed = _json("eval", "list", "--limit", "1")
         assert len(listed["items"]) == 1
         assert listed["next_cursor"]
-        rest = _json("eval", "list", "--limit", "5", "--before", listed["next_cursor"])
+        rest = _json("eval", "list", "--limit", "5", "--cursor", listed["next_cursor"])
         assert {listed["items"][0]["id"], rest["items"][0]["id"]} == {run_a["id"], run_b["id"]}
         page_one = _json("eval", "examples", run_a["id"][:8], "--limit", "20")
         page_two = _json(
-            "eval", "examples", run_a["id"][:8], "--limit", "20", "--after", page_one["next_cursor"]
+            "eval",
+            "examples",
+            run_a["id"][:8],
+            "--limit",
+            "20",
+            "--cursor",
+            page_one["next_cursor"],
         )
         ids = [i["example_id"] for i in page_one["items"] + page_two["items"]]
         assert ids == sorted(r["id"] for r in rows)
@@ -145,11 +152,12 @@ class TestEvalCommands:
         code, out, _ = _run("eval", "show", run_a["id"][:8])
         assert code == 0
         assert "rougeL_f" in out
+        assert _json("eval", "show", run_a["id"][:8])["id"] == run_a["id"]
 
     def test_eval_run_needs_exactly_one_subject(self, streamflow: Runtime) -> None:
-        """Neither --model nor --predictions is a usage error with the fix named."""
+        """Neither --model nor --predictions is a usage error with the fix named, exit code 1."""
         code, _, err = _run("eval", "run", "--dataset", "notes")
-        assert code == 2
+        assert code == 1
         assert "--model" in err
         assert "--predictions" in err
 
@@ -203,3 +211,69 @@ class TestKeysCommands:
         code, _, err = _run("keys", "create", "acme", "--name", "x", "--scope", "everything")
         assert code == 1
         assert "results:read" in err
+
+
+class TestCliEdge:
+    def test_help_imports_no_heavy_library(self) -> None:
+        """`streamflow --help`, `eval --help` and `datasets --help` load no mlflow/pandas/API."""
+        import subprocess
+        import sys
+
+        probe = (
+            "import sys\n"
+            "from flows.cli import app\n"
+            "for args in (['--help'], ['eval', '--help'], ['datasets', '--help']):\n"
+            "    try:\n"
+            "        app(args)\n"
+            "    except SystemExit as done:\n"
+            "        assert done.code == 0, done.code\n"
+            "heavy = ('mlflow', 'scipy', 'pandas', 'prefect', 'api', 'sqlalchemy')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
+        )
+        assert done.stdout.strip().splitlines()[-1] == "[]"
+
+    def test_usage_errors_are_one_line_with_exit_code_1(self) -> None:
+        """A bad option value or an unknown command: one stderr line naming it, exit code 1."""
+        code, out, err = _run(
+            "eval", "run", "--dataset", "x", "--model", "m@1", "--batch-size", "0"
+        )
+        assert (code, out) == (1, "")
+        assert len(err.strip().splitlines()) == 1
+        assert "--batch-size" in err
+        assert "streamflow eval run --help" in err
+        code, _, err = _run("eval", "nope")
+        assert code == 1
+        assert "No such command 'nope'" in err
+
+    def test_domain_errors_name_the_flag(self) -> None:
+        """A domain error's field becomes the option the user typed; NotFound adds what to run."""
+        from flows.cli.output import error_line
+        from pipelines.errors import InvalidInput, NotFound
+
+        assert error_line(InvalidInput("must be at least 1", field="batch_size")) == (
+            "--batch-size: must be at least 1"
+        )
+        assert error_line(NotFound("organization 'x' not found", field="organization")) == (
+            "organization 'x' not found; create it with `streamflow orgs create SLUG`"
+        )
+        assert error_line(RuntimeError("bug")) is None
+
+    def test_results_printed_after_progress_stop_the_progress_display(self) -> None:
+        """Printing a result takes the progress bars off the screen first, so nothing overlaps."""
+        from flows.cli.output import console, progress, progress_display
+        from flows.runtime import report_progress
+
+        with progress(True):
+            report_progress("scoring", 1, 4)
+            display = progress_display._display
+            assert display is not None
+            assert display.live.is_started
+            console.print("result", end="")
+            assert not display.live.is_started
+            report_progress("scoring", 2, 4)
+            assert progress_display._display is not None
+            assert progress_display._display.live.is_started
+        assert progress_display._display is None

@@ -128,7 +128,7 @@ class TestImportGoldenDataset:
         """Importing into an existing name with another task is refused with the fix."""
         org = create_organization(session)
         _import(session, org.id, tmp_path)
-        with pytest.raises(Conflict, match="--task classification"):
+        with pytest.raises(Conflict, match="as task classification") as raised:
             _import(
                 session,
                 org.id,
@@ -136,6 +136,7 @@ class TestImportGoldenDataset:
                 task="text_generation",
                 rows=[("b1", "note", "summary", "")],
             )
+        assert raised.value.field == "task"
 
     def test_unknown_task_names_the_choices(self, session: Session, tmp_path: Path) -> None:
         """An unknown --task lists the valid ones."""

@@ -1,0 +1,5 @@
+"""`python -m flows.cli`: the `streamflow` command."""
+
+from flows.cli import app
+
+app()

@@ -1,0 +1,202 @@
+"""`streamflow datasets`: golden datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from flows.cli.context import org_id, session
+from flows.cli.output import JsonOption, OrgOption, emit, short
+from models.db.enums import Task
+
+app = typer.Typer(help="Golden datasets: import, list, show, diff.", no_args_is_help=True)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV, JSONL or Parquet.")
+    ],
+    name: Annotated[str, typer.Option(help="Golden dataset name.")],
+    task: Annotated[Task, typer.Option(help="What the dataset evaluates.")],
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a file as a new immutable version (the same content returns the existing one)."""
+    from flows.runtime import cli_actor, runtime
+    from pipelines.golden_datasets.service import import_golden_dataset
+
+    with session() as opened:
+        imported = import_golden_dataset(
+            opened,
+            organization_id=org_id(opened, org),
+            actor=cli_actor(),
+            name=name,
+            task=task,
+            data=file.read_bytes(),
+            filename=file.name,
+            storage_dir=runtime().storage.golden_dataset_dir,
+        )
+        result: dict[str, Any] = {
+            "dataset": imported.dataset.name,
+            "version": imported.version.version,
+            "rows": imported.version.row_count,
+            "content_hash": imported.version.content_hash,
+            "created": imported.created,
+        }
+    emit(result, as_json=as_json, render=_imported)
+
+
+def _imported(console: Console, r: dict[str, Any]) -> None:
+    verb = "imported" if r["created"] else "unchanged, existing"
+    console.print(
+        f"{verb} {r['dataset']}@{r['version']}: {r['rows']} rows, sha256 {r['content_hash'][:12]}"
+    )
+
+
+@app.command("list")
+def list_(
+    org: OrgOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    after: Annotated[str | None, typer.Option(help="Cursor: list names after this one.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List golden datasets this organisation may use, with their latest version."""
+    from pipelines.golden_datasets.service import list_datasets
+
+    with session() as opened:
+        own = org_id(opened, org)
+        found = list_datasets(opened, organization_id=own, after=after, limit=limit + 1)
+        rows = [
+            {
+                "name": d.name,
+                "task": d.task,
+                "latest_version": v.version if v else None,
+                "rows": v.row_count if v else 0,
+                "content_hash": v.content_hash if v else None,
+                "shared": d.organization_id != own,
+            }
+            for d, v in found[:limit]
+        ]
+    cursor = rows[-1]["name"] if len(found) > limit else None
+    emit({"items": rows, "next_cursor": cursor}, as_json=as_json, render=_datasets_table)
+
+
+def _datasets_table(console: Console, page: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table("name", "task", "latest", "rows", "sha256", "owner")
+    for row in page["items"]:
+        table.add_row(
+            row["name"],
+            row["task"],
+            str(row["latest_version"]),
+            str(row["rows"]),
+            str(row["content_hash"])[:12],
+            "provider (shared)" if row["shared"] else "own",
+        )
+    console.print(table)
+    if page["next_cursor"]:
+        console.print(f"more: streamflow datasets list --after {page['next_cursor']}")
+
+
+@app.command("show")
+def show(
+    reference: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a dataset's versions, or one version with its slices and first rows."""
+    from flows.runtime import runtime
+    from pipelines.golden_datasets.service import (
+        DatasetReference,
+        list_versions,
+        load_version_frame,
+        resolve_version,
+    )
+
+    parsed = DatasetReference.parse(reference)
+    with session() as opened:
+        own = org_id(opened, org)
+        dataset, versions = list_versions(opened, organization_id=own, name=parsed.name)
+        _, chosen = resolve_version(opened, organization_id=own, reference=reference)
+        frame = load_version_frame(runtime().storage.golden_dataset_dir, chosen)
+        result: dict[str, Any] = {
+            "name": dataset.name,
+            "task": dataset.task,
+            "versions": [
+                {
+                    "version": v.version,
+                    "rows": v.row_count,
+                    "content_hash": v.content_hash,
+                    "source_filename": v.source_filename,
+                    "created_at": v.created_at.isoformat(),
+                }
+                for v in versions
+            ],
+            "shown_version": chosen.version,
+            "slices": chosen.slice_counts,
+            "head": frame.head(5).to_dict(orient="records"),
+        }
+    emit(result, as_json=as_json, render=_dataset)
+
+
+def _dataset(console: Console, r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    versions = Table(
+        "version", "rows", "sha256", "file", "created", title=f"{r['name']} ({r['task']})"
+    )
+    for v in r["versions"]:
+        versions.add_row(
+            str(v["version"]),
+            str(v["rows"]),
+            v["content_hash"][:12],
+            v["source_filename"],
+            short(v["created_at"]),
+        )
+    console.print(versions)
+    slices = Table("slice", "rows", title=f"slices of {r['name']}@{r['shown_version']}")
+    for name, count in sorted(r["slices"].items()):
+        slices.add_row(name, str(count))
+    console.print(slices)
+    head = Table("id", "input", "expected", title="first rows")
+    for row in r["head"]:
+        head.add_row(str(row["id"]), str(row["input"])[:80], str(row["expected"])[:60])
+    console.print(head)
+
+
+@app.command("diff")
+def diff(
+    old: Annotated[str, typer.Argument(help="NAME@A")],
+    new: Annotated[str, typer.Argument(help="NAME@B")],
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Example ids added, removed and changed between two versions."""
+    from flows.runtime import runtime
+    from pipelines.golden_datasets.service import diff as diff_versions
+
+    with session() as opened:
+        found = diff_versions(
+            opened,
+            organization_id=org_id(opened, org),
+            storage_dir=runtime().storage.golden_dataset_dir,
+            old=old,
+            new=new,
+        )
+    result = {
+        "added": list(found.added),
+        "removed": list(found.removed),
+        "changed": list(found.changed),
+    }
+    emit(result, as_json=as_json, render=_diff)
+
+
+def _diff(console: Console, r: dict[str, list[str]]) -> None:
+    for label, ids in r.items():
+        shown = ", ".join(ids[:20]) + (f" … and {len(ids) - 20} more" if len(ids) > 20 else "")
+        console.print(f"[bold]{label}[/bold] ({len(ids)}): {shown}")

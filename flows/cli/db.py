@@ -1,0 +1,34 @@
+"""`streamflow db`: the database schema."""
+
+from __future__ import annotations
+
+import typer
+
+from flows.cli.output import JsonOption, emit
+
+app = typer.Typer(help="The StreamFlow database.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade(as_json: JsonOption = False) -> None:
+    """Create or migrate the database schema (and the local orchestrator's) to the newest
+    revision."""
+    from flows.orchestrator import migrate_orchestrator_database
+    from flows.runtime import runtime
+    from models.db.migrate import current_revision
+
+    rt = runtime()
+    # The local orchestrator's own database, so the first flow does not wait for it.
+    migrate_orchestrator_database()
+    result = {
+        "revision": current_revision(rt.engine),
+        "database": rt.engine.url.render_as_string(hide_password=True),
+    }
+    emit(
+        result,
+        as_json=as_json,
+        render=lambda console, r: console.print(
+            f"database at revision [bold]{r['revision']}[/bold] ({r['database']}); "
+            "orchestrator database migrated"
+        ),
+    )

@@ -1,0 +1,195 @@
+"""Evaluation results as every reader sees them: one typed model per concept.
+
+Services return these; the API serves them as they are (its schemas are these classes), the CLI
+prints them as JSON with `--json` or draws them with rich, and the cache stores their JSON. So
+a metric difference, a McNemar test or a run's detail has one shape from the core to the client.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.db.enums import RunStatus, Task
+
+
+class ReadModel(BaseModel):
+    """Base of read models: immutable, built from attributes of stored rows or core results."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+_PER_LABEL = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<label>.+)\]$")
+
+
+def split_metric_name(stored: str) -> tuple[str, str | None]:
+    """A stored metric name as (metric, label): `f1[billing]` → (`f1`, `billing`)."""
+    match = _PER_LABEL.match(stored)
+    if match is None:
+        return stored, None
+    return match["name"], match["label"]
+
+
+class ModelRef(ReadModel):
+    """The registered model version a run evaluated, and the alias it was asked by."""
+
+    name: str = Field(examples=["intent-classifier"])
+    version: str | None = Field(examples=["3"])
+    alias: str | None = Field(default=None, examples=["champion"])
+
+
+class DatasetRef(ReadModel):
+    """The golden dataset version a run evaluated."""
+
+    name: str = Field(examples=["support-tickets"])
+    version: int = Field(examples=[2])
+    sha256: str = Field(description="Content hash of the version.")
+
+
+class EvaluationSummary(ReadModel):
+    """An evaluation run as listed; poll `status` until it is completed or failed."""
+
+    id: uuid.UUID
+    status: RunStatus
+    task: Task = Field(examples=["classification"])
+    agent_type: str = Field(examples=["intent_classifier"])
+    subject: str = Field(
+        description="What was evaluated: a model version or a predictions file.",
+        examples=["intent-classifier@3 (champion)"],
+    )
+    model: ModelRef | None = Field(description="Null when a predictions file was evaluated.")
+    predictions_file: str | None
+    examples: int = Field(description="Number of golden examples evaluated.")
+    golden_dataset: DatasetRef
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class Metric(ReadModel):
+    """An aggregate metric with its bootstrap confidence interval."""
+
+    name: str = Field(examples=["f1"])
+    label: str | None = Field(
+        default=None,
+        description="The class a per-class metric is about; null for metrics of the whole set.",
+        examples=["billing"],
+    )
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int = Field(description="Examples the metric was computed on.")
+
+    @classmethod
+    def of(cls, stored: Any) -> Metric:
+        """A stored metric (name like `f1[billing]`) as readers see it."""
+        name, label = split_metric_name(stored.name)
+        return cls(
+            name=name,
+            label=label,
+            value=stored.value,
+            ci_low=stored.ci_low,
+            ci_high=stored.ci_high,
+            n=stored.n,
+        )
+
+
+class SliceMetrics(ReadModel):
+    """The metrics of one slice of the golden dataset."""
+
+    slice: str = Field(examples=["billing"])
+    metrics: list[Metric]
+
+
+class Progress(ReadModel):
+    """How many scoring batches of a run are stored."""
+
+    batches_done: int
+    batches_total: int
+
+
+class EvaluationDetail(EvaluationSummary):
+    """An evaluation run with its progress, quality score and metrics, overall and per slice."""
+
+    progress: Progress
+    config: dict[str, Any] = Field(description="Scoring options and quality weights.")
+    mlflow_run_id: str | None
+    error: str | None = Field(description="Why the run failed, when it did.")
+    quality_score: Metric | None
+    metrics: list[Metric] = Field(description="Overall metrics.")
+    slices: list[SliceMetrics]
+
+
+class ExampleScore(ReadModel):
+    """One golden example of a run: its prediction and per-example scores."""
+
+    example_id: str
+    slice: str
+    batch_index: int
+    prediction: str
+    scores: dict[str, Any] = Field(examples=[{"correct": 1}])
+
+
+class QualityScorePoint(ReadModel):
+    """The quality score of one completed run, for a time series."""
+
+    run_id: uuid.UUID
+    finished_at: datetime
+    agent_type: str
+    task: Task
+    subject: str
+    model: ModelRef | None
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+class MetricDifference(ReadModel):
+    """The paired difference b − a of one metric, with its CI and p-values."""
+
+    slice: str = Field(description='"" for the whole dataset.')
+    name: str
+    label: str | None = Field(
+        default=None, description="The class of a per-class metric; null otherwise."
+    )
+    a: float | None
+    b: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_value_holm: float | None = Field(description="Holm-adjusted across slices.")
+    n: int
+
+
+class McNemarTest(ReadModel):
+    """McNemar's exact test on a 0/1 metric: discordant counts and the p-value."""
+
+    metric: str
+    only_a_correct: int
+    only_b_correct: int
+    p_value: float
+
+
+class RunRef(ReadModel):
+    """A run in a comparison, with its own overall metrics and their CIs."""
+
+    id: uuid.UUID
+    subject: str
+    metrics: list[Metric] = Field(default_factory=list, description="The run's overall metrics.")
+
+
+class RunComparison(ReadModel):
+    """Run b against run a on the same examples: overall, per slice, and McNemar."""
+
+    run_a: RunRef
+    run_b: RunRef
+    task: Task
+    n: int = Field(description="Paired examples.")
+    overall: list[MetricDifference]
+    slices: list[MetricDifference]
+    mcnemar: list[McNemarTest]
