@@ -641,14 +641,10 @@ def eval_list(
     from pipelines.pagination import decode_run_cursor, encode_run_cursor
 
     with _session() as session:
-        runs = [
-            run
-            for run, _, _ in EvaluationRepository(session).page_with_datasets(
-                _org_id(session, org),
-                before=decode_run_cursor(before) if before else None,
-                limit=limit,
-            )
-        ]
+        page = EvaluationRepository(session).page_with_datasets(
+            _org_id(session, org), after=decode_run_cursor(before) if before else None, limit=limit
+        )
+        runs = [run for run, _, _ in page.items]
         rows: list[dict[str, Any]] = [
             {
                 "id": str(r.id),
@@ -662,7 +658,7 @@ def eval_list(
             }
             for r in runs
         ]
-        cursor = encode_run_cursor(runs[-1].created_at, runs[-1].id) if len(runs) == limit else None
+        cursor = encode_run_cursor(*page.next_key) if page.next_key else None
     if as_json:
         _emit_json({"items": rows, "next_cursor": cursor})
         return
@@ -696,7 +692,10 @@ def eval_examples(
 
     with _session() as session:
         found = service.get_run(session, organization_id=_org_id(session, org), run_id=run)
-        rows = EvaluationRepository(session).scores(found.id, after=after, limit=limit)
+        page = EvaluationRepository(session).page_scores(
+            found.id, after=(after,) if after else None, limit=limit
+        )
+        rows = page.items
         items: list[dict[str, Any]] = [
             {
                 "example_id": r.example_id,
@@ -706,7 +705,7 @@ def eval_examples(
             }
             for r in rows
         ]
-    cursor = items[-1]["example_id"] if len(items) == limit else None
+    cursor = str(page.next_key[0]) if page.next_key else None
     if as_json:
         _emit_json({"items": items, "next_cursor": cursor})
         return

@@ -6,11 +6,11 @@ import re
 
 from sqlalchemy.orm import Session
 
-from models.db.repositories.audit import AuditRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import Organization
+from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
-from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.pagination import Paged, after_key, as_paged
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -34,12 +34,12 @@ def ensure_organization(
     if kind == "provider" and organizations.provider() is not None:
         raise Conflict("a provider organization exists already; there is one per installation")
     organization = organizations.add(slug=slug, name=name, kind=kind)
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "organization.created",
+        organization.id,
         actor=actor,
         organization_id=organization.id,
-        action="organization.created",
-        target_type="organization",
-        target_id=str(organization.id),
         details={"slug": slug, "kind": kind},
     )
     return organization, True
@@ -77,6 +77,9 @@ def create_tenant(session: Session, *, slug: str, name: str, actor: str) -> Orga
 
 def tenants_page(session: Session, *, cursor: str | None, limit: int) -> Paged[Organization]:
     """Tenants by slug, one page per opaque cursor."""
-    after = decode_cursor(cursor, str)[0] if cursor else None
-    rows = OrganizationRepository(session).page_tenants(after_slug=after, limit=limit + 1)
-    return paged(rows, limit, lambda organization: (organization.slug,))
+    after = after_key(cursor, OrganizationRepository.TENANT_ORDER)
+    return as_paged(OrganizationRepository(session).page_tenants(after=after, limit=limit), _same)
+
+
+def _same(organization: Organization) -> Organization:
+    return organization

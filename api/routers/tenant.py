@@ -11,7 +11,15 @@ from fastapi import APIRouter, Query, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from api.deps import StateDep, TenantKeys, TenantNotices, TenantRead, page_size
+from api.deps import (
+    Cursor,
+    Limit,
+    StateDep,
+    TenantKeys,
+    TenantNotices,
+    TenantRead,
+    page_size,
+)
 from api.errors import problem_responses
 from api.schemas.common import Page
 from api.schemas.tenant import (
@@ -54,14 +62,6 @@ router = APIRouter(prefix="/v1", tags=["tenant"], route_class=DocstringSummaryRo
 
 Item = TypeVar("Item", bound=BaseModel)
 
-Limit = Annotated[
-    int | None,
-    Query(ge=1, description="Items per page (default 50; at most the server's page size limit)."),
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=1000, description="`next_cursor` of the previous page; omit for the first."),
-]
 AgentType = Annotated[
     str | None, Query(max_length=64, description="Only this agent type, e.g. `summarizer`.")
 ]

@@ -20,7 +20,7 @@ from models.cache.cache import ResultCache
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.tables import EvaluationMetric, EvaluationRun, GoldenDataset, GoldenDatasetVersion
 from pipelines.evaluation.service import RunComparison, compare_runs, get_run, run_dataset
-from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.pagination import Paged, after_key, next_cursor
 
 DETAIL_VERSION = "v1"
 
@@ -210,16 +210,12 @@ def runs_page(
     session: Session, *, organization_id: uuid.UUID, cursor: str | None, limit: int
 ) -> Paged[dict[str, Any]]:
     """An organisation's runs, newest first, with the dataset version each evaluated."""
-    before = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
-    rows = EvaluationRepository(session).page_with_datasets(
-        organization_id,
-        before=(before[0], before[1]) if before else None,
-        limit=limit + 1,
+    page = EvaluationRepository(session).page_with_datasets(
+        organization_id, after=after_key(cursor, EvaluationRepository.ORDER), limit=limit
     )
-    page = paged(rows, limit, lambda row: (row[0].created_at, row[0].id))
     return Paged(
         [{**run_summary(run), "golden_dataset": _dataset(d, v)} for run, d, v in page.items],
-        page.next_cursor,
+        next_cursor(page),
     )
 
 
@@ -233,9 +229,8 @@ def run_examples_page(
 ) -> Paged[dict[str, Any]]:
     """Per-example predictions and scores of a run, by example id."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
-    after = decode_cursor(cursor, str)[0] if cursor else None
-    rows = EvaluationRepository(session).scores(run.id, after=after, limit=limit + 1)
-    page = paged(rows, limit, lambda row: (row.example_id,))
+    after = after_key(cursor, EvaluationRepository.SCORE_ORDER)
+    page = EvaluationRepository(session).page_scores(run.id, after=after, limit=limit)
     return Paged(
         [
             {
@@ -247,7 +242,7 @@ def run_examples_page(
             }
             for row in page.items
         ],
-        page.next_cursor,
+        next_cursor(page),
     )
 
 
@@ -260,14 +255,12 @@ def quality_scores_page(
     limit: int,
 ) -> Paged[dict[str, Any]]:
     """The quality score of each completed run, oldest finished first: a time series."""
-    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
-    rows = EvaluationRepository(session).quality_scores(
+    page = EvaluationRepository(session).quality_scores(
         organization_id,
         agent_type=agent_type,
-        after=(after[0], after[1]) if after else None,
-        limit=limit + 1,
+        after=after_key(cursor, EvaluationRepository.QUALITY_ORDER),
+        limit=limit,
     )
-    page = paged(rows, limit, lambda row: (_finished(row[0]), row[0].id))
     return Paged(
         [
             {
@@ -284,7 +277,7 @@ def quality_scores_page(
             }
             for run, metric in page.items
         ],
-        page.next_cursor,
+        next_cursor(page),
     )
 
 
