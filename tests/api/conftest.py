@@ -28,6 +28,7 @@ from pipelines.access.service import SCOPES, issue_api_key
 from pipelines.evaluation import service as evaluation_service
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
+from tests.api.test_route_coverage import ATTRIBUTE
 from tests.conftest import DatabaseTemplate, build_template, copy_sqlite
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -60,6 +61,22 @@ class Tenant:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class RequestedRoutes:
+    """ASGI middleware noting `METHOD /path template` of every request the app routed."""
+
+    def __init__(self, app: Any, seen: set[str]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            if scope["type"] == "http" and route is not None:
+                self.seen.add(f"{scope['method']} {route.path}")
+
+
 @dataclass
 class World:
     """The app under test with two tenants and a signing provider."""
@@ -71,6 +88,7 @@ class World:
     tenant_b: Tenant
     backend: str
     redis_prefix: str
+    requested: set[str] = field(default_factory=set)
 
     def provider_auth(self, key_id: str = "key-2026a") -> ProviderSigningAuth:
         return ProviderSigningAuth(key_id, PROVIDER_KEYS[key_id])
@@ -264,9 +282,14 @@ def world(
             launcher=launcher,
         )
         tenant_a, tenant_b = (replace(t, headers=dict(t.headers)) for t in template.tenants)
+        requested: set[str] = set()
+        app = create_app(state)
+        app.add_middleware(RequestedRoutes, seen=requested)
         try:
-            with TestClient(create_app(state), raise_server_exceptions=False) as client:
-                yield World(client, state, launcher, tenant_a, tenant_b, request.param, prefix)
+            with TestClient(app, raise_server_exceptions=False) as client:
+                yield World(
+                    client, state, launcher, tenant_a, tenant_b, request.param, prefix, requested
+                )
         finally:
             state.engine.dispose()
             _drop_redis_prefix(prefix)
@@ -280,3 +303,31 @@ def _drop_redis_prefix(prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def claims_are_exercised(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A coverage claim (`covers`) counts only if the test really requested the route.
+
+    Checked for tests on `world`; a test parametrized over `route` claims that one route.
+    """
+    if "world" not in request.fixturenames:
+        yield
+        return
+    world: World = request.getfixturevalue("world")
+    yield
+    if getattr(request.node, "rep_call_failed", True):
+        return
+    claimed = {claim.route for claim in getattr(request.function, ATTRIBUTE, ())}
+    params = getattr(request.node, "callspec", None)
+    if params is not None and "route" in params.params:
+        claimed &= {params.params["route"]}
+    assert sorted(claimed - world.requested) == [], "claimed by covers() but never requested"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if call.when == "call":
+        item.rep_call_failed = report.failed  # type: ignore[attr-defined]
+    return report
