@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -222,6 +222,18 @@ Provider = Annotated[ProviderContext, Depends(_provider_session, scope="function
 TenantRead = Annotated[TenantContext, Depends(tenant("results:read"))]
 TenantNotices = Annotated[TenantContext, Depends(tenant("notices:write"))]
 TenantKeys = Annotated[TenantContext, Depends(tenant("keys:write"))]
+
+
+Limit = Annotated[
+    int | None,
+    Query(ge=1, description="Items per page (default 50; at most the server's page size limit)."),
+]
+"""The `limit` query parameter of every paged listing."""
+Cursor = Annotated[
+    str | None,
+    Query(max_length=1000, description="`next_cursor` of the previous page; omit for the first."),
+]
+"""The `cursor` query parameter of every paged listing."""
 
 
 def page_size(state: ApiState, limit: int | None) -> int:

@@ -7,11 +7,11 @@ import re
 from sqlalchemy.orm import Session
 
 from models.db.enums import OrganizationKind
-from models.db.repositories.audit import AuditRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import Organization
+from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
-from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.pagination import Paged, after_key, as_paged
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -38,12 +38,12 @@ def ensure_organization(
     if kind == OrganizationKind.PROVIDER and organizations.provider() is not None:
         raise Conflict("a provider organization exists already; there is one per installation")
     organization = organizations.add(slug=slug, name=name, kind=kind)
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "organization.created",
+        organization.id,
         actor=actor,
         organization_id=organization.id,
-        action="organization.created",
-        target_type="organization",
-        target_id=str(organization.id),
         details={"slug": slug, "kind": kind},
     )
     return organization, True
@@ -79,9 +79,12 @@ def create_tenant(session: Session, *, slug: str, name: str, actor: str) -> Orga
 
 def tenants_page(session: Session, *, cursor: str | None, limit: int) -> Paged[Organization]:
     """Tenants by slug, one page per opaque cursor."""
-    after = decode_cursor(cursor, str)[0] if cursor else None
-    rows = OrganizationRepository(session).page_tenants(after_slug=after, limit=limit + 1)
-    return paged(rows, limit, lambda organization: (organization.slug,))
+    after = after_key(cursor, OrganizationRepository.TENANT_ORDER)
+    return as_paged(OrganizationRepository(session).page_tenants(after=after, limit=limit), _same)
+
+
+def _same(organization: Organization) -> Organization:
+    return organization
 
 
 def ensure_provider(session: Session, *, slug: str, actor: str) -> Organization:
@@ -90,6 +93,6 @@ def ensure_provider(session: Session, *, slug: str, actor: str) -> Organization:
     if existing is not None:
         return existing
     organization, _ = ensure_organization(
-        session, slug=slug, name=slug, kind="provider", actor=actor
+        session, slug=slug, name=slug, kind=OrganizationKind.PROVIDER, actor=actor
     )
     return organization

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from models.db.repositories.base import Key, Keyset, KeysetPage
 from pipelines.errors import InvalidInput
 
 Item = TypeVar("Item")
+Shown = TypeVar("Shown")
 
 CursorValue = datetime | uuid.UUID | str | int
 """What a cursor may carry: the values of a keyset sort key."""
@@ -79,13 +81,26 @@ def decode_cursor(cursor: str, *kinds: type[Any]) -> tuple[Any, ...]:
         ) from error
 
 
+def after_key(cursor: str | None, keyset: Keyset) -> Key | None:
+    """Where the page of `cursor` starts in a `keyset` listing (None: the first page)."""
+    return decode_cursor(cursor, *keyset.kinds) if cursor else None
+
+
+def next_cursor(page: KeysetPage[Any]) -> str | None:
+    """The cursor of the page after `page` (None on the last page)."""
+    return encode_cursor(*page.next_key) if page.next_key is not None else None
+
+
+def as_paged(page: KeysetPage[Item], show: Callable[[Item], Shown]) -> Paged[Shown]:
+    """A repository page as the services return it: each item shown, the next key as a cursor."""
+    return Paged([show(item) for item in page.items], next_cursor(page))
+
+
 def paged(
     rows: Sequence[Item], limit: int, key: Callable[[Item], tuple[CursorValue, ...]]
 ) -> Paged[Item]:
-    """A page from up to `limit + 1` fetched rows: the extra row only says another page exists."""
-    items = list(rows[:limit])
-    more = len(rows) > limit and bool(items)
-    return Paged(items, encode_cursor(*key(items[-1])) if more else None)
+    """A page from up to `limit + 1` rows held in memory (same contract as `Repository.page`)."""
+    return as_paged(KeysetPage.of(rows, limit, key), lambda item: item)
 
 
 def encode_run_cursor(created_at: datetime, run_id: uuid.UUID) -> str:

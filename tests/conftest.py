@@ -1,16 +1,24 @@
-"""Shared fixtures: real PostgreSQL and SQLite databases, migrated with Alembic."""
+"""Shared fixtures: real PostgreSQL and SQLite databases, migrated with Alembic.
+
+Migrating (and seeding) a database costs far more than copying one, so each test session (each
+xdist worker) builds a template once per backend and every test gets its own cheap copy:
+`CREATE DATABASE … TEMPLATE` on PostgreSQL, SQLite's backup API on SQLite.
+"""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from models.db.engine import make_engine
@@ -23,12 +31,19 @@ POSTGRES_ADMIN_URL = os.environ.get(
 BACKENDS = ("sqlite", "postgresql")
 
 
-def _create_postgres_database() -> tuple[str, str]:
-    name = f"streamflow_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+def _postgres_url(name: str) -> str:
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    return name, f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _create_postgres_database(template: str | None = None) -> tuple[str, str]:
+    name = f"streamflow_test_{uuid.uuid4().hex[:12]}"
+    statement = f'CREATE DATABASE "{name}"'
+    if template is not None:
+        statement += f' TEMPLATE "{template}"'
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(statement)
+    return name, _postgres_url(name)
 
 
 def _drop_postgres_database(name: str) -> None:
@@ -49,25 +64,109 @@ def fresh_database_url(backend: str, folder: Path) -> Iterator[str]:
         _drop_postgres_database(name)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def migrated_engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    """One migrated database per backend for the whole test session."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'streamflow.db'}")
-        upgrade(engine)
-        yield engine
-        engine.dispose()
-        return
-    name, url = _create_postgres_database()
+def copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database consistently (the backup API, not a file copy)."""
+    with closing(sqlite3.connect(source)) as origin, closing(sqlite3.connect(target)) as copy:
+        origin.backup(copy)
+
+
+@dataclass(frozen=True)
+class DatabaseTemplate:
+    """A migrated (and maybe seeded) database that tests copy instead of rebuilding.
+
+    On PostgreSQL it is a database nobody stays connected to (CREATE DATABASE … TEMPLATE
+    refuses a template with open connections); on SQLite a file.
+    """
+
+    backend: str
+    url: str
+
+    @contextmanager
+    def copy(self, folder: Path) -> Iterator[str]:
+        """The URL of a private copy of this database, dropped afterwards."""
+        if self.backend == "sqlite":
+            target = folder / "streamflow.db"
+            copy_sqlite(Path(make_url(self.url).database or ""), target)
+            yield f"sqlite:///{target}"
+            return
+        name, url = _create_postgres_database(template=make_url(self.url).database)
+        try:
+            yield url
+        finally:
+            _drop_postgres_database(name)
+
+    def drop(self) -> None:
+        if self.backend == "postgresql":
+            _drop_postgres_database(make_url(self.url).database or "")
+
+
+def build_template(
+    backend: str, folder: Path, seed: Callable[[Engine], None] | None = None
+) -> DatabaseTemplate:
+    """A migrated database of `backend`, seeded by `seed`, with every connection closed."""
+    if backend == "sqlite":
+        url = f"sqlite:///{folder / 'template.db'}"
+    else:
+        _, url = _create_postgres_database()
     engine = make_engine(url)
-    upgrade(engine)
     try:
-        yield engine
+        upgrade(engine)
+        if seed is not None:
+            seed(engine)
     finally:
         engine.dispose()
-        _drop_postgres_database(name)
+    return DatabaseTemplate(backend, url)
+
+
+class TemplateCache:
+    """Templates built on first use and dropped at the end of the session."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.built: dict[str, DatabaseTemplate] = {}
+
+    def get(self, backend: str) -> DatabaseTemplate:
+        if backend not in self.built:
+            folder = self.folder / backend
+            folder.mkdir(parents=True, exist_ok=True)
+            self.built[backend] = build_template(backend, folder)
+        return self.built[backend]
+
+    def drop_all(self) -> None:
+        for template in self.built.values():
+            template.drop()
+        self.built.clear()
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemplateCache]:
+    """Migrated, empty template databases of each backend, one per session or xdist worker."""
+    cache = TemplateCache(tmp_path_factory.mktemp("templates"))
+    yield cache
+    cache.drop_all()
+
+
+@contextmanager
+def migrated_database_url(templates: TemplateCache, backend: str, folder: Path) -> Iterator[str]:
+    """A freshly migrated, empty database of `backend` of its own, copied from the template."""
+    with templates.get(backend).copy(folder) as url:
+        yield url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def migrated_engine(
+    request: pytest.FixtureRequest,
+    migrated_templates: TemplateCache,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Engine]:
+    """One migrated database per backend for the whole test session."""
+    folder = tmp_path_factory.mktemp("db")
+    with migrated_database_url(migrated_templates, request.param, folder) as url:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 from pydantic import AwareDatetime
 
-from api.deps import Provider, ProviderContext, StateDep, page_size
+from api.deps import Cursor, Limit, Provider, ProviderContext, StateDep, page_size
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
 from api.schemas.common import Page, RunId
@@ -42,14 +42,6 @@ from pipelines.organizations import create_tenant, tenants_page
 
 router = APIRouter(prefix="/provider/v1", tags=["provider"])
 
-Limit = Annotated[
-    int | None,
-    Query(ge=1, description="Items per page (default 50; at most the server's page size limit)."),
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=1000, description="`next_cursor` of the previous page; omit for the first."),
-]
 Slug = Annotated[str, Query(max_length=63, description="Organisation slug, e.g. `acme`.")]
 
 READ_ERRORS = problem_responses(401, 422, 429, 503)

@@ -13,7 +13,16 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.cache import cached_comparison, cached_run_detail
-from api.deps import StateDep, TenantContext, TenantKeys, TenantNotices, TenantRead, page_size
+from api.deps import (
+    Cursor,
+    Limit,
+    StateDep,
+    TenantContext,
+    TenantKeys,
+    TenantNotices,
+    TenantRead,
+    page_size,
+)
 from api.errors import problem_responses
 from api.schemas.common import RUN_ID_HELP, RUN_ID_PATTERN, Page, RunId
 from api.schemas.tenant import (
@@ -51,14 +60,6 @@ router = APIRouter(prefix="/v1", tags=["tenant"], route_class=DocstringSummaryRo
 
 Item = TypeVar("Item", bound=BaseModel)
 
-Limit = Annotated[
-    int | None,
-    Query(ge=1, description="Items per page (default 50; at most the server's page size limit)."),
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=1000, description="`next_cursor` of the previous page; omit for the first."),
-]
 AgentType = Annotated[
     str | None, Query(max_length=64, description="Only this agent type, e.g. `summarizer`.")
 ]

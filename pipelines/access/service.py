@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from models.db.enums import ApiKeyScope
 from models.db.repositories.api_keys import ApiKeyRepository
-from models.db.repositories.audit import AuditRepository
 from models.db.tables import ApiKey, Organization
+from pipelines.audit.record import record_audit
 from pipelines.errors import InvalidInput, NotFound, StreamflowError
 from pipelines.organizations import get_tenant
-from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.pagination import Paged, after_key, as_paged
 
 SCOPES = tuple(ApiKeyScope)
 """Every scope a key may carry."""
@@ -103,12 +103,12 @@ def issue_api_key(
             expires_at=expires_at,
         )
     )
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "api_key.issued",
+        key.id,
         actor=actor,
         organization_id=organization_id,
-        action="api_key.issued",
-        target_type="api_key",
-        target_id=str(key.id),
         details={"name": key.name, "prefix": prefix, "scopes": key.scopes},
     )
     return IssuedKey(key, plaintext)
@@ -123,12 +123,12 @@ def revoke_api_key(
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is None:
         key.revoked_at = now
-        AuditRepository(session).record(
+        record_audit(
+            session,
+            "api_key.revoked",
+            key.id,
             actor=actor,
             organization_id=organization_id,
-            action="api_key.revoked",
-            target_type="api_key",
-            target_id=str(key.id),
             details={"prefix": key.prefix},
         )
     return key
@@ -141,19 +141,17 @@ def list_api_keys(
     after: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[ApiKey]:
-    """An organisation's keys, oldest first, a page at a time."""
-    return ApiKeyRepository(session).page(organization_id, after=after, limit=limit)
+    """An organisation's keys, oldest first, up to `limit` after the key of `after`."""
+    return ApiKeyRepository(session).page_for(organization_id, after=after, limit=limit).items
 
 
 def api_keys_page(
     session: Session, *, organization_id: uuid.UUID, cursor: str | None, limit: int
 ) -> Paged[ApiKey]:
     """An organisation's keys, oldest first, one page per opaque cursor."""
-    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
-    rows = ApiKeyRepository(session).page(
-        organization_id, after=(after[0], after[1]) if after else None, limit=limit + 1
-    )
-    return paged(rows, limit, lambda key: (key.created_at, key.id))
+    after = after_key(cursor, ApiKeyRepository.ORDER)
+    page = ApiKeyRepository(session).page_for(organization_id, after=after, limit=limit)
+    return as_paged(page, lambda key: key)
 
 
 def authenticate(session: Session, presented: str, *, now: datetime) -> Principal:
@@ -204,13 +202,12 @@ def suspend_organization(
     status = "suspended" if suspended else "active"
     if organization.status != status:
         organization.status = status
-        AuditRepository(session).record(
+        record_audit(
+            session,
+            "organization.suspended" if suspended else "organization.reactivated",
+            organization.id,
             actor=actor,
             organization_id=organization.id,
-            action="organization.suspended" if suspended else "organization.reactivated",
-            target_type="organization",
-            target_id=str(organization.id),
-            details={},
         )
     return organization
 

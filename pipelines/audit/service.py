@@ -11,7 +11,7 @@ from models.db.repositories.audit import AuditRepository
 from models.db.tables import AuditLogEntry
 from pipelines.errors import InvalidInput
 from pipelines.organizations import get_organization
-from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.pagination import Paged, after_key, as_paged
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,13 @@ def audit_log_page(
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until: must be after since")
     organization_id = get_organization(session, organization).id if organization else None
-    before = decode_cursor(cursor, int)[0] if cursor else None
-    rows = AuditRepository(session).page(
+    page = AuditRepository(session).page_matching(
         organization_id=organization_id,
         actor=actor,
         action=action,
         since=since,
         until=until,
-        before_id=before,
-        limit=limit + 1,
+        after=after_key(cursor, AuditRepository.ORDER),
+        limit=limit,
     )
-    page = paged(rows, limit, lambda row: (row[0].id,))
-    return Paged([AuditEntryView(entry, slug) for entry, slug in page.items], page.next_cursor)
+    return as_paged(page, lambda row: AuditEntryView(*row))

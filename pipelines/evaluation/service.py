@@ -16,7 +16,6 @@ import structlog
 from sqlalchemy.orm import Session
 
 from models.db.enums import RunStatus
-from models.db.repositories.audit import AuditRepository
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import (
@@ -24,6 +23,7 @@ from models.db.tables import (
     EvaluationRun,
 )
 from models.registry import client as registry
+from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.evaluation.quality import (
     DEFAULT_QUALITY_WEIGHTS,
@@ -201,12 +201,12 @@ def prepare_evaluation(
             started_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
         )
     )
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "evaluation_run.created",
+        run.id,
         actor=actor,
         organization_id=organization_id,
-        action="evaluation_run.created",
-        target_type="evaluation_run",
-        target_id=str(run.id),
         details={"subject": subject_key, "dataset": f"{dataset.name}@{version.version}"},
     )
     log.info("evaluation.created", run_id=str(run.id), subject=subject_key, batches=batch_count)
@@ -377,12 +377,12 @@ def complete_run(
     run.status = "completed"
     run.mlflow_run_id = mlflow_run_id
     run.finished_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "evaluation_run.completed",
+        run.id,
         actor=actor,
         organization_id=organization_id,
-        action="evaluation_run.completed",
-        target_type="evaluation_run",
-        target_id=str(run.id),
         details={"metrics": len(metrics), "mlflow_run_id": mlflow_run_id},
     )
     return run
@@ -396,12 +396,12 @@ def fail_run(
     run.status = "failed"
     run.error = error[:4000]
     run.finished_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "evaluation_run.failed",
+        run.id,
         actor=actor,
         organization_id=organization_id,
-        action="evaluation_run.failed",
-        target_type="evaluation_run",
-        target_id=str(run.id),
         details={"error": error[:500]},
     )
 

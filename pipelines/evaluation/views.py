@@ -34,7 +34,7 @@ from pipelines.evaluation.read_models import (
 )
 from pipelines.evaluation.read_models import RunComparison as ComparisonView
 from pipelines.evaluation.runs import get_run, run_dataset
-from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.pagination import Paged, after_key, next_cursor
 
 if TYPE_CHECKING:
     from pipelines.evaluation.service import RunComparison
@@ -192,14 +192,10 @@ def runs_page(
     session: Session, *, organization_id: uuid.UUID, cursor: str | None, limit: int
 ) -> Paged[EvaluationSummary]:
     """An organisation's runs, newest first, with the dataset version each evaluated."""
-    before = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
-    rows = EvaluationRepository(session).page_with_datasets(
-        organization_id,
-        before=(before[0], before[1]) if before else None,
-        limit=limit + 1,
+    page = EvaluationRepository(session).page_with_datasets(
+        organization_id, after=after_key(cursor, EvaluationRepository.ORDER), limit=limit
     )
-    page = paged(rows, limit, lambda row: (row[0].created_at, row[0].id))
-    return Paged([evaluation_summary(*row) for row in page.items], page.next_cursor)
+    return Paged([evaluation_summary(*row) for row in page.items], next_cursor(page))
 
 
 def run_examples_page(
@@ -212,10 +208,9 @@ def run_examples_page(
 ) -> Paged[ExampleScore]:
     """Per-example predictions and scores of a run, by example id."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
-    after = decode_cursor(cursor, str)[0] if cursor else None
-    rows = EvaluationRepository(session).scores(run.id, after=after, limit=limit + 1)
-    page = paged(rows, limit, lambda row: (row.example_id,))
-    return Paged([ExampleScore.model_validate(row) for row in page.items], page.next_cursor)
+    after = after_key(cursor, EvaluationRepository.SCORE_ORDER)
+    page = EvaluationRepository(session).page_scores(run.id, after=after, limit=limit)
+    return Paged([ExampleScore.model_validate(row) for row in page.items], next_cursor(page))
 
 
 def quality_scores_page(
@@ -227,14 +222,12 @@ def quality_scores_page(
     limit: int,
 ) -> Paged[QualityScorePoint]:
     """The quality score of each completed run, oldest finished first: a time series."""
-    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
-    rows = EvaluationRepository(session).quality_scores(
+    page = EvaluationRepository(session).quality_scores(
         organization_id,
         agent_type=agent_type,
-        after=(after[0], after[1]) if after else None,
-        limit=limit + 1,
+        after=after_key(cursor, EvaluationRepository.QUALITY_ORDER),
+        limit=limit,
     )
-    page = paged(rows, limit, lambda row: (_finished(row[0]), row[0].id))
     return Paged(
         [
             QualityScorePoint(
@@ -251,7 +244,7 @@ def quality_scores_page(
             )
             for run, metric in page.items
         ],
-        page.next_cursor,
+        next_cursor(page),
     )
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 import structlog
 from sqlalchemy.orm import Session
 
-from models.db.repositories.audit import AuditRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import GoldenDataset, GoldenDatasetVersion
+from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.golden_datasets.schema import GoldenDatasetTask
 from pipelines.golden_datasets.validation import read_golden_file
@@ -100,12 +100,12 @@ def import_golden_dataset(
             slice_counts={k: int(v) for k, v in slices[slices != ""].value_counts().items()},
         )
     )
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "golden_dataset_version.created",
+        version.id,
         actor=actor,
         organization_id=organization_id,
-        action="golden_dataset_version.created",
-        target_type="golden_dataset_version",
-        target_id=str(version.id),
         details={
             "dataset": name,
             "version": number,
@@ -162,8 +162,11 @@ def load_version_frame(storage_dir: Path, version: GoldenDatasetVersion) -> pd.D
 def list_datasets(
     session: Session, *, organization_id: uuid.UUID, after: str | None = None, limit: int = 100
 ) -> list[tuple[GoldenDataset, GoldenDatasetVersion | None]]:
-    """Datasets this organisation may use, with their latest version, a page at a time."""
-    return GoldenDatasetRepository(session).list_visible(organization_id, after=after, limit=limit)
+    """Datasets this organisation may use, with their latest version, up to `limit` after a name."""
+    datasets = GoldenDatasetRepository(session)
+    return datasets.page_visible(
+        organization_id, after=(after,) if after else None, limit=limit
+    ).items
 
 
 def list_versions(

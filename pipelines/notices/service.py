@@ -12,12 +12,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from models.db.repositories.audit import AuditRepository
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import NoticeAcknowledgement, SystemNotice
+from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
-from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.pagination import Paged, after_key, as_paged, next_cursor
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -97,12 +97,11 @@ def create_notice(
         ),
         ids,
     )
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "system_notice.created",
+        notice.id,
         actor=actor,
-        organization_id=None,
-        action="system_notice.created",
-        target_type="system_notice",
-        target_id=str(notice.id),
         details={"severity": severity, "audience": audience, "tenants": len(ids)},
     )
     return notice
@@ -141,12 +140,11 @@ def update_notice(
     if draft.audience is not None:
         notice.audience, ids = _audience_ids(session, draft.audience)
         notices.set_audience(notice.id, ids)
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "system_notice.updated",
+        notice.id,
         actor=actor,
-        organization_id=None,
-        action="system_notice.updated",
-        target_type="system_notice",
-        target_id=str(notice.id),
         details={"fields": sorted(changed)},
     )
     return notice
@@ -162,13 +160,11 @@ def retire_notice(
     if notice.retired_at is None:
         notice.retired_at = now
         notice.updated_at = now
-        AuditRepository(session).record(
+        record_audit(
+            session,
+            "system_notice.retired",
+            notice.id,
             actor=actor,
-            organization_id=None,
-            action="system_notice.retired",
-            target_type="system_notice",
-            target_id=str(notice.id),
-            details={},
         )
     return notice
 
@@ -195,25 +191,22 @@ def notices_for_tenant(
     limit: int,
 ) -> Paged[TenantNotice]:
     """Active notices addressed to a tenant, newest first, with its acknowledgement times."""
-    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
-    rows = NoticeRepository(session).page_active_for(
-        organization_id, now=now, after=(after[0], after[1]) if after else None, limit=limit + 1
+    after = after_key(cursor, NoticeRepository.ACTIVE_ORDER)
+    page = NoticeRepository(session).page_active_for(
+        organization_id, now=now, after=after, limit=limit
     )
-    page = paged(rows, limit, lambda row: (row[0].starts_at, row[0].id))
-    return Paged(
-        [
-            TenantNotice(
-                id=notice.id,
-                title=notice.title,
-                body=notice.body,
-                severity=notice.severity,
-                starts_at=notice.starts_at,
-                ends_at=notice.ends_at,
-                acknowledged_at=acknowledged_at,
-            )
-            for notice, acknowledged_at in page.items
-        ],
-        page.next_cursor,
+    return as_paged(page, lambda row: _tenant_notice(*row))
+
+
+def _tenant_notice(notice: SystemNotice, acknowledged_at: datetime | None) -> TenantNotice:
+    return TenantNotice(
+        id=notice.id,
+        title=notice.title,
+        body=notice.body,
+        severity=notice.severity,
+        starts_at=notice.starts_at,
+        ends_at=notice.ends_at,
+        acknowledged_at=acknowledged_at,
     )
 
 
@@ -228,13 +221,12 @@ def acknowledge_notice(
     if existing is not None:
         return existing
     ack = notices.acknowledge(organization_id, notice_id, actor=actor, now=now)
-    AuditRepository(session).record(
+    record_audit(
+        session,
+        "system_notice.acknowledged",
+        notice_id,
         actor=actor,
         organization_id=organization_id,
-        action="system_notice.acknowledged",
-        target_type="system_notice",
-        target_id=str(notice_id),
-        details={},
     )
     return ack
 
@@ -290,9 +282,7 @@ def notice_views_page(
     session: Session, *, now: datetime, cursor: str | None, limit: int
 ) -> Paged[NoticeView]:
     """Every notice, newest first, whatever its status (the provider's view)."""
-    after = decode_cursor(cursor, datetime, uuid.UUID) if cursor else None
-    rows = NoticeRepository(session).page_all(
-        after=(after[0], after[1]) if after else None, limit=limit + 1
+    page = NoticeRepository(session).page_all(
+        after=after_key(cursor, NoticeRepository.ORDER), limit=limit
     )
-    page = paged(rows, limit, lambda notice: (notice.created_at, notice.id))
-    return Paged(_views(session, page.items, now), page.next_cursor)
+    return Paged(_views(session, page.items, now), next_cursor(page))

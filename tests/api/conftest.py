@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from mlflow import MlflowClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import build_state, create_app
 from api.provider_client import ProviderSigningAuth
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState
 from models.cache.settings import CacheSettings
-from models.db.engine import make_engine, make_sessionmaker, transaction
+from models.db.engine import make_sessionmaker, transaction
 from models.settings import StorageSettings
 from pipelines.access.service import SCOPES, issue_api_key
 from pipelines.evaluation import service as evaluation_service
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
-from tests.conftest import fresh_database_url
+from tests.api.test_route_coverage import ATTRIBUTE
+from tests.conftest import DatabaseTemplate, build_template, copy_sqlite
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PROVIDER_KEYS = {"key-2026a": "a" * 40, "key-2026b": "b" * 48}
@@ -56,6 +61,22 @@ class Tenant:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class RequestedRoutes:
+    """ASGI middleware noting `METHOD /path template` of every request the app routed."""
+
+    def __init__(self, app: Any, seen: set[str]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            if scope["type"] == "http" and route is not None:
+                self.seen.add(f"{scope['method']} {route.path}")
+
+
 @dataclass
 class World:
     """The app under test with two tenants and a signing provider."""
@@ -67,12 +88,15 @@ class World:
     tenant_b: Tenant
     backend: str
     redis_prefix: str
+    requested: set[str] = field(default_factory=set)
 
     def provider_auth(self, key_id: str = "key-2026a") -> ProviderSigningAuth:
         return ProviderSigningAuth(key_id, PROVIDER_KEYS[key_id])
 
 
-def _completed_run(state: ApiState, org_id: uuid.UUID, dataset: str, tmp: Path) -> uuid.UUID:
+def _completed_run(
+    sessions: sessionmaker[Session], storage_dir: Path, org_id: uuid.UUID, dataset: str
+) -> uuid.UUID:
     """A finished evaluation made through the services (the flow is tested in tests/flows)."""
     rows = [
         {
@@ -86,7 +110,7 @@ def _completed_run(state: ApiState, org_id: uuid.UUID, dataset: str, tmp: Path) 
     predictions = {
         row["id"]: (row["expected"] if int(row["id"][1:]) % 3 else "checked unit") for row in rows
     }
-    with transaction(state.sessions) as session:
+    with transaction(sessions) as session:
         import_golden_dataset(
             session,
             organization_id=org_id,
@@ -95,7 +119,7 @@ def _completed_run(state: ApiState, org_id: uuid.UUID, dataset: str, tmp: Path) 
             task="text_generation",
             data="\n".join(json.dumps(r) for r in rows).encode(),
             filename="g.jsonl",
-            storage_dir=state.storage.golden_dataset_dir,
+            storage_dir=storage_dir,
         )
         prepared = evaluation_service.prepare_evaluation(
             session,
@@ -108,7 +132,7 @@ def _completed_run(state: ApiState, org_id: uuid.UUID, dataset: str, tmp: Path) 
                 ),
                 options=evaluation_service.ScoringOptions(n_resamples=100),
             ),
-            storage_dir=state.storage.golden_dataset_dir,
+            storage_dir=storage_dir,
             flow_run_id=None,
         )
         ordered = [predictions[i] for i in prepared.examples["id"]]
@@ -140,17 +164,108 @@ def _completed_run(state: ApiState, org_id: uuid.UUID, dataset: str, tmp: Path) 
     return prepared.run_id
 
 
+@dataclass
+class SeededTemplate:
+    """A template database holding the provider and two tenants, and the home it refers to."""
+
+    database: DatabaseTemplate
+    home: Path
+    tenants: list[Tenant]
+
+
+def _seed_template(backend: str, folder: Path) -> SeededTemplate:
+    """Seed as the platform (system scope): the provider, two tenants with keys and a run each."""
+    home = folder / "home"
+    storage_dir = StorageSettings(home=home).golden_dataset_dir
+    tenants: list[Tenant] = []
+
+    def seed(engine: Engine) -> None:
+        sessions = make_sessionmaker(engine)
+        with transaction(sessions) as session:
+            ensure_organization(
+                session, slug="provider", name="Provider", kind="provider", actor="test"
+            )
+            issued_keys = []
+            for slug in ("tenant-a", "tenant-b"):
+                org, _ = ensure_organization(
+                    session, slug=slug, name=slug, kind="tenant", actor="test"
+                )
+                issued = issue_api_key(
+                    session, organization_id=org.id, name="test key", scopes=SCOPES, actor="test"
+                )
+                issued_keys.append((slug, org.id, issued.plaintext, issued.key.id))
+        for slug, org_id, plaintext, key_id in issued_keys:
+            dataset = f"{slug}-notes"
+            run_id = _completed_run(sessions, storage_dir, org_id, dataset)
+            tenants.append(
+                Tenant(slug, org_id, plaintext, key_id, run_id, dataset, _bearer(plaintext))
+            )
+
+    database = build_template(backend, folder, seed)
+    return SeededTemplate(database, home, tenants)
+
+
+def _bearer(plaintext: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {plaintext}"}
+
+
+def _mlflow_store(path: Path) -> Path:
+    """An empty MLflow tracking and registry store: MLflow's own migrations take seconds."""
+    uri = f"sqlite:///{path}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
+    return path
+
+
+class SeededTemplates:
+    """Seeded templates built on first use, one per backend, dropped at the end of the session."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.built: dict[str, SeededTemplate] = {}
+        self._mlflow: Path | None = None
+
+    def mlflow(self) -> Path:
+        """The empty MLflow store each test copies."""
+        if self._mlflow is None:
+            self._mlflow = _mlflow_store(self.folder / "mlflow.db")
+        return self._mlflow
+
+    def get(self, backend: str) -> SeededTemplate:
+        if backend not in self.built:
+            folder = self.folder / backend
+            folder.mkdir(parents=True)
+            self.built[backend] = _seed_template(backend, folder)
+        return self.built[backend]
+
+    def drop_all(self) -> None:
+        for template in self.built.values():
+            template.database.drop()
+        self.built.clear()
+
+
+@pytest.fixture(scope="session")
+def seeded_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededTemplates]:
+    """The seeded world's databases, built once per session or xdist worker."""
+    templates = SeededTemplates(tmp_path_factory.mktemp("seeded"))
+    yield templates
+    templates.drop_all()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seeded_templates: SeededTemplates,
 ) -> Iterator[World]:
-    """The app on a fresh database of each backend with real Redis under a per-test prefix."""
+    """The app on its own copy of the seeded database of each backend, real Redis per prefix."""
     prefix = f"sftest:{uuid.uuid4().hex[:10]}:"
+    copy_sqlite(seeded_templates.mlflow(), tmp_path / "mlflow.db")
     monkeypatch.setenv("STREAMFLOW_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with fresh_database_url(request.param, tmp_path) as url:
-        storage = StorageSettings(home=tmp_path / "home", database_url=url)
-        # Seed as the platform (system scope); the app itself connects with the RLS role.
-        seed_engine = make_engine(storage.resolved_database_url())
+    template = seeded_templates.get(request.param)
+    home = tmp_path / "home"
+    shutil.copytree(template.home, home)
+    with template.database.copy(tmp_path) as url:
         launcher = RecordingLauncher()
         state = build_state(
             api=ApiSettings(
@@ -159,55 +274,25 @@ def world(
                 rate_limits_per_minute={},
                 rate_limit_per_address_per_minute=10_000,
             ),
-            storage=storage,
+            storage=StorageSettings(home=home, database_url=url),
             cache_settings=CacheSettings(
                 redis_url=REDIS_URL, key_prefix=prefix, redis_socket_timeout_seconds=5
             ),
             provider_auth=ProviderAuthSettings(provider_keys=PROVIDER_KEYS),
             launcher=launcher,
         )
-        seed = make_sessionmaker(seed_engine)
-        tenants = []
-        with transaction(seed) as session:
-            ensure_organization(
-                session, slug="provider", name="Provider", kind="provider", actor="test"
-            )
-            for slug in ("tenant-a", "tenant-b"):
-                org, _ = ensure_organization(
-                    session, slug=slug, name=slug, kind="tenant", actor="test"
-                )
-                issued = issue_api_key(
-                    session, organization_id=org.id, name="test key", scopes=SCOPES, actor="test"
-                )
-                tenants.append((slug, org.id, issued.plaintext, issued.key.id))
-        seeded_state = _seed_state(state, seed)
-        built = []
-        for slug, org_id, plaintext, key_id in tenants:
-            run_id = _completed_run(seeded_state, org_id, f"{slug}-notes", tmp_path)
-            built.append(
-                Tenant(
-                    slug,
-                    org_id,
-                    plaintext,
-                    key_id,
-                    run_id,
-                    f"{slug}-notes",
-                    {"Authorization": f"Bearer {plaintext}"},
-                )
-            )
+        tenant_a, tenant_b = (replace(t, headers=dict(t.headers)) for t in template.tenants)
+        requested: set[str] = set()
         app = create_app(state)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield World(client, state, launcher, built[0], built[1], request.param, prefix)
-        seed_engine.dispose()
-        state.engine.dispose()
-        _drop_redis_prefix(prefix)
-
-
-def _seed_state(state: ApiState, seed_sessions: Any) -> ApiState:
-    """The same state with platform-scoped sessions, for seeding rows RLS would hide."""
-    from dataclasses import replace
-
-    return replace(state, sessions=seed_sessions)
+        app.add_middleware(RequestedRoutes, seen=requested)
+        try:
+            with TestClient(app, raise_server_exceptions=False) as client:
+                yield World(
+                    client, state, launcher, tenant_a, tenant_b, request.param, prefix, requested
+                )
+        finally:
+            state.engine.dispose()
+            _drop_redis_prefix(prefix)
 
 
 def _drop_redis_prefix(prefix: str) -> None:
@@ -218,3 +303,31 @@ def _drop_redis_prefix(prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def claims_are_exercised(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A coverage claim (`covers`) counts only if the test really requested the route.
+
+    Checked for tests on `world`; a test parametrized over `route` claims that one route.
+    """
+    if "world" not in request.fixturenames:
+        yield
+        return
+    world: World = request.getfixturevalue("world")
+    yield
+    if getattr(request.node, "rep_call_failed", True):
+        return
+    claimed = {claim.route for claim in getattr(request.function, ATTRIBUTE, ())}
+    params = getattr(request.node, "callspec", None)
+    if params is not None and "route" in params.params:
+        claimed &= {params.params["route"]}
+    assert sorted(claimed - world.requested) == [], "claimed by covers() but never requested"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if call.when == "call":
+        item.rep_call_failed = report.failed  # type: ignore[attr-defined]
+    return report

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mlflow
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -33,8 +34,15 @@ from models.registry import client as registry
 from models.settings import RegistrySettings
 from pipelines.access.service import SCOPES
 from pipelines.agents.summarizers import LeadSentenceSummarizer
-from tests.api.conftest import PROVIDER_KEYS, REDIS_URL, RecordingLauncher, World
+from tests.api.conftest import (
+    PROVIDER_KEYS,
+    REDIS_URL,
+    RecordingLauncher,
+    SeededTemplates,
+    World,
+)
 from tests.api.test_route_coverage import app_routes, covers
+from tests.conftest import copy_sqlite
 
 P = "/provider/v1"
 PROBLEM = "application/problem+json"
@@ -132,21 +140,43 @@ def tenant_status(world: World, slug: str) -> str:
     return next(str(t["status"]) for t in tenants if t["slug"] == slug)
 
 
+@pytest.fixture(scope="session")
+def summarizer_store(
+    tmp_path_factory: pytest.TempPathFactory, seeded_templates: SeededTemplates
+) -> Path:
+    """An MLflow store holding `notes-summarizer@1` aliased `champion`, registered once.
+
+    Logging a pyfunc model costs seconds; each test gets a copy of this store. The artifacts
+    stay in the session's folder, which tests only read.
+    """
+    folder = tmp_path_factory.mktemp("summarizer")
+    store = folder / "mlflow.db"
+    copy_sqlite(seeded_templates.mlflow(), store)
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    settings = RegistrySettings(home=folder, mlflow_tracking_uri=f"sqlite:///{store}")
+    registry.configure(settings)
+    try:
+        ref = registry.register_model_version(
+            "notes-summarizer",
+            LeadSentenceSummarizer(),
+            agent_type="summarizer",
+            task="text_generation",
+            experiment=registry.experiment_id(settings),
+        )
+        registry.set_alias(ref.name, "champion", ref.version)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert str(ref) == "notes-summarizer@1"
+    return store
+
+
 @pytest.fixture
-def summarizer(world: World, tmp_path: Path) -> str:
+def summarizer(world: World, summarizer_store: Path) -> str:
     """`notes-summarizer@1`, a registered summariser model version aliased `champion`."""
-    settings = RegistrySettings(
-        home=tmp_path / "registry", mlflow_tracking_uri=world.state.registry.resolved_tracking_uri()
-    )
-    ref = registry.register_model_version(
-        "notes-summarizer",
-        LeadSentenceSummarizer(),
-        agent_type="summarizer",
-        task="text_generation",
-        experiment=registry.experiment_id(settings),
-    )
-    registry.set_alias(ref.name, "champion", ref.version)
-    return str(ref)
+    tracking_uri = world.state.registry.resolved_tracking_uri()
+    copy_sqlite(summarizer_store, Path(tracking_uri.removeprefix("sqlite:///")))
+    return "notes-summarizer@1"
 
 
 # --- signatures ---------------------------------------------------------------------------

@@ -18,9 +18,13 @@ How a test declares what it covers: decorate it with `covers`, naming routes as
 - `audit=True` (POST, PUT, PATCH, DELETE): the test asserts the audit row the mutation writes.
 
 One decorator may name several routes (e.g. a test parametrized over every route), and a test
-may carry several decorators. Claims are read from every `tests/api/test_*.py` module, so
-they count whichever files pytest selected. Health probes are exempt (`EXEMPT`); a mutation
-that writes no audit row must be listed in `AUDIT_EXEMPT` with the reason.
+may carry several decorators. A claim is checked, not believed: a test on `world` fails unless
+it requested every route it claims (`claims_are_exercised` in conftest.py). The auth tests and
+the cross-tenant test iterate the app's route table itself, so a new route is covered by them
+(or fails them) without anyone adding a decorator. Claims are read from every
+`tests/api/test_*.py` module, so they count whichever files pytest selected. Health probes
+are exempt (`EXEMPT`); a mutation that writes no audit row must be listed in `AUDIT_EXEMPT`
+with the reason.
 """
 
 from __future__ import annotations

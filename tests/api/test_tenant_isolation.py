@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
+from models.db.engine import make_engine, make_sessionmaker, transaction
+from pipelines.notices.service import NoticeDraft, create_notice
 from tests.api.conftest import World
 from tests.api.test_route_coverage import app_routes, covers
 
@@ -34,18 +38,75 @@ class TestTenantIsolation:
                 assert response.headers["content-type"].startswith("application/problem+json")
                 assert response.headers["www-authenticate"] == "Bearer"
 
-    @covers("GET /v1/quality-scores", "GET /v1/model-versions", cross_tenant=True)
-    def test_quality_scores_and_model_versions_hold_nothing_of_another_tenant(
-        self, world: World
-    ) -> None:
-        """Quality scores list only the caller's runs; model versions are the platform's, shared."""
+    @covers(*TENANT_ROUTES, cross_tenant=True)
+    def test_every_tenant_route_hides_another_tenants_objects(self, world: World) -> None:
+        """Derived from the route table: B gets 404 for each of A's objects, never sees them listed.
+
+        A route naming an object (`{run_id}`, `{key_id}`, `{notice_id}`) is called by tenant B
+        with tenant A's object; a listing is read by B and must hold none of A's objects. A new
+        route with another kind of parameter fails here until it gets one of A's objects.
+        """
         a, b = world.tenant_a, world.tenant_b
-        for tenant, other in ((a, b), (b, a)):
+        owned_by_a = {
+            "{run_id}": str(a.run_id),
+            "{key_id}": str(a.api_key_id),
+            "{notice_id}": _notice_only_for(world, "tenant-a"),
+        }
+        traces_of_a = [*owned_by_a.values(), a.dataset, a.slug, str(a.organization_id)]
+        unknown = []
+        for route in TENANT_ROUTES:
+            method, path = route.split(" ", 1)
+            placeholders = set(re.findall(r"\{[a-z_]+\}", path))
+            if placeholders - set(owned_by_a):
+                unknown.append(route)
+                continue
+            url = path
+            for placeholder in placeholders:
+                url = url.replace(placeholder, owned_by_a[placeholder])
+            if route == "GET /v1/comparisons":
+                for pair in ((a.run_id, b.run_id), (b.run_id, a.run_id), (a.run_id, a.run_id)):
+                    response = world.client.get(
+                        f"{url}?run_a={pair[0]}&run_b={pair[1]}", headers=b.headers
+                    )
+                    assert response.status_code == 404, (route, pair, response.text)
+                continue
+            response = world.client.request(method, url, headers=b.headers)
+            if placeholders:
+                assert response.status_code == 404, (route, response.text)
+                assert response.headers["content-type"].startswith("application/problem+json")
+            else:
+                assert method == "GET", f"{route}: a mutation without an object to aim at"
+                assert response.status_code == 200, (route, response.text)
+                assert [t for t in traces_of_a if t in response.text] == [], route
+        assert unknown == [], "give these routes one of tenant A's objects in this test"
+        # B's refusals changed nothing of A's: the key still works and the notice is unread.
+        assert world.client.get("/v1/evaluations", headers=a.headers).status_code == 200
+        notices = world.client.get("/v1/notices", headers=a.headers).json()["items"]
+        assert [n["acknowledged_at"] for n in notices] == [None]
+
+    @covers("GET /v1/quality-scores", cross_tenant=True)
+    def test_quality_scores_hold_nothing_of_another_tenant(self, world: World) -> None:
+        """Quality scores list only the caller's own runs, each tenant its one run."""
+        a, b = world.tenant_a, world.tenant_b
+        for tenant in (a, b):
             response = world.client.get("/v1/quality-scores", headers=tenant.headers)
             assert response.status_code == 200, response.text
-            run_ids = {item["run_id"] for item in response.json()["items"]}
-            assert str(other.run_id) not in run_ids
-        seen_by_a = world.client.get("/v1/model-versions", headers=a.headers)
-        seen_by_b = world.client.get("/v1/model-versions", headers=b.headers)
-        assert seen_by_a.status_code == seen_by_b.status_code == 200
-        assert seen_by_a.json() == seen_by_b.json()
+            run_ids = [item["run_id"] for item in response.json()["items"]]
+            assert run_ids == [str(tenant.run_id)]
+
+
+def _notice_only_for(world: World, slug: str) -> str:
+    """A notice addressed only to the tenant `slug`, created as the provider."""
+    engine = make_engine(world.state.storage.resolved_database_url())
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            now = datetime.now(UTC)
+            draft = NoticeDraft(
+                title="your quota",
+                body="quota body",
+                audience=[slug],
+                starts_at=now - timedelta(minutes=1),
+            )
+            return str(create_notice(session, draft=draft, actor="provider:test", now=now).id)
+    finally:
+        engine.dispose()

@@ -26,8 +26,9 @@ from models.db.tables import AuditLogEntry, EvaluationMetric, EvaluationRun
 from pipelines.access.service import issue_api_key
 from pipelines.evaluation import service as evaluation
 from pipelines.notices.service import NoticeDraft, create_notice
-from tests.api.conftest import REDIS_URL, Tenant, World
+from tests.api.conftest import REDIS_URL, SeededTemplates, Tenant, World
 from tests.api.test_route_coverage import covers
+from tests.conftest import copy_sqlite
 
 PROBLEM_JSON = "application/problem+json"
 KEY_FIELDS = {
@@ -53,9 +54,12 @@ def platform(world: World) -> Iterator[sessionmaker[Session]]:
 
 
 @pytest.fixture(scope="session")
-def registry_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def registry_template(
+    tmp_path_factory: pytest.TempPathFactory, seeded_templates: SeededTemplates
+) -> Path:
     """An MLflow registry with four model versions, built once (MLflow's schema setup is slow)."""
     path = tmp_path_factory.mktemp("registry") / "mlflow.db"
+    copy_sqlite(seeded_templates.mlflow(), path)
     uri = f"sqlite:///{path}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = {"intent-classifier": ("intent_classifier", "classification", 3)}

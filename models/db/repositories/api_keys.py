@@ -6,16 +6,16 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import ApiKey, Organization
 
 
-class ApiKeyRepository:
+class ApiKeyRepository(Repository):
     """SQL for API keys."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    ORDER = Keyset.of(ApiKey.created_at, ApiKey.id)
+    """Listings run oldest first."""
 
     def add(self, key: ApiKey) -> ApiKey:
         self.session.add(key)
@@ -36,22 +36,12 @@ class ApiKeyRepository:
         ).first()
         return None if row is None else (row[0], row[1])
 
-    def page(
-        self, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[ApiKey]:
-        query = (
-            select(ApiKey)
-            .where(ApiKey.organization_id == organization_id)
-            .order_by(ApiKey.created_at, ApiKey.id)
-            .limit(limit)
-        )
-        if after is not None:
-            created_at, key_id = after
-            query = query.where(
-                (ApiKey.created_at > created_at)
-                | ((ApiKey.created_at == created_at) & (ApiKey.id > key_id))
-            )
-        return list(self.session.scalars(query))
+    def page_for(
+        self, organization_id: uuid.UUID, *, after: Key | None, limit: int
+    ) -> KeysetPage[ApiKey]:
+        """An organisation's keys in `ORDER`."""
+        query = select(ApiKey).where(ApiKey.organization_id == organization_id)
+        return self.page(query, self.ORDER, after=after, limit=limit)
 
     def touch(self, key_id: uuid.UUID, when: datetime) -> None:
         self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))

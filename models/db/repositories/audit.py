@@ -8,16 +8,16 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import AuditLogEntry, Organization
 
 
-class AuditRepository:
+class AuditRepository(Repository):
     """SQL for audit rows."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    ORDER = Keyset.of(AuditLogEntry.id, descending=True)
+    """Newest first (ids grow with time)."""
 
     def record(
         self,
@@ -44,7 +44,7 @@ class AuditRepository:
         self.session.add(entry)
         return entry
 
-    def page(
+    def page_matching(
         self,
         *,
         organization_id: uuid.UUID | None = None,
@@ -52,15 +52,12 @@ class AuditRepository:
         action: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        before_id: int | None = None,
+        after: Key | None = None,
         limit: int = 50,
-    ) -> list[tuple[AuditLogEntry, str | None]]:
-        """Matching rows newest first (keyset on id) with their organisation's slug."""
-        query = (
-            select(AuditLogEntry, Organization.slug)
-            .outerjoin(Organization, Organization.id == AuditLogEntry.organization_id)
-            .order_by(AuditLogEntry.id.desc())
-            .limit(limit)
+    ) -> KeysetPage[tuple[AuditLogEntry, str | None]]:
+        """Matching rows in `ORDER` with their organisation's slug."""
+        query = select(AuditLogEntry, Organization.slug).outerjoin(
+            Organization, Organization.id == AuditLogEntry.organization_id
         )
         if organization_id is not None:
             query = query.where(AuditLogEntry.organization_id == organization_id)
@@ -72,6 +69,4 @@ class AuditRepository:
             query = query.where(AuditLogEntry.occurred_at >= since)
         if until is not None:
             query = query.where(AuditLogEntry.occurred_at < until)
-        if before_id is not None:
-            query = query.where(AuditLogEntry.id < before_id)
-        return [(row[0], row[1]) for row in self.session.execute(query)]
+        return self.page(query, self.ORDER, after=after, limit=limit)

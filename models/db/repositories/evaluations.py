@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, insert, select
-from sqlalchemy.orm import Session
 
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
     EvaluationExampleScore,
     EvaluationMetric,
@@ -19,11 +18,15 @@ from models.db.tables import (
 )
 
 
-class EvaluationRepository:
+class EvaluationRepository(Repository):
     """SQL for evaluations; every query is scoped by the owning organisation."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    ORDER = Keyset.of(EvaluationRun.created_at, EvaluationRun.id, descending=True)
+    """Run listings: newest first."""
+    QUALITY_ORDER = Keyset.of(EvaluationRun.finished_at, EvaluationRun.id)
+    """Quality score series: oldest finished first."""
+    SCORE_ORDER = Keyset.of(EvaluationExampleScore.example_id)
+    """A run's per-example scores: by example id."""
 
     def get(self, organization_id: uuid.UUID, run_id: uuid.UUID) -> EvaluationRun | None:
         return self.session.scalars(
@@ -78,10 +81,10 @@ class EvaluationRepository:
         self,
         organization_id: uuid.UUID,
         *,
-        before: tuple[datetime, uuid.UUID] | None = None,
+        after: Key | None = None,
         limit: int = 50,
-    ) -> list[tuple[EvaluationRun, GoldenDataset, GoldenDatasetVersion]]:
-        """Runs newest first with the dataset version each evaluated (keyset on created_at, id)."""
+    ) -> KeysetPage[tuple[EvaluationRun, GoldenDataset, GoldenDatasetVersion]]:
+        """Runs in `ORDER` with the dataset version each evaluated."""
         query = (
             select(EvaluationRun, GoldenDataset, GoldenDatasetVersion)
             .join(
@@ -90,26 +93,18 @@ class EvaluationRepository:
             )
             .join(GoldenDataset, GoldenDataset.id == GoldenDatasetVersion.golden_dataset_id)
             .where(EvaluationRun.organization_id == organization_id)
-            .order_by(EvaluationRun.created_at.desc(), EvaluationRun.id.desc())
-            .limit(limit)
         )
-        if before is not None:
-            created_at, run_id = before
-            query = query.where(
-                (EvaluationRun.created_at < created_at)
-                | ((EvaluationRun.created_at == created_at) & (EvaluationRun.id < run_id))
-            )
-        return [(row[0], row[1], row[2]) for row in self.session.execute(query)]
+        return self.page(query, self.ORDER, after=after, limit=limit)
 
     def quality_scores(
         self,
         organization_id: uuid.UUID,
         *,
         agent_type: str | None = None,
-        after: tuple[datetime, uuid.UUID] | None = None,
+        after: Key | None = None,
         limit: int = 50,
-    ) -> list[tuple[EvaluationRun, EvaluationMetric]]:
-        """Completed runs with their overall quality score, oldest finished first."""
+    ) -> KeysetPage[tuple[EvaluationRun, EvaluationMetric]]:
+        """Completed runs with their overall quality score, in `QUALITY_ORDER`."""
         query = (
             select(EvaluationRun, EvaluationMetric)
             .join(EvaluationMetric, EvaluationMetric.run_id == EvaluationRun.id)
@@ -120,18 +115,10 @@ class EvaluationRepository:
                 EvaluationMetric.slice == "",
                 EvaluationMetric.name == "quality_score",
             )
-            .order_by(EvaluationRun.finished_at, EvaluationRun.id)
-            .limit(limit)
         )
         if agent_type is not None:
             query = query.where(EvaluationRun.agent_type == agent_type)
-        if after is not None:
-            finished_at, run_id = after
-            query = query.where(
-                (EvaluationRun.finished_at > finished_at)
-                | ((EvaluationRun.finished_at == finished_at) & (EvaluationRun.id > run_id))
-            )
-        return [(row[0], row[1]) for row in self.session.execute(query)]
+        return self.page(query, self.QUALITY_ORDER, after=after, limit=limit)
 
     def stored_batches(self, run_id: uuid.UUID) -> set[int]:
         """Batch indexes whose scores are already stored (each batch lands whole or not at all)."""
@@ -147,24 +134,12 @@ class EvaluationRepository:
         if rows:
             self.session.execute(insert(EvaluationExampleScore), list(rows))
 
-    def scores(
-        self,
-        run_id: uuid.UUID,
-        *,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[EvaluationExampleScore]:
-        """Per-example scores ordered by example id, optionally a page after `after`."""
-        query = (
-            select(EvaluationExampleScore)
-            .where(EvaluationExampleScore.run_id == run_id)
-            .order_by(EvaluationExampleScore.example_id)
-        )
-        if after is not None:
-            query = query.where(EvaluationExampleScore.example_id > after)
-        if limit is not None:
-            query = query.limit(limit)
-        return list(self.session.scalars(query))
+    def page_scores(
+        self, run_id: uuid.UUID, *, after: Key | None = None, limit: int = 50
+    ) -> KeysetPage[EvaluationExampleScore]:
+        """Per-example scores in `SCORE_ORDER`."""
+        query = select(EvaluationExampleScore).where(EvaluationExampleScore.run_id == run_id)
+        return self.page(query, self.SCORE_ORDER, after=after, limit=limit)
 
     def score_rows(self, run_id: uuid.UUID) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(example_id, slice, prediction, scores) of every example, ordered by example id."""

@@ -6,20 +6,20 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
 
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import GoldenDataset, GoldenDatasetVersion, Organization
 
 
-class GoldenDatasetRepository:
+class GoldenDatasetRepository(Repository):
     """SQL for golden datasets, scoped to what one organisation may see.
 
     An organisation sees its own datasets and the provider's shared ones; its own win on a
     name clash.
     """
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    ORDER = Keyset.of(GoldenDataset.name)
+    """Listings run by name."""
 
     def _visible(self, organization_id: uuid.UUID) -> Any:
         provider_ids = select(Organization.id).where(Organization.kind == "provider")
@@ -49,10 +49,10 @@ class GoldenDatasetRepository:
         self.session.flush()
         return dataset
 
-    def list_visible(
-        self, organization_id: uuid.UUID, *, after: str | None = None, limit: int = 100
-    ) -> list[tuple[GoldenDataset, GoldenDatasetVersion | None]]:
-        """Datasets by name with their latest version, a page at a time (keyset on name)."""
+    def page_visible(
+        self, organization_id: uuid.UUID, *, after: Key | None = None, limit: int = 100
+    ) -> KeysetPage[tuple[GoldenDataset, GoldenDatasetVersion | None]]:
+        """Datasets in `ORDER` with their latest version."""
         latest = (
             select(
                 GoldenDatasetVersion.golden_dataset_id,
@@ -70,12 +70,8 @@ class GoldenDatasetRepository:
                 & (GoldenDatasetVersion.version == latest.c.version),
             )
             .where(self._visible(organization_id))
-            .order_by(GoldenDataset.name, GoldenDataset.id)
-            .limit(limit)
         )
-        if after is not None:
-            query = query.where(GoldenDataset.name > after)
-        return [(row[0], row[1]) for row in self.session.execute(query)]
+        return self.page(query, self.ORDER, after=after, limit=limit)
 
     def versions(self, golden_dataset_id: uuid.UUID) -> list[GoldenDatasetVersion]:
         return list(

@@ -8,20 +8,17 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from models.db.base import new_id
+from models.db.repositories.base import Repository
 from models.db.tables import IdempotencyRecord
 
 PENDING_STATUS = 0
 """Status of a claimed record whose response is not stored yet (seen only by its transaction)."""
 
 
-class IdempotencyRepository:
+class IdempotencyRepository(Repository):
     """SQL for idempotency records."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
 
     def claim(
         self,

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, exists, insert, or_, select
-from sqlalchemy.orm import Session
 
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
     NoticeAcknowledgement,
     Organization,
@@ -17,11 +17,13 @@ from models.db.tables import (
 )
 
 
-class NoticeRepository:
+class NoticeRepository(Repository):
     """SQL for notices."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    ORDER = Keyset.of(SystemNotice.created_at, SystemNotice.id, descending=True)
+    """The provider's listing: newest created first."""
+    ACTIVE_ORDER = Keyset.of(SystemNotice.starts_at, SystemNotice.id, descending=True)
+    """A tenant's listing: latest started first."""
 
     def add(self, notice: SystemNotice, audience: Sequence[uuid.UUID]) -> SystemNotice:
         self.session.add(notice)
@@ -51,20 +53,9 @@ class NoticeRepository:
     def get(self, notice_id: uuid.UUID) -> SystemNotice | None:
         return self.session.get(SystemNotice, notice_id)
 
-    def page_all(
-        self, *, after: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[SystemNotice]:
-        """Every notice (provider view), newest first."""
-        query = select(SystemNotice).order_by(
-            SystemNotice.created_at.desc(), SystemNotice.id.desc()
-        )
-        if after is not None:
-            created_at, notice_id = after
-            query = query.where(
-                (SystemNotice.created_at < created_at)
-                | ((SystemNotice.created_at == created_at) & (SystemNotice.id < notice_id))
-            )
-        return list(self.session.scalars(query.limit(limit)))
+    def page_all(self, *, after: Key | None, limit: int) -> KeysetPage[SystemNotice]:
+        """Every notice (provider view) in `ORDER`."""
+        return self.page(select(SystemNotice), self.ORDER, after=after, limit=limit)
 
     def _addressed_to(self, organization_id: uuid.UUID) -> object:
         return or_(
@@ -87,10 +78,10 @@ class NoticeRepository:
         organization_id: uuid.UUID,
         *,
         now: datetime,
-        after: tuple[datetime, uuid.UUID] | None,
+        after: Key | None,
         limit: int,
-    ) -> list[tuple[SystemNotice, datetime | None]]:
-        """Active notices addressed to a tenant with its acknowledgement time, newest first."""
+    ) -> KeysetPage[tuple[SystemNotice, datetime | None]]:
+        """Active notices addressed to a tenant with its acknowledgement time, `ACTIVE_ORDER`."""
         query = (
             select(SystemNotice, NoticeAcknowledgement.acknowledged_at)
             .outerjoin(
@@ -99,16 +90,8 @@ class NoticeRepository:
                 & (NoticeAcknowledgement.organization_id == organization_id),
             )
             .where(self._active(now), self._addressed_to(organization_id))  # type: ignore[arg-type]
-            .order_by(SystemNotice.starts_at.desc(), SystemNotice.id.desc())
-            .limit(limit)
         )
-        if after is not None:
-            starts_at, notice_id = after
-            query = query.where(
-                (SystemNotice.starts_at < starts_at)
-                | ((SystemNotice.starts_at == starts_at) & (SystemNotice.id < notice_id))
-            )
-        return [(row[0], row[1]) for row in self.session.execute(query)]
+        return self.page(query, self.ACTIVE_ORDER, after=after, limit=limit)
 
     def get_active_for(
         self, organization_id: uuid.UUID, notice_id: uuid.UUID, *, now: datetime

@@ -5,16 +5,16 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import Organization
 
 
-class OrganizationRepository:
+class OrganizationRepository(Repository):
     """SQL for organisations."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    TENANT_ORDER = Keyset.of(Organization.slug)
+    """Tenants list by slug."""
 
     def get_by_slug(self, slug: str) -> Organization | None:
         return self.session.scalars(select(Organization).where(Organization.slug == slug)).first()
@@ -35,17 +35,10 @@ class OrganizationRepository:
         self.session.flush()
         return organization
 
-    def page_tenants(self, *, after_slug: str | None, limit: int) -> list[Organization]:
-        """Tenants by slug, a page at a time (keyset on slug)."""
-        query = (
-            select(Organization)
-            .where(Organization.kind == "tenant")
-            .order_by(Organization.slug)
-            .limit(limit)
-        )
-        if after_slug is not None:
-            query = query.where(Organization.slug > after_slug)
-        return list(self.session.scalars(query))
+    def page_tenants(self, *, after: Key | None, limit: int) -> KeysetPage[Organization]:
+        """Tenants in `TENANT_ORDER`."""
+        query = select(Organization).where(Organization.kind == "tenant")
+        return self.page(query, self.TENANT_ORDER, after=after, limit=limit)
 
     def list(self) -> list[Organization]:
         return list(self.session.scalars(select(Organization).order_by(Organization.slug)))

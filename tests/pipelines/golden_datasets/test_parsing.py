@@ -93,9 +93,16 @@ class TestFileIsNotItsFormat:
     @pytest.mark.parametrize("filename", ["data.csv", "data.jsonl", "data.parquet"])
     @pytest.mark.parametrize("data", [b"", b"  \r\n\n"], ids=["no-bytes", "whitespace"])
     def test_empty_file(self, filename: str, data: bytes) -> None:
-        """An empty file is one clear problem in every format."""
+        """An empty file is one clear problem in every format; blank text is not Parquet."""
         (problem,) = problems_of(data, filename)
-        assert "empty" in problem.message or "not Parquet" in problem.message
+        if filename.endswith(".parquet") and data:
+            assert problem.message == (
+                "the file is not Parquet: it lacks the PAR1 signature and looks like text "
+                "(CSV or JSON Lines?)"
+            )
+        else:
+            assert problem.message == "the file is empty"
+        assert (problem.row, problem.column) == (None, None)
 
 
 class TestCsv:

@@ -207,6 +207,11 @@ class TestArguments:
             read(b"id,input,expected\n1,a,b\n", max_rows=0)
 
     def test_task_may_be_given_as_text(self) -> None:
-        """The task's string value is accepted."""
-        result = read(b"id,input,expected\n1,a,b\n", task="text_generation")  # type: ignore[arg-type]
-        assert len(result.content_hash) == 64
+        """The task's string value means the task itself: same rows, same content hash."""
+        data = b"id,input,expected\n1,a,b\n"
+        as_text = read(data, task="text_generation")  # type: ignore[arg-type]
+        as_enum = read(data, task=GoldenDatasetTask.TEXT_GENERATION)
+        other = read(data, task=GoldenDatasetTask.CLASSIFICATION)
+        assert as_text.content_hash == as_enum.content_hash
+        assert as_text.content_hash != other.content_hash
+        assert as_text.frame.equals(as_enum.frame)
