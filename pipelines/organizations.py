@@ -7,9 +7,9 @@ import re
 from sqlalchemy.orm import Session
 
 from models.db.enums import OrganizationKind
+from models.db.repositories.audit import record_audit
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import Organization
-from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.pagination import Paged, after_key, as_paged
 

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from models.db.enums import ApiKeyScope
 from models.db.repositories.api_keys import ApiKeyRepository
+from models.db.repositories.audit import record_audit
 from models.db.tables import ApiKey, Organization
-from pipelines.audit.record import record_audit
 from pipelines.errors import InvalidInput, NotFound, StreamflowError
 from pipelines.organizations import get_tenant
 from pipelines.pagination import Paged, after_key, as_paged

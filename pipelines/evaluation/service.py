@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from models.db.enums import RunStatus
+from models.db.repositories.audit import record_audit
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import (
@@ -23,7 +24,6 @@ from models.db.tables import (
     EvaluationRun,
 )
 from models.registry import client as registry
-from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.evaluation.quality import (
     DEFAULT_QUALITY_WEIGHTS,

@@ -12,9 +12,9 @@ import pandas as pd
 import structlog
 from sqlalchemy.orm import Session
 
+from models.db.repositories.audit import record_audit
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import GoldenDataset, GoldenDatasetVersion
-from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.golden_datasets.schema import GoldenDatasetTask
 from pipelines.golden_datasets.validation import read_golden_file

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from models.db.repositories.audit import record_audit
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import NoticeAcknowledgement, SystemNotice
-from pipelines.audit.record import record_audit
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.pagination import Paged, after_key, as_paged, next_cursor
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import AuditLogEntry, Organization
@@ -70,3 +71,29 @@ class AuditRepository(Repository):
         if until is not None:
             query = query.where(AuditLogEntry.occurred_at < until)
         return self.page(query, self.ORDER, after=after, limit=limit)
+
+
+def record_audit(
+    session: Session,
+    action: str,
+    target: object,
+    *,
+    actor: str,
+    organization_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditLogEntry:
+    """Record that `actor` did `action` (`<target type>.<verb>`, e.g. `api_key.issued`) to `target`.
+
+    The target's type is the action's noun; `organization_id` is None for platform-wide changes.
+    """
+    target_type, dot, verb = action.partition(".")
+    if not (dot and target_type and verb):
+        raise ValueError(f"audit action {action!r} is not '<target type>.<verb>'")
+    return AuditRepository(session).record(
+        actor=actor,
+        organization_id=organization_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target),
+        details=details,
+    )
