@@ -103,6 +103,7 @@ def _completed_run(state: ApiState, org_id: uuid.UUID, dataset: str, tmp: Path) 
             actor="test",
             request=evaluation_service.EvaluationRequest(
                 dataset=dataset,
+                agent_type="summarizer",
                 predictions=evaluation_service.PredictionsFile(
                     "p.jsonl", predictions, uuid.uuid4().hex
                 ),
