@@ -28,13 +28,16 @@ from models.db.tables import (
     GoldenDatasetVersion,
 )
 from models.registry import client as registry
+from models.registry.tracking import TrackedEvaluation, TrackedMetric, log_evaluation
 from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
+from pipelines.evaluation import artifacts
 from pipelines.evaluation.quality import (
     DEFAULT_QUALITY_WEIGHTS,
     QualityWeights,
     parse_quality_weights,
 )
 from pipelines.evaluation.scoring import (
+    ALL_EXAMPLES,
     CLASSIFICATION,
     Comparison,
     MetricRow,
@@ -835,3 +838,109 @@ def fail_stuck_runs(
         )
         log.warning("evaluation.stuck_run_failed", run_id=str(run.id))
     return stuck
+
+
+def finish_run(
+    session: Session,
+    *,
+    organization: str,
+    run_id: uuid.UUID,
+    actor: str,
+    experiment_id: str,
+    storage_dir: Path,
+    clock: Clock = utc_now,
+) -> EvaluationRun:
+    """Aggregate a fully scored run, log it to MLflow and store it completed.
+
+    The MLflow run carries the organisation, the model version (alias, `models:/` URI, and its
+    logged model linked to the metrics), the dataset digest, every overall metric with its CI,
+    and the artifacts of `pipelines.evaluation.artifacts`.
+    """
+    owner = get_organization(session, organization)
+    run = get_run(session, organization_id=owner.id, run_id=run_id)
+    dataset, version = run_dataset(session, organization_id=owner.id, run=run)
+    rows = EvaluationRepository(session).score_rows(run.id)
+    ids, slices = [row[0] for row in rows], [row[1] for row in rows]
+    scores = pd.DataFrame.from_records([row[3] for row in rows])
+    metrics = aggregate_scores(run, scores, slices, ids)
+    golden = load_version_frame(storage_dir, version).set_index("id")
+    options = run.config["options"]
+    mlflow_run_id = log_evaluation(
+        TrackedEvaluation(
+            experiment_id=experiment_id,
+            run_name=f"eval {_subject(run)} on {dataset.name}@{version.version}",
+            params={
+                "golden_dataset": f"{dataset.name}@{version.version}",
+                "task": run.task,
+                "agent_type": run.agent_type,
+                **{f"option.{k}": str(v) for k, v in options.items()},
+            },
+            tags=_tracking_tags(run, owner.slug),
+            metrics=[
+                TrackedMetric(m.name, m.value, m.ci_low, m.ci_high)
+                for m in metrics
+                if m.slice == ALL_EXAMPLES
+            ],
+            dataset_name=f"{dataset.name}@{version.version}",
+            dataset_digest=version.content_hash,
+            dataset_uri=f"streamflow://golden-datasets/{dataset.name}/{version.version}",
+            model_id=_logged_model_id(run),
+            documents=artifacts.documents(run.task, options, metrics, scores),
+            tables={
+                artifacts.SLICES: artifacts.slice_table(metrics),
+                artifacts.EXAMPLES: artifacts.example_table(
+                    scores, slices, ids, [row[2] for row in rows], golden
+                ),
+            },
+        )
+    )
+    return complete_run(
+        session,
+        organization_id=owner.id,
+        run_id=run.id,
+        actor=actor,
+        metrics=metrics,
+        mlflow_run_id=mlflow_run_id,
+        clock=clock,
+    )
+
+
+def _subject(run: EvaluationRun) -> str:
+    if run.registered_model_name:
+        return f"{run.registered_model_name}@{run.model_version}"
+    return f"predictions:{run.predictions_filename}"
+
+
+def _tracking_tags(run: EvaluationRun, organization: str) -> dict[str, str]:
+    tags = {
+        "streamflow.evaluation_run_id": str(run.id),
+        "streamflow.organization": organization,
+        "streamflow.subject": _subject(run),
+        "streamflow.agent_type": run.agent_type,
+    }
+    if run.registered_model_name:
+        ref = registry.ModelVersionRef(run.registered_model_name, str(run.model_version))
+        tags |= {
+            "registered_model_name": ref.name,
+            "model_version": ref.version,
+            "streamflow.model_uri": ref.uri,
+        }
+        if run.model_alias:
+            tags["streamflow.model_alias"] = run.model_alias
+    else:
+        tags |= {
+            "streamflow.predictions_file": str(run.predictions_filename),
+            "streamflow.predictions_sha256": str(run.predictions_digest),
+        }
+    return tags
+
+
+def _logged_model_id(run: EvaluationRun) -> str | None:
+    """The MLflow logged model of the evaluated version, so its page lists these metrics."""
+    if not run.registered_model_name:
+        return None
+    try:
+        info = registry.model_version_info(run.registered_model_name, str(run.model_version))
+    except registry.ModelVersionNotFound:
+        return None
+    return info.model_id or None

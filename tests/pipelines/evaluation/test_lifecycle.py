@@ -91,7 +91,9 @@ class TestCheckBeforeWriting:
                 "agent_type:.*--agent-type",
             ),
             (
-                service.EvaluationRequest(dataset="notes", predictions=_predictions(), batch_size=0),
+                service.EvaluationRequest(
+                    dataset="notes", predictions=_predictions(), batch_size=0
+                ),
                 InvalidInput,
                 "batch_size must be at least 1",
             ),
@@ -158,11 +160,20 @@ class TestPendingUntilClaimed:
                 pending_timeout=limit,
             )
             assert progress.stuck is stuck
-        assert service.fail_stuck_runs(
-            session, actor="sweeper", clock=lambda: T0 + timedelta(minutes=9), pending_timeout=limit
-        ) == []
+        assert (
+            service.fail_stuck_runs(
+                session,
+                actor="sweeper",
+                clock=lambda: T0 + timedelta(minutes=9),
+                pending_timeout=limit,
+            )
+            == []
+        )
         failed = service.fail_stuck_runs(
-            session, actor="sweeper", clock=lambda: T0 + timedelta(minutes=11), pending_timeout=limit
+            session,
+            actor="sweeper",
+            clock=lambda: T0 + timedelta(minutes=11),
+            pending_timeout=limit,
         )
         assert [run.id for run in failed] == [waiting.run_id]
         run = session.get(EvaluationRun, waiting.run_id)
@@ -180,7 +191,9 @@ class TestFailureReasons:
         """A database failure is stored as one line naming its kind, without the statement."""
         org, _ = _dataset(session, tmp_path)
         prepared = _prepare(session, org, tmp_path)
-        error = IntegrityError("INSERT INTO evaluation_example_scores (run_id) VALUES (?)", {}, None)
+        error = IntegrityError(
+            "INSERT INTO evaluation_example_scores (run_id) VALUES (?)", {}, None
+        )
         run = service.fail_run(
             session, organization_id=org.id, run_id=prepared.run_id, actor="t", error=error
         )
