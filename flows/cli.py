@@ -500,7 +500,10 @@ def eval_run(
         Path | None, typer.Option(exists=True, dir_okay=False, help="File with id, prediction.")
     ] = None,
     agent_type: Annotated[
-        str | None, typer.Option(help="Agent type for a predictions file (default by task).")
+        str | None,
+        typer.Option(
+            help="Agent type of a predictions file (else from earlier runs on the dataset)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the same run exists.")] = False,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Examples per batch task.")] = None,
@@ -512,7 +515,7 @@ def eval_run(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a model version or a predictions file on a golden dataset (a Prefect flow)."""
-    from flows.evaluation import evaluate_model_version
+    from flows.evaluation import run_evaluation
     from flows.runtime import cli_actor
 
     if (model is None) == (predictions is None):
@@ -521,9 +524,9 @@ def eval_run(
         )
         raise typer.Exit(2)
     with _progress(not as_json):
-        outcome = evaluate_model_version(
-            organization=_org_slug(org),
-            actor=cli_actor(),
+        outcome = run_evaluation(
+            _org_slug(org),
+            cli_actor(),
             dataset=dataset,
             model=model,
             predictions_path=str(predictions.resolve()) if predictions else None,

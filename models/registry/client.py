@@ -173,9 +173,7 @@ def resolve(reference: str) -> ModelVersionRef:
             client.get_registered_model(name)
         except MlflowException:
             raise ModelVersionNotFound(f"model {name!r} is not registered") from error
-        raise ModelVersionNotFound(
-            f"{name} has no alias {selector!r} (aliases: {', '.join(ALIASES)})"
-        ) from error
+        raise ModelVersionNotFound(f"{name} has no alias {selector!r}") from error
     return ModelVersionRef(name=name, version=str(found.version), alias=selector)
 
 

@@ -171,8 +171,7 @@ def resolve_model(reference: str) -> tuple[registry.ModelVersionRef, registry.Mo
         raise InvalidInput(f"model: {error}") from error
     except registry.ModelVersionNotFound as error:
         raise NotFound(
-            f"model: {error}; register it first (`streamflow models register`), "
-            "`streamflow models list` shows what is registered"
+            f"model: {error}; `streamflow models list` shows the registered versions and aliases"
         ) from error
     return ref, info
 
