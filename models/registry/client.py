@@ -222,14 +222,17 @@ def _info(found: Any) -> ModelVersionInfo:
         description=found.description or "",
         created_at_ms=int(found.creation_timestamp or 0),
         agent_module=tags.get(AGENT_MODULE_TAG, ""),
-        model_id=str(getattr(found, "model_id", None) or ""),
+        model_id=_logged_model_id(found),
     )
 
 
-def agent_types_for_task(task: str) -> set[str]:
-    """The agent types of every registered model whose task tag is `task`."""
-    found = MlflowClient().search_registered_models(f"tags.task = {quote(task)}")
-    return {model.tags["agent_type"] for model in found if model.tags.get("agent_type")}
+def _logged_model_id(found: Any) -> str:
+    """The MLflow 3 logged model behind a version: its `model_id`, or the id in its source URI."""
+    explicit = getattr(found, "model_id", None)
+    if explicit:
+        return str(explicit)
+    source = str(found.source or "")
+    return source.removeprefix("models:/") if source.startswith("models:/m-") else ""
 
 
 def find_version_by_tags(name: str, tags: dict[str, str]) -> ModelVersionRef | None:

@@ -20,6 +20,7 @@ from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
 from models.db.engine import transaction
 from models.db.tables import AuditLogEntry, EvaluationExampleScore, EvaluationMetric, EvaluationRun
+from models.registry import client as registry
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation import service
 from pipelines.golden_datasets.service import import_golden_dataset
@@ -246,6 +247,9 @@ class TestEvaluateModelVersion:
             tags = mlflow.get_run(result.run_a.mlflow_run_id).data.tags
         assert tags["streamflow.model_alias"] == "champion"
         assert tags["streamflow.model_uri"] == f"models:/{name}/1"
+        logged = registry.model_version_info(name, "1").model_id
+        linked = MlflowClient().get_logged_model(logged).metrics or []
+        assert {m.key for m in linked} >= {"rougeL_f", "quality_score"}
         names = {row.name for row in result.comparison.overall}
         assert {"rougeL_f", "bleu", "chrf", "exact_match", "quality_score"} <= names
         rouge = next(row for row in result.comparison.overall if row.name == "rougeL_f")
