@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,9 +13,9 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
-from api.routers import health, provider, tenant
+from api.routers import docs, health, provider, tenant
 from api.settings import ApiSettings, ProviderAuthSettings
-from api.state import ApiState
+from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
 from models.cache.client import make_async_client
 from models.cache.nonces import make_nonce_store
@@ -24,11 +25,6 @@ from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import upgrade
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings
-from pipelines.evaluation.launcher import (
-    BackgroundThreadLauncher,
-    EvaluationLauncher,
-    PrefectDeploymentLauncher,
-)
 from pipelines.logging import configure_logging
 
 DESCRIPTION = """
@@ -74,17 +70,20 @@ def build_state(
         rate_limiter=make_rate_limiter(cache_settings, metrics.rate_limit_counters, client=client),
         nonces=make_nonce_store(cache_settings, client=client),
         metrics=metrics,
-        launcher=launcher
-        or (
-            PrefectDeploymentLauncher(api.evaluation_deployment)
-            if api.evaluation_deployment
-            else BackgroundThreadLauncher()
-        ),
+        launcher=launcher or _load_launcher(api),
         provider_keys=provider_auth.signing_keys(),
         signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
         principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
     )
+
+
+def _load_launcher(api: ApiSettings) -> EvaluationLauncher:
+    """The launcher named in the settings (flow code is handed in by name, never imported)."""
+    module_name, _, attribute = api.evaluation_launcher.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    launcher: EvaluationLauncher = factory(api.evaluation_deployment)
+    return launcher
 
 
 def create_app(state: ApiState | None = None) -> FastAPI:
@@ -111,6 +110,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     if state is not None:
         app.state.streamflow = state
@@ -119,4 +120,5 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenant.router)
     app.include_router(provider.router)
+    docs.install(app)
     return app

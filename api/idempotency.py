@@ -9,14 +9,20 @@ An endpoint takes the `Idempotent` dependency and builds its response through `r
         )
 
 Without the header `respond` just runs `produce`. With it, the key is claimed in the request's
-own transaction before `produce` runs, and the response is stored in that transaction (see
-`pipelines.idempotency.service`): a retry with the same key, method, path and body gets the
-stored status and body with `Idempotent-Replayed: true`; the same key on a different request
-is a 422. Tenant endpoints pass `organization_id` so the record obeys row-level security.
+own transaction before `produce` runs, and the response is stored in that transaction: a retry
+with the same key, method, path and body gets the stored status and body with
+`Idempotent-Replayed: true`; the same key on a different request is a 422. Tenant endpoints
+pass `organization_id` so the record obeys row-level security.
+
+A claim waits for a concurrent request holding the same key; when that one commits, the claim
+finds its record and replays it; when it rolls back, the claim succeeds. Because the record
+commits or rolls back with the mutation, a failed request stores nothing and its retry does
+the work again. The records are stored by `models.db.repositories.idempotency`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,12 +33,74 @@ from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from pipelines.idempotency.service import (
-    MAX_KEY_LENGTH,
-    claim_key,
-    request_fingerprint,
-    store_response,
-)
+from models.db.repositories.idempotency import PENDING_STATUS, IdempotencyRepository
+from pipelines.errors import Conflict, InvalidInput
+
+MAX_KEY_LENGTH = 200
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An idempotency key sent again with a different request."""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The response given to the first request with a key."""
+
+    status_code: int
+    body: str
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """SHA-256 (hex) of what makes two requests the same: method, path and raw body."""
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def claim_key(
+    session: Session,
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    organization_id: uuid.UUID | None = None,
+) -> StoredResponse | None:
+    """None when this request now holds the key (do the work, then `store_response`).
+
+    Otherwise the stored response of the first request with this key, or IdempotencyKeyReused
+    when that request differed from this one.
+    """
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"Idempotency-Key: give 1-{MAX_KEY_LENGTH} characters")
+    records = IdempotencyRepository(session)
+    if records.claim(
+        scope=scope,
+        key=key,
+        request_hash=fingerprint,
+        organization_id=organization_id,
+        now=now,
+    ):
+        return None
+    record = records.get(scope, key)
+    if record is None or record.status_code == PENDING_STATUS:
+        # Only possible if the holder's row is invisible to us, e.g. under row-level security.
+        raise Conflict(f"Idempotency-Key {key!r} is in use by a request still in progress")
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was already used for a different request (method, path "
+            "or body differ); send a new key for a new request"
+        )
+    return StoredResponse(record.status_code, record.response_body)
+
+
+def store_response(session: Session, *, scope: str, key: str, status_code: int, body: str) -> None:
+    """Record the response of the request holding (scope, key), for its retries."""
+    IdempotencyRepository(session).store_response(scope, key, status_code=status_code, body=body)
+
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

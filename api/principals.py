@@ -12,11 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from cachetools import TTLCache
+
 from pipelines.access.service import Principal
 
 
 class PrincipalCache:
-    """Principals by the SHA-256 of the presented key, for `ttl_seconds` (0 turns it off)."""
+    """Principals by the SHA-256 of the presented key, for `ttl_seconds` (0 turns it off);
+    past `max_entries` the least recently used key is forgotten first."""
 
     def __init__(
         self,
@@ -26,9 +29,9 @@ class PrincipalCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
-        self.clock = clock
-        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._entries: TTLCache[str, Principal] | None = (
+            TTLCache(maxsize=max_entries, ttl=ttl_seconds, timer=clock) if ttl_seconds > 0 else None
+        )
         self._lock = threading.Lock()
 
     @staticmethod
@@ -36,28 +39,20 @@ class PrincipalCache:
         return hashlib.sha256(token.encode()).hexdigest()
 
     def get(self, token: str) -> Principal | None:
-        if self.ttl_seconds <= 0:
+        if self._entries is None:
             return None
-        key = self._digest(token)
         with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            principal, expires = found
-            if expires <= self.clock():
-                del self._entries[key]
-                return None
-            return principal
+            return self._entries.get(self._digest(token))
 
     def put(self, token: str, principal: Principal) -> None:
-        if self.ttl_seconds <= 0:
+        if self._entries is None:
             return
         with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[self._digest(token)] = (principal, self.clock() + self.ttl_seconds)
+            self._entries[self._digest(token)] = principal
 
     def forget_all(self) -> None:
         """Drop every entry (a key was revoked or a tenant suspended)."""
+        if self._entries is None:
+            return
         with self._lock:
             self._entries.clear()

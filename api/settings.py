@@ -26,7 +26,11 @@ class ApiSettings(BaseSettings):
     """Requests per minute per client address before authentication."""
     evaluation_deployment: str | None = None
     """Prefect deployment that runs evaluations started through the API, e.g.
-    `evaluate-model-version/evaluations` (production); unset: a worker thread in this process."""
+    `evaluate-model-version/evaluations` (production); unset: the local worker's deployment when
+    `streamflow worker` serves it, else a worker thread in this process."""
+    evaluation_launcher: str = "flows.launcher:make_launcher"
+    """Import string of the callable (taking the deployment name or None) that builds the
+    launcher of evaluation flows; the API is handed it and never imports flow code."""
     auth_cache_seconds: float = 10.0
     """How long an authenticated API key is remembered in-process (0: ask the database always).
     Revocations through this process apply at once; other processes see them within this time."""

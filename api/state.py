@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import redis.asyncio
 from sqlalchemy import Engine
@@ -16,7 +17,14 @@ from models.cache.nonces import NonceStore
 from models.cache.rate_limit import RateLimiter
 from models.cache.settings import CacheSettings
 from models.settings import RegistrySettings, StorageSettings
-from pipelines.evaluation.launcher import EvaluationLauncher
+
+
+class EvaluationLauncher(Protocol):
+    """Starts the evaluation flow with keyword parameters, without waiting for it."""
+
+    def launch(self, parameters: dict[str, Any]) -> None: ...
+
+    def shutdown(self) -> None: ...
 
 
 @dataclass

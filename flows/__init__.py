@@ -6,7 +6,6 @@ from pathlib import Path
 # The embedded default keeps Prefect's own state beside StreamFlow's, and nothing phones home.
 _home = Path(os.environ.get("STREAMFLOW_HOME", ".streamflow")).resolve()
 if "PREFECT_HOME" not in os.environ:
-    (_home / "prefect").mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(_home / "prefect")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

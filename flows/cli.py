@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.cli_server import server_app, up, worker
 from flows.reporting import fmt
 from pipelines.logging import configure_logging
 
@@ -37,6 +38,9 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
+app.add_typer(server_app, name="server")
+app.command("worker")(worker)
+app.command("up")(up)
 
 console = Console()
 errors = Console(stderr=True)
@@ -118,6 +122,7 @@ def _org_id(session: Any, org: str | None) -> Any:
 @handles_errors
 def db_upgrade() -> None:
     """Create or migrate the database schema to the newest revision."""
+    from flows.orchestrator import migrate_orchestrator_database
     from flows.runtime import runtime
     from models.db.migrate import current_revision
 
@@ -126,6 +131,8 @@ def db_upgrade() -> None:
         f"database at revision [bold]{current_revision(rt.engine)}[/bold] "
         f"({rt.engine.url.render_as_string(hide_password=True)})"
     )
+    migrate_orchestrator_database()
+    console.print("orchestrator database migrated")
 
 
 # --- orgs -----------------------------------------------------------------------------------
@@ -461,6 +468,10 @@ def models_alias(
 # --- eval -----------------------------------------------------------------------------------
 
 
+def _announce(message: str) -> None:
+    errors.print(message, highlight=False)
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[None]:
     from flows.runtime import add_progress_listener, remove_progress_listener
@@ -515,7 +526,8 @@ def eval_run(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a model version or a predictions file on a golden dataset (a Prefect flow)."""
-    from flows.evaluation import run_evaluation
+    from flows.evaluation import check_evaluation, evaluate_model_version
+    from flows.orchestrator import orchestrated
     from flows.runtime import cli_actor
 
     if (model is None) == (predictions is None):
@@ -523,18 +535,21 @@ def eval_run(
             "[red]error:[/red] give exactly one of --model NAME@VERSION or --predictions FILE"
         )
         raise typer.Exit(2)
-    with _progress(not as_json):
-        outcome = run_evaluation(
-            _org_slug(org),
-            cli_actor(),
-            dataset=dataset,
-            model=model,
-            predictions_path=str(predictions.resolve()) if predictions else None,
-            agent_type=agent_type,
-            force=force,
-            batch_size=batch_size,
-            use_stemmer=stemmer,
-            quality_weights=quality_weights,
+    parameters: dict[str, Any] = {
+        "dataset": dataset,
+        "model": model,
+        "predictions_path": str(predictions.resolve()) if predictions else None,
+        "agent_type": agent_type,
+        "force": force,
+        "batch_size": batch_size,
+        "use_stemmer": stemmer,
+        "quality_weights": quality_weights,
+    }
+    # Checked in milliseconds before the orchestrator starts: a refused request leaves no run.
+    check_evaluation(_org_slug(org), **parameters)
+    with orchestrated(announce=_announce), _progress(not as_json):
+        outcome = evaluate_model_version(
+            organization=_org_slug(org), actor=cli_actor(), **parameters
         )
     if as_json:
         _emit_json(
@@ -889,11 +904,15 @@ def demo(
 ) -> None:
     """Run the whole main job on the embedded default: data, models, evaluations, comparison."""
     from flows.demo import run_demo
+    from flows.orchestrator import orchestrated
 
-    with _progress(not as_json):
+    with orchestrated(announce=_announce) as api_url, _progress(not as_json):
         report = run_demo(console=None if as_json else console)
+    ui_url = api_url.removesuffix("/").removesuffix("/api")
     if as_json:
-        _emit_json(report)
+        _emit_json(report | {"orchestrator_ui": ui_url})
+    else:
+        console.print(f"  flow runs      {ui_url}  (Prefect UI)", highlight=False)
 
 
 if __name__ == "__main__":

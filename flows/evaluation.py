@@ -18,10 +18,8 @@ import pandas as pd
 import structlog
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import get_run_context
 
 from flows.runtime import report_progress, runtime
-from models.cache.cache import Counters, SyncCacheInvalidator, make_cache_invalidator
 from models.cache.settings import CacheSettings
 from models.db.engine import transaction
 from models.db.tables import GoldenDatasetVersion
@@ -29,7 +27,7 @@ from models.registry import client as registry
 from pipelines.errors import InvalidInput, StreamflowError
 from pipelines.evaluation import service
 from pipelines.evaluation.scoring import ScoringOptions
-from pipelines.evaluation.views import encode, run_detail, run_detail_key, run_tag
+from pipelines.evaluation.views import warm_run_detail
 from pipelines.golden_datasets.service import load_version_frame
 from pipelines.organizations import get_organization
 
@@ -68,12 +66,11 @@ RETRIES: dict[str, Any] = {
 
 
 def _flow_run_id() -> str | None:
-    try:
-        context = get_run_context()
-    except Exception:
-        return None
-    run = getattr(context, "flow_run", None)
-    return str(run.id) if run is not None else None
+    """The flow run this code runs in, from a flow or any of its tasks."""
+    from prefect.runtime import flow_run
+
+    run_id: str | None = flow_run.get_id()
+    return run_id
 
 
 def _request(
@@ -315,25 +312,8 @@ def finish_evaluation(organization: str, actor: str, run_id: str) -> None:
 
 def _warm_cache(organization_id: uuid.UUID, run_id: uuid.UUID) -> None:
     """Put the finished run's detail into the shared cache before anyone asks for it."""
-    settings = CacheSettings()
-    if settings.redis_url is None:
-        return
-    rt = runtime()
-    with rt.sessions() as session:
-        document = run_detail(session, organization_id=organization_id, run_id=run_id)
-    writer = make_cache_invalidator(settings, Counters())
-    try:
-        if isinstance(writer, SyncCacheInvalidator):
-            writer.invalidate_tag(run_tag(run_id))
-            writer.warm(
-                run_detail_key(organization_id, run_id),
-                encode(document),
-                ttl_seconds=settings.cache_ttl_seconds,
-                tags=[run_tag(run_id)],
-            )
-    finally:
-        if isinstance(writer, SyncCacheInvalidator):
-            writer.close()
+    with runtime().sessions() as session:
+        warm_run_detail(session, CacheSettings(), organization_id=organization_id, run_id=run_id)
 
 
 def _fail(organization: str, actor: str, run_id: str, error: BaseException) -> None:

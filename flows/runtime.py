@@ -13,10 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db.engine import make_engine, make_sessionmaker
+from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings
+from pipelines.organizations import ensure_provider
 
 
 class EvaluationSettings(BaseSettings):
@@ -33,6 +34,8 @@ class EvaluationSettings(BaseSettings):
     """Worker processes for scoring large batches (this machine kind has 2 cores)."""
     organization: str = "provider"
     """Organisation slug the CLI acts as without `--org` (`STREAMFLOW_EVAL_ORGANIZATION`)."""
+    provider: str = "provider"
+    """Slug of the provider organisation created with the schema (`STREAMFLOW_EVAL_PROVIDER`)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ def runtime() -> Runtime:
     storage.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(storage.resolved_database_url())
     upgrade(engine)
+    evaluation = EvaluationSettings()
+    sessions = make_sessionmaker(engine)
+    # The README's commands work in the order written: the provider exists from the start.
+    with transaction(sessions) as session:
+        ensure_provider(session, slug=evaluation.provider, actor="system")
     registry_settings = RegistrySettings()
     registry.configure(registry_settings)
     # MLflow narrates every registration on stderr; StreamFlow logs its own events instead.
@@ -60,9 +68,9 @@ def runtime() -> Runtime:
     return Runtime(
         storage=storage,
         registry=registry_settings,
-        evaluation=EvaluationSettings(),
+        evaluation=evaluation,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +46,8 @@ class RegistrySettings(BaseSettings):
     """Where new MLflow experiments keep artifacts; default a folder under home."""
     mlflow_experiment: str = "streamflow-evaluations"
     """MLflow experiment that evaluation runs are logged to."""
+    loaded_model_cache_size: int = Field(default=8, ge=1)
+    """How many loaded model versions a process keeps in memory (least recently used out)."""
 
     def resolved_tracking_uri(self) -> str:
         """The tracking URI in force."""

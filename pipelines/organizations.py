@@ -80,3 +80,14 @@ def tenants_page(session: Session, *, cursor: str | None, limit: int) -> Paged[O
     after = decode_cursor(cursor, str)[0] if cursor else None
     rows = OrganizationRepository(session).page_tenants(after_slug=after, limit=limit + 1)
     return paged(rows, limit, lambda organization: (organization.slug,))
+
+
+def ensure_provider(session: Session, *, slug: str, actor: str) -> Organization:
+    """The installation's provider organisation, created as `slug` when there is none yet."""
+    existing = OrganizationRepository(session).provider()
+    if existing is not None:
+        return existing
+    organization, _ = ensure_organization(
+        session, slug=slug, name=slug, kind="provider", actor=actor
+    )
+    return organization

@@ -44,9 +44,6 @@ from pipelines.organizations import create_tenant, tenants_page
 
 router = APIRouter(prefix="/provider/v1", tags=["provider"])
 
-NOTICES_CACHE_TAG = "notices"
-"""Cache tag of every cached notice read; dropped after each notice change."""
-
 Limit = Annotated[
     int | None,
     Query(ge=1, description="Items per page (default 50; at most the server's page size limit)."),
@@ -64,12 +61,6 @@ CREATE_ERRORS = problem_responses(401, 404, 409, 422, 429, 503)
 
 def _scope(ctx: ProviderContext) -> str:
     return f"provider:{ctx.key_id}"
-
-
-def _invalidate_notices(state: ApiState, background: BackgroundTasks) -> None:
-    # After the response, i.e. after the commit: earlier, a concurrent read could cache the
-    # old notice again between the invalidation and the commit.
-    background.add_task(state.cache.invalidate_tag, NOTICES_CACHE_TAG)
 
 
 # --- tenants ------------------------------------------------------------------------------
@@ -288,12 +279,9 @@ def list_audit_log(
 def create_notice(
     body: NoticeCreate,
     ctx: Provider,
-    state: StateDep,
     idempotency: Idempotent,
-    background: BackgroundTasks,
 ) -> Response:
     """Create a system notice, shown from `starts_at` (default now) until `ends_at`."""
-    _invalidate_notices(state, background)
     return respond(
         ctx.session,
         idempotency,
@@ -328,11 +316,8 @@ def update_notice(
     notice_id: uuid.UUID,
     body: NoticeUpdate,
     ctx: Provider,
-    state: StateDep,
-    background: BackgroundTasks,
 ) -> ProviderNotice:
     """Change a notice's text, severity, audience or schedule (not once retired)."""
-    _invalidate_notices(state, background)
     view = update_notice_view(
         ctx.session, notice_id=notice_id, draft=body.draft(), actor=ctx.actor, now=ctx.now
     )
@@ -340,10 +325,7 @@ def update_notice(
 
 
 @router.post("/notices/{notice_id}/retire", response_model=ProviderNotice, responses=ONE_ERRORS)
-def retire_notice(
-    notice_id: uuid.UUID, ctx: Provider, state: StateDep, background: BackgroundTasks
-) -> ProviderNotice:
+def retire_notice(notice_id: uuid.UUID, ctx: Provider) -> ProviderNotice:
     """Retire a notice: tenants stop seeing it (idempotent)."""
-    _invalidate_notices(state, background)
     view = retire_notice_view(ctx.session, notice_id=notice_id, actor=ctx.actor, now=ctx.now)
     return ProviderNotice.of(view)

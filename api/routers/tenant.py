@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from api.cache import cached_comparison, cached_run_detail
 from api.deps import StateDep, TenantKeys, TenantNotices, TenantRead, page_size
 from api.errors import problem_responses
 from api.schemas.common import Page
@@ -29,13 +30,7 @@ from api.state import ApiState
 from models.cache.cache import ResultCache
 from pipelines.access.service import api_keys_page, revoke_api_key
 from pipelines.agents.service import model_versions_page
-from pipelines.evaluation.views import (
-    cached_comparison,
-    cached_run_detail,
-    quality_scores_page,
-    run_examples_page,
-    runs_page,
-)
+from pipelines.evaluation.views import quality_scores_page, run_examples_page, runs_page
 from pipelines.notices.service import acknowledge_notice, notices_for_tenant
 from pipelines.pagination import Paged
 

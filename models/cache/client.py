@@ -11,21 +11,12 @@ import redis.asyncio
 import structlog
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from models.cache.settings import CacheSettings
 
 log = structlog.get_logger()
-
-REDIS_UNAVAILABLE: tuple[type[RedisError], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    ReadOnlyError,
-)
-"""Errors meaning "Redis cannot serve us right now" (down, slow, loading, failed over)."""
 
 
 def _require_url(settings: CacheSettings) -> str:
@@ -65,15 +56,6 @@ def make_async_client(
     )
     client: redis.asyncio.Redis[bytes] = redis.asyncio.Redis.from_pool(pool)  # type: ignore[attr-defined]
     return client
-
-
-def health_check(client: redis.Redis[bytes]) -> bool:
-    """Whether the server answers PING."""
-    try:
-        return bool(client.ping())
-    except RedisError as exc:
-        log.warning("redis.health_check_failed", error=str(exc), error_type=type(exc).__name__)
-        return False
 
 
 async def async_health_check(client: redis.asyncio.Redis[bytes]) -> bool:

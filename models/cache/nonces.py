@@ -8,22 +8,21 @@ API refuses the signed request (503) rather than accept one it cannot prove is n
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio
 import structlog
+from cachetools import TLRUCache
 from redis.exceptions import RedisError
 
+from models.cache.cache import Clock
 from models.cache.client import make_async_client
 from models.cache.settings import CacheSettings
 
 log = structlog.get_logger()
-
-Clock = Callable[[], float]
-"""Seconds on a monotonic scale; injectable so tests control time."""
 
 
 class ReplayProtectionUnavailable(RuntimeError):
@@ -86,14 +85,21 @@ class RedisNonceStore:
             await self._client.aclose()  # type: ignore[attr-defined]  # types-redis lacks it
 
 
+def _nonce_expiry(_pair: tuple[str, str], expires_at: float, _now: float) -> float:
+    return expires_at
+
+
 class MemoryNonceStore:
-    """Nonces inside one process: a dict of expiry times; thread- and task-safe."""
+    """Nonces inside one process, each until its TTL ends; thread- and task-safe.
+
+    Unbounded on purpose: forgetting a live nonce early would let its request be replayed.
+    """
 
     def __init__(self, *, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self._expiries: dict[tuple[str, str], float] = {}
+        self._expiries: TLRUCache[tuple[str, str], float] = TLRUCache(
+            maxsize=math.inf, ttu=_nonce_expiry, timer=clock
+        )
         self._lock = threading.Lock()
-        self._sweep_at = 1024
 
     def __len__(self) -> int:
         with self._lock:
@@ -101,17 +107,11 @@ class MemoryNonceStore:
 
     async def claim(self, key_id: str, nonce: str, *, ttl_seconds: int) -> bool:
         _check(nonce, ttl_seconds)
-        with self._lock:
-            now = self._clock()
+        with self._lock, self._expiries.timer as now:
             pair = (key_id, nonce)
-            expires_at = self._expiries.get(pair)
-            if expires_at is not None and expires_at > now:
+            if pair in self._expiries:
                 return False
             self._expiries[pair] = now + ttl_seconds
-            if len(self._expiries) >= self._sweep_at:
-                # Sweeping only when the table doubled keeps the cost amortised O(1) per claim.
-                self._expiries = {p: t for p, t in self._expiries.items() if t > now}
-                self._sweep_at = max(1024, 2 * len(self._expiries))
             return True
 
     async def aclose(self) -> None:

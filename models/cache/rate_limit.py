@@ -13,67 +13,39 @@ one Lua script (run by EVALSHA, loaded again on NOSCRIPT), so it is atomic acros
 processes, and it reads the Redis server's clock (TIME), so the API hosts' clocks do not
 matter. The TAT key expires when the bucket is full again.
 
-If Redis is unavailable, `FailOpenRateLimiter` logs `rate_limit.redis_unavailable`, counts the
-error and decides with an in-process limiter, so each API process then enforces the limits on
-its own share of the traffic.
+If Redis fails in any way (down, slow, read-only, out of memory), `FailOpenRateLimiter` logs
+`rate_limit.redis_unavailable`, counts the error and decides with an in-process limiter, so
+each API process then enforces the limits on its own share of the traffic.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio
 import structlog
+from cachetools import TLRUCache
+from redis.exceptions import RedisError
 
-from models.cache.cache import Counters
-from models.cache.client import REDIS_UNAVAILABLE, make_async_client
+from models.cache.cache import Clock, Counters
+from models.cache.client import make_async_client
 from models.cache.settings import CacheSettings
 
 log = structlog.get_logger()
 
-Clock = Callable[[], float]
-"""Seconds on a monotonic scale; injectable so tests control time."""
-
 _MICROS = 1_000_000
 
-# ARGV: emission interval (µs), burst tolerance (µs), cost, and "now" in µs or "" for TIME.
-# TAT is written with %.0f because Lua's tostring keeps only 14 significant digits.
+# One GCRA step per key, in one round trip for several limits (e.g. per address and per key):
+# KEYS are checked in order and the first refusal stops the walk, so later limits are not
+# charged. ARGV: "now" in µs or "" for TIME, then emission interval (µs), burst tolerance (µs)
+# and cost per key. TAT is written with %.0f because Lua's tostring keeps only 14 significant
+# digits.
 _GCRA_LUA = """
-local emission = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
-if now == nil then
-    local clock = redis.call('TIME')
-    now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-end
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then
-    tat = now
-end
-local new_tat = tat + cost * emission
-local allow_at = new_tat - tolerance
-if now < allow_at then
-    local remaining = math.max(0, math.floor((now + tolerance - tat) / emission))
-    return {0, remaining, tat - now, allow_at - now}
-end
-if new_tat > now then
-    local ttl_ms = math.ceil((new_tat - now) / 1000)
-    redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
-end
-local remaining = math.floor((now + tolerance - new_tat) / emission)
-return {1, remaining, new_tat - now, 0}
-"""
-
-
-# One round trip for several limits (e.g. per address and per key): KEYS are checked in order
-# with the GCRA step above and the first refusal stops the walk, so later limits are not
-# charged. ARGV: "now" (µs or ""), then emission, tolerance and cost per key.
-_GCRA_ALL_LUA = """
 local now = tonumber(ARGV[1])
 if now == nil then
     local clock = redis.call('TIME')
@@ -224,40 +196,44 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = f"{key_prefix}ratelimit:"
         self._script = client.register_script(_GCRA_LUA)
-        self._script_all = client.register_script(_GCRA_ALL_LUA)
         self._clock = clock
         self._owns_client = owns_client
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         _check_cost(limit, cost)
-        now = "" if self._clock is None else str(_micros(self._clock()))
-        args: list[int | str] = [limit.emission_interval_us, limit.tolerance_us, cost, now]
-        allowed, remaining, reset_us, retry_us = await self._script(
-            keys=[self._prefix + key], args=args
-        )
-        return _decision(limit, allowed, remaining, reset_us, retry_us)
+        return (await self._run([(key, limit, cost)]))[0]
 
     async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
-        now = "" if self._clock is None else str(_micros(self._clock()))
-        args: list[int | str] = [now]
-        for _, limit in checks:
-            args += [limit.emission_interval_us, limit.tolerance_us, 1]
-        rows = await self._script_all(keys=[self._prefix + key for key, _ in checks], args=args)
-        return [_decision(limit, *row) for (_, limit), row in zip(checks, rows, strict=False)]
+        return await self._run([(key, limit, 1) for key, limit in checks])
+
+    async def _run(self, checks: Sequence[tuple[str, RateLimit, int]]) -> list[RateLimitDecision]:
+        args: list[int | str] = ["" if self._clock is None else _micros(self._clock())]
+        for _, limit, cost in checks:
+            args += [limit.emission_interval_us, limit.tolerance_us, cost]
+        rows = await self._script(keys=[self._prefix + key for key, _, _ in checks], args=args)
+        return [_decision(limit, *row) for (_, limit, _), row in zip(checks, rows, strict=False)]
 
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()  # type: ignore[attr-defined]  # types-redis lacks it
 
 
+def _tat_expiry(_key: str, tat_us: int, _now_us: float) -> float:
+    # A key whose TAT has passed is a full bucket, the same as no key: it can be forgotten.
+    return tat_us
+
+
 class MemoryRateLimiter:
-    """GCRA inside one process; thread- and task-safe (a hit never awaits)."""
+    """GCRA inside one process; thread- and task-safe (a hit never awaits).
+
+    A key is kept only until its bucket is full again, so one-off clients do not pile up.
+    """
 
     def __init__(self, *, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self._tats: dict[str, int] = {}
+        self._tats: TLRUCache[str, int] = TLRUCache(
+            maxsize=math.inf, ttu=_tat_expiry, timer=lambda: _micros(clock())
+        )
         self._lock = threading.Lock()
-        self._sweep_at = 1024
 
     def __len__(self) -> int:
         with self._lock:
@@ -265,15 +241,13 @@ class MemoryRateLimiter:
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         _check_cost(limit, cost)
-        with self._lock:
-            now = _micros(self._clock())
-            tat, decision = gcra(self._tats.get(key), now, limit, cost)
+        # The timer as a context holds "now" still for every lookup inside it.
+        with self._lock, self._tats.timer as now:
+            tat, decision = gcra(self._tats.get(key), round(now), limit, cost)
             if tat is None:
                 self._tats.pop(key, None)
             else:
                 self._tats[key] = tat
-            if len(self._tats) >= self._sweep_at:
-                self._sweep(now)
             return decision
 
     async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
@@ -287,12 +261,6 @@ class MemoryRateLimiter:
 
     async def aclose(self) -> None:
         return None
-
-    def _sweep(self, now_us: int) -> None:
-        # A key whose TAT has passed is a full bucket, the same as no key: forget it. Sweeping
-        # only when the table doubled keeps the cost amortised O(1) per hit.
-        self._tats = {key: tat for key, tat in self._tats.items() if tat > now_us}
-        self._sweep_at = max(1024, 2 * len(self._tats))
 
 
 class FailOpenRateLimiter:
@@ -308,22 +276,20 @@ class FailOpenRateLimiter:
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         try:
             return await self._primary.hit(key, limit, cost=cost)
-        except REDIS_UNAVAILABLE as exc:
-            log.warning(
-                "rate_limit.redis_unavailable", error=str(exc), error_type=type(exc).__name__
-            )
-            self._counters.record_error()
+        except RedisError as exc:
+            self._record(exc)
         return await self._fallback.hit(key, limit, cost=cost)
 
     async def hit_all(self, checks: Sequence[tuple[str, RateLimit]]) -> list[RateLimitDecision]:
         try:
             return await self._primary.hit_all(checks)
-        except REDIS_UNAVAILABLE as exc:
-            log.warning(
-                "rate_limit.redis_unavailable", error=str(exc), error_type=type(exc).__name__
-            )
-            self._counters.record_error()
+        except RedisError as exc:
+            self._record(exc)
         return await self._fallback.hit_all(checks)
+
+    def _record(self, exc: RedisError) -> None:
+        log.warning("rate_limit.redis_unavailable", error=str(exc), error_type=type(exc).__name__)
+        self._counters.record_error()
 
     async def aclose(self) -> None:
         await self._primary.aclose()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
+from cachetools import LRUCache
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.model import PythonModel
@@ -96,6 +97,7 @@ def configure(settings: RegistrySettings) -> None:
     uri = settings.resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    _bound_loaded_models(settings.loaded_model_cache_size)
 
 
 def experiment_id(settings: RegistrySettings) -> str:
@@ -262,24 +264,35 @@ def _get_version(name: str, version: str) -> Any:
         raise ModelVersionNotFound(f"model version {name}@{version} is not registered") from error
 
 
-_loaded: dict[tuple[str, str, str], Any] = {}
+_loaded: LRUCache[tuple[str, str, str], Any] = LRUCache(
+    maxsize=RegistrySettings.model_fields["loaded_model_cache_size"].default
+)
 _loaded_lock = threading.Lock()
 
 
+def _bound_loaded_models(size: int) -> None:
+    global _loaded
+    with _loaded_lock:
+        if _loaded.maxsize != size:
+            _loaded = LRUCache(maxsize=size)  # models load again on their next use
+
+
 def load_model(ref: ModelVersionRef) -> Any:
-    """The pyfunc of a model version, loaded once per process and tracking store."""
+    """The pyfunc of a model version, loaded once per process and tracking store and kept
+    among the `loaded_model_cache_size` most recently used."""
     key = (mlflow.get_tracking_uri(), ref.name, ref.version)
     with _loaded_lock:
-        if key not in _loaded:
+        model = _loaded.get(key)
+        if model is None:
             try:
-                _loaded[key] = mlflow.pyfunc.load_model(ref.uri)
+                model = _loaded[key] = mlflow.pyfunc.load_model(ref.uri)
             except ImportError as error:
                 raise ModelLoadFailed(
                     f"model version {ref} cannot be loaded here: {error}; its agent module must "
                     "be importable wherever evaluations run (install it, or add its folder to "
                     "PYTHONPATH)"
                 ) from error
-        return _loaded[key]
+        return model
 
 
 def predict(ref: ModelVersionRef, inputs: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from models.db.base import utcnow
 from models.db.repositories.audit import AuditRepository
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.golden_datasets import GoldenDatasetRepository
@@ -68,9 +69,8 @@ _QUALITY_FALLBACK_BY_TASK = {CLASSIFICATION: "intent_classifier", "text_generati
 Clock = Callable[[], datetime]
 
 
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC (the default clock)."""
-    return datetime.now(UTC)
+utc_now: Clock = utcnow
+"""The default clock: the one stored rows take their timestamps from (aware UTC)."""
 
 
 class AgentUnavailable(StreamflowError):

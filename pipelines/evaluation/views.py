@@ -1,4 +1,4 @@
-"""Evaluation results as readers see them: JSON-ready documents, and the cache keys they live under.
+"""Evaluation results as readers see them: JSON-ready documents.
 
 One shape for the API, the CLI and cache warming, so a warmed cache entry is exactly what the
 API would have answered.
@@ -8,38 +8,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 from sqlalchemy.orm import Session
 
-from models.cache.cache import ResultCache
+from models.cache.cache import warm
+from models.cache.keys import run_detail_key, run_tag
+from models.cache.settings import CacheSettings
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.tables import EvaluationMetric, EvaluationRun, GoldenDataset, GoldenDatasetVersion
-from pipelines.evaluation.service import RunComparison, compare_runs, get_run, run_dataset
+from pipelines.evaluation.service import RunComparison, get_run, run_dataset
 from pipelines.pagination import Paged, decode_cursor, paged
-
-DETAIL_VERSION = "v1"
-
-
-def run_tag(run_id: uuid.UUID | str) -> str:
-    """Cache tag of everything derived from one run."""
-    return f"run:{run_id}"
-
-
-def run_detail_key(organization_id: uuid.UUID | str, run_id: uuid.UUID | str) -> str:
-    """Cache key of a run's detail document (org in the key: no cross-tenant hits)."""
-    return f"org:{organization_id}:run:{run_id}:detail:{DETAIL_VERSION}"
-
-
-def comparison_key(
-    organization_id: uuid.UUID | str, run_a: uuid.UUID | str, run_b: uuid.UUID | str
-) -> str:
-    """Cache key of the paired comparison of run b against run a (order matters)."""
-    return f"org:{organization_id}:comparison:{run_a}:{run_b}:{DETAIL_VERSION}"
 
 
 def timestamp(moment: datetime) -> str:
@@ -125,6 +106,22 @@ def encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def warm_run_detail(
+    session: Session, settings: CacheSettings, *, organization_id: uuid.UUID, run_id: uuid.UUID
+) -> None:
+    """Put a finished run's detail into the shared cache before anyone asks for it.
+
+    Drops what was cached from the run before (its tag), so a reader never gets an older
+    document. Without Redis there is no shared cache and nothing is read.
+    """
+    if settings.redis_url is None:
+        return
+    document = run_detail(session, organization_id=organization_id, run_id=run_id)
+    warm(
+        settings, run_detail_key(organization_id, run_id), encode(document), tags=[run_tag(run_id)]
+    )
+
+
 def comparison_payload(result: RunComparison) -> dict[str, Any]:
     """A comparison as JSON-ready data."""
     return {
@@ -135,75 +132,6 @@ def comparison_payload(result: RunComparison) -> dict[str, Any]:
         "slices": [asdict(row) for row in result.comparison.slices],
         "mcnemar": [asdict(row) for row in result.comparison.mcnemar],
     }
-
-
-async def _read_through(
-    cache: ResultCache | None,
-    key: str,
-    load: Callable[[], dict[str, Any]],
-    *,
-    tags: Sequence[str],
-    cacheable: Callable[[dict[str, Any]], bool],
-) -> bytes:
-    if cache is not None:
-        cached = await cache.get(key)
-        if cached is not None:
-            return cached
-    # The load runs blocking SQL (and, for comparisons, bootstrap resampling): off the event loop.
-    document = await anyio.to_thread.run_sync(load)
-    body = encode(document)
-    if cache is not None and cacheable(document):
-        await cache.set(key, body, tags=tags)
-    return body
-
-
-async def cached_run_detail(
-    session: Callable[[], Session],
-    cache: ResultCache | None,
-    *,
-    organization_id: uuid.UUID,
-    run_id: uuid.UUID,
-) -> bytes:
-    """A run's detail as JSON bytes, read through the cache once the run is completed.
-
-    `session` opens the database session only when the cache cannot answer.
-
-    Results of a completed run never change, so only those are cached; a pending or running
-    run is read from the database on every poll.
-    """
-    return await _read_through(
-        cache,
-        run_detail_key(organization_id, run_id),
-        lambda: run_detail(session(), organization_id=organization_id, run_id=run_id),
-        tags=[run_tag(run_id)],
-        cacheable=lambda document: document["status"] == "completed",
-    )
-
-
-async def cached_comparison(
-    session: Callable[[], Session],
-    cache: ResultCache | None,
-    *,
-    organization_id: uuid.UUID,
-    run_a: uuid.UUID,
-    run_b: uuid.UUID,
-) -> bytes:
-    """The paired comparison of run b against run a as JSON bytes, read through the cache.
-
-    Only completed runs can be compared, so every comparison is cacheable.
-    """
-
-    def load() -> dict[str, Any]:
-        result = compare_runs(session(), organization_id=organization_id, run_a=run_a, run_b=run_b)
-        return comparison_payload(result)
-
-    return await _read_through(
-        cache,
-        comparison_key(organization_id, run_a, run_b),
-        load,
-        tags=[run_tag(run_a), run_tag(run_b)],
-        cacheable=lambda _: True,
-    )
 
 
 def runs_page(

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import build_state, create_app
+from api.idempotency import StoredResponse, claim_key, store_response
 from api.provider_client import sign_request
 from api.schemas.provider import Scope
 from api.settings import ApiSettings, ProviderAuthSettings
@@ -33,7 +34,6 @@ from models.registry import client as registry
 from models.settings import RegistrySettings
 from pipelines.access.service import SCOPES
 from pipelines.agents.summarizers import LeadSentenceSummarizer
-from pipelines.idempotency.service import StoredResponse, claim_key, store_response
 from tests.api.conftest import PROVIDER_KEYS, REDIS_URL, RecordingLauncher, World
 from tests.api.test_route_coverage import app_routes, covers
 
@@ -591,29 +591,6 @@ class TestNotices:
         }
         shown = world.client.get("/v1/notices", headers=world.tenant_a.headers).json()["items"]
         assert [n["id"] for n in shown] == [current["id"]]
-
-    def test_changes_invalidate_cached_notice_reads(self, world: World) -> None:
-        """Creating, updating and retiring a notice drop cache entries tagged `notices`."""
-        portal = world.client.portal  # type: ignore[attr-defined]
-        cache = world.state.cache
-
-        def cached() -> bytes | None:
-            value: bytes | None = portal.call(cache.get, "test:notices")
-            return value
-
-        def remember() -> None:
-            portal.call(partial(cache.set, "test:notices", b"old", tags=["notices"]))
-            assert cached() == b"old"
-
-        remember()
-        notice = _notice(world)
-        assert cached() is None
-        remember()
-        signed(world, "PATCH", f"{P}/notices/{notice['id']}", json={"severity": "critical"})
-        assert cached() is None
-        remember()
-        signed(world, "POST", f"{P}/notices/{notice['id']}/retire")
-        assert cached() is None
 
     def test_invalid_notice_changes_are_refused(self, world: World) -> None:
         """Unknown audiences and reversed schedules are 422s, unknown notices 404s, and a

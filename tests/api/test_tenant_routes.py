@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import build_state, create_app
 from api.settings import ProviderAuthSettings
+from models.cache.keys import comparison_key, run_detail_key, run_tag
 from models.cache.settings import CacheSettings
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.tables import AuditLogEntry, EvaluationMetric, EvaluationRun
 from pipelines.access.service import issue_api_key
 from pipelines.evaluation import service as evaluation
-from pipelines.evaluation.views import comparison_key, run_detail_key, run_tag
 from pipelines.notices.service import NoticeDraft, create_notice
 from tests.api.conftest import REDIS_URL, Tenant, World
 from tests.api.test_route_coverage import covers

@@ -1,23 +1,70 @@
-"""Flow tests: a Prefect test harness and a fresh StreamFlow home + database per test."""
+"""Flow tests: one local Prefect server per test worker, and a fresh StreamFlow home + database
+per test.
+
+The server is StreamFlow's own local orchestrator, started from a database migrated once per
+test session and on a port below the kernel's ephemeral range. Its URL is put in the environment
+before Prefect is imported, so flows run from any thread (the API's launcher) find it.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
+from flows.orchestrator import (
+    LocalOrchestrator,
+    OrchestratorSettings,
+    ServerRecord,
+    free_port,
+    migrate_orchestrator_database,
+)
 from flows.runtime import Runtime, reset_runtime, runtime
 from tests.conftest import fresh_database_url
 
+assert "prefect" not in sys.modules, "Prefect must read PREFECT_API_URL after this conftest sets it"
+ORCHESTRATOR_PORT = free_port()
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{ORCHESTRATOR_PORT}/api"
+
+
+def _migrated_template(folder: Path) -> Path:
+    """A migrated Prefect database, made once for every worker of this test session."""
+    folder.mkdir(parents=True, exist_ok=True)
+    prefect_home = folder / "prefect"
+    with FileLock(str(folder / "template.lock")):
+        if not (folder / "migrated").exists():
+            migrate_orchestrator_database(LocalOrchestrator(folder, prefect_home=prefect_home))
+            (folder / "migrated").touch()
+    return prefect_home / "prefect.db"
+
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect API for the session (Prefect's own test harness)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def orchestrator(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[ServerRecord]:
+    """This worker's local Prefect server; stopped at the end of the session."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base
+    template = _migrated_template(shared / "prefect-template")
+    home = tmp_path_factory.mktemp("orchestrator")
+    prefect_home = home / "prefect"
+    prefect_home.mkdir()
+    shutil.copyfile(template, prefect_home / "prefect.db")
+    server = LocalOrchestrator(
+        home,
+        OrchestratorSettings(port=ORCHESTRATOR_PORT, start_timeout_seconds=300),
+        prefect_home=prefect_home,
+    )
+    record = server.ensure()
+    try:
+        yield record
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 from api.app import build_state, create_app
 from api.provider_client import ProviderSigningAuth
 from api.settings import ApiSettings, ProviderAuthSettings
+from flows.launcher import BackgroundThreadLauncher
 from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
+from models.cache.keys import run_detail_key
 from models.cache.settings import CacheSettings
 from models.db.engine import transaction
 from pipelines.access.service import issue_api_key
-from pipelines.evaluation.launcher import BackgroundThreadLauncher
-from pipelines.evaluation.views import run_detail_key
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 

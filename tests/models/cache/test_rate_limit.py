@@ -192,16 +192,20 @@ class TestRedisRateLimiter:
         ttl_ms = await aredis.pttl(f"{key_prefix}ratelimit:k")
         assert 3_590_000 < ttl_ms <= 3_600_000
 
-    async def test_refills_in_real_time(self, aredis: redis.asyncio.Redis, key_prefix: str) -> None:
-        """After waiting the advertised retry_after, the hit passes."""
-        limiter = RedisRateLimiter(aredis, key_prefix=key_prefix)
-        fast = RateLimit(limit=2, period_seconds=0.2)
-        assert [(await limiter.hit("k", fast)).allowed for _ in range(2)] == [True, True]
-        refused = await limiter.hit("k", fast)
+    async def test_refills_after_the_advertised_wait(
+        self, aredis: redis.asyncio.Redis, key_prefix: str, clock: FakeClock
+    ) -> None:
+        """A hit refused with retry_after passes once that much time has gone by, not before."""
+        limiter = RedisRateLimiter(aredis, key_prefix=key_prefix, clock=clock)
+        limit = RateLimit(limit=2, period_seconds=60)
+        assert [(await limiter.hit("k", limit)).allowed for _ in range(2)] == [True, True]
+        refused = await limiter.hit("k", limit)
         assert not refused.allowed
-        assert 0 < refused.retry_after_seconds <= 0.1
-        await asyncio.sleep(refused.retry_after_seconds + 0.05)
-        assert (await limiter.hit("k", fast)).allowed
+        assert refused.retry_after_seconds == 30
+        clock.advance(refused.retry_after_seconds - 0.001)
+        assert not (await limiter.hit("k", limit)).allowed
+        clock.advance(0.001)
+        assert (await limiter.hit("k", limit)).allowed
 
     async def test_concurrent_hits_never_over_admit(
         self, aredis: redis.asyncio.Redis, key_prefix: str
@@ -227,6 +231,22 @@ class TestFailOpenRateLimiter:
         assert decisions[-1].retry_after_seconds == pytest.approx(1_200, abs=1)
         assert counters.errors == 4
         assert [entry["event"] for entry in logs] == ["rate_limit.redis_unavailable"] * 4
+
+    async def test_any_redis_error_falls_back(
+        self, aredis: redis.asyncio.Redis, key_prefix: str
+    ) -> None:
+        """An error other than a lost connection (here WRONGTYPE) falls back, logged, too."""
+        counters = Counters()
+        limiter = FailOpenRateLimiter(
+            RedisRateLimiter(aredis, key_prefix=key_prefix), MemoryRateLimiter(), counters
+        )
+        await aredis.sadd(f"{key_prefix}ratelimit:k", b"not a TAT")
+        with capture_logs() as logs:
+            assert (await limiter.hit("k", PER_MINUTE)).remaining == 5
+            decisions = await limiter.hit_all([("k", PER_MINUTE)])
+        assert decisions[-1].remaining == 4
+        assert counters.errors == 2
+        assert [entry["error_type"] for entry in logs] == ["ResponseError"] * 2
 
     async def test_uses_redis_when_it_is_up(
         self, aredis: redis.asyncio.Redis, key_prefix: str

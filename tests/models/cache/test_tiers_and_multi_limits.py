@@ -20,23 +20,26 @@ from tests.models.cache.conftest import FakeClock
 
 @pytest.mark.anyio
 class TestTieredResultCache:
-    async def test_second_read_is_a_local_hit_and_invalidation_clears_both_tiers(
+    async def test_second_read_is_a_local_hit_and_writes_reach_both_tiers(
         self, aredis: redis.asyncio.Redis, key_prefix: str, clock: FakeClock
     ) -> None:
-        """A value read from Redis is kept locally; invalidating the tag drops both copies."""
+        """A value read from Redis is kept locally; a write lands in both tiers, with its tags
+        in Redis."""
         counters = Counters()
         shared = RedisResultCache(aredis, counters, key_prefix=key_prefix)
-        local = MemoryResultCache(Counters(), default_ttl_seconds=60, clock=clock)
+        local = MemoryResultCache(Counters(), ttl_seconds=60, clock=clock)
         tiered = TieredResultCache(local, shared, counters)
-        await shared.set("doc", b"v1", tags=["run:1"])
+        await shared.set("doc", b"v1")
         assert await tiered.get("doc") == b"v1"
         await aredis.delete(f"{key_prefix}cache:k:doc")
         assert await tiered.get("doc") == b"v1"
         assert counters.snapshot()["hits"] == 2
         await tiered.set("other", b"v2", tags=["run:1"])
-        assert await tiered.invalidate_tag("run:1") >= 1
-        assert await tiered.get("other") is None
-        assert await tiered.get("doc") is None
+        assert await local.get("other") == b"v2"
+        assert await shared.get("other") == b"v2"
+        assert await aredis.smembers(f"{key_prefix}cache:t:run:1") == {
+            f"{key_prefix}cache:k:other".encode()
+        }
 
     async def test_local_copies_expire_with_their_own_ttl(
         self, aredis: redis.asyncio.Redis, key_prefix: str, clock: FakeClock
@@ -45,7 +48,7 @@ class TestTieredResultCache:
         counters = Counters()
         shared = RedisResultCache(aredis, counters, key_prefix=key_prefix)
         tiered = TieredResultCache(
-            MemoryResultCache(Counters(), default_ttl_seconds=5, clock=clock), shared, counters
+            MemoryResultCache(Counters(), ttl_seconds=5, clock=clock), shared, counters
         )
         await tiered.set("doc", b"v1")
         await aredis.delete(f"{key_prefix}cache:k:doc")

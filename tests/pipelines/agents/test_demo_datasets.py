@@ -11,12 +11,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from pipelines.agents.summarizers import split_sentences
 
 from .demo_data import DATASETS, REPO_ROOT, read_notes, read_tickets
-
-yaml = pytest.importorskip("yaml")
 
 CHANNELS = {"email", "chat", "phone_transcript", "web_form"}
 TRADES = {"hvac", "plumbing", "electrical", "appliance"}
@@ -76,6 +75,56 @@ class TestGenerator:
         first = generator.make_tickets(generator.Random("a"), 20, "t", set(), golden=True)
         second = generator.make_tickets(generator.Random("b"), 20, "t", set(), golden=True)
         assert [row["input"] for row in first] != [row["input"] for row in second]
+
+    def test_vocabulary_tables_are_loaded_in_file_order(self, generator: ModuleType) -> None:
+        """The phrase tables come from the TOML files beside the script, order kept, as tuples."""
+        tickets = generator.load_vocabulary("tickets")
+        assert list(generator.EN) == list(tickets["intents"])
+        assert (
+            generator.EN["billing_question"].core == tickets["intents"]["billing_question"]["core"]
+        )
+        assert isinstance(generator.PHONE_PROMPTS[0], tuple)
+        assert [s.key for s in generator.SCENARIOS][:2] == ["run_capacitor", "flame_sensor"]
+
+    def test_scenario_slots_draw_what_their_spec_says(self, generator: ModuleType) -> None:
+        """Each slot form of job_notes.toml draws a value of its kind."""
+        equipment = {"boilers": ("Weil-McLain boiler",)}
+        draw = {
+            name: generator.slot_from_spec(spec, equipment)(generator.Random(name), {"rated": "40"})
+            for name, spec in {
+                "pick": {"pick": ("a", "b")},
+                "equipment": {"equipment": "boilers"},
+                "uniform": {"uniform": (8, 14), "decimals": 1},
+                "scaled": {"scaled": "rated", "by": (0.5, 0.5)},
+                "part_number": {"part_number": "hvac"},
+            }.items()
+        }
+        assert draw["pick"] in {"a", "b"}
+        assert draw["equipment"] == "Weil-McLain boiler"
+        assert re.fullmatch(r"\d+\.\d", draw["uniform"])
+        assert 8 <= float(draw["uniform"]) <= 14
+        assert draw["scaled"] == "20.0"
+        assert re.fullmatch(r"P291-\d{4}|HC\d{5}|BM-\d{5}", draw["part_number"])
+
+    def test_a_bad_scenario_slot_names_the_scenario_and_the_slot(
+        self, generator: ModuleType
+    ) -> None:
+        """An unknown slot form or equipment pool is refused with where it is and what is valid."""
+        entry = {"trade": "hvac", "key": "boiler_leak", "slots": {"psi": {"normal": (1, 2)}}}
+        with pytest.raises(ValueError, match=r"scenario 'boiler_leak', slot 'psi'.*one of pick"):
+            generator.load_scenario(entry, {})
+        entry["slots"] = {"equip": {"equipment": "boilers"}}
+        with pytest.raises(
+            ValueError,
+            match=r"scenario 'boiler_leak', slot 'equip'.*no \[equipment\] pool 'boilers'",
+        ):
+            generator.load_scenario(entry, {})
+
+    def test_intent_tables_must_cover_every_intent(self, generator: ModuleType) -> None:
+        """A ticket table missing an intent is refused, naming the table and the intents."""
+        pools = dict.fromkeys(list(generator.INTENT_SHARES)[1:], ())
+        with pytest.raises(ValueError, match=r"\[foreign\.es\].*billing_question"):
+            generator.for_every_intent("foreign.es", pools)
 
 
 class TestTicketFiles:

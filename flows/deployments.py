@@ -1,0 +1,53 @@
+"""StreamFlow's Prefect deployments, served together by `streamflow worker` (`prefect.serve`).
+
+Evaluations run on demand; each capability that runs on a schedule adds its deployment to
+`deployments()`. In production the same flows are deployed to work pools instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EVALUATION_DEPLOYMENT = "evaluate-model-version/evaluations"
+"""`flow name/deployment name` of on-demand evaluations."""
+
+
+def deployments() -> list[Any]:
+    """Every deployment a local worker serves."""
+    from prefect.types.entrypoint import EntrypointType
+
+    from flows.evaluation import evaluate_model_version
+
+    return [
+        evaluate_model_version.to_deployment(
+            name=EVALUATION_DEPLOYMENT.split("/", 1)[1],
+            description="Evaluate a model version or predictions file on a golden dataset.",
+            # Imported as `flows.evaluation`, not loaded as a script from a file path.
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+    ]
+
+
+def serve_forever() -> None:
+    """Serve every deployment from this process until interrupted; schedules are kept."""
+    from prefect import serve
+
+    serve(*deployments(), pause_on_shutdown=False, print_starting_message=False)
+
+
+def served_by_a_worker(deployment: str, api_url: str) -> bool:
+    """Whether a worker is polling for `deployment` on the server at `api_url` right now."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import DeploymentStatus
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        try:
+            with get_client(sync_client=True) as client:
+                found = client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            return False
+        except Exception:
+            return False
+    return found.status == DeploymentStatus.READY

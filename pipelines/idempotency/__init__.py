@@ -1,1 +1,0 @@
-"""Idempotent create requests: the first response is kept and replayed to retries."""

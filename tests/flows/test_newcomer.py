@@ -1,0 +1,93 @@
+"""The README's first steps, run as a newcomer runs them: real processes on a fresh home."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.orchestrator import LocalOrchestrator
+
+STREAMFLOW = str(Path(sys.executable).with_name("streamflow"))
+ANNOUNCEMENT = "starting the local orchestrator…"
+
+
+def _newcomer_env(home: Path) -> dict[str, str]:
+    """This machine's environment with nothing StreamFlow or Prefect set: a fresh home only."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("STREAMFLOW_", "PREFECT_", "MLFLOW_"))
+    }
+    env["STREAMFLOW_HOME"] = str(home)
+    return env
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path) -> Iterator[Path]:
+    """An empty StreamFlow home; whatever orchestrator a test starts there is stopped after."""
+    home = tmp_path / "home"
+    try:
+        yield home
+    finally:
+        LocalOrchestrator(home, prefect_home=home / "prefect").stop()
+
+
+@pytest.mark.slow
+class TestNewcomer:
+    def test_demo_on_a_fresh_home_starts_the_orchestrator_and_prints_the_comparison(
+        self, fresh_home: Path
+    ) -> None:
+        """`streamflow demo` with no orchestrator running exits 0, prints champion vs challenger,
+        and says nothing on stderr but that it is starting the orchestrator."""
+        done = subprocess.run(
+            [STREAMFLOW, "demo"],
+            env=_newcomer_env(fresh_home),
+            cwd=fresh_home.parent,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "B − A" in done.stdout
+        assert "McNemar" in done.stdout
+        assert [line for line in done.stderr.splitlines() if line.strip()] == [ANNOUNCEMENT]
+        status = LocalOrchestrator(fresh_home, prefect_home=fresh_home / "prefect").status()
+        assert status.running
+        assert status.ui_url is not None
+        assert status.ui_url in done.stdout
+
+    def test_two_commands_at_once_on_a_fresh_home_share_one_server(self, fresh_home: Path) -> None:
+        """Two `server start` at the same moment: one starts the server, the other reuses it."""
+        env = _newcomer_env(fresh_home)
+        starts = [
+            subprocess.Popen(
+                [STREAMFLOW, "server", "start", "--json"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outcomes = [start.communicate(timeout=600) for start in starts]
+        assert [start.returncode for start in starts] == [0, 0], outcomes
+        pids = {json.loads(stdout)["pid"] for stdout, _ in outcomes}
+        assert len(pids) == 1
+        assert sum(stderr.count(ANNOUNCEMENT) for _, stderr in outcomes) == 1
+        reused = subprocess.run(
+            [STREAMFLOW, "server", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert reused.returncode == 0
+        assert json.loads(reused.stdout)["pid"] in pids
