@@ -86,6 +86,7 @@ def _seed(env: dict[str, str]) -> tuple[str, str, dict[str, Any]]:
             actor="bench",
             request=service.EvaluationRequest(
                 dataset="notes",
+                agent_type="summarizer",
                 predictions=service.PredictionsFile("p.jsonl", predictions, uuid.uuid4().hex),
             ),
             storage_dir=state.storage.golden_dataset_dir,

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from mlflow import MlflowClient
 from rich.console import Console
 
-from flows.evaluation import evaluate_model_version
+from flows.evaluation import run_evaluation
 from flows.models import BUILTIN_AGENTS, BuiltAgent, move_alias, register_agent, train_builtin
 from flows.reporting import comparison_payload, print_comparison
 from flows.runtime import report_progress, runtime
@@ -21,6 +20,7 @@ from pipelines.evaluation import service
 from pipelines.golden_datasets.schema import GoldenDatasetTask
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.golden_datasets.validation import read_golden_file
+from pipelines.model_versions import service as model_versions
 from pipelines.organizations import ensure_organization, get_organization
 
 log = structlog.get_logger()
@@ -52,40 +52,30 @@ DEMO = (
 )
 
 
-def _registered_builtin(
-    name: str, builtin: str, training_sha256: str
-) -> registry.ModelVersionRef | None:
-    """A version of `name` already trained from the same recipe and data (reruns reuse it)."""
-    query = f"name = '{name}' and tag.`streamflow.builtin` = '{builtin}'"
-    for found in MlflowClient().search_model_versions(query):
-        if (found.tags or {}).get("streamflow.training_sha256") == training_sha256:
-            return registry.ModelVersionRef(name=name, version=str(found.version))
-    return None
-
-
 def _register_builtin(
     name: str, builtin: str, training: Path, alias: str
 ) -> registry.ModelVersionRef:
+    """A version of `name` trained from this recipe and data: the existing one, or a new one."""
     data = training.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    existing = _registered_builtin(name, builtin, digest)
+    recipe = {
+        "streamflow.builtin": builtin,
+        "streamflow.training_sha256": hashlib.sha256(data).hexdigest(),
+    }
+    existing = model_versions.find_version(name, recipe)
     if existing is not None:
         move_alias(name, alias, existing.version, actor=ACTOR)
         return existing
     agent_type, task = BUILTIN_AGENTS[builtin]
     rows = read_golden_file(data, filename=training.name, task=GoldenDatasetTask(task)).frame
     agent = train_builtin(builtin, rows["input"].tolist(), rows["expected"].tolist())
-    ref = register_agent(
+    return register_agent(
         name,
         BuiltAgent(agent, agent_type, task),
         description=f"built-in {builtin}, trained on {training.name}",
         alias=alias,
         actor=ACTOR,
+        tags=recipe,
     )
-    client = MlflowClient()
-    client.set_model_version_tag(name, ref.version, "streamflow.builtin", builtin)
-    client.set_model_version_tag(name, ref.version, "streamflow.training_sha256", digest)
-    return ref
 
 
 def run_demo(console: Console | None) -> dict[str, Any]:
@@ -131,9 +121,9 @@ def run_demo(console: Console | None) -> dict[str, Any]:
         outcomes = {}
         for alias in ("champion", "challenger"):
             report_progress("demo", step, steps)
-            outcomes[alias] = evaluate_model_version(
-                organization=PROVIDER,
-                actor=ACTOR,
+            outcomes[alias] = run_evaluation(
+                PROVIDER,
+                ACTOR,
                 dataset=spec["dataset"],
                 model=f"{spec['model']}@{alias}",
             )

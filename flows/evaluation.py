@@ -1,8 +1,13 @@
-"""The evaluation flow: prepare a run, score it batch by batch, aggregate, log to MLflow."""
+"""The evaluation flow: claim or create a run, score it batch by batch, finish it.
+
+`run_evaluation` checks a request first (milliseconds, no orchestrator), then runs the flow.
+With `STREAMFLOW_DASK_ADDRESS` set (a scheduler address, or `local`), batch tasks run on a
+Dask cluster through prefect-dask; otherwise one after another in this process.
+"""
 
 from __future__ import annotations
 
-import time
+import os
 import uuid
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -19,27 +24,26 @@ from models.cache.settings import CacheSettings
 from models.db.engine import transaction
 from models.db.tables import GoldenDatasetVersion
 from models.registry import client as registry
-from models.registry.tracking import TrackedMetric, log_evaluation
 from pipelines.errors import InvalidInput, StreamflowError
 from pipelines.evaluation import service
-from pipelines.evaluation.scoring import ALL_EXAMPLES, ScoringOptions
+from pipelines.evaluation.scoring import ScoringOptions
 from pipelines.evaluation.views import warm_run_detail
 from pipelines.golden_datasets.service import load_version_frame
 from pipelines.organizations import get_organization
 
 log = structlog.get_logger()
 
+DASK_ADDRESS_VARIABLE = "STREAMFLOW_DASK_ADDRESS"
+
 
 @dataclass(frozen=True)
 class EvaluationOutcome:
-    """What a finished evaluation flow returns: the run, whether it was reused, and timings."""
+    """What a finished evaluation flow returns: the run, and whether it was reused or resumed."""
 
     run_id: str
     reused: bool
     resumed: bool
     batches_scored: int
-    seconds_in_our_code: float
-    """Time spent in StreamFlow's own code (task bodies and flow body), for overhead figures."""
 
 
 def _retry_unless_domain_error(_task: Any, _task_run: Any, state: Any) -> bool:
@@ -69,20 +73,126 @@ def _flow_run_id() -> str | None:
     return run_id
 
 
+def _request(
+    *,
+    dataset: str | None,
+    model: str | None,
+    agent_type: str | None,
+    force: bool,
+    batch_size: int | None,
+    use_stemmer: bool,
+    quality_weights: str | None,
+) -> service.EvaluationRequest:
+    """An evaluation request from the flow's parameters, its model reference resolved."""
+    if dataset is None:
+        raise InvalidInput("dataset: give a golden dataset NAME or NAME@VERSION")
+    model_version = None
+    if model is not None:
+        ref, info = service.resolve_model(model)
+        model_version = (ref.name, ref.version, ref.alias)
+        agent_type = agent_type or info.agent_type or None
+    settings = runtime().evaluation
+    return service.EvaluationRequest(
+        dataset=dataset,
+        model_version=model_version,
+        agent_type=agent_type,
+        options=ScoringOptions(
+            use_stemmer=use_stemmer,
+            n_resamples=settings.bootstrap_resamples,
+            confidence=settings.confidence,
+            seed=settings.seed,
+        ),
+        quality_weights=quality_weights,
+        batch_size=batch_size or settings.batch_size,
+        force=force,
+    )
+
+
+def check_evaluation(
+    organization: str,
+    *,
+    dataset: str | None = None,
+    model: str | None = None,
+    predictions_path: str | None = None,
+    agent_type: str | None = None,
+    force: bool = False,
+    batch_size: int | None = None,
+    use_stemmer: bool = True,
+    quality_weights: str | None = None,
+) -> None:
+    """Refuse a request whose references, task or files are wrong, before any flow starts.
+
+    Reads only (the database, the registry, the predictions file): a refused request leaves
+    no run behind. Raises a domain error naming the field and the fix.
+    """
+    if (model is None) == (predictions_path is None):
+        raise InvalidInput("give exactly one of model (NAME@VERSION or NAME@ALIAS) or predictions")
+    request = _request(
+        dataset=dataset,
+        model=model,
+        agent_type=agent_type,
+        force=force,
+        batch_size=batch_size,
+        use_stemmer=use_stemmer,
+        quality_weights=quality_weights,
+    )
+    if predictions_path is not None:
+        request = replace(request, predictions=_predictions_file(predictions_path))
+    rt = runtime()
+    with rt.sessions() as session:
+        org = get_organization(session, organization)
+        service.check_evaluation(
+            session,
+            organization_id=org.id,
+            request=request,
+            storage_dir=rt.storage.golden_dataset_dir,
+        )
+
+
+def run_evaluation(
+    organization: str,
+    actor: str,
+    *,
+    dataset: str | None = None,
+    model: str | None = None,
+    predictions_path: str | None = None,
+    agent_type: str | None = None,
+    force: bool = False,
+    batch_size: int | None = None,
+    use_stemmer: bool = True,
+    quality_weights: str | None = None,
+) -> EvaluationOutcome:
+    """Check the request, then run the evaluation flow (what the CLI and the demo call)."""
+    parameters: dict[str, Any] = {
+        "dataset": dataset,
+        "model": model,
+        "predictions_path": predictions_path,
+        "agent_type": agent_type,
+        "force": force,
+        "batch_size": batch_size,
+        "use_stemmer": use_stemmer,
+        "quality_weights": quality_weights,
+    }
+    check_evaluation(organization, **parameters)
+    outcome: EvaluationOutcome = evaluate_model_version(
+        organization=organization, actor=actor, **parameters
+    )
+    return outcome
+
+
 @task(name="prepare-evaluation", **RETRIES)
 def prepare_evaluation(
     organization: str,
     actor: str,
     request: service.EvaluationRequest,
     predictions_path: str | None,
-) -> tuple[service.PreparedEvaluation, float]:
-    started = time.perf_counter()
+) -> service.PreparedEvaluation:
     rt = runtime()
     if predictions_path is not None:
         request = replace(request, predictions=_predictions_file(predictions_path))
     with transaction(rt.sessions) as session:
         org = get_organization(session, organization)
-        prepared = service.prepare_evaluation(
+        return service.prepare_evaluation(
             session,
             organization_id=org.id,
             actor=actor,
@@ -90,23 +200,20 @@ def prepare_evaluation(
             storage_dir=rt.storage.golden_dataset_dir,
             flow_run_id=_flow_run_id(),
         )
-    return prepared, time.perf_counter() - started
 
 
 @task(name="resume-evaluation", **RETRIES)
-def resume_evaluation(organization: str, run_id: str) -> tuple[service.PreparedEvaluation, float]:
-    started = time.perf_counter()
+def resume_evaluation(organization: str, run_id: str) -> service.PreparedEvaluation:
     rt = runtime()
     with transaction(rt.sessions) as session:
         org = get_organization(session, organization)
-        prepared = service.resume_evaluation(
+        return service.resume_evaluation(
             session,
             organization_id=org.id,
             run_id=uuid.UUID(run_id),
             storage_dir=rt.storage.golden_dataset_dir,
             flow_run_id=_flow_run_id(),
         )
-    return prepared, time.perf_counter() - started
 
 
 @lru_cache(maxsize=4)
@@ -118,7 +225,10 @@ def _golden_rows(storage_dir: Path, storage_path: str, row_count: int) -> pd.Dat
 
 def _predictions_file(path: str) -> service.PredictionsFile:
     """A predictions file, read once per process while it stays unchanged on disk."""
-    stat = Path(path).stat()
+    try:
+        stat = Path(path).stat()
+    except OSError as error:
+        raise InvalidInput(f"predictions: cannot read {path}: {error.strerror}") from error
     return _read_predictions_file(path, stat.st_mtime_ns, stat.st_size)
 
 
@@ -142,9 +252,8 @@ def _predictions(path: str, digest: str) -> dict[str, str]:
 @task(name="evaluate-batch", **RETRIES)
 def evaluate_batch(
     organization: str, run_id: str, batch_index: int, predictions_path: str | None
-) -> float:
-    """Predict (if a model is evaluated), score and store one batch; returns seconds spent."""
-    started = time.perf_counter()
+) -> int:
+    """Predict (if a model is evaluated), score and store one batch; returns its example count."""
     rt = runtime()
     with rt.sessions() as session:
         org = get_organization(session, organization)
@@ -161,8 +270,7 @@ def evaluate_batch(
         by_id = _predictions(predictions_path, run.predictions_digest)
         predictions = [by_id[example_id] for example_id in examples["id"]]
     else:
-        model = registry.ModelVersionRef(str(run.registered_model_name), str(run.model_version))
-        predictions = registry.predict(model, examples["input"].astype(str).tolist())
+        predictions = service.predict_batch(run, examples)
     processes = rt.evaluation.processes if len(examples) >= 2000 else 1
     scores = service.score_batch(
         task=run.task,
@@ -181,64 +289,25 @@ def evaluate_batch(
             scores=scores,
         )
     log.info("evaluation.batch_stored", run_id=run_id, batch=batch_index, examples=len(examples))
-    return time.perf_counter() - started
+    return len(examples)
 
 
-@task(name="aggregate-evaluation", **RETRIES)
-def aggregate_evaluation(organization: str, actor: str, run_id: uuid.UUID) -> float:
-    """Aggregate with bootstrap CIs, log the MLflow run, store metrics; returns seconds spent."""
-    started = time.perf_counter()
+@task(name="finish-evaluation", **RETRIES)
+def finish_evaluation(organization: str, actor: str, run_id: str) -> None:
+    """Aggregate with bootstrap CIs, log the MLflow run, mark the run completed."""
     rt = runtime()
-    with rt.sessions() as session:
-        org = get_organization(session, organization)
-        run = service.get_run(session, organization_id=org.id, run_id=run_id)
-        dataset, version = service.run_dataset(session, organization_id=org.id, run=run)
-        metrics = service.aggregate_run(session, organization_id=org.id, run_id=run_id)
-    subject = (
-        f"{run.registered_model_name}@{run.model_version}"
-        if run.registered_model_name
-        else f"predictions:{run.predictions_filename}"
-    )
-    mlflow_run_id = log_evaluation(
-        experiment_id=registry.experiment_id(rt.registry),
-        run_name=f"eval {subject} on {dataset.name}@{version.version}",
-        params={
-            "golden_dataset": f"{dataset.name}@{version.version}",
-            "task": run.task,
-            "agent_type": run.agent_type,
-            **{f"option.{k}": str(v) for k, v in run.config["options"].items()},
-        },
-        tags={
-            "streamflow.evaluation_run_id": str(run.id),
-            "streamflow.subject": subject,
-            **(
-                {"registered_model_name": run.registered_model_name}
-                if run.registered_model_name
-                else {}
-            ),
-            **({"model_version": run.model_version} if run.model_version else {}),
-        },
-        metrics=[
-            TrackedMetric(m.name, m.value, m.ci_low, m.ci_high)
-            for m in metrics
-            if m.slice == ALL_EXAMPLES
-        ],
-        dataset_name=f"{dataset.name}@{version.version}",
-        dataset_digest=version.content_hash,
-        dataset_uri=f"streamflow://golden-datasets/{dataset.name}/{version.version}",
-    )
     with transaction(rt.sessions) as session:
-        service.complete_run(
+        run = service.finish_run(
             session,
-            organization_id=org.id,
-            run_id=run_id,
+            organization=organization,
+            run_id=uuid.UUID(run_id),
             actor=actor,
-            metrics=metrics,
-            mlflow_run_id=mlflow_run_id,
+            experiment_id=registry.experiment_id(rt.registry),
+            storage_dir=rt.storage.golden_dataset_dir,
         )
-    _warm_cache(org.id, run_id)
-    log.info("evaluation.completed", run_id=str(run_id), mlflow_run_id=mlflow_run_id)
-    return time.perf_counter() - started
+        organization_id, mlflow_run_id = run.organization_id, run.mlflow_run_id
+    _warm_cache(organization_id, uuid.UUID(run_id))
+    log.info("evaluation.completed", run_id=run_id, mlflow_run_id=mlflow_run_id)
 
 
 def _warm_cache(organization_id: uuid.UUID, run_id: uuid.UUID) -> None:
@@ -247,29 +316,61 @@ def _warm_cache(organization_id: uuid.UUID, run_id: uuid.UUID) -> None:
         warm_run_detail(session, CacheSettings(), organization_id=organization_id, run_id=run_id)
 
 
-class _Stopwatch:
-    """Splits a flow's time into StreamFlow's own code and Prefect's task machinery."""
+def _fail(organization: str, actor: str, run_id: str, error: BaseException) -> None:
+    """Mark a run failed with the reason users will read."""
+    rt = runtime()
+    with transaction(rt.sessions) as session:
+        org = get_organization(session, organization)
+        service.fail_run(
+            session, organization_id=org.id, run_id=uuid.UUID(run_id), actor=actor, error=error
+        )
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.in_task_calls = 0.0
-        self.in_task_bodies = 0.0
 
-    def call(self, task_fn: Any, *args: Any) -> Any:
-        """Call a task whose result is (value, seconds in its body) or seconds."""
-        started = time.perf_counter()
-        result = task_fn(*args)
-        self.in_task_calls += time.perf_counter() - started
-        if isinstance(result, tuple):
-            value, seconds = result
-            self.in_task_bodies += seconds
-            return value
-        self.in_task_bodies += result
-        return None
+def dask_address() -> str | None:
+    """The Dask scheduler batch tasks run on (`local` starts a local cluster), if any."""
+    return os.environ.get(DASK_ADDRESS_VARIABLE) or None
 
-    def our_code(self) -> float:
-        flow_body = time.perf_counter() - self.started - self.in_task_calls
-        return flow_body + self.in_task_bodies
+
+def _score_batches(
+    organization: str,
+    run_id: str,
+    prepared: service.PreparedEvaluation,
+    predictions_path: str | None,
+) -> None:
+    """Run the batch tasks: on Dask when configured, else one after another here."""
+    batches, total = prepared.pending_batches, prepared.batch_count
+    done = total - len(batches)
+    report_progress("scoring", done, total)
+    address = dask_address()
+    if address is None:
+        for batch_index in batches:
+            evaluate_batch(organization, run_id, batch_index, predictions_path)
+            done += 1
+            report_progress("scoring", done, total)
+        return
+    from prefect.futures import PrefectFuture, as_completed
+
+    from flows import dask
+
+    with dask.task_runner(address) as runner:
+        if address != "local":
+            dask.forward_settings(runner)
+        futures: list[PrefectFuture[int]] = [
+            runner.submit(
+                evaluate_batch,
+                parameters={
+                    "organization": organization,
+                    "run_id": run_id,
+                    "batch_index": batch_index,
+                    "predictions_path": predictions_path,
+                },
+            )
+            for batch_index in batches
+        ]
+        for future in as_completed(futures):
+            future.result()
+            done += 1
+            report_progress("scoring", done, total)
 
 
 @flow(name="evaluate-model-version", log_prints=False)
@@ -288,63 +389,52 @@ def evaluate_model_version(
 ) -> EvaluationOutcome:
     """Evaluate a model version (or a predictions file) on a golden dataset version.
 
-    With `run_id`, carry out a run created earlier (the API creates runs, then starts this).
+    With `run_id`, claim and carry out a run created earlier (the API creates runs `pending`,
+    then starts this). Call `run_evaluation` to check the request before the flow starts.
     """
-    watch = _Stopwatch()
-    rt = runtime()
     structlog.contextvars.bind_contextvars(flow_run_id=_flow_run_id())
     if run_id is not None:
-        prepared = watch.call(resume_evaluation, organization, run_id)
+        try:
+            prepared = resume_evaluation(organization, run_id)
+        except Exception as error:
+            _fail(organization, actor, run_id, error)
+            raise
     else:
-        if dataset is None:
-            raise InvalidInput("give --dataset NAME[@VERSION]")
-        model_ref = registry.resolve(model) if model else None
-        if model_ref is not None and agent_type is None:
-            info = registry.model_version_info(model_ref.name, model_ref.version)
-            agent_type = info.agent_type or None
-        request = service.EvaluationRequest(
+        request = _request(
             dataset=dataset,
-            model_version=(model_ref.name, model_ref.version, model_ref.alias)
-            if model_ref
-            else None,
+            model=model,
             agent_type=agent_type,
-            options=ScoringOptions(
-                use_stemmer=use_stemmer,
-                n_resamples=rt.evaluation.bootstrap_resamples,
-                confidence=rt.evaluation.confidence,
-                seed=rt.evaluation.seed,
-            ),
-            quality_weights=quality_weights,
-            batch_size=batch_size or rt.evaluation.batch_size,
             force=force,
+            batch_size=batch_size,
+            use_stemmer=use_stemmer,
+            quality_weights=quality_weights,
         )
         # The predictions file is read inside the task: Prefect walks every task parameter.
-        prepared = watch.call(prepare_evaluation, organization, actor, request, predictions_path)
-    structlog.contextvars.bind_contextvars(evaluation_run_id=str(prepared.run_id))
+        prepared = prepare_evaluation(organization, actor, request, predictions_path)
+    run = str(prepared.run_id)
+    structlog.contextvars.bind_contextvars(evaluation_run_id=run)
     if prepared.reused:
-        log.info("evaluation.reused", run_id=str(prepared.run_id))
-        return EvaluationOutcome(str(prepared.run_id), True, False, 0, watch.our_code())
-    with rt.sessions() as session:
-        org = get_organization(session, organization)
-        run = service.get_run(session, organization_id=org.id, run_id=prepared.run_id)
-    total = prepared.batch_count
-    done = total - len(prepared.pending_batches)
-    report_progress("scoring", done, total)
+        log.info("evaluation.reused", run_id=run)
+        return EvaluationOutcome(run, True, False, 0)
     try:
-        for batch_index in prepared.pending_batches:
-            watch.call(evaluate_batch, organization, str(run.id), batch_index, predictions_path)
-            done += 1
-            report_progress("scoring", done, total)
+        _score_batches(organization, run, prepared, predictions_path)
         report_progress("aggregating", 0, 1)
-        watch.call(aggregate_evaluation, organization, actor, run.id)
+        finish_evaluation(organization, actor, run)
         report_progress("aggregating", 1, 1)
     except Exception as error:
-        with transaction(rt.sessions) as session:
-            org = get_organization(session, organization)
-            service.fail_run(
-                session, organization_id=org.id, run_id=run.id, actor=actor, error=str(error)
-            )
+        _fail(organization, actor, run, error)
         raise
-    return EvaluationOutcome(
-        str(run.id), False, prepared.resumed, len(prepared.pending_batches), watch.our_code()
-    )
+    return EvaluationOutcome(run, False, prepared.resumed, len(prepared.pending_batches))
+
+
+@flow(name="fail-stuck-evaluations", log_prints=False)
+def fail_stuck_evaluations(actor: str = "system", pending_minutes: int = 10) -> list[str]:
+    """Mark runs whose flow never started (`pending` longer than `pending_minutes`) failed."""
+    from datetime import timedelta
+
+    rt = runtime()
+    with transaction(rt.sessions) as session:
+        failed = service.fail_stuck_runs(
+            session, actor=actor, pending_timeout=timedelta(minutes=pending_minutes)
+        )
+        return [str(run.id) for run in failed]

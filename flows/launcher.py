@@ -2,7 +2,8 @@
 
 The API never imports flow code: it is handed a launcher, named by import string in its settings
 (`STREAMFLOW_EVALUATION_LAUNCHER`, default `flows.launcher:make_launcher`), as uvicorn is handed
-an app. A launch that fails marks its run failed with the reason, so no run waits forever.
+an app. A launch that raises is failed by the API; a flow that cannot start in the background
+thread fails its run here, so no run waits forever.
 """
 
 from __future__ import annotations
@@ -82,13 +83,10 @@ class PrefectDeploymentLauncher:
         self.deployment = deployment
 
     def launch(self, parameters: dict[str, Any]) -> None:
+        """Create the flow run; raises when the server refuses (the caller fails the run)."""
         from prefect.deployments import run_deployment
 
-        try:
-            run_deployment(name=self.deployment, parameters=parameters, timeout=0)
-        except Exception as error:
-            log.exception("evaluation.launch_failed", deployment=self.deployment)
-            _mark_failed(parameters, f"could not start deployment {self.deployment}: {error}")
+        run_deployment(name=self.deployment, parameters=parameters, timeout=0)
 
     def shutdown(self) -> None:
         return None

@@ -7,17 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from flows.runtime import cli_actor, runtime
 from models.db.engine import transaction
-from models.db.repositories.audit import AuditRepository
 from models.registry import client as registry
 from pipelines.errors import InvalidInput
 from pipelines.golden_datasets.schema import GoldenDatasetTask
 from pipelines.golden_datasets.validation import read_golden_file
-
-log = structlog.get_logger()
+from pipelines.model_versions import service as model_versions
 
 BUILTIN_AGENTS = {
     "tfidf-logreg": ("intent_classifier", "classification"),
@@ -107,46 +103,28 @@ def register_agent(
     description: str = "",
     alias: str | None = None,
     actor: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> registry.ModelVersionRef:
     """Register an agent as the next model version of `name`, audited."""
     rt = runtime()
-    ref = registry.register_model_version(
-        name,
-        built.agent,
-        agent_type=built.agent_type,
-        task=built.task,
-        description=description,
-        experiment=registry.experiment_id(rt.registry),
-    )
     with transaction(rt.sessions) as session:
-        AuditRepository(session).record(
+        return model_versions.register_model_version(
+            session,
+            name=name,
+            agent=built.agent,
+            agent_type=built.agent_type,
+            task=built.task,
+            experiment_id=registry.experiment_id(rt.registry),
             actor=actor or cli_actor(),
-            organization_id=None,
-            action="model_version.registered",
-            target_type="model_version",
-            target_id=str(ref),
-            details={"agent_type": built.agent_type, "task": built.task},
+            description=description,
+            alias=alias,
+            tags=tags,
         )
-    if alias:
-        move_alias(name, alias, ref.version, actor=actor)
-    log.info("model_version.registered", model=str(ref), agent_type=built.agent_type)
-    return ref
 
 
 def move_alias(name: str, alias: str, version: str, *, actor: str | None = None) -> None:
     """Point an alias at a version, audited with the version it pointed at before."""
-    rt = runtime()
-    try:
-        previous: str | None = registry.resolve(f"{name}@{alias}").version
-    except registry.ModelVersionNotFound:
-        previous = None
-    registry.set_alias(name, alias, version)
-    with transaction(rt.sessions) as session:
-        AuditRepository(session).record(
-            actor=actor or cli_actor(),
-            organization_id=None,
-            action="model_alias.moved",
-            target_type="model_alias",
-            target_id=f"{name}@{alias}",
-            details={"from_version": previous, "to_version": version},
+    with transaction(runtime().sessions) as session:
+        model_versions.move_alias(
+            session, name=name, alias=alias, version=version, actor=actor or cli_actor()
         )

@@ -29,7 +29,10 @@ def run(
         Path | None, typer.Option(exists=True, dir_okay=False, help="File with id, prediction.")
     ] = None,
     agent_type: Annotated[
-        str | None, typer.Option(help="Agent type for a predictions file (default by task).")
+        str | None,
+        typer.Option(
+            help="Agent type of a predictions file (else from earlier runs on the dataset)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the same run exists.")] = False,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Examples per batch task.")] = None,
@@ -47,22 +50,25 @@ def run(
             param_hint="'--model' / '--predictions'",
         )
     from flows.cli.server import announce
-    from flows.evaluation import evaluate_model_version
+    from flows.evaluation import check_evaluation, evaluate_model_version
     from flows.orchestrator import orchestrated
     from flows.runtime import cli_actor
 
+    parameters: dict[str, Any] = {
+        "dataset": dataset,
+        "model": model,
+        "predictions_path": str(predictions.resolve()) if predictions else None,
+        "agent_type": agent_type,
+        "force": force,
+        "batch_size": batch_size,
+        "use_stemmer": stemmer,
+        "quality_weights": quality_weights,
+    }
+    # Checked in milliseconds before the orchestrator starts: a refused request leaves no run.
+    check_evaluation(org_slug(org), **parameters)
     with orchestrated(announce=announce), progress(not as_json):
         outcome = evaluate_model_version(
-            organization=org_slug(org),
-            actor=cli_actor(),
-            dataset=dataset,
-            model=model,
-            predictions_path=str(predictions.resolve()) if predictions else None,
-            agent_type=agent_type,
-            force=force,
-            batch_size=batch_size,
-            use_stemmer=stemmer,
-            quality_weights=quality_weights,
+            organization=org_slug(org), actor=cli_actor(), **parameters
         )
     detail = _detail(outcome.run_id, org)
     if as_json:

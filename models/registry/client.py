@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-import pandas as pd
 from cachetools import LRUCache
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -30,6 +29,14 @@ class ModelVersionNotFound(LookupError):
 
 class InvalidModelReference(ValueError):
     """A model version reference that is not `NAME@VERSION` or `NAME@ALIAS`."""
+
+
+class ModelLoadFailed(RuntimeError):
+    """A registered model version that cannot be loaded here (e.g. its agent module is missing)."""
+
+
+AGENT_MODULE_TAG = "streamflow.agent_module"
+"""Model version tag: the module the agent's class lives in, which must import at evaluation."""
 
 
 @dataclass(frozen=True)
@@ -59,21 +66,29 @@ class ModelVersionInfo:
     aliases: tuple[str, ...]
     description: str
     created_at_ms: int
+    agent_module: str = ""
+    """The module of the agent's class (empty for versions registered before it was recorded)."""
+    model_id: str = ""
+    """The MLflow logged model behind the version (MLflow 3), for linking evaluation metrics."""
 
 
 class AgentPyfunc(PythonModel):
-    """An MLflow pyfunc around any agent object with `predict(list[str]) -> list[str]`."""
+    """An MLflow pyfunc around any agent object with `predict(list[str]) -> list[str]`.
+
+    The `list[str]` hint is MLflow's input schema: it validates inputs and infers the signature.
+    """
 
     def __init__(self, agent: Any) -> None:
         self.agent = agent
 
-    # Unannotated on purpose: MLflow reads these hints as an input schema and warns about `Any`.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ARG002
-        if isinstance(model_input, pd.DataFrame):
-            texts = model_input["input"].astype(str).tolist()
-        else:
-            texts = [str(text) for text in model_input]
-        return [str(prediction) for prediction in self.agent.predict(texts)]
+    def predict(
+        self,
+        context: Any,  # noqa: ARG002
+        model_input: list[str],
+        params: dict[str, Any] | None = None,  # noqa: ARG002
+    ) -> list[str]:
+        """One prediction per input text."""
+        return [str(prediction) for prediction in self.agent.predict(list(model_input))]
 
 
 def configure(settings: RegistrySettings) -> None:
@@ -121,6 +136,7 @@ def register_model_version(
     client.set_registered_model_tag(name, "task", task)
     client.set_model_version_tag(name, version, "agent_type", agent_type)
     client.set_model_version_tag(name, version, "task", task)
+    client.set_model_version_tag(name, version, AGENT_MODULE_TAG, type(agent).__module__)
     if description:
         client.update_model_version(name, version, description=description)
     return ModelVersionRef(name=name, version=version)
@@ -151,9 +167,14 @@ def resolve(reference: str) -> ModelVersionRef:
     if selector.isdigit():
         _get_version(name, selector)
         return ModelVersionRef(name=name, version=selector)
+    client = MlflowClient()
     try:
-        found = MlflowClient().get_model_version_by_alias(name, selector)
+        found = client.get_model_version_by_alias(name, selector)
     except MlflowException as error:
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            raise ModelVersionNotFound(f"model {name!r} is not registered") from error
         raise ModelVersionNotFound(f"{name} has no alias {selector!r}") from error
     return ModelVersionRef(name=name, version=str(found.version), alias=selector)
 
@@ -164,10 +185,24 @@ def model_version_info(name: str, version: str) -> ModelVersionInfo:
     return _info(found)
 
 
+def quote(value: str) -> str:
+    """A string literal for MLflow's search filters, which strip quotes and never unescape.
+
+    The value is wrapped in whichever quote character it does not contain.
+    """
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise InvalidModelReference(
+        f"{value!r} contains both quote characters; MLflow's search cannot match it"
+    )
+
+
 def list_model_versions(name: str | None = None) -> list[ModelVersionInfo]:
     """Every registered model version (optionally of one name), newest first per name."""
     client = MlflowClient()
-    query = f"name = '{name}'" if name else ""
+    query = f"name = {quote(name)}" if name else ""
     found = client.search_model_versions(query, max_results=10_000)
     versions = [_info(version) for version in found]
     return sorted(versions, key=lambda v: (v.name, -int(v.version)))
@@ -188,7 +223,38 @@ def _info(found: Any) -> ModelVersionInfo:
         aliases=aliases,
         description=found.description or "",
         created_at_ms=int(found.creation_timestamp or 0),
+        agent_module=tags.get(AGENT_MODULE_TAG, ""),
+        model_id=_logged_model_id(found),
     )
+
+
+def _logged_model_id(found: Any) -> str:
+    """The MLflow 3 logged model behind a version: its `model_id`, or the id in its source URI."""
+    explicit = getattr(found, "model_id", None)
+    if explicit:
+        return str(explicit)
+    source = str(found.source or "")
+    return source.removeprefix("models:/") if source.startswith("models:/m-") else ""
+
+
+def find_version_by_tags(name: str, tags: dict[str, str]) -> ModelVersionRef | None:
+    """The newest version of `name` carrying every one of `tags`, if any."""
+    query = " and ".join(
+        [f"name = {quote(name)}", *(f"tag.`{key}` = {quote(value)}" for key, value in tags.items())]
+    )
+    found = MlflowClient().search_model_versions(query)
+    matching = [v for v in found if all((v.tags or {}).get(k) == x for k, x in tags.items())]
+    if not matching:
+        return None
+    newest = max(matching, key=lambda v: int(v.version))
+    return ModelVersionRef(name=name, version=str(newest.version))
+
+
+def tag_model_version(ref: ModelVersionRef, tags: dict[str, str]) -> None:
+    """Set tags on a model version."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(ref.name, ref.version, key, value)
 
 
 def _get_version(name: str, version: str) -> Any:
@@ -218,11 +284,18 @@ def load_model(ref: ModelVersionRef) -> Any:
     with _loaded_lock:
         model = _loaded.get(key)
         if model is None:
-            model = _loaded[key] = mlflow.pyfunc.load_model(ref.uri)
+            try:
+                model = _loaded[key] = mlflow.pyfunc.load_model(ref.uri)
+            except ImportError as error:
+                raise ModelLoadFailed(
+                    f"model version {ref} cannot be loaded here: {error}; its agent module must "
+                    "be importable wherever evaluations run (install it, or add its folder to "
+                    "PYTHONPATH)"
+                ) from error
         return model
 
 
 def predict(ref: ModelVersionRef, inputs: list[str]) -> list[str]:
     """Predictions of a model version for a batch of inputs."""
     model = load_model(ref)
-    return [str(p) for p in model.predict(pd.DataFrame({"input": inputs}))]
+    return [str(p) for p in model.predict(list(inputs))]

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from models.db.base import utcnow
 from models.db.enums import RunStatus
 from models.db.repositories.audit import record_audit
 from models.db.repositories.evaluations import EvaluationRepository
@@ -22,9 +26,13 @@ from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import (
     EvaluationMetric,
     EvaluationRun,
+    GoldenDataset,
+    GoldenDatasetVersion,
 )
 from models.registry import client as registry
-from pipelines.errors import Conflict, InvalidInput, NotFound
+from models.registry.tracking import TrackedEvaluation, TrackedMetric, log_evaluation
+from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
+from pipelines.evaluation import artifacts
 from pipelines.evaluation.quality import (
     DEFAULT_QUALITY_WEIGHTS,
     QualityWeights,
@@ -33,6 +41,7 @@ from pipelines.evaluation.quality import (
 from pipelines.evaluation.runs import get_run as get_run  # re-exported for service callers
 from pipelines.evaluation.runs import run_dataset as run_dataset
 from pipelines.evaluation.scoring import (
+    ALL_EXAMPLES,
     CLASSIFICATION,
     Comparison,
     MetricRow,
@@ -46,7 +55,28 @@ from pipelines.organizations import get_organization
 
 log = structlog.get_logger()
 
-DEFAULT_AGENT_TYPES = {CLASSIFICATION: "intent_classifier", "text_generation": "summarizer"}
+PENDING = RunStatus.PENDING
+"""Created (e.g. by the API); no flow has claimed it yet."""
+RUNNING = RunStatus.RUNNING
+COMPLETED = RunStatus.COMPLETED
+FAILED = RunStatus.FAILED
+
+DEFAULT_PENDING_TIMEOUT = timedelta(minutes=10)
+"""How long a run may stay `pending` before it counts as stuck (its flow never started)."""
+
+# The quality weighting an agent type without one of its own borrows, by task. Never used to
+# decide the agent type itself: that is given, read from the model's tags, or inferred.
+_QUALITY_FALLBACK_BY_TASK = {CLASSIFICATION: "intent_classifier", "text_generation": "summarizer"}
+
+Clock = Callable[[], datetime]
+
+
+utc_now: Clock = utcnow
+"""The default clock: the one stored rows take their timestamps from (aware UTC)."""
+
+
+class AgentUnavailable(StreamflowError):
+    """A registered model version whose agent cannot be loaded where the evaluation runs."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,121 @@ class PreparedEvaluation:
     examples: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class CheckedEvaluation:
+    """A request whose references exist and fit together: ready to become a run."""
+
+    request: EvaluationRequest
+    """The request with its agent type decided."""
+    dataset: GoldenDataset
+    version: GoldenDatasetVersion
+    examples: pd.DataFrame
+    """The version's rows, ordered by id."""
+    quality: QualityWeights | None
+
+
+def resolve_model(reference: str) -> tuple[registry.ModelVersionRef, registry.ModelVersionInfo]:
+    """The model version a `NAME@VERSION|NAME@ALIAS` reference names, with its tags."""
+    try:
+        ref = registry.resolve(reference)
+        info = registry.model_version_info(ref.name, ref.version)
+    except registry.InvalidModelReference as error:
+        raise InvalidInput(str(error), field="model") from error
+    except registry.ModelVersionNotFound as error:
+        raise NotFound(f"{error}; register it first", field="model") from error
+    return ref, info
+
+
+def check_evaluation(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    request: EvaluationRequest,
+    storage_dir: Path,
+) -> CheckedEvaluation:
+    """Check a request before anything runs or is written; raise a domain error naming the field.
+
+    The dataset version must exist; a model version must exist, have the dataset's task and an
+    agent module importable here; a predictions file must cover the dataset exactly; the agent
+    type must be given or inferable; quality weights must parse.
+    """
+    if (request.model_version is None) == (request.predictions is None):
+        raise InvalidInput(
+            "give exactly one of a model version (NAME@VERSION or NAME@ALIAS) or a predictions "
+            "file",
+            field="model",
+        )
+    if request.batch_size < 1:
+        raise InvalidInput("must be at least 1", field="batch_size")
+    dataset, version = resolve_version(
+        session, organization_id=organization_id, reference=request.dataset
+    )
+    agent_type = request.agent_type
+    if request.model_version is not None:
+        name, number, _ = request.model_version
+        info = _model_info(name, number)
+        if info.task and info.task != dataset.task:
+            raise InvalidInput(
+                f"{name}@{number} is a {info.task} model but golden dataset "
+                f"{dataset.name!r} is a {dataset.task} dataset; evaluate it on a {info.task} "
+                f"dataset, or pick a {dataset.task} model",
+                field="model",
+            )
+        _check_agent_module(info)
+        agent_type = agent_type or info.agent_type or None
+    examples = load_version_frame(storage_dir, version).sort_values("id", ignore_index=True)
+    if request.predictions is not None:
+        _check_predictions_cover(request.predictions, examples)
+    if agent_type is None:
+        agent_type = _infer_agent_type(session, organization_id, dataset)
+    quality = quality_weights_for(agent_type, dataset.task, request.quality_weights)
+    return CheckedEvaluation(
+        replace(request, agent_type=agent_type), dataset, version, examples, quality
+    )
+
+
+def _model_info(name: str, version: str) -> registry.ModelVersionInfo:
+    try:
+        return registry.model_version_info(name, version)
+    except registry.ModelVersionNotFound as error:
+        raise NotFound(f"{error}; register it first", field="model") from error
+
+
+def _check_agent_module(info: registry.ModelVersionInfo) -> None:
+    """Refuse a model version whose agent's module cannot be imported in this process."""
+    module = info.agent_module
+    if not module or module == "__main__":
+        return
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise AgentUnavailable(
+            f"model: {info.name}@{info.version}'s agent module {module!r} cannot be imported "
+            "here; install it or add its folder to PYTHONPATH (the module must stay importable "
+            "wherever evaluations run)"
+        )
+
+
+def _infer_agent_type(session: Session, organization_id: uuid.UUID, dataset: GoldenDataset) -> str:
+    """The one agent type earlier runs on this dataset had; else the caller must say."""
+    known = EvaluationRepository(session).agent_types_of_dataset(organization_id, dataset.id)
+    if len(known) == 1:
+        return next(iter(known))
+    hint = (
+        f"earlier runs on it used {', '.join(sorted(known))}"
+        if known
+        else "it has no earlier runs to infer it from"
+    )
+    raise InvalidInput(
+        f"a predictions file does not say which agent made it, and golden dataset "
+        f"{dataset.name!r} does not decide it ({hint}); give the agent type, "
+        f"e.g. {', '.join(sorted(DEFAULT_QUALITY_WEIGHTS))}",
+        field="agent_type",
+    )
+
+
 def prepare_evaluation(
     session: Session,
     *,
@@ -129,34 +274,34 @@ def prepare_evaluation(
     request: EvaluationRequest,
     storage_dir: Path,
     flow_run_id: str | None,
+    claim: bool = True,
+    clock: Clock = utc_now,
 ) -> PreparedEvaluation:
-    """Reuse a finished run of the same inputs, resume an unfinished one, or start a new one."""
-    if (request.model_version is None) == (request.predictions is None):
-        raise InvalidInput(
-            "give exactly one of a model version or a predictions file", field="model"
-        )
-    if request.batch_size < 1:
-        raise InvalidInput("must be at least 1", field="batch_size")
-    dataset, version = resolve_version(
-        session, organization_id=organization_id, reference=request.dataset
+    """Reuse a finished run of the same inputs, resume an unfinished one, or start a new one.
+
+    With `claim` (a flow calling), the run is `running`; without, it stays `pending` until the
+    flow started for it claims it with `resume_evaluation`.
+    """
+    checked = check_evaluation(
+        session, organization_id=organization_id, request=request, storage_dir=storage_dir
     )
-    examples = load_version_frame(storage_dir, version).sort_values("id", ignore_index=True)
-    agent_type = request.agent_type or DEFAULT_AGENT_TYPES[dataset.task]
-    quality = quality_weights_for(agent_type, dataset.task, request.quality_weights)
+    request, dataset, version = checked.request, checked.dataset, checked.version
+    examples, quality = checked.examples, checked.quality
+    assert request.agent_type is not None
     if request.predictions is not None:
-        _check_predictions_cover(request.predictions, examples)
         subject_key = f"predictions:{request.predictions.digest}"
     else:
         assert request.model_version is not None
         subject_key = f"model:{request.model_version[0]}@{request.model_version[1]}"
     config = {
         "task": dataset.task,
-        "agent_type": agent_type,
+        "agent_type": request.agent_type,
         "options": asdict(request.options),
         "quality_weights": None if quality is None else dict(quality.weights),
     }
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     runs = EvaluationRepository(session)
+    now = clock()
     existing = None
     if not request.force:
         existing = runs.find_reusable(
@@ -168,10 +313,9 @@ def prepare_evaluation(
     if existing is not None:
         done = runs.stored_batches(existing.id)
         pending = tuple(i for i in range(existing.batch_count) if i not in done)
-        reused = existing.status == "completed"
+        reused = existing.status == COMPLETED
         if not reused:
-            existing.status = "running"
-            existing.flow_run_id = flow_run_id
+            _hand_over(existing, claim=claim, flow_run_id=flow_run_id, now=now)
             log.info("evaluation.resumed", run_id=str(existing.id), pending_batches=len(pending))
         return PreparedEvaluation(
             existing.id, reused, not reused, existing.batch_count, pending, examples
@@ -184,7 +328,7 @@ def prepare_evaluation(
             organization_id=organization_id,
             golden_dataset_version_id=version.id,
             task=dataset.task,
-            agent_type=agent_type,
+            agent_type=request.agent_type,
             registered_model_name=name,
             model_version=number,
             model_alias=alias,
@@ -193,12 +337,13 @@ def prepare_evaluation(
             subject_key=subject_key,
             config=config,
             config_hash=config_hash,
-            status="running",
+            status=RUNNING if claim else PENDING,
             batch_size=request.batch_size,
             batch_count=batch_count,
             example_count=len(examples),
             flow_run_id=flow_run_id,
-            started_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+            created_at=now,
+            started_at=now if claim else None,
         )
     )
     record_audit(
@@ -215,6 +360,19 @@ def prepare_evaluation(
     )
 
 
+def _hand_over(run: EvaluationRun, *, claim: bool, flow_run_id: str | None, now: datetime) -> None:
+    """Claim an unfinished run for the calling flow, or set it back to wait for one."""
+    run.error = None
+    run.finished_at = None
+    run.flow_run_id = flow_run_id
+    if claim:
+        run.status = RUNNING
+        run.started_at = now
+    else:
+        run.status = PENDING
+        run.started_at = None
+
+
 def resume_evaluation(
     session: Session,
     *,
@@ -222,8 +380,9 @@ def resume_evaluation(
     run_id: uuid.UUID,
     storage_dir: Path,
     flow_run_id: str | None,
+    clock: Clock = utc_now,
 ) -> PreparedEvaluation:
-    """Pick up a run created earlier (e.g. by the API) and list the batches it still needs."""
+    """Claim a run created earlier (e.g. by the API): it becomes `running` for this flow."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
     found = GoldenDatasetRepository(session).get_version_by_id(
         organization_id, run.golden_dataset_version_id
@@ -231,17 +390,17 @@ def resume_evaluation(
     if found is None:
         raise NotFound(f"golden dataset version of run {run.id} not found")
     examples = load_version_frame(storage_dir, found[1]).sort_values("id", ignore_index=True)
-    if run.status == "completed":
+    if run.status == COMPLETED:
         return PreparedEvaluation(run.id, True, False, run.batch_count, (), examples)
     if run.registered_model_name is None:
         raise InvalidInput(
             f"run {run.id} evaluates a predictions file; evaluate the file again to finish it",
             field="run_id",
         )
+    _check_agent_module(_model_info(run.registered_model_name, str(run.model_version)))
     done = EvaluationRepository(session).stored_batches(run.id)
     pending = tuple(i for i in range(run.batch_count) if i not in done)
-    run.status = "running"
-    run.flow_run_id = flow_run_id
+    _hand_over(run, claim=True, flow_run_id=flow_run_id, now=clock())
     return PreparedEvaluation(run.id, False, bool(done), run.batch_count, pending, examples)
 
 
@@ -254,7 +413,7 @@ def quality_weights_for(agent_type: str, task: str, spec: str | None) -> Quality
             raise InvalidInput(str(error), field="quality_weights") from error
     if agent_type in DEFAULT_QUALITY_WEIGHTS:
         return DEFAULT_QUALITY_WEIGHTS[agent_type]
-    fallback = DEFAULT_AGENT_TYPES[task]
+    fallback = _QUALITY_FALLBACK_BY_TASK[task]
     return DEFAULT_QUALITY_WEIGHTS.get(fallback)
 
 
@@ -352,6 +511,13 @@ def aggregate_run(
     """Compute every aggregate of a fully scored run (pure over its stored scores)."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
     scores, slices, ids = load_scores(session, run.id)
+    return aggregate_scores(run, scores, slices, ids)
+
+
+def aggregate_scores(
+    run: EvaluationRun, scores: pd.DataFrame, slices: Sequence[str], ids: Sequence[str]
+) -> list[MetricRow]:
+    """Every aggregate of a run from its loaded per-example scores (see `load_scores`)."""
     if len(ids) != run.example_count:
         raise Conflict(
             f"run {run.id} has {len(ids)} of {run.example_count} example scores; "
@@ -362,6 +528,15 @@ def aggregate_run(
     return summarize(run.task, scores, slices=slices, options=options, quality=quality)
 
 
+def predict_batch(run: EvaluationRun, examples: pd.DataFrame) -> list[str]:
+    """The predictions of a run's model version for one batch of examples."""
+    ref = registry.ModelVersionRef(str(run.registered_model_name), str(run.model_version))
+    try:
+        return registry.predict(ref, examples["input"].astype(str).tolist())
+    except registry.ModelLoadFailed as error:
+        raise AgentUnavailable(f"model: {error}") from error
+
+
 def complete_run(
     session: Session,
     *,
@@ -370,13 +545,15 @@ def complete_run(
     actor: str,
     metrics: Sequence[MetricRow],
     mlflow_run_id: str | None,
+    clock: Clock = utc_now,
 ) -> EvaluationRun:
     """Store the aggregates and mark the run completed (one transaction)."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
     EvaluationRepository(session).replace_metrics(run.id, [asdict(m) for m in metrics])
-    run.status = "completed"
+    run.status = COMPLETED
+    run.error = None
     run.mlflow_run_id = mlflow_run_id
-    run.finished_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    run.finished_at = clock()
     record_audit(
         session,
         "evaluation_run.completed",
@@ -388,22 +565,49 @@ def complete_run(
     return run
 
 
+def failure_reason(error: BaseException | str) -> str:
+    """What a failed run tells its users: one line, never SQL or a traceback."""
+    if isinstance(error, str):
+        text = error
+    elif isinstance(error, StreamflowError):
+        text = str(error)
+    elif isinstance(error, SQLAlchemyError):
+        # Their text carries the statement and its parameters; the flow run's log has them.
+        text = (
+            f"the database failed ({type(error).__name__}); the flow run's log has the details; "
+            "start the evaluation again once the database is reachable"
+        )
+    else:
+        first = next((line for line in str(error).splitlines() if line.strip()), "")
+        text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    line = " ".join(text.split())
+    return line if len(line) <= 1000 else line[:999] + "…"
+
+
 def fail_run(
-    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID, actor: str, error: str
-) -> None:
-    """Mark a run failed with the error users will see."""
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_id: uuid.UUID,
+    actor: str,
+    error: BaseException | str,
+    clock: Clock = utc_now,
+) -> EvaluationRun:
+    """Mark a run failed with a reason users can read (see `failure_reason`)."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
-    run.status = "failed"
-    run.error = error[:4000]
-    run.finished_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    reason = failure_reason(error)
+    run.status = FAILED
+    run.error = reason
+    run.finished_at = clock()
     record_audit(
         session,
         "evaluation_run.failed",
         run.id,
         actor=actor,
         organization_id=organization_id,
-        details={"error": error[:500]},
+        details={"error": reason[:500]},
     )
+    return run
 
 
 def _stored_quality(run: EvaluationRun) -> QualityWeights | None:
@@ -483,19 +687,15 @@ def start_evaluation(
     storage_dir: Path,
     force: bool = False,
     batch_size: int = EvaluationRequest.batch_size,
+    clock: Clock = utc_now,
 ) -> StartedEvaluation:
-    """Resolve `NAME@VERSION|NAME@ALIAS` in the registry and create (or reuse) its run.
+    """Check the request, then create (or reuse) its run, `pending` until its flow claims it.
 
-    The run is left `running` for the flow started with its id (`run_id=`) to score.
+    Everything is checked before the run is written: a refused request leaves no run behind.
+    The caller launches the flow with the run's id (`run_id=`) after committing.
     """
     owner = get_organization(session, organization)
-    try:
-        ref = registry.resolve(model)
-        info = registry.model_version_info(ref.name, ref.version)
-    except registry.InvalidModelReference as error:
-        raise InvalidInput(str(error), field="model") from error
-    except registry.ModelVersionNotFound as error:
-        raise NotFound(f"{error}; register it first", field="model") from error
+    ref, info = resolve_model(model)
     prepared = prepare_evaluation(
         session,
         organization_id=owner.id,
@@ -509,9 +709,32 @@ def start_evaluation(
         ),
         storage_dir=storage_dir,
         flow_run_id=None,
+        claim=False,
+        clock=clock,
     )
     run = get_run(session, organization_id=owner.id, run_id=prepared.run_id)
     return StartedEvaluation(run=run, organization_slug=owner.slug, reused=prepared.reused)
+
+
+def launch_failed(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_id: uuid.UUID,
+    actor: str,
+    error: BaseException,
+    clock: Clock = utc_now,
+) -> EvaluationRun:
+    """Mark a run failed because its flow could not be launched."""
+    return fail_run(
+        session,
+        organization_id=organization_id,
+        run_id=run_id,
+        actor=actor,
+        error=f"the flow could not be started: {failure_reason(error)}; check that the "
+        "orchestrator is reachable, then start the evaluation again",
+        clock=clock,
+    )
 
 
 @dataclass(frozen=True)
@@ -521,9 +744,18 @@ class RunProgress:
     run: EvaluationRun
     organization_slug: str
     batches_done: int
+    stuck: bool = False
+    """`pending` for longer than the pending timeout: its flow never started."""
 
 
-def run_progress(session: Session, *, organization: str, run_id: uuid.UUID | str) -> RunProgress:
+def run_progress(
+    session: Session,
+    *,
+    organization: str,
+    run_id: uuid.UUID | str,
+    clock: Clock = utc_now,
+    pending_timeout: timedelta = DEFAULT_PENDING_TIMEOUT,
+) -> RunProgress:
     """The status and progress of a run of the organisation with slug `organization`."""
     owner = get_organization(session, organization)
     run = get_run(session, organization_id=owner.id, run_id=run_id)
@@ -532,4 +764,154 @@ def run_progress(session: Session, *, organization: str, run_id: uuid.UUID | str
         if run.status == RunStatus.COMPLETED
         else len(EvaluationRepository(session).stored_batches(run.id))
     )
-    return RunProgress(run=run, organization_slug=owner.slug, batches_done=done)
+    return RunProgress(
+        run=run,
+        organization_slug=owner.slug,
+        batches_done=done,
+        stuck=is_stuck(run, now=clock(), pending_timeout=pending_timeout),
+    )
+
+
+def is_stuck(run: EvaluationRun, *, now: datetime, pending_timeout: timedelta) -> bool:
+    """True when a run has waited `pending` for its flow longer than `pending_timeout`."""
+    return run.status == PENDING and _aware(run.created_at) < now - pending_timeout
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands timestamps back naive; they were stored as UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+STUCK_REASON = (
+    "the flow never started; check that the orchestrator and a worker are running, "
+    "then start the evaluation again"
+)
+
+
+def fail_stuck_runs(
+    session: Session,
+    *,
+    actor: str,
+    clock: Clock = utc_now,
+    pending_timeout: timedelta = DEFAULT_PENDING_TIMEOUT,
+) -> list[EvaluationRun]:
+    """Mark every run `pending` for longer than `pending_timeout` failed: its flow never started."""
+    now = clock()
+    stuck = EvaluationRepository(session).pending_created_before(now - pending_timeout)
+    for run in stuck:
+        fail_run(
+            session,
+            organization_id=run.organization_id,
+            run_id=run.id,
+            actor=actor,
+            error=STUCK_REASON,
+            clock=lambda: now,
+        )
+        log.warning("evaluation.stuck_run_failed", run_id=str(run.id))
+    return stuck
+
+
+def finish_run(
+    session: Session,
+    *,
+    organization: str,
+    run_id: uuid.UUID,
+    actor: str,
+    experiment_id: str,
+    storage_dir: Path,
+    clock: Clock = utc_now,
+) -> EvaluationRun:
+    """Aggregate a fully scored run, log it to MLflow and store it completed.
+
+    The MLflow run carries the organisation, the model version (alias, `models:/` URI, and its
+    logged model linked to the metrics), the dataset digest, every overall metric with its CI,
+    and the artifacts of `pipelines.evaluation.artifacts`.
+    """
+    owner = get_organization(session, organization)
+    run = get_run(session, organization_id=owner.id, run_id=run_id)
+    dataset, version = run_dataset(session, organization_id=owner.id, run=run)
+    rows = EvaluationRepository(session).score_rows(run.id)
+    ids, slices = [row[0] for row in rows], [row[1] for row in rows]
+    scores = pd.DataFrame.from_records([row[3] for row in rows])
+    metrics = aggregate_scores(run, scores, slices, ids)
+    golden = load_version_frame(storage_dir, version).set_index("id")
+    options = run.config["options"]
+    mlflow_run_id = log_evaluation(
+        TrackedEvaluation(
+            experiment_id=experiment_id,
+            run_name=f"eval {_subject(run)} on {dataset.name}@{version.version}",
+            params={
+                "golden_dataset": f"{dataset.name}@{version.version}",
+                "task": run.task,
+                "agent_type": run.agent_type,
+                **{f"option.{k}": str(v) for k, v in options.items()},
+            },
+            tags=_tracking_tags(run, owner.slug),
+            metrics=[
+                TrackedMetric(m.name, m.value, m.ci_low, m.ci_high)
+                for m in metrics
+                if m.slice == ALL_EXAMPLES
+            ],
+            dataset_name=f"{dataset.name}@{version.version}",
+            dataset_digest=version.content_hash,
+            dataset_uri=f"streamflow://golden-datasets/{dataset.name}/{version.version}",
+            model_id=_logged_model_id(run),
+            documents=artifacts.documents(run.task, options, metrics, scores),
+            tables={
+                artifacts.SLICES: artifacts.slice_table(metrics),
+                artifacts.EXAMPLES: artifacts.example_table(
+                    scores, slices, ids, [row[2] for row in rows], golden
+                ),
+            },
+        )
+    )
+    return complete_run(
+        session,
+        organization_id=owner.id,
+        run_id=run.id,
+        actor=actor,
+        metrics=metrics,
+        mlflow_run_id=mlflow_run_id,
+        clock=clock,
+    )
+
+
+def _subject(run: EvaluationRun) -> str:
+    if run.registered_model_name:
+        return f"{run.registered_model_name}@{run.model_version}"
+    return f"predictions:{run.predictions_filename}"
+
+
+def _tracking_tags(run: EvaluationRun, organization: str) -> dict[str, str]:
+    tags = {
+        "streamflow.evaluation_run_id": str(run.id),
+        "streamflow.organization": organization,
+        "streamflow.subject": _subject(run),
+        "streamflow.agent_type": run.agent_type,
+    }
+    if run.registered_model_name:
+        ref = registry.ModelVersionRef(run.registered_model_name, str(run.model_version))
+        tags |= {
+            "registered_model_name": ref.name,
+            "model_version": ref.version,
+            "streamflow.model_uri": ref.uri,
+        }
+        if run.model_alias:
+            tags["streamflow.model_alias"] = run.model_alias
+    else:
+        tags |= {
+            "streamflow.predictions_file": str(run.predictions_filename),
+            "streamflow.predictions_sha256": str(run.predictions_digest),
+        }
+    return tags
+
+
+def _logged_model_id(run: EvaluationRun) -> str | None:
+    """The MLflow logged model of the evaluated version, so its page lists these metrics."""
+    if not run.registered_model_name:
+        return None
+    try:
+        info = registry.model_version_info(run.registered_model_name, str(run.model_version))
+    except registry.ModelVersionNotFound:
+        return None
+    return info.model_id or None

@@ -127,6 +127,7 @@ def _completed_run(
             actor="test",
             request=evaluation_service.EvaluationRequest(
                 dataset=dataset,
+                agent_type="summarizer",
                 predictions=evaluation_service.PredictionsFile(
                     "p.jsonl", predictions, uuid.uuid4().hex
                 ),

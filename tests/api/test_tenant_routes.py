@@ -156,6 +156,7 @@ def perfect_run(platform: sessionmaker[Session], world: World, tenant: Tenant) -
             actor="test",
             request=evaluation.EvaluationRequest(
                 dataset=tenant.dataset,
+                agent_type="summarizer",
                 predictions=evaluation.PredictionsFile("perfect.jsonl", predictions, "f" * 64),
                 options=options,
             ),

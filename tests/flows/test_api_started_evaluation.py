@@ -104,6 +104,7 @@ class TestEvaluationStartedThroughTheApi:
                     time.sleep(0.5)
                 launcher.wait(timeout=60)
                 assert statuses[-1] == "completed", statuses
+                assert set(statuses) <= {"pending", "running", "completed"}, statuses
                 detail = polled.json()
                 exact = next(m for m in detail["metrics"] if m["name"] == "exact_match")
                 assert exact["value"] == 1.0
@@ -119,3 +120,71 @@ class TestEvaluationStartedThroughTheApi:
                 store.delete(stale)
         finally:
             store.close()
+
+
+class FailingLauncher:
+    """A launcher whose orchestrator cannot be reached."""
+
+    def launch(self, parameters: dict) -> None:
+        raise RuntimeError(
+            "Timed out while attempting to connect to ephemeral Prefect API server\n"
+            "Traceback (most recent call last):\n  File ..."
+        )
+
+    def shutdown(self) -> None:
+        return None
+
+
+class TestLaunchFailure:
+    def test_a_run_whose_flow_cannot_be_launched_is_failed_with_the_reason(
+        self, streamflow: Runtime
+    ) -> None:
+        """The run answers 202 as `pending`; the failed launch then marks it `failed` with one
+        line naming the cause and the fix, never a traceback."""
+        rows = [{"id": f"x{i}", "input": f"leak {i}", "expected": f"leak {i}"} for i in range(3)]
+        with transaction(streamflow.sessions) as session:
+            ensure_organization(session, slug="provider", name="P", kind="provider", actor="test")
+            tenant, _ = ensure_organization(
+                session, slug="tenant-y", name="Y", kind="tenant", actor="test"
+            )
+            import_golden_dataset(
+                session,
+                organization_id=tenant.id,
+                actor="test",
+                name="notes",
+                task="text_generation",
+                data="\n".join(json.dumps(r) for r in rows).encode(),
+                filename="n.jsonl",
+                storage_dir=streamflow.storage.golden_dataset_dir,
+            )
+        model = f"echo-{uuid.uuid4().hex[:6]}"
+        register_agent(model, BuiltAgent(Echo(), "summarizer", "text_generation"), actor="test")
+        state = build_state(
+            api=ApiSettings(),
+            storage=streamflow.storage,
+            cache_settings=CacheSettings(redis_url=None),
+            provider_auth=ProviderAuthSettings(provider_keys={"ops": SECRET}),
+            launcher=FailingLauncher(),
+        )
+        try:
+            with TestClient(create_app(state), raise_server_exceptions=False) as client:
+                started = client.post(
+                    "/provider/v1/evaluations",
+                    json={"organization": "tenant-y", "model": f"{model}@1", "dataset": "notes"},
+                    auth=ProviderSigningAuth("ops", SECRET),
+                )
+                assert started.status_code == 202, started.text
+                assert started.json()["status"] == "pending"
+                polled = client.get(
+                    started.json()["provider_status_url"],
+                    auth=ProviderSigningAuth("ops", SECRET),
+                )
+        finally:
+            state.engine.dispose()
+        status = polled.json()
+        assert status["status"] == "failed"
+        assert status["error"] == (
+            "the flow could not be started: RuntimeError: Timed out while attempting to connect "
+            "to ephemeral Prefect API server; check that the orchestrator is reachable, then "
+            "start the evaluation again"
+        )

@@ -114,7 +114,16 @@ class TestEvalCommands:
         good.write_text("id,prediction\n" + "\n".join(f"{r['id']},{r['expected']}" for r in rows))
         weak.write_text("id,prediction\n" + "\n".join(f"{r['id']},Arrived." for r in rows))
         run_a = _json(
-            "eval", "run", "--predictions", str(weak), "--dataset", "notes", "--batch-size", "10"
+            "eval",
+            "run",
+            "--predictions",
+            str(weak),
+            "--dataset",
+            "notes",
+            "--batch-size",
+            "10",
+            "--agent-type",
+            "summarizer",
         )
         run_b = _json("eval", "run", "--predictions", str(good), "--dataset", "notes@1")
         assert run_a["status"] == "completed"

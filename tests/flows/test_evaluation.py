@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 import uuid
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from sqlalchemy import func, select
 
-from flows.evaluation import evaluate_model_version
+from flows import evaluation
+from flows.evaluation import evaluate_model_version, run_evaluation
 from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
 from models.db.engine import transaction
 from models.db.tables import AuditLogEntry, EvaluationExampleScore, EvaluationMetric, EvaluationRun
-from pipelines.errors import InvalidInput
+from models.registry import client as registry
+from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation import service
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization, get_organization
@@ -92,11 +98,12 @@ class TestEvaluateModelVersion:
         """A predictions-file run stores one score per example, metrics with CIs, an MLflow run."""
         _setup(streamflow, tmp_path)
         path = _predictions_file(tmp_path, "preds.jsonl", lambda x, y: y if "1" in x[:40] else x)
-        outcome = evaluate_model_version(
-            organization="provider",
-            actor="test",
+        outcome = run_evaluation(
+            "provider",
+            "test",
             dataset="notes",
             predictions_path=str(path),
+            agent_type="summarizer",
             batch_size=7,
         )
         assert not outcome.reused
@@ -122,6 +129,22 @@ class TestEvaluateModelVersion:
         tracked = mlflow.get_run(run.mlflow_run_id)
         assert tracked.data.metrics["rougeL_f"] == pytest.approx(overall.value, abs=1e-12)
         assert tracked.data.tags["golden_dataset.sha256"]
+        assert tracked.data.tags["streamflow.organization"] == "provider"
+        artifacts = {a.path for a in MlflowClient().list_artifacts(run.mlflow_run_id)}
+        assert {"intervals.json", "metrics_by_slice.csv", "examples.parquet"} <= artifacts
+        assert "confusion_matrix.json" not in artifacts  # text generation has none
+        intervals = mlflow.artifacts.load_dict(f"{tracked.info.artifact_uri}/intervals.json")
+        assert intervals["metrics"]["rougeL_f"]["ci_low"] == pytest.approx(overall.ci_low)
+        assert intervals["resamples"] == 200
+        folder = mlflow.artifacts.download_artifacts(
+            run_id=run.mlflow_run_id, dst_path=str(tmp_path)
+        )
+        examples = pd.read_parquet(Path(folder) / "examples.parquet")
+        assert len(examples) == len(NOTES)
+        assert examples["example_id"].tolist() == sorted(i for i, *_ in NOTES)
+        by_slice = pd.read_csv(Path(folder) / "metrics_by_slice.csv")
+        hvac = by_slice[(by_slice["slice"] == "hvac") & (by_slice["metric"] == "rougeL_f")]
+        assert hvac["value"].item() == pytest.approx(metrics[("hvac", "rougeL_f")].value)
 
     def test_same_inputs_return_the_finished_run_and_force_recomputes(
         self, streamflow: Runtime, tmp_path: Path
@@ -129,18 +152,13 @@ class TestEvaluateModelVersion:
         """The same subject, dataset version and config reuse the run; --force makes a new one."""
         _setup(streamflow, tmp_path)
         path = _predictions_file(tmp_path, "preds.jsonl", lambda x, y: y)
-        first = evaluate_model_version(
-            organization="provider", actor="test", dataset="notes", predictions_path=str(path)
+        first = run_evaluation(
+            "provider", "test", dataset="notes", predictions_path=str(path), agent_type="summarizer"
         )
-        again = evaluate_model_version(
-            organization="provider", actor="test", dataset="notes@1", predictions_path=str(path)
-        )
-        forced = evaluate_model_version(
-            organization="provider",
-            actor="test",
-            dataset="notes",
-            predictions_path=str(path),
-            force=True,
+        # The dataset's earlier run decides the agent type from now on.
+        again = run_evaluation("provider", "test", dataset="notes@1", predictions_path=str(path))
+        forced = run_evaluation(
+            "provider", "test", dataset="notes", predictions_path=str(path), force=True
         )
         assert again.reused
         assert again.run_id == first.run_id
@@ -171,6 +189,7 @@ class TestEvaluateModelVersion:
         with streamflow.sessions() as session:
             run = session.scalars(select(EvaluationRun)).one()
             assert run.status == "failed"
+            assert run.error == "RuntimeError: worker lost"
         stored_before = _count(streamflow, EvaluationExampleScore, run_id=run.id)
         assert stored_before == 20
         marker.unlink()
@@ -225,6 +244,12 @@ class TestEvaluateModelVersion:
                 session, organization_id=org.id, run_a=a.run_id, run_b=b.run_id[:8]
             )
             assert result.run_a.model_alias == "champion"
+            tags = mlflow.get_run(result.run_a.mlflow_run_id).data.tags
+        assert tags["streamflow.model_alias"] == "champion"
+        assert tags["streamflow.model_uri"] == f"models:/{name}/1"
+        logged = registry.model_version_info(name, "1").model_id
+        linked = MlflowClient().get_logged_model(logged).metrics or []
+        assert {m.key for m in linked} >= {"rougeL_f", "quality_score"}
         names = {row.name for row in result.comparison.overall}
         assert {"rougeL_f", "bleu", "chrf", "exact_match", "quality_score"} <= names
         rouge = next(row for row in result.comparison.overall if row.name == "rougeL_f")
@@ -245,7 +270,67 @@ class TestEvaluateModelVersion:
         path = tmp_path / "partial.jsonl"
         path.write_text(json.dumps({"id": "n000", "prediction": "x"}))
         with pytest.raises(InvalidInput, match="no prediction"):
-            evaluate_model_version(
-                organization="provider", actor="test", dataset="notes", predictions_path=str(path)
+            run_evaluation(
+                "provider",
+                "test",
+                dataset="notes",
+                predictions_path=str(path),
+                agent_type="summarizer",
             )
+        assert _count(streamflow, EvaluationRun) == 0
+
+
+def _flow_must_not_start(**_: object) -> None:
+    raise AssertionError("the flow started for a request that should have been refused")
+
+
+class TestRefusedBeforeTheFlowStarts:
+    def test_wrong_references_and_tasks_are_one_line_errors_in_milliseconds(
+        self, streamflow: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Unknown model, alias or dataset and a model of the wrong task are refused at once,
+        with the fix named, before any flow starts and without a run."""
+        _setup(streamflow, tmp_path)
+        name = f"clf-{uuid.uuid4().hex[:6]}"
+        register_agent(name, BuiltAgent(FirstSentence(), "intent_classifier", "classification"))
+        monkeypatch.setattr(evaluation, "evaluate_model_version", _flow_must_not_start)
+        cases = [
+            ({"model": "nobody@champion"}, NotFound, "model 'nobody' is not registered"),
+            ({"model": f"{name}@challenger"}, NotFound, f"{name} has no alias 'challenger'"),
+            ({"model": f"{name}@1", "dataset": "nope"}, NotFound, "golden dataset 'nope'"),
+            (
+                {"model": f"{name}@1"},
+                InvalidInput,
+                "is a classification model but golden dataset 'notes' is a text_generation",
+            ),
+            ({"predictions_path": str(tmp_path / "absent.csv")}, InvalidInput, "predictions:"),
+        ]
+        for change, error, message in cases:
+            started = time.perf_counter()
+            with pytest.raises(error, match=message) as raised:
+                run_evaluation("provider", "test", **({"dataset": "notes"} | change))
+            assert time.perf_counter() - started < 2.0
+            assert "\n" not in str(raised.value)
+        assert _count(streamflow, EvaluationRun) == 0
+
+    def test_agent_module_that_cannot_be_imported_is_refused(
+        self, streamflow: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A model whose agent module is gone is refused, naming the module and the fix."""
+        _setup(streamflow, tmp_path)
+        folder = tmp_path / "agents"
+        folder.mkdir()
+        module = f"gone_agent_{uuid.uuid4().hex[:6]}"
+        (folder / f"{module}.py").write_text(
+            "class Agent:\n    def predict(self, texts):\n        return list(texts)\n"
+        )
+        monkeypatch.syspath_prepend(str(folder))
+        agent = __import__(module).Agent()
+        name = f"gone-{uuid.uuid4().hex[:6]}"
+        register_agent(name, BuiltAgent(agent, "summarizer", "text_generation"))
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(folder)])
+        monkeypatch.delitem(sys.modules, module)
+        monkeypatch.setattr(evaluation, "evaluate_model_version", _flow_must_not_start)
+        with pytest.raises(service.AgentUnavailable, match=f"agent module '{module}' cannot"):
+            run_evaluation("provider", "test", dataset="notes", model=f"{name}@1")
         assert _count(streamflow, EvaluationRun) == 0

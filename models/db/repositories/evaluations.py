@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, insert, select
@@ -177,3 +178,36 @@ class EvaluationRepository(Repository):
             select(EvaluationRun.status, func.count()).group_by(EvaluationRun.status)
         )
         return {str(row[0]): int(row[1]) for row in rows}
+
+    def pending_created_before(self, created_before: datetime) -> list[EvaluationRun]:
+        """Runs still `pending` that were created before `created_before` (every organisation
+        the session may see), oldest first."""
+        return list(
+            self.session.scalars(
+                select(EvaluationRun)
+                .where(
+                    EvaluationRun.status == "pending",
+                    EvaluationRun.created_at < created_before,
+                )
+                .order_by(EvaluationRun.created_at)
+            )
+        )
+
+    def agent_types_of_dataset(
+        self, organization_id: uuid.UUID, golden_dataset_id: uuid.UUID
+    ) -> set[str]:
+        """The agent types of every run of this organisation on any version of a dataset."""
+        return set(
+            self.session.scalars(
+                select(EvaluationRun.agent_type)
+                .join(
+                    GoldenDatasetVersion,
+                    GoldenDatasetVersion.id == EvaluationRun.golden_dataset_version_id,
+                )
+                .where(
+                    EvaluationRun.organization_id == organization_id,
+                    GoldenDatasetVersion.golden_dataset_id == golden_dataset_id,
+                )
+                .distinct()
+            )
+        )
