@@ -125,6 +125,11 @@ def main(
     ] = "WARNING",
 ) -> None:
     """StreamFlow's command line."""
+    import os
+    from pathlib import Path
+
     from pipelines.logging import configure_logging
 
     configure_logging(level=log_level.upper())
+    # Prefect creates its home without parents when imported; a fresh STREAMFLOW_HOME has none.
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)

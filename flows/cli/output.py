@@ -41,7 +41,8 @@ class _Progress:
         self._bars: dict[str, TaskID] = {}
 
     def update(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
+        # Bars are for a person watching a terminal; a pipe or a log file gets none.
+        if not self.enabled or not errors.is_terminal:
             return
         if self._display is None:
             from rich.progress import (

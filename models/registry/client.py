@@ -16,6 +16,7 @@ from cachetools import LRUCache
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.model import PythonModel
+from mlflow.utils.logging_utils import disable_logging
 
 from models.registry.aliases import ALIASES
 from models.settings import RegistrySettings
@@ -97,6 +98,9 @@ def configure(settings: RegistrySettings) -> None:
     uri = settings.resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # MLflow narrates registrations on stderr ("Successfully registered model ..."); StreamFlow
+    # logs its own events, so MLflow's event stream stays off.
+    disable_logging()  # type: ignore[no-untyped-call]  # MLflow leaves it unannotated
     _bound_loaded_models(settings.loaded_model_cache_size)
 
 

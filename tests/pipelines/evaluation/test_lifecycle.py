@@ -77,6 +77,7 @@ class TestCheckBeforeWriting:
                 service.EvaluationRequest(dataset="nope", predictions=_predictions()),
                 NotFound,
                 "golden dataset 'nope' not found",
+                None,
             ),
             (
                 service.EvaluationRequest(
@@ -84,22 +85,25 @@ class TestCheckBeforeWriting:
                 ),
                 InvalidInput,
                 r"5 example\(s\) have no prediction",
+                None,
             ),
             (
                 service.EvaluationRequest(dataset="notes", predictions=_predictions()),
                 InvalidInput,
-                "agent_type:.*--agent-type",
+                "does not say which agent made it.*give the agent type",
+                "agent_type",
             ),
             (
                 service.EvaluationRequest(
                     dataset="notes", predictions=_predictions(), batch_size=0
                 ),
                 InvalidInput,
-                "batch_size must be at least 1",
+                "must be at least 1",
+                "batch_size",
             ),
         ]
-        for request, error, message in cases:
-            with pytest.raises(error, match=message):
+        for request, error, message, field in cases:
+            with pytest.raises(error, match=message) as raised:
                 service.prepare_evaluation(
                     session,
                     organization_id=org.id,
@@ -108,6 +112,8 @@ class TestCheckBeforeWriting:
                     storage_dir=tmp_path,
                     flow_run_id=None,
                 )
+            if field is not None:
+                assert raised.value.field == field
         assert _runs(session) == before
 
     def test_agent_type_is_inferred_from_earlier_runs_on_the_dataset(
