@@ -140,6 +140,16 @@ def run_demo(console: Console | None) -> dict[str, Any]:
             console.print()
             print_comparison(console, comparison)
         report["comparisons"].append(comparison_payload(comparison))
+    # Each tenant gets a run of its own to read through /v1: the summariser champion on the
+    # provider's shared golden dataset, evaluated as the tenant.
+    report["tenant_runs"] = {}
+    for slug in TENANTS:
+        summaries = DEMO[-1]
+        outcome = run_evaluation(
+            slug, ACTOR, dataset=summaries["dataset"], model=f"{summaries['model']}@champion"
+        )
+        report["tenant_runs"][slug] = outcome.run_id
+        say(f"tenant {slug}: its own run {outcome.run_id[:8]} ({summaries['model']}@champion)")
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["database"] = rt.engine.url.render_as_string(hide_password=True)
     report["mlflow_tracking_uri"] = rt.registry.resolved_tracking_uri()
@@ -156,4 +166,9 @@ def run_demo(console: Console | None) -> dict[str, Any]:
         console.print("  streamflow eval examples RUN --json per-example scores")
         console.print("  streamflow datasets show support-ticket-intents")
         console.print("  streamflow models list")
+        tenant = next(iter(TENANTS))
+        console.print(
+            f"  streamflow keys create {tenant} --name demo --scope results:read"
+            "   then GET /v1/evaluations with it"
+        )
     return report

@@ -16,15 +16,21 @@ def deployments() -> list[Any]:
     """Every deployment a local worker serves."""
     from prefect.types.entrypoint import EntrypointType
 
-    from flows.evaluation import evaluate_model_version
+    from flows.evaluation import evaluate_model_version, fail_stuck_evaluations
 
+    # Imported as `flows.evaluation`, not loaded as a script from a file path.
     return [
         evaluate_model_version.to_deployment(
             name=EVALUATION_DEPLOYMENT.split("/", 1)[1],
             description="Evaluate a model version or predictions file on a golden dataset.",
-            # Imported as `flows.evaluation`, not loaded as a script from a file path.
             entrypoint_type=EntrypointType.MODULE_PATH,
-        )
+        ),
+        fail_stuck_evaluations.to_deployment(
+            name="every-5-minutes",
+            description="Fail evaluation runs whose flow never started.",
+            interval=300,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
     ]
 
 

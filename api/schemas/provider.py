@@ -180,6 +180,9 @@ class EvaluationStatus(BaseModel):
     model: ModelVersionRef | None
     progress: RunProgressCounts
     error: str | None = Field(description="Why the run failed, when it did.")
+    stuck: bool = Field(
+        description="`pending` for longer than its flow takes to start: the flow never started."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -206,6 +209,7 @@ class EvaluationStatus(BaseModel):
                 examples=run.example_count,
             ),
             error=run.error,
+            stuck=found.stuck,
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,
