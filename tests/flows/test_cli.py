@@ -270,11 +270,12 @@ class TestCliEdge:
         )
         assert error_line(RuntimeError("bug")) is None
 
-    def test_results_printed_after_progress_stop_the_progress_display(self) -> None:
+    def test_results_printed_after_progress_stop_the_progress_display(self, monkeypatch) -> None:
         """Printing a result takes the progress bars off the screen first, so nothing overlaps."""
-        from flows.cli.output import console, progress, progress_display
+        from flows.cli.output import console, errors, progress, progress_display
         from flows.runtime import report_progress
 
+        monkeypatch.setattr(errors, "_force_terminal", True)
         with progress(True):
             report_progress("scoring", 1, 4)
             display = progress_display._display
@@ -286,3 +287,13 @@ class TestCliEdge:
             assert progress_display._display is not None
             assert progress_display._display.live.is_started
         assert progress_display._display is None
+
+    def test_no_progress_bars_when_stderr_is_not_a_terminal(self, monkeypatch) -> None:
+        """Piped or logged stderr gets no bars (they would print blank lines there)."""
+        from flows.cli.output import errors, progress, progress_display
+        from flows.runtime import report_progress
+
+        monkeypatch.setattr(errors, "_force_terminal", False)
+        with progress(True):
+            report_progress("scoring", 1, 4)
+            assert progress_display._display is None

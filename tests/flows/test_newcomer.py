@@ -41,7 +41,7 @@ def fresh_home(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.slow
 class TestNewcomer:
     def test_demo_on_a_fresh_home_starts_the_orchestrator_and_prints_the_comparison(
-        self, fresh_home: Path
+        self, fresh_home: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """`streamflow demo` with no orchestrator running exits 0, prints champion vs challenger,
         and says nothing on stderr but that it is starting the orchestrator."""
@@ -58,6 +58,7 @@ class TestNewcomer:
         assert "B − A" in done.stdout
         assert "McNemar" in done.stdout
         assert [line for line in done.stderr.splitlines() if line.strip()] == [ANNOUNCEMENT]
+        monkeypatch.delenv("PREFECT_API_URL")  # this test process's own server is not the home's
         status = LocalOrchestrator(fresh_home, prefect_home=fresh_home / "prefect").status()
         assert status.running
         assert status.ui_url is not None
