@@ -9,6 +9,11 @@ from flows.cli.output import JsonOption, emit
 app = typer.Typer(help="The StreamFlow database.", no_args_is_help=True)
 
 
+@app.callback()
+def db() -> None:
+    """The StreamFlow database (a group, so `streamflow db upgrade` keeps its verb)."""
+
+
 @app.command("upgrade")
 def upgrade(as_json: JsonOption = False) -> None:
     """Create or migrate the database schema (and the local orchestrator's) to the newest
