@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import getpass
-import logging
+import os
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
-from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings
 from pipelines.organizations import ensure_provider
 
@@ -62,9 +62,7 @@ def runtime() -> Runtime:
     with transaction(sessions) as session:
         ensure_provider(session, slug=evaluation.provider, actor="system")
     registry_settings = RegistrySettings()
-    registry.configure(registry_settings)
-    # MLflow narrates every registration on stderr; StreamFlow logs its own events instead.
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    _point_mlflow_at(registry_settings)
     return Runtime(
         storage=storage,
         registry=registry_settings,
@@ -72,6 +70,19 @@ def runtime() -> Runtime:
         engine=engine,
         sessions=sessions,
     )
+
+
+def _point_mlflow_at(settings: RegistrySettings) -> None:
+    """Point MLflow at the configured store without importing it (seconds) when not loaded yet:
+    MLflow reads these variables on first use, and commands that never touch it pay nothing."""
+    if "mlflow" in sys.modules:
+        from models.registry import client as registry
+
+        registry.configure(settings)
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    os.environ["MLFLOW_TRACKING_URI"] = settings.resolved_tracking_uri()
+    os.environ["MLFLOW_REGISTRY_URI"] = settings.resolved_tracking_uri()
 
 
 def reset_runtime() -> None:

@@ -23,6 +23,10 @@ from models.settings import RegistrySettings
 
 _REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)@(?P<selector>[A-Za-z0-9_\-]+)$")
 
+# MLflow narrates registrations on stderr ("Successfully registered model ..."); StreamFlow logs
+# its own events, so MLflow's event stream stays off in every process that uses the registry.
+disable_logging()  # type: ignore[no-untyped-call]  # MLflow leaves it unannotated
+
 
 class ModelVersionNotFound(LookupError):
     """A model version reference that the registry cannot resolve."""
@@ -98,9 +102,6 @@ def configure(settings: RegistrySettings) -> None:
     uri = settings.resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    # MLflow narrates registrations on stderr ("Successfully registered model ..."); StreamFlow
-    # logs its own events, so MLflow's event stream stays off.
-    disable_logging()  # type: ignore[no-untyped-call]  # MLflow leaves it unannotated
     _bound_loaded_models(settings.loaded_model_cache_size)
 
 
@@ -269,12 +270,13 @@ def _get_version(name: str, version: str) -> Any:
 
 
 _loaded: LRUCache[tuple[str, str, str], Any] = LRUCache(
-    maxsize=RegistrySettings.model_fields["loaded_model_cache_size"].default
+    maxsize=RegistrySettings().loaded_model_cache_size
 )
 _loaded_lock = threading.Lock()
 
 
 def _bound_loaded_models(size: int) -> None:
+    """Keep at most `size` loaded models (the least recently used go first)."""
     global _loaded
     with _loaded_lock:
         if _loaded.maxsize != size:
