@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from models.cache.cache import warm
 from models.cache.keys import run_detail_key, run_tag
 from models.cache.settings import CacheSettings
 from models.db.enums import RunStatus
@@ -143,6 +142,8 @@ def warm_run_detail(
     """
     if settings.redis_url is None:
         return
+    from models.cache.cache import warm  # Redis's client, only where a cache is warmed
+
     document = run_detail(session, organization_id=organization_id, run_id=run_id)
     warm(
         settings, run_detail_key(organization_id, run_id), encode(document), tags=[run_tag(run_id)]
