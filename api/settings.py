@@ -34,6 +34,11 @@ class ApiSettings(BaseSettings):
     auth_cache_seconds: float = 10.0
     """How long an authenticated API key is remembered in-process (0: ask the database always).
     Revocations through this process apply at once; other processes see them within this time."""
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
+    """Largest request body accepted (bytes); larger ones get 413 before they are read."""
+    max_body_bytes_by_path: dict[str, int] = {}
+    """Other body limits by path prefix, e.g. `{"/provider/v1/evaluations": 8388608}` (JSON in
+    the environment); the longest matching prefix wins."""
     page_size_default: int = 50
     page_size_max: int = 200
     cache_results: bool = True

@@ -1,0 +1,141 @@
+"""The API's edge against abuse: oversized bodies, unsigned provider requests, repeated query
+parameters, NUL and extreme values, spoofed addresses and expired keys (issue 8's findings)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from api.provider_client import sign_request
+from tests.api.conftest import PROVIDER_KEYS, World
+
+P = "/provider/v1"
+MIB = 1024 * 1024
+
+
+class ReceiveRecorder:
+    """An ASGI `receive` streaming `chunks` chunks of `size` bytes, counting what was read."""
+
+    def __init__(self, chunks: int, size: int = MIB) -> None:
+        self.chunks = chunks
+        self.size = size
+        self.read_bytes = 0
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.read_bytes >= self.chunks * self.size:
+            return {"type": "http.disconnect"}
+        self.read_bytes += self.size
+        more = self.read_bytes < self.chunks * self.size
+        return {"type": "http.request", "body": b"x" * self.size, "more_body": more}
+
+
+def call_app(
+    world: World,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    receive: ReceiveRecorder,
+    query: bytes = b"",
+) -> tuple[int, dict[str, Any]]:
+    """Send one request straight to the app's ASGI interface; (status, JSON body)."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("203.0.113.9", 40000),
+        "server": ("testserver", 80),
+    }
+    app = world.client.app
+    world.client.portal.call(app, scope, receive, send)  # type: ignore[union-attr]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(body)
+
+
+FORGED_SIGNATURE = {
+    "X-StreamFlow-Key-Id": "key-2026a",
+    "X-StreamFlow-Timestamp": "1700000000",
+    "X-StreamFlow-Nonce": "n" * 32,
+    "X-StreamFlow-Signature": "v1=" + "0" * 64,
+    "Content-Type": "application/json",
+}
+
+
+class TestBodyLimits:
+    """Finding 1: nothing reads an anonymous or oversized body."""
+
+    def test_an_unsigned_streamed_post_is_refused_before_a_byte_is_read(self, world: World) -> None:
+        receive = ReceiveRecorder(chunks=300)
+        status, problem = call_app(
+            world, "POST", f"{P}/tenants", {"content-type": "application/json"}, receive
+        )
+        assert status == 401
+        assert problem["type"] == "/problems/invalid-signature"
+        assert "missing X-StreamFlow-Key-Id" in problem["detail"]
+        assert receive.read_bytes == 0
+
+    def test_an_unsigned_declared_large_post_is_refused_before_a_byte_is_read(
+        self, world: World
+    ) -> None:
+        receive = ReceiveRecorder(chunks=300)
+        headers = {"content-type": "application/json", "content-length": str(300 * MIB)}
+        status, _ = call_app(world, "POST", f"{P}/tenants", headers, receive)
+        assert status == 401
+        assert receive.read_bytes == 0
+
+    def test_a_declared_oversized_body_gets_413_unread(self, world: World) -> None:
+        receive = ReceiveRecorder(chunks=300)
+        headers = {**FORGED_SIGNATURE, "content-length": str(300 * MIB)}
+        status, problem = call_app(world, "POST", f"{P}/tenants", headers, receive)
+        assert status == 413
+        assert problem["type"] == "/problems/payload-too-large"
+        assert str(world.state.api.max_body_bytes) in problem["detail"]
+        assert receive.read_bytes == 0
+
+    def test_a_chunked_oversized_body_is_cut_once_over_the_limit(self, world: World) -> None:
+        receive = ReceiveRecorder(chunks=300, size=64 * 1024)
+        status, problem = call_app(world, "POST", f"{P}/tenants", FORGED_SIGNATURE, receive)
+        assert status == 413
+        assert problem["type"] == "/problems/payload-too-large"
+        assert receive.read_bytes <= world.state.api.max_body_bytes + 64 * 1024
+
+    def test_a_tenant_route_refuses_a_declared_oversized_body(self, world: World) -> None:
+        receive = ReceiveRecorder(chunks=300)
+        headers = {**world.tenant_a.headers, "content-length": str(300 * MIB)}
+        path = f"/v1/notices/{world.tenant_a.run_id}/acknowledgement"
+        status, _ = call_app(world, "POST", path, headers, receive)
+        assert status == 413
+        assert receive.read_bytes == 0
+
+    def test_a_per_path_limit_admits_a_larger_body(self, world: World) -> None:
+        """A path given a larger limit reads a body the default would refuse."""
+        world.state.api.max_body_bytes_by_path = {f"{P}/tenants": 4 * MIB}
+        receive = ReceiveRecorder(chunks=2)
+        headers = {**FORGED_SIGNATURE, "content-length": str(2 * MIB)}
+        status, problem = call_app(world, "POST", f"{P}/tenants", headers, receive)
+        # Read in full (and refused as not JSON), not cut off by the size limit.
+        assert status == 422, problem
+        assert problem["errors"][0]["field"].startswith("body")
+        assert receive.read_bytes == 2 * MIB
+
+    def test_a_signed_request_within_the_limit_still_works(self, world: World) -> None:
+        body = json.dumps({"slug": "acme-edge", "name": "Acme"}).encode()
+        headers = sign_request(
+            "key-2026a", PROVIDER_KEYS["key-2026a"], "POST", f"{P}/tenants", body
+        )
+        response = world.client.post(
+            f"{P}/tenants", content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 201, response.text
