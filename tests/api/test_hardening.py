@@ -139,3 +139,35 @@ class TestBodyLimits:
             f"{P}/tenants", content=body, headers={**headers, "Content-Type": "application/json"}
         )
         assert response.status_code == 201, response.text
+
+
+class TestRepeatedQueryParameters:
+    """Finding 10: a repeated scalar parameter is refused, so its order cannot change meaning."""
+
+    def test_a_signed_query_reordered_on_the_wire_is_refused(self, world: World) -> None:
+        signed_url = f"{P}/tenants?limit=1&limit=3"
+        headers = sign_request("key-2026a", PROVIDER_KEYS["key-2026a"], "GET", signed_url)
+        response = world.client.get(f"{P}/tenants?limit=3&limit=1", headers=headers)
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["query.limit"]
+
+    def test_a_repeated_parameter_is_refused_even_as_signed(self, world: World) -> None:
+        url = f"{P}/audit-log?organization=tenant-a&organization=tenant-b"
+        headers = sign_request("key-2026a", PROVIDER_KEYS["key-2026a"], "GET", url)
+        response = world.client.get(url, headers=headers)
+        assert response.status_code == 422, response.text
+        assert "query.organization: sent more than once" in response.json()["detail"]
+
+    def test_a_tenant_route_refuses_a_repeated_parameter(self, world: World) -> None:
+        response = world.client.get(
+            "/v1/evaluations?limit=1&limit=3", headers=world.tenant_a.headers
+        )
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["query.limit"]
+
+    def test_distinct_parameters_still_work(self, world: World) -> None:
+        url = f"{P}/tenants?limit=1"
+        headers = sign_request("key-2026a", PROVIDER_KEYS["key-2026a"], "GET", url)
+        response = world.client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == 1
