@@ -135,7 +135,7 @@ async def _tenant_session(
     if principal is None:
         await limit_by_address(request, state)
         principal = await run_in_threadpool(_authenticate, state, token, now)
-        state.principals.put(token, principal)
+        state.principals.put(token, principal, now=now)
     context = TenantContext(principal, now, state, address_limited=address_limited)
     try:
         yield context

@@ -4,13 +4,21 @@ parameters, NUL and extreme values, spoofed addresses and expired keys (issue 8'
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.principals import PrincipalCache
 from api.provider_client import sign_request
+from pipelines.access.service import Principal
 from tests.api.conftest import PROVIDER_KEYS, World
+from tests.models.cache.conftest import FakeClock
 
 P = "/provider/v1"
 MIB = 1024 * 1024
+PRINCIPAL = Principal(uuid.uuid4(), "acme", uuid.uuid4(), frozenset({"results:read"}))
 
 
 class ReceiveRecorder:
@@ -171,3 +179,47 @@ class TestRepeatedQueryParameters:
         response = world.client.get(url, headers=headers)
         assert response.status_code == 200, response.text
         assert len(response.json()["items"]) == 1
+
+
+class TestExpiringKeys:
+    """Finding 8: a remembered key is never remembered past its `expires_at`."""
+
+    def test_the_cache_forgets_a_key_when_it_expires(self) -> None:
+        clock = FakeClock()
+        cache = PrincipalCache(10, clock=clock)
+        now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+        expiring = replace(PRINCIPAL, expires_at=now + timedelta(seconds=2))
+        lasting = replace(PRINCIPAL, expires_at=now + timedelta(days=1))
+        cache.put("sf_x_expiring", expiring, now=now)
+        cache.put("sf_x_lasting", lasting, now=now)
+        clock.advance(1.9)
+        assert cache.get("sf_x_expiring") == expiring
+        clock.advance(0.1)
+        assert cache.get("sf_x_expiring") is None
+        assert cache.get("sf_x_lasting") == lasting
+        clock.advance(8.0)
+        assert cache.get("sf_x_lasting") is None
+
+    def test_an_already_expired_key_is_not_remembered(self) -> None:
+        cache = PrincipalCache(10, clock=FakeClock())
+        now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+        cache.put("sf_x_gone", replace(PRINCIPAL, expires_at=now), now=now)
+        assert cache.get("sf_x_gone") is None
+
+    def test_an_expired_key_stops_working_despite_the_cache(self, world: World) -> None:
+        """Through the app: a key used just before it expires is refused just after."""
+        assert world.state.principals.ttl_seconds >= 5
+        expires_at = datetime.now(UTC) + timedelta(seconds=2)
+        body = {"name": "short", "scopes": ["results:read"], "expires_at": expires_at.isoformat()}
+        issued = world.client.post(
+            f"{P}/tenants/{world.tenant_a.slug}/api-keys",
+            json=body,
+            auth=world.provider_auth(),
+        )
+        assert issued.status_code == 201, issued.text
+        headers = {"Authorization": f"Bearer {issued.json()['api_key']}"}
+        assert world.client.get("/v1/evaluations", headers=headers).status_code == 200
+        time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.1)
+        refused = world.client.get("/v1/evaluations", headers=headers)
+        assert refused.status_code == 401
+        assert "expired" in refused.json()["detail"]
