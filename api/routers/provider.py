@@ -10,12 +10,11 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
-from pydantic import AwareDatetime
 
 from api.deps import Cursor, Limit, Provider, ProviderContext, StateDep, page_size
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
-from api.schemas.common import Page, RunId
+from api.schemas.common import Instant, Page, RunId
 from api.schemas.provider import (
     ApiKeyCreate,
     AuditEntry,
@@ -214,10 +213,8 @@ def list_audit_log(
         str | None,
         Query(max_length=100, description="Only this action, e.g. `api_key.issued`."),
     ] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="Only rows at or after this time.")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Only rows before this time.")] = None,
+    since: Annotated[Instant | None, Query(description="Only rows at or after this time.")] = None,
+    until: Annotated[Instant | None, Query(description="Only rows before this time.")] = None,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> Page[AuditEntry]:

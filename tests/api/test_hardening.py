@@ -3,12 +3,16 @@ parameters, NUL and extreme values, spoofed addresses and expired keys (issue 8'
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
 
 from api.principals import PrincipalCache
 from api.provider_client import sign_request
@@ -223,3 +227,153 @@ class TestExpiringKeys:
         refused = world.client.get("/v1/evaluations", headers=headers)
         assert refused.status_code == 401
         assert "expired" in refused.json()["detail"]
+
+
+def _cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+HOSTILE_VALUES = [
+    "\x00",
+    "a\x00b",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "9" * 40,
+    "-1",
+    _cursor("0001-01-01T00:00:00+01:00", str(uuid.uuid4())),
+    _cursor("9999-12-31T23:59:59-01:00", str(uuid.uuid4())),
+    _cursor("a\x00b", "\x00"),
+]
+"""Values that once made routes answer 500: NUL bytes, the edges of the datetime range (also
+inside cursors, which tenants can forge), numbers beyond 64 bits."""
+
+VALID_BODIES: dict[str, dict[str, Any]] = {
+    "TenantCreate": {"slug": "fuzz-tenant", "name": "Fuzz"},
+    "ApiKeyCreate": {"name": "fuzz", "scopes": ["results:read"]},
+    "EvaluationStart": {"organization": "tenant-a", "model": "m@1", "dataset": "d"},
+    "NoticeCreate": {"title": "t", "body": "b"},
+    "NoticeUpdate": {"title": "t"},
+}
+"""A valid body of each request schema, so that fuzzed parameters reach the handler."""
+
+
+def _operations(world: World) -> list[tuple[str, str, dict[str, Any]]]:
+    document = world.client.app.openapi()  # type: ignore[attr-defined]
+    return [
+        (method.upper(), path, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+def _body_schema(operation: dict[str, Any]) -> str | None:
+    content = operation.get("requestBody", {}).get("content", {})
+    ref = content.get("application/json", {}).get("schema", {}).get("$ref")
+    return str(ref).rsplit("/", 1)[-1] if ref else None
+
+
+class FuzzRequests:
+    """Authenticated requests to any route of the world, with parameters substituted."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        run_id = str(world.tenant_a.run_id)
+        self.baseline = {
+            "run_id": run_id,
+            "run_a": run_id,
+            "run_b": run_id,
+            "organization": "tenant-a",
+            "slug": "no-such-tenant",
+            "notice_id": str(uuid.uuid4()),
+            "key_id": str(uuid.uuid4()),
+        }
+
+    def send(
+        self,
+        method: str,
+        template: str,
+        operation: dict[str, Any],
+        overrides: dict[str, str],
+        body: Any,
+    ) -> httpx.Response:
+        path, query = template, []
+        for parameter in operation.get("parameters", []):
+            name, where = parameter["name"], parameter["in"]
+            value = overrides.get(name, self.baseline.get(name))
+            if where == "path":
+                path = path.replace(f"{{{name}}}", quote(value or "x", safe=""))
+            elif where == "query" and value is not None:
+                query.append((name, value))
+        url = path + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+        if template.startswith(f"{P}/"):
+            return self.world.client.request(
+                method, url, json=body, auth=self.world.provider_auth()
+            )
+        headers = self.world.tenant_a.headers if template.startswith("/v1/") else {}
+        return self.world.client.request(method, url, json=body, headers=headers)
+
+
+class TestHostileValues:
+    """Finding 7: NUL bytes and extreme values on every route's parameters and body fields
+    (derived from the route table) are 4xx, never 5xx."""
+
+    def test_every_request_body_schema_has_a_valid_sample(self, world: World) -> None:
+        used = {_body_schema(op) for _, _, op in _operations(world)} - {None}
+        assert used == set(VALID_BODIES)
+
+    def test_parameters_never_answer_5xx(self, world: World) -> None:
+        requests = FuzzRequests(world)
+        failures, sent = [], 0
+        for method, template, operation in _operations(world):
+            schema = _body_schema(operation)
+            body = VALID_BODIES[schema] if schema else None
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] not in ("path", "query"):
+                    continue
+                for value in HOSTILE_VALUES:
+                    response = requests.send(
+                        method, template, operation, {parameter["name"]: value}, body
+                    )
+                    sent += 1
+                    if response.status_code >= 500:
+                        failures.append((method, template, parameter["name"], value))
+                    if "\x00" in value and parameter["in"] == "query":
+                        assert response.status_code == 422, (template, response.text)
+                        fields = [e["field"] for e in response.json()["errors"]]
+                        assert fields == [f"query.{parameter['name']}"]
+        assert sent >= 100
+        assert failures == []
+
+    def test_body_fields_never_answer_5xx(self, world: World) -> None:
+        requests = FuzzRequests(world)
+        document = world.client.app.openapi()  # type: ignore[attr-defined]
+        failures = []
+        for method, template, operation in _operations(world):
+            schema = _body_schema(operation)
+            if schema is None:
+                continue
+            for field in document["components"]["schemas"][schema]["properties"]:
+                for value in [*HOSTILE_VALUES[:4], ["\x00"]]:
+                    body = {**VALID_BODIES[schema], field: value}
+                    response = requests.send(method, template, operation, {}, body)
+                    if response.status_code >= 500:
+                        failures.append((method, template, field, value))
+                    if value in ("\x00", "a\x00b", ["\x00"]):
+                        assert response.status_code == 422, (template, field, response.text)
+                        assert f"body.{field}" in response.json()["detail"]
+        assert failures == []
+
+    def test_an_extreme_cursor_names_the_field(self, world: World) -> None:
+        cursor = _cursor("0001-01-01T00:00:00+01:00", str(uuid.uuid4()))
+        response = world.client.get(
+            "/v1/evaluations", params={"cursor": cursor}, headers=world.tenant_a.headers
+        )
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
+
+    def test_a_nul_in_a_path_is_refused(self, world: World) -> None:
+        response = world.client.get(
+            f"{P}/evaluations/ab%00cd?organization=tenant-a", auth=world.provider_auth()
+        )
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["path"]
