@@ -23,7 +23,9 @@ class ApiSettings(BaseSettings):
     rate_limits_per_minute: dict[str, int] = {"predict": 120, "results:read": 1200}
     """Per-scope limits per key, e.g. `{"predict": 120}` (JSON in the environment)."""
     rate_limit_per_address_per_minute: int = 300
-    """Requests per minute per client address before authentication."""
+    """Failed authentications per minute per client address (and requests to the unauthenticated
+    probes); past it the address is refused before authentication. Requests that authenticate
+    never count, so this never throttles a key below its own limit."""
     evaluation_deployment: str | None = None
     """Prefect deployment that runs evaluations started through the API, e.g.
     `evaluate-model-version/evaluations` (production); unset: the local worker's deployment when

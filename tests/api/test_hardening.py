@@ -13,11 +13,15 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
+import pytest
+from typer.testing import CliRunner
 
 from api.principals import PrincipalCache
 from api.provider_client import sign_request
+from flows.cli.serve import app as serve_cli
 from pipelines.access.service import Principal
 from tests.api.conftest import PROVIDER_KEYS, World
+from tests.api.test_provider_routes import app_like
 from tests.models.cache.conftest import FakeClock
 
 P = "/provider/v1"
@@ -377,3 +381,53 @@ class TestHostileValues:
         )
         assert response.status_code == 422, response.text
         assert [e["field"] for e in response.json()["errors"]] == ["path"]
+
+
+class TestAddressLimits:
+    """Finding 4: address limits can't be spoofed and never throttle working credentials."""
+
+    def test_serve_trusts_no_forwarding_header_by_default(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        calls: list[dict[str, Any]] = []
+        monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: calls.append(kwargs))
+        monkeypatch.delenv("STREAMFLOW_FORWARDED_ALLOW_IPS", raising=False)
+        runner = CliRunner()
+        assert runner.invoke(serve_cli, []).exit_code == 0
+        monkeypatch.setenv("STREAMFLOW_FORWARDED_ALLOW_IPS", "10.0.0.5,10.0.0.6")
+        assert runner.invoke(serve_cli, []).exit_code == 0
+        assert [(c["proxy_headers"], c["forwarded_allow_ips"]) for c in calls] == [
+            (False, ""),
+            (True, "10.0.0.5,10.0.0.6"),
+        ]
+
+    def test_rotating_forwarded_for_does_not_escape_the_limit(self, world: World) -> None:
+        api = world.state.api.model_copy(update={"rate_limit_per_address_per_minute": 3})
+        with app_like(world, api=api) as (client, _):
+            statuses = [
+                client.get(
+                    "/v1/evaluations",
+                    headers={
+                        "Authorization": f"Bearer sf_guess{i}_{'x' * 30}",
+                        "X-Forwarded-For": f"198.51.100.{i}",
+                    },
+                ).status_code
+                for i in range(6)
+            ]
+        assert statuses == [401, 401, 401, 429, 429, 429]
+
+    def test_authenticated_traffic_is_not_cut_by_the_address_limit(self, world: World) -> None:
+        """Every request authenticates from the database (no auth cache), from one address."""
+        api = world.state.api.model_copy(
+            update={"rate_limit_per_address_per_minute": 2, "auth_cache_seconds": 0}
+        )
+        with app_like(world, api=api) as (client, _):
+            statuses = [
+                client.get("/v1/evaluations", headers=world.tenant_a.headers).status_code
+                for _ in range(8)
+            ]
+            signed_statuses = [
+                client.get(f"{P}/tenants", auth=world.provider_auth()).status_code for _ in range(5)
+            ]
+        assert statuses == [200] * 8
+        assert signed_statuses == [200] * 5
