@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.signing import check_secret
+
+HIDDEN = "<hidden>"
+"""What a settings error shows in place of the input it refused."""
 
 
 class ApiSettings(BaseSettings):
@@ -50,10 +55,13 @@ class ApiSettings(BaseSettings):
 class ProviderAuthSettings(BaseSettings):
     """Secrets of the HMAC-signed provider API; several keys are active at once to rotate them.
 
-    The secrets live only in the environment or a secret file, never in the database.
+    The secrets live only in the environment or a secret file, never in the database, and
+    never in an error: validation errors leave the input out (pydantic would echo it).
     """
 
-    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMFLOW_", extra="ignore", hide_input_in_errors=True
+    )
 
     provider_keys: dict[str, SecretStr] = Field(default_factory=dict)
     """Active keys as JSON `{"key-id": "secret", ...}`; secrets of at least 32 bytes."""
@@ -61,6 +69,24 @@ class ProviderAuthSettings(BaseSettings):
     """Secret file holding the same JSON; when set it replaces `STREAMFLOW_PROVIDER_KEYS`."""
     signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     """Largest accepted distance between a request's timestamp and the server clock."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            # Errors keep their input for programs (`errors()`); a secret must not ride along.
+            raise ValidationError.from_exception_data(
+                error.title,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(detail["type"], detail["msg"]),
+                        loc=detail["loc"],
+                        input=HIDDEN,
+                    )
+                    for detail in error.errors()
+                ],
+                hide_input=True,
+            ) from None
 
     @model_validator(mode="after")
     def _load_and_check_keys(self) -> ProviderAuthSettings:

@@ -14,10 +14,12 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from api.principals import PrincipalCache
 from api.provider_client import sign_request
+from api.settings import ProviderAuthSettings
 from flows.cli.serve import app as serve_cli
 from pipelines.access.service import Principal
 from tests.api.conftest import PROVIDER_KEYS, World
@@ -431,3 +433,46 @@ class TestAddressLimits:
             ]
         assert statuses == [200] * 8
         assert signed_statuses == [200] * 5
+
+
+class TestSecretsInErrors:
+    """Finding 12: a settings error never shows any part of a provider secret."""
+
+    def test_a_too_short_secret_is_not_echoed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        secret = "Qm7ZxK2vTfW9pLr4"
+        monkeypatch.setenv("STREAMFLOW_PROVIDER_KEYS", json.dumps({"ops-key": secret}))
+        shown = self._refusal()
+        assert f"'ops-key' is {len(secret)} bytes; it must be at least 32" in shown
+        assert self._leaked(secret, shown) == []
+
+    def test_a_valid_secret_beside_a_short_one_is_not_echoed(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        secret = "Qm7ZxK2vTfW9pLr4" * 2 + "J5hY8"
+        keys = {"ops-key": secret, "new-key": "short"}
+        monkeypatch.setenv("STREAMFLOW_PROVIDER_KEYS", json.dumps(keys))
+        shown = self._refusal()
+        assert "'new-key' is 5 bytes" in shown
+        assert self._leaked(secret, shown) == []
+
+    @staticmethod
+    def _refusal() -> str:
+        with pytest.raises(ValidationError) as raised:
+            ProviderAuthSettings()
+        return f"{raised.value}\n{raised.value!r}\n{raised.value.errors()}"
+
+    @staticmethod
+    def _leaked(secret: str, shown: str) -> list[str]:
+        """Every 4-character piece of `secret` that appears in `shown`."""
+        return [secret[i : i + 4] for i in range(len(secret) - 3) if secret[i : i + 4] in shown]
+
+    def test_a_secret_of_the_wrong_type_is_not_echoed(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("STREAMFLOW_PROVIDER_KEYS", json.dumps({"ops-key": 987654321}))
+        with pytest.raises(ValidationError) as raised:
+            ProviderAuthSettings()
+        shown = f"{raised.value}\n{raised.value.errors()}"
+        assert "provider_keys.ops-key" in shown
+        assert "987654321" not in shown
+        assert "6543" not in shown
