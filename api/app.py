@@ -113,6 +113,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # A slash redirect would take its target from the Host header (an open redirect).
+        redirect_slashes=False,
     )
     if state is not None:
         app.state.streamflow = state

@@ -46,6 +46,10 @@ class ApiSettings(BaseSettings):
     max_body_bytes_by_path: dict[str, int] = {}
     """Other body limits by path prefix, e.g. `{"/provider/v1/evaluations": 8388608}` (JSON in
     the environment); the longest matching prefix wins."""
+    metrics_enabled: bool = True
+    """Serve `/metrics` (off: 404; scrape a process bound to an internal port instead)."""
+    metrics_token: SecretStr | None = None
+    """When set, `/metrics` requires `Authorization: Bearer <token>`."""
     page_size_default: int = 50
     page_size_max: int = 200
     cache_results: bool = True

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
 from api.principals import PrincipalCache
@@ -476,3 +476,32 @@ class TestSecretsInErrors:
         assert "provider_keys.ops-key" in shown
         assert "987654321" not in shown
         assert "6543" not in shown
+
+
+class TestSmallerFindings:
+    """Finding 13: no open redirect through Host; /metrics can be protected or turned off."""
+
+    def test_a_trailing_slash_does_not_redirect_to_the_host_header(self, world: World) -> None:
+        response = world.client.get(
+            "/v1/evaluations/",
+            headers={**world.tenant_a.headers, "Host": "evil.example"},
+            follow_redirects=False,
+        )
+        assert response.status_code == 404
+        assert "location" not in response.headers
+
+    def test_metrics_require_the_token_when_one_is_set(self, world: World) -> None:
+        world.state.api.metrics_token = SecretStr("scrape-token-123")
+        assert world.client.get("/metrics").status_code == 401
+        wrong = world.client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = world.client.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
+        assert right.status_code == 200
+        assert "streamflow_evaluation_runs" in right.text
+
+    def test_metrics_can_be_turned_off(self, world: World) -> None:
+        assert world.client.get("/metrics").status_code == 200
+        world.state.api.metrics_enabled = False
+        off = world.client.get("/metrics")
+        assert off.status_code == 404
+        assert "streamflow_" not in off.text
