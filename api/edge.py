@@ -1,30 +1,31 @@
 """Checks every request passes before the app reads it: body size, signing headers, query.
 
-The app reads a body before its dependencies authenticate the caller, so these checks run in
-an ASGI middleware, ahead of routing, on nothing but the request line and headers:
+FastAPI reads a body before the dependencies that authenticate the caller, so these checks
+look at nothing but the request line and headers:
 
 - a body larger than its path's limit is refused with 413, from `Content-Length` before a
   byte is read, or, for a chunked body, as soon as the bytes received pass the limit;
-- a `/provider/v1` request without the four signature headers is refused with 401 before its
-  body is read, so an anonymous client never makes the server buffer anything;
 - a query naming a parameter twice is refused with 422 (see `repeated_query_names`), as is a
-  NUL character in the path or the query.
+  NUL character in the path or the query (all three in `EdgeMiddleware`);
+- a provider route (`SignedRoute`) refuses a request without the four signature headers
+  with 401 before its body is read, so an anonymous client never makes it buffer anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import FieldError, problem_response
+from api.errors import FieldError, SignatureInvalid, problem_response
 from api.settings import ApiSettings
 from api.signing import SignatureRejected, signing_headers
-
-PROVIDER_PREFIX = "/provider/v1"
 
 
 class BodyTooLarge(HTTPException):
@@ -82,13 +83,6 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _headers(scope: Scope) -> Mapping[str, str]:
-    return {
-        bytes(name).decode("latin-1"): bytes(value).decode("latin-1")
-        for name, value in scope.get("headers", ())
-    }
-
-
 class EdgeMiddleware:
     """Refuses oversized, unsigned (provider) and ambiguous requests before the app sees them."""
 
@@ -131,17 +125,6 @@ def _refusal(scope: Scope, request: Request, settings: ApiSettings) -> ASGIApp |
             errors=[FieldError(field=f, message="must not contain a NUL character") for f in nul],
         )
     path: str = scope.get("path", "")
-    if path == PROVIDER_PREFIX or path.startswith(PROVIDER_PREFIX + "/"):
-        try:
-            signing_headers(_headers(scope))
-        except SignatureRejected as rejection:
-            return problem_response(
-                request,
-                401,
-                rejection.detail,
-                slug="invalid-signature",
-                title="Invalid request signature",
-            )
     limit = body_limit(settings, path)
     length = _content_length(scope)
     if length is not None and length > limit:
@@ -158,3 +141,20 @@ def _refusal(scope: Scope, request: Request, settings: ApiSettings) -> ASGIApp |
             ],
         )
     return None
+
+
+class SignedRoute(APIRoute):
+    """A provider route: a request without the signature headers is refused (401) before its
+    body is read; the full check (`api.deps`) follows once the body is in."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def signed_only(request: Request) -> Response:
+            try:
+                signing_headers(request.headers)
+            except SignatureRejected as rejection:
+                raise SignatureInvalid(rejection) from None
+            return await handler(request)
+
+        return signed_only

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 
 from api.deps import Cursor, Limit, Provider, ProviderContext, StateDep, page_size
+from api.edge import SignedRoute
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
 from api.schemas.common import Instant, Page, RunId
@@ -39,7 +40,7 @@ from pipelines.notices.service import (
 )
 from pipelines.organizations import create_tenant, tenants_page
 
-router = APIRouter(prefix="/provider/v1", tags=["provider"])
+router = APIRouter(prefix="/provider/v1", tags=["provider"], route_class=SignedRoute)
 
 Slug = Annotated[str, Query(max_length=63, description="Organisation slug, e.g. `acme`.")]
 
