@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +18,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+import uvicorn
 from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
@@ -21,6 +26,7 @@ from api.principals import PrincipalCache
 from api.provider_client import sign_request
 from api.settings import ProviderAuthSettings
 from flows.cli.serve import app as serve_cli
+from flows.cli.serve import uvicorn_options
 from pipelines.access.service import Principal
 from tests.api.conftest import PROVIDER_KEYS, World
 from tests.api.test_provider_routes import app_like
@@ -505,3 +511,42 @@ class TestSmallerFindings:
         off = world.client.get("/metrics")
         assert off.status_code == 404
         assert "streamflow_" not in off.text
+
+
+async def _echo_client(scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI app answering with the client address uvicorn gave it."""
+    body = str(scope["client"][0]).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def _uvicorn(options: dict[str, Any]) -> Iterator[str]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(_echo_client, log_level="warning", lifespan="off", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+class TestForwardedForOverHttp:
+    """Finding 4 through a real uvicorn: the options `serve` passes decide the client address."""
+
+    def test_the_header_is_ignored_without_trusted_proxies(self) -> None:
+        with _uvicorn(uvicorn_options(None)) as url:
+            seen = httpx.get(url, headers={"X-Forwarded-For": "198.51.100.7"}).text
+        assert seen == "127.0.0.1"
+
+    def test_the_header_is_used_from_a_trusted_proxy(self) -> None:
+        with _uvicorn(uvicorn_options("127.0.0.1")) as url:
+            seen = httpx.get(url, headers={"X-Forwarded-For": "198.51.100.7"}).text
+        assert seen == "198.51.100.7"
