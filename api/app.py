@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
@@ -112,9 +113,13 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # A slash redirect would take its target from the Host header (an open redirect).
+        redirect_slashes=False,
     )
     if state is not None:
         app.state.streamflow = state
+    # Added first, so it runs inside the request context (its refusals carry the request id).
+    app.add_middleware(EdgeMiddleware)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)

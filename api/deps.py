@@ -57,12 +57,36 @@ def _address_check(request: Request, state: ApiState) -> tuple[str, RateLimit]:
 
 
 async def limit_by_address(request: Request, state: StateDep) -> None:
-    """Every request, authenticated or not, counts against its client address."""
+    """An unauthenticated request (a probe, the metrics) counts against its client address."""
     key, limit = _address_check(request, state)
     await _enforce(state, request, key, limit.limit, "address")
 
 
 AddressLimited = Depends(limit_by_address)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def refuse_blocked_address(request: Request, state: ApiState) -> None:
+    """429 for an address past its limit of failed authentications."""
+    decision = state.address_blocks.check(_address(request))
+    if decision is not None:
+        request.state.rate_limit = decision
+        state.metrics.rate_limited.labels("address").inc()
+        raise RateLimited(decision, "address")
+
+
+async def failed_authentication(request: Request, state: ApiState) -> None:
+    """Count a failed authentication against the address; 429 once past its limit."""
+    key, limit = _address_check(request, state)
+    decision = await state.rate_limiter.hit(key, limit)
+    if not decision.allowed:
+        state.address_blocks.block(_address(request), decision)
+        request.state.rate_limit = decision
+        state.metrics.rate_limited.labels("address").inc()
+        raise RateLimited(decision, "address")
 
 
 class TenantContext:
@@ -71,13 +95,9 @@ class TenantContext:
     The session opens lazily so that a read served from the cache never touches the database.
     """
 
-    def __init__(
-        self, principal: Principal, now: datetime, state: ApiState, *, address_limited: bool
-    ) -> None:
+    def __init__(self, principal: Principal, now: datetime, state: ApiState) -> None:
         self.principal = principal
         self.now = now
-        self.address_limited = address_limited
-        """Whether the per-address limit was already spent (before a database lookup)."""
         self._state = state
         self._session: Session | None = None
 
@@ -123,20 +143,23 @@ async def _tenant_session(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AsyncIterator[TenantContext]:
-    # The per-address limit comes before any database work; for a key remembered from a recent
-    # request it is spent together with the per-key limit, in one Redis round trip.
+    # Only failed attempts count against the address; once past its limit, the address is
+    # refused before any database work.
     if credentials is None or credentials.scheme.lower() != "bearer":
-        await limit_by_address(request, state)
+        await failed_authentication(request, state)
         raise Unauthenticated("send `Authorization: Bearer <API key>`; keys come from the provider")
     now = datetime.now(UTC)
     token = credentials.credentials
     principal = state.principals.get(token)
-    address_limited = principal is None
     if principal is None:
-        await limit_by_address(request, state)
-        principal = await run_in_threadpool(_authenticate, state, token, now)
-        state.principals.put(token, principal)
-    context = TenantContext(principal, now, state, address_limited=address_limited)
+        refuse_blocked_address(request, state)
+        try:
+            principal = await run_in_threadpool(_authenticate, state, token, now)
+        except Unauthenticated:
+            await failed_authentication(request, state)
+            raise
+        state.principals.put(token, principal, now=now)
+    context = TenantContext(principal, now, state)
     try:
         yield context
     except BaseException:
@@ -157,14 +180,8 @@ def tenant(scope: str) -> Callable[..., Awaitable[TenantContext]]:
     ) -> TenantContext:
         context.principal.require(scope)
         per_minute = state.api.rate_limits_per_minute.get(scope, state.api.rate_limit_per_minute)
-        checks = [] if context.address_limited else [_address_check(request, state)]
-        checks.append((f"key:{context.principal.key_id}:{scope}", RateLimit(per_minute, 60.0)))
-        decisions = await state.rate_limiter.hit_all(checks)
-        request.state.rate_limit = decisions[-1]
-        if not decisions[-1].allowed:
-            kind = "key" if len(decisions) == len(checks) else "address"
-            state.metrics.rate_limited.labels(kind).inc()
-            raise RateLimited(decisions[-1], kind)
+        key = f"key:{context.principal.key_id}:{scope}"
+        await _enforce(state, request, key, per_minute, "key")
         return context
 
     return dependency
@@ -186,9 +203,9 @@ class ProviderContext:
 async def _verified_provider_key(
     request: Request,
     state: StateDep,
-    _: Annotated[None, AddressLimited],
-    __: Annotated[str | None, Depends(provider_signature)],
+    _: Annotated[str | None, Depends(provider_signature)],
 ) -> str:
+    refuse_blocked_address(request, state)
     body = await request.body()
     signed = SignedRequest.from_asgi_scope(request.scope, body)
     try:
@@ -200,6 +217,7 @@ async def _verified_provider_key(
             claim_nonce=lambda key, nonce, ttl: state.nonces.claim(key, nonce, ttl_seconds=ttl),
         )
     except SignatureRejected as rejection:
+        await failed_authentication(request, state)
         raise SignatureInvalid(rejection) from None
     except ReplayProtectionUnavailable:
         state.metrics.redis_errors.labels("nonces").inc()

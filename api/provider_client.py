@@ -42,7 +42,9 @@ def sign_request(
     """The four signature headers for one request, for any HTTP library.
 
     `url` is the URL (absolute, or path and query) exactly as it will be sent, already
-    percent-encoded; `body` is the exact body bytes. Sign again for every retry.
+    percent-encoded; `body` is the exact body bytes. Sign again for every retry. Name each
+    query parameter once: the server refuses a repeated one (422), since the canonical query's
+    sorting would not bind which value counts.
     """
     if not url.isascii():
         raise ValueError(f"url {url!r} must be percent-encoded exactly as it will be sent")

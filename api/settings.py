@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.signing import check_secret
+
+HIDDEN = "<hidden>"
+"""What a settings error shows in place of the input it refused."""
 
 
 class ApiSettings(BaseSettings):
@@ -23,7 +28,9 @@ class ApiSettings(BaseSettings):
     rate_limits_per_minute: dict[str, int] = {"predict": 120, "results:read": 1200}
     """Per-scope limits per key, e.g. `{"predict": 120}` (JSON in the environment)."""
     rate_limit_per_address_per_minute: int = 300
-    """Requests per minute per client address before authentication."""
+    """Failed authentications per minute per client address (and requests to the unauthenticated
+    probes); past it the address is refused before authentication. Requests that authenticate
+    never count, so this never throttles a key below its own limit."""
     evaluation_deployment: str | None = None
     """Prefect deployment that runs evaluations started through the API, e.g.
     `evaluate-model-version/evaluations` (production); unset: the local worker's deployment when
@@ -34,6 +41,15 @@ class ApiSettings(BaseSettings):
     auth_cache_seconds: float = 10.0
     """How long an authenticated API key is remembered in-process (0: ask the database always).
     Revocations through this process apply at once; other processes see them within this time."""
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
+    """Largest request body accepted (bytes); larger ones get 413 before they are read."""
+    max_body_bytes_by_path: dict[str, int] = {}
+    """Other body limits by path prefix, e.g. `{"/provider/v1/evaluations": 8388608}` (JSON in
+    the environment); the longest matching prefix wins."""
+    metrics_enabled: bool = True
+    """Serve `/metrics` (off: 404; scrape a process bound to an internal port instead)."""
+    metrics_token: SecretStr | None = None
+    """When set, `/metrics` requires `Authorization: Bearer <token>`."""
     page_size_default: int = 50
     page_size_max: int = 200
     cache_results: bool = True
@@ -43,10 +59,13 @@ class ApiSettings(BaseSettings):
 class ProviderAuthSettings(BaseSettings):
     """Secrets of the HMAC-signed provider API; several keys are active at once to rotate them.
 
-    The secrets live only in the environment or a secret file, never in the database.
+    The secrets live only in the environment or a secret file, never in the database, and
+    never in an error: validation errors leave the input out (pydantic would echo it).
     """
 
-    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMFLOW_", extra="ignore", hide_input_in_errors=True
+    )
 
     provider_keys: dict[str, SecretStr] = Field(default_factory=dict)
     """Active keys as JSON `{"key-id": "secret", ...}`; secrets of at least 32 bytes."""
@@ -54,6 +73,24 @@ class ProviderAuthSettings(BaseSettings):
     """Secret file holding the same JSON; when set it replaces `STREAMFLOW_PROVIDER_KEYS`."""
     signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     """Largest accepted distance between a request's timestamp and the server clock."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            # Errors keep their input for programs (`errors()`); a secret must not ride along.
+            raise ValidationError.from_exception_data(
+                error.title,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(detail["type"], detail["msg"]),
+                        loc=detail["loc"],
+                        input=HIDDEN,
+                    )
+                    for detail in error.errors()
+                ],
+                hide_input=True,
+            ) from None
 
     @model_validator(mode="after")
     def _load_and_check_keys(self) -> ProviderAuthSettings:

@@ -236,7 +236,9 @@ def _mac(secret: bytes, message: str) -> str:
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
-def _signing_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def signing_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The four signature headers by canonical name; SignatureRejected when one is missing or
+    repeated."""
     wanted = {name.lower(): name for name in SIGNING_HEADERS}
     found: dict[str, str] = {}
     for name, value in headers.items():
@@ -283,7 +285,7 @@ async def verify(
     The nonce is claimed last, once the timestamp and the signature are good, so that
     forged or stale requests cannot use up nonces. Whatever `claim_nonce` raises propagates.
     """
-    headers = _signing_headers(request.headers)
+    headers = signing_headers(request.headers)
     key_id = headers[KEY_ID_HEADER]
     raw_timestamp = headers[TIMESTAMP_HEADER]
     nonce = headers[NONCE_HEADER]

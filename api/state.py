@@ -9,6 +9,7 @@ import redis.asyncio
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.address_blocks import AddressBlocks
 from api.observability import Metrics
 from api.principals import PrincipalCache
 from api.settings import ApiSettings
@@ -50,3 +51,5 @@ class ApiState:
     """Recently authenticated API keys (see api/principals.py)."""
     redis: redis.asyncio.Redis[bytes] | None = None
     """The shared Redis client, when Redis is configured."""
+    address_blocks: AddressBlocks = field(default_factory=AddressBlocks)
+    """Addresses past their limit of failed authentications (see api/address_blocks.py)."""

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from models.db.repositories.base import Key, Keyset, KeysetPage
@@ -28,6 +28,8 @@ CursorValue = datetime | uuid.UUID | str | int
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("expected a string")
+    if "\x00" in value:
+        raise ValueError("cursor text holds no NUL character")
     return value
 
 
@@ -35,7 +37,8 @@ def _aware(value: Any) -> datetime:
     parsed = datetime.fromisoformat(_text(value))
     if parsed.tzinfo is None:
         raise ValueError("cursor times carry a zone")
-    return parsed
+    # Raises OverflowError at the edges of the range (0001-01-01T00:00:00+01:00).
+    return parsed.astimezone(UTC)
 
 
 def _integer(value: Any) -> int:
@@ -75,9 +78,10 @@ def decode_cursor(cursor: str, *kinds: type[Any]) -> tuple[Any, ...]:
         if not isinstance(values, list) or len(values) != len(kinds):
             raise ValueError("wrong number of values")
         return tuple(_PARSERS[kind](value) for kind, value in zip(kinds, values, strict=True))
-    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as error:
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError, binascii.Error) as error:
         raise InvalidInput(
-            f"cursor {cursor!r} is not valid; pass next_cursor from a previous page"
+            f"cursor {cursor!r} is not valid; pass next_cursor from a previous page",
+            field="cursor",
         ) from error
 
 

@@ -7,12 +7,15 @@ rate limit, since each one queries the database.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Iterator
+from typing import Annotated
 
 import redis.asyncio
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Metric, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -30,6 +33,12 @@ from models.db.tables import EVALUATION_STATUSES
 log = structlog.get_logger()
 
 router = APIRouter(tags=["health"])
+
+metrics_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="MetricsToken",
+    description="The scrape token, when the process sets `STREAMFLOW_METRICS_TOKEN`.",
+)
 
 
 def _database_answers(sessions: sessionmaker[Session]) -> bool:
@@ -121,12 +130,35 @@ async def readyz(request: Request, state: StateDep) -> Response:
             "content": {"text/plain": {"schema": {"type": "string"}}},
             "description": "Prometheus text exposition format.",
         },
-        **problem_responses(429),
+        **problem_responses(401, 404, 429),
     },
     dependencies=[AddressLimited],
 )
-async def metrics(state: StateDep) -> Response:
-    """Prometheus metrics: request latency and status codes, cache, rate limits, run counts."""
+async def metrics(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(metrics_bearer)],
+) -> Response:
+    """Prometheus metrics: request latency and status codes, cache, rate limits, run counts.
+
+    Off (404) when `STREAMFLOW_METRICS_ENABLED` is false; when `STREAMFLOW_METRICS_TOKEN` is
+    set, a scrape must send it as `Authorization: Bearer <token>`.
+    """
+    if not state.api.metrics_enabled:
+        return problem_response(request, 404, "metrics are not served by this process")
+    token = state.api.metrics_token
+    if token is not None and (
+        credentials is None
+        or not hmac.compare_digest(
+            credentials.credentials.encode(), token.get_secret_value().encode()
+        )
+    ):
+        return problem_response(
+            request,
+            401,
+            "send `Authorization: Bearer <metrics token>` (STREAMFLOW_METRICS_TOKEN)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     counts = await asyncio.to_thread(evaluation_runs_by_status, state.sessions)
     computed: list[Metric] = []
     # Without the database the gauge is left out; the process's own series still matter then.

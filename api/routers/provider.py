@@ -10,12 +10,12 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
-from pydantic import AwareDatetime
 
 from api.deps import Cursor, Limit, Provider, ProviderContext, StateDep, page_size
+from api.edge import SignedRoute
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
-from api.schemas.common import Page, RunId
+from api.schemas.common import Instant, Page, RunId
 from api.schemas.provider import (
     ApiKeyCreate,
     AuditEntry,
@@ -42,7 +42,7 @@ from pipelines.notices.service import (
 )
 from pipelines.organizations import create_tenant, tenants_page
 
-router = APIRouter(prefix="/provider/v1", tags=["provider"])
+router = APIRouter(prefix="/provider/v1", tags=["provider"], route_class=SignedRoute)
 
 Slug = Annotated[str, Query(max_length=63, description="Organisation slug, e.g. `acme`.")]
 
@@ -236,10 +236,8 @@ def list_audit_log(
         str | None,
         Query(max_length=100, description="Only this action, e.g. `api_key.issued`."),
     ] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="Only rows at or after this time.")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Only rows before this time.")] = None,
+    since: Annotated[Instant | None, Query(description="Only rows at or after this time.")] = None,
+    until: Annotated[Instant | None, Query(description="Only rows before this time.")] = None,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> Page[AuditEntry]:

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.common import InputModel, Instant
 from models.db.enums import ApiKeyScope, NoticeSeverity, OrganizationStatus, RunStatus
 from pipelines.access.service import IssuedKey
 from pipelines.audit.service import AuditEntryView
@@ -34,7 +35,7 @@ Audience = Annotated[
 ]
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(InputModel):
     """A tenant to create."""
 
     model_config = ConfigDict(extra="forbid")
@@ -55,14 +56,14 @@ class Tenant(BaseModel):
     created_at: datetime
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(InputModel):
     """An API key to issue to a tenant."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, examples=["ci pipeline"])
     scopes: list[ApiKeyScope] = Field(min_length=1, examples=[["results:read"]])
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Instant | None = Field(
         default=None, description="When the key stops working; never when omitted."
     )
 
@@ -101,7 +102,7 @@ class IssuedApiKey(BaseModel):
         )
 
 
-class EvaluationStart(BaseModel):
+class EvaluationStart(InputModel):
     """An evaluation of a registered model version on a golden dataset, for one organisation."""
 
     model_config = ConfigDict(extra="forbid")
@@ -247,7 +248,7 @@ class AuditEntry(BaseModel):
         )
 
 
-class NoticeCreate(BaseModel):
+class NoticeCreate(InputModel):
     """A system notice to publish, now or on a schedule."""
 
     model_config = ConfigDict(extra="forbid")
@@ -255,11 +256,11 @@ class NoticeCreate(BaseModel):
     title: str = Field(min_length=1, max_length=200, examples=["Planned maintenance"])
     body: str = Field(min_length=1, max_length=20_000)
     severity: NoticeSeverity = NoticeSeverity.INFO
-    audience: Audience = ["*"]
-    starts_at: AwareDatetime | None = Field(
+    audience: Audience = Field(default=["*"])
+    starts_at: Instant | None = Field(
         default=None, description="When tenants start seeing it; now when omitted."
     )
-    ends_at: AwareDatetime | None = Field(
+    ends_at: Instant | None = Field(
         default=None, description="When it expires; open-ended when omitted."
     )
 
@@ -274,7 +275,7 @@ class NoticeCreate(BaseModel):
         )
 
 
-class NoticeUpdate(BaseModel):
+class NoticeUpdate(InputModel):
     """Changes to a notice; omitted fields stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
@@ -283,8 +284,8 @@ class NoticeUpdate(BaseModel):
     body: str | None = Field(default=None, min_length=1, max_length=20_000)
     severity: NoticeSeverity | None = None
     audience: Audience | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
 
     def draft(self) -> NoticeDraft:
         return NoticeDraft(

@@ -55,6 +55,8 @@ class Principal:
     key_id: uuid.UUID
     scopes: frozenset[str]
     last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    """When the key stops authenticating (None: never); caches must not outlive it."""
 
     @property
     def actor(self) -> str:
@@ -179,6 +181,7 @@ def authenticate(session: Session, presented: str, *, now: datetime) -> Principa
         key_id=key.id,
         scopes=frozenset(key.scopes),
         last_used_at=key.last_used_at,
+        expires_at=key.expires_at,
     )
 
 

@@ -820,14 +820,17 @@ def _wait_for_lock_wait(url: str) -> None:
 
 class TestRateLimits:
     def test_address_limit_applies_before_authentication(self, world: World) -> None:
-        """Past the per-address limit even signed requests get 429 with Retry-After and
-        RateLimit headers."""
+        """Past the per-address limit of failed signatures even signed requests get 429 with
+        Retry-After and RateLimit headers."""
         api = world.state.api.model_copy(update={"rate_limit_per_address_per_minute": 2})
         with app_like(world, api=api) as (client, _):
             ok = signed(world, "GET", f"{P}/tenants", client=client)
             assert ok.status_code == 200
             assert ok.headers["ratelimit-policy"].startswith('"default";q=')
-            assert client.get(f"{P}/tenants").status_code == 401
+            forged = sign_request("key-2026a", "f" * 40, "GET", f"{P}/tenants")
+            for _ in range(2):
+                assert client.get(f"{P}/tenants", headers=forged).status_code == 401
+            assert client.get(f"{P}/tenants", headers=forged).status_code == 429
             refused = signed(world, "GET", f"{P}/tenants", client=client)
             assert_problem(refused, 429, "/problems/rate-limited", "rate limit of 2")
             assert int(refused.headers["retry-after"]) >= 1
