@@ -78,6 +78,8 @@ def _worker_database_urls(address: str) -> set[str | None]:
 
 
 class TestDaskTaskRunner:
+    # On PostgreSQL only: what is under test is where the tasks run, not the storage backend.
+    @pytest.mark.parametrize("streamflow", ["postgresql"], indirect=True)
     def test_two_worker_processes_give_identical_scores_and_metrics(
         self, streamflow: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
