@@ -22,9 +22,13 @@ def upgrade(as_json: JsonOption = False) -> None:
     from flows.runtime import runtime
     from models.db.migrate import current_revision
 
+    from models.registry import client as registry
+
     rt = runtime()
-    # The local orchestrator's own database, so the first flow does not wait for it.
+    # The local orchestrator's and MLflow's own databases, so the first flow waits for neither.
     migrate_orchestrator_database()
+    registry.configure(rt.registry)
+    registry.experiment_id(rt.registry)
     result = {
         "revision": current_revision(rt.engine),
         "database": rt.engine.url.render_as_string(hide_password=True),
@@ -34,6 +38,6 @@ def upgrade(as_json: JsonOption = False) -> None:
         as_json=as_json,
         render=lambda console, r: console.print(
             f"database at revision [bold]{r['revision']}[/bold] ({r['database']}); "
-            "orchestrator database migrated"
+            "orchestrator and MLflow stores ready"
         ),
     )
