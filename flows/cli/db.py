@@ -21,7 +21,6 @@ def upgrade(as_json: JsonOption = False) -> None:
     from flows.orchestrator import migrate_orchestrator_database
     from flows.runtime import runtime
     from models.db.migrate import current_revision
-
     from models.registry import client as registry
 
     rt = runtime()
