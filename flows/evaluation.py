@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ import structlog
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.orchestrator import orchestrated
 from flows.runtime import report_progress, runtime
 from models.cache.settings import CacheSettings
 from models.db.engine import transaction
@@ -126,7 +128,11 @@ def check_evaluation(
     no run behind. Raises a domain error naming the field and the fix.
     """
     if (model is None) == (predictions_path is None):
-        raise InvalidInput("give exactly one of model (NAME@VERSION or NAME@ALIAS) or predictions")
+        raise InvalidInput(
+            "give exactly one of a model version (NAME@VERSION or NAME@ALIAS) or a predictions "
+            "file",
+            field="model",
+        )
     request = _request(
         dataset=dataset,
         model=model,
@@ -161,8 +167,10 @@ def run_evaluation(
     batch_size: int | None = None,
     use_stemmer: bool = True,
     quality_weights: str | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> EvaluationOutcome:
-    """Check the request, then run the evaluation flow (what the CLI and the demo call)."""
+    """Check the request, then run the evaluation flow on the orchestrator (started if needed,
+    with `announce` told so); what the CLI and the demo call."""
     parameters: dict[str, Any] = {
         "dataset": dataset,
         "model": model,
@@ -173,10 +181,12 @@ def run_evaluation(
         "use_stemmer": use_stemmer,
         "quality_weights": quality_weights,
     }
+    # Checked in milliseconds before the orchestrator starts: a refused request leaves no run.
     check_evaluation(organization, **parameters)
-    outcome: EvaluationOutcome = evaluate_model_version(
-        organization=organization, actor=actor, **parameters
-    )
+    with orchestrated(announce):
+        outcome: EvaluationOutcome = evaluate_model_version(
+            organization=organization, actor=actor, **parameters
+        )
     return outcome
 
 

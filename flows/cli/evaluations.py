@@ -50,25 +50,22 @@ def run(
             param_hint="'--model' / '--predictions'",
         )
     from flows.cli.server import announce
-    from flows.evaluation import check_evaluation, evaluate_model_version
-    from flows.orchestrator import orchestrated
+    from flows.evaluation import run_evaluation
     from flows.runtime import cli_actor
 
-    parameters: dict[str, Any] = {
-        "dataset": dataset,
-        "model": model,
-        "predictions_path": str(predictions.resolve()) if predictions else None,
-        "agent_type": agent_type,
-        "force": force,
-        "batch_size": batch_size,
-        "use_stemmer": stemmer,
-        "quality_weights": quality_weights,
-    }
-    # Checked in milliseconds before the orchestrator starts: a refused request leaves no run.
-    check_evaluation(org_slug(org), **parameters)
-    with orchestrated(announce=announce), progress(not as_json):
-        outcome = evaluate_model_version(
-            organization=org_slug(org), actor=cli_actor(), **parameters
+    with progress(not as_json):
+        outcome = run_evaluation(
+            org_slug(org),
+            cli_actor(),
+            dataset=dataset,
+            model=model,
+            predictions_path=str(predictions.resolve()) if predictions else None,
+            agent_type=agent_type,
+            force=force,
+            batch_size=batch_size,
+            use_stemmer=stemmer,
+            quality_weights=quality_weights,
+            announce=announce,
         )
     detail = _detail(outcome.run_id, org)
     if as_json:
