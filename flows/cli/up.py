@@ -41,9 +41,11 @@ def up(
     console.print("worker        serving StreamFlow's deployments", highlight=False)
     console.print(f"api           http://{host}:{port}/docs", highlight=False)
     console.print("Ctrl-C stops them.", highlight=False)
+    failed = False
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
+        failed = True
         fail("a component exited; the others are being stopped")
     except KeyboardInterrupt:
         pass
@@ -59,3 +61,5 @@ def up(
         if started_server:
             LocalOrchestrator().stop()
             console.print("orchestrator stopped", highlight=False)
+    if failed:
+        raise typer.Exit(1)
