@@ -8,6 +8,7 @@ before Prefect is imported, so flows run from any thread (the API's launcher) fi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -25,6 +26,9 @@ from flows.orchestrator import (
     migrate_orchestrator_database,
 )
 from flows.runtime import Runtime, reset_runtime, runtime
+from models.db.engine import transaction
+from pipelines.golden_datasets.service import import_golden_dataset
+from pipelines.organizations import ensure_organization
 from tests.conftest import fresh_database_url
 
 assert "prefect" not in sys.modules, "Prefect must read PREFECT_API_URL after this conftest sets it"
@@ -96,3 +100,23 @@ def _runtime_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         yield runtime()
     finally:
         reset_runtime()
+
+
+def import_golden_rows(
+    rt: Runtime, name: str, rows: list[dict[str, str]], task: str = "text_generation"
+) -> None:
+    """Import `rows` as the provider's golden dataset `name` (JSON lines, as a user would)."""
+    with transaction(rt.sessions) as session:
+        provider, _ = ensure_organization(
+            session, slug="provider", name="P", kind="provider", actor="test"
+        )
+        import_golden_dataset(
+            session,
+            organization_id=provider.id,
+            actor="test",
+            name=name,
+            task=task,
+            data="\n".join(json.dumps(row) for row in rows).encode(),
+            filename=f"{name}.jsonl",
+            storage_dir=rt.storage.golden_dataset_dir,
+        )

@@ -12,10 +12,8 @@ from sqlalchemy import select
 
 from flows.evaluation import run_evaluation
 from flows.runtime import Runtime
-from models.db.engine import transaction
 from models.db.tables import EvaluationExampleScore, EvaluationMetric
-from pipelines.golden_datasets.service import import_golden_dataset
-from pipelines.organizations import ensure_organization
+from tests.flows.conftest import import_golden_rows
 
 NOTES = [
     (
@@ -29,21 +27,8 @@ NOTES = [
 
 
 def _setup(rt: Runtime, tmp_path: Path) -> Path:
-    lines = [json.dumps({"id": i, "input": x, "expected": y, "slice": s}) for i, x, y, s in NOTES]
-    with transaction(rt.sessions) as session:
-        provider, _ = ensure_organization(
-            session, slug="provider", name="P", kind="provider", actor="test"
-        )
-        import_golden_dataset(
-            session,
-            organization_id=provider.id,
-            actor="test",
-            name="notes",
-            task="text_generation",
-            data="\n".join(lines).encode(),
-            filename="notes.jsonl",
-            storage_dir=rt.storage.golden_dataset_dir,
-        )
+    rows = [{"id": i, "input": x, "expected": y, "slice": s} for i, x, y, s in NOTES]
+    import_golden_rows(rt, "notes", rows)
     path = tmp_path / "predictions.jsonl"
     path.write_text(
         "\n".join(

@@ -18,13 +18,12 @@ from flows import evaluation
 from flows.evaluation import evaluate_model_version, run_evaluation
 from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
-from models.db.engine import transaction
 from models.db.tables import AuditLogEntry, EvaluationExampleScore, EvaluationMetric, EvaluationRun
 from models.registry import client as registry
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation import service
-from pipelines.golden_datasets.service import import_golden_dataset
-from pipelines.organizations import ensure_organization, get_organization
+from pipelines.organizations import get_organization
+from tests.flows.conftest import import_golden_rows
 
 NOTES = [
     (
@@ -58,21 +57,8 @@ class FailsOnMarker:
 
 
 def _setup(rt: Runtime, tmp_path: Path) -> None:
-    lines = [json.dumps({"id": i, "input": x, "expected": y, "slice": s}) for i, x, y, s in NOTES]
-    with transaction(rt.sessions) as session:
-        provider, _ = ensure_organization(
-            session, slug="provider", name="P", kind="provider", actor="test"
-        )
-        import_golden_dataset(
-            session,
-            organization_id=provider.id,
-            actor="test",
-            name="notes",
-            task="text_generation",
-            data="\n".join(lines).encode(),
-            filename="notes.jsonl",
-            storage_dir=rt.storage.golden_dataset_dir,
-        )
+    rows = [{"id": i, "input": x, "expected": y, "slice": s} for i, x, y, s in NOTES]
+    import_golden_rows(rt, "notes", rows)
 
 
 def _predictions_file(tmp_path: Path, name: str, transform) -> Path:

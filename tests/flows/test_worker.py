@@ -17,12 +17,9 @@ from flows.deployments import EVALUATION_DEPLOYMENT, served_by_a_worker
 from flows.launcher import LocalLauncher
 from flows.orchestrator import ServerRecord
 from flows.runtime import Runtime
-from models.db.engine import transaction
 from models.db.tables import EvaluationRun
-from pipelines.golden_datasets.service import import_golden_dataset
-from pipelines.organizations import get_organization
 from tests.conftest import fresh_database_url
-from tests.flows.conftest import _runtime_on
+from tests.flows.conftest import _runtime_on, import_golden_rows
 
 STREAMFLOW = str(Path(sys.executable).with_name("streamflow"))
 
@@ -78,18 +75,7 @@ class TestWorker:
         """While a worker serves the evaluation deployment, the local launcher hands it the run;
         the run completes with its flow run belonging to that deployment."""
         rows = [{"id": f"n{i}", "input": f"note {i}", "expected": f"fixed {i}"} for i in range(8)]
-        with transaction(sqlite_streamflow.sessions) as session:
-            provider = get_organization(session, "provider")
-            import_golden_dataset(
-                session,
-                organization_id=provider.id,
-                actor="test",
-                name="worker-notes",
-                task="text_generation",
-                data="\n".join(json.dumps(r) for r in rows).encode(),
-                filename="notes.jsonl",
-                storage_dir=sqlite_streamflow.storage.golden_dataset_dir,
-            )
+        import_golden_rows(sqlite_streamflow, "worker-notes", rows)
         predictions = tmp_path / "predictions.jsonl"
         predictions.write_text(
             "\n".join(json.dumps({"id": r["id"], "prediction": r["expected"]}) for r in rows)
