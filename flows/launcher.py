@@ -19,7 +19,7 @@ from flows.deployments import EVALUATION_DEPLOYMENT
 log = structlog.get_logger()
 
 
-def _mark_failed(parameters: dict[str, Any], reason: str) -> None:
+def _mark_failed(parameters: dict[str, Any], error: BaseException) -> None:
     """Record on the run that its flow never ran (the flow itself records its own failures)."""
     from flows.runtime import runtime
     from models.db.engine import transaction
@@ -33,12 +33,12 @@ def _mark_failed(parameters: dict[str, Any], reason: str) -> None:
     try:
         with transaction(rt.sessions) as session:
             organization = get_organization(session, parameters["organization"])
-            service.fail_run(
+            service.launch_failed(
                 session,
                 organization_id=organization.id,
                 run_id=uuid.UUID(run_id),
                 actor=parameters.get("actor", "launcher"),
-                error=reason,
+                error=error,
             )
     except Exception:
         log.exception("evaluation.mark_failed_failed", run_id=run_id)
@@ -46,15 +46,18 @@ def _mark_failed(parameters: dict[str, Any], reason: str) -> None:
 
 def _run_flow(parameters: dict[str, Any]) -> None:
     from flows.evaluation import evaluate_model_version
-    from flows.orchestrator import orchestrated
+    from flows.orchestrator import OrchestratorUnavailable, orchestrated
 
     try:
         with orchestrated():
             evaluate_model_version(**parameters)
-    except Exception as error:
-        # The flow marks its run failed itself; an orchestrator that could not be reached did not.
+    except OrchestratorUnavailable as error:
+        # The flow never started, so nothing else records why.
+        log.exception("evaluation.orchestrator_unavailable", run_id=parameters.get("run_id"))
+        _mark_failed(parameters, error)
+    except Exception:
+        # The flow marked its run failed with the reason; keep that reason.
         log.exception("evaluation.background_flow_failed", run_id=parameters.get("run_id"))
-        _mark_failed(parameters, f"the evaluation could not run: {error}")
 
 
 class BackgroundThreadLauncher:
