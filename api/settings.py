@@ -54,6 +54,10 @@ class ApiSettings(BaseSettings):
     page_size_max: int = 200
     cache_results: bool = True
     """Read-through cache of result reads (Redis when configured, else in-process)."""
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    """How long a dashboard sign-in lasts."""
+    dashboard_secure_cookies: bool = False
+    """Mark the dashboard session cookie `Secure` (`__Host-` prefixed): set it behind HTTPS."""
 
 
 class ProviderAuthSettings(BaseSettings):

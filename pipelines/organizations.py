@@ -96,3 +96,8 @@ def ensure_provider(session: Session, *, slug: str, actor: str) -> Organization:
         session, slug=slug, name=slug, kind=OrganizationKind.PROVIDER, actor=actor
     )
     return organization
+
+
+def all_organizations(session: Session) -> list[Organization]:
+    """Every organisation by slug: the provider's pickers (a few thousand at most)."""
+    return OrganizationRepository(session).list()

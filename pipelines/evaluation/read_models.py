@@ -193,3 +193,23 @@ class RunComparison(ReadModel):
     overall: list[MetricDifference]
     slices: list[MetricDifference]
     mcnemar: list[McNemarTest]
+
+
+class OrganizationRunSummary(EvaluationSummary):
+    """A run as the provider lists it, across organisations: with the organisation's slug."""
+
+    organization: str = Field(examples=["acme"])
+
+
+class PairedExample(ReadModel):
+    """One golden example in two runs: the expected text, both predictions and scores."""
+
+    example_id: str
+    slice: str
+    input: str | None
+    expected: str | None
+    prediction_a: str
+    prediction_b: str
+    score_a: float | None = Field(description="Run A's per-example value of the chosen metric.")
+    score_b: float | None
+    difference: float | None = Field(description="score_b − score_a.")

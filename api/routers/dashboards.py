@@ -1,0 +1,393 @@
+"""The dashboards: server-rendered pages for provider analysts (and tenants' own pages).
+
+Pages call the same services and read models as the JSON API and render them with Jinja2;
+HTMX swaps fragments (a filtered table, the next page) and vega-embed draws the charts from
+specs built in `pipelines/evaluation/charts.py`. Pages are not part of the API document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+
+from api.dashboards.auth import (
+    SIGN_IN_PATH,
+    Analyst,
+    DashboardContext,
+    SignedInChange,
+    SignInRequired,
+    cookie_name,
+)
+from api.dashboards.pages import SECURITY_HEADERS, render
+from api.deps import StateDep, failed_authentication, refuse_blocked_address
+from api.state import ApiState
+from models.db.engine import SYSTEM_SCOPE, set_row_scope
+from pipelines.access.service import Forbidden, Unauthenticated
+from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
+from pipelines.evaluation import charts
+from pipelines.evaluation.views import (
+    alias_moves,
+    compare_runs,
+    comparison,
+    evaluation_detail,
+    pair_owner,
+    paired_counts,
+    paired_examples_page,
+    per_example_metrics,
+    quality_scores_page,
+    run_owner,
+    runs_across_organizations_page,
+)
+from pipelines.organizations import all_organizations, get_organization
+from pipelines.provider_users.service import sign_in, sign_out, tenant_sign_in
+
+STATUS_OF_ERROR: dict[type[StreamflowError], int] = {
+    NotFound: 404,
+    InvalidInput: 422,
+    Forbidden: 403,
+    Unauthenticated: 401,
+    Conflict: 409,
+}
+PAGE_SIZE = 50
+TREND_POINTS = 500
+
+
+class PageRoute(APIRoute):
+    """A dashboard route: domain errors become an error page, a missing session a sign-in."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired as missing:
+                if request.headers.get("HX-Request") == "true":
+                    return Response(status_code=401, headers={"HX-Redirect": missing.location})
+                return RedirectResponse(missing.location, status_code=303)
+            except RequestValidationError as error:
+                message = "; ".join(
+                    f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
+                    for problem in error.errors()
+                )
+                return _error_page(request, 422, message)
+            except StreamflowError as error:
+                status = next(
+                    (code for kind, code in STATUS_OF_ERROR.items() if isinstance(error, kind)),
+                    400,
+                )
+                return _error_page(request, status, str(error))
+
+        return handle
+
+
+router = APIRouter(prefix="/dashboards", include_in_schema=False, route_class=PageRoute)
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    return render(request, "error.html", None, status_code=status, status=status, message=message)
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after signing in: only a path of the dashboards, never another site."""
+    if value and value.startswith("/dashboards") and "//" not in value and "\\" not in value:
+        return value
+    return "/dashboards/evaluations"
+
+
+def _signed_in_response(state: ApiState, token: str, expires: datetime, target: str) -> Response:
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        cookie_name(state),
+        token,
+        max_age=int((expires - datetime.now(UTC)).total_seconds()),
+        path="/",
+        secure=state.api.dashboard_secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@router.get("")
+def home() -> Response:
+    return RedirectResponse("/dashboards/evaluations", status_code=303)
+
+
+@router.get("/sign-in")
+def sign_in_form(request: Request, next: str | None = None) -> Response:
+    """The sign-in form: provider users with e-mail and password, tenants with an API key."""
+    return render(request, "sign_in.html", None, next=_safe_next(next), error=None)
+
+
+@router.post("/sign-in")
+async def sign_in_submit(
+    request: Request,
+    state: StateDep,
+    email: Annotated[str, Form(max_length=254)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Open a provider user's session; a wrong e-mail or password counts against the address."""
+    refuse_blocked_address(request, state)
+    lifetime = timedelta(hours=state.api.dashboard_session_hours)
+
+    def open_session() -> Any:
+        with state.sessions() as session, session.begin():
+            set_row_scope(session, scope=SYSTEM_SCOPE)
+            return sign_in(
+                session, email=email, password=password, now=datetime.now(UTC), lifetime=lifetime
+            )
+
+    try:
+        opened = await anyio.to_thread.run_sync(open_session)
+    except Unauthenticated as error:
+        await failed_authentication(request, state)
+        return render(
+            request, "sign_in.html", None, status_code=401, next=_safe_next(next), error=str(error)
+        )
+    return _signed_in_response(state, opened.token, opened.signed_in.expires_at, _safe_next(next))
+
+
+@router.post("/tenant-sign-in")
+async def tenant_sign_in_submit(
+    request: Request,
+    state: StateDep,
+    api_key: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """Open a tenant's session in exchange for one of its API keys."""
+    refuse_blocked_address(request, state)
+    lifetime = timedelta(hours=state.api.dashboard_session_hours)
+
+    def open_session() -> Any:
+        with state.sessions() as session, session.begin():
+            set_row_scope(session, scope="authenticate")
+            now = datetime.now(UTC)
+            return tenant_sign_in(session, api_key=api_key, now=now, lifetime=lifetime)
+
+    try:
+        opened = await anyio.to_thread.run_sync(open_session)
+    except Unauthenticated as error:
+        await failed_authentication(request, state)
+        return render(request, "sign_in.html", None, status_code=401, next=None, error=str(error))
+    return _signed_in_response(
+        state, opened.token, opened.signed_in.expires_at, "/dashboards/tenant"
+    )
+
+
+@router.post("/sign-out")
+def sign_out_submit(request: Request, state: StateDep, context: SignedInChange) -> Response:
+    """End this browser's session."""
+    sign_out(context.session, token=request.cookies.get(cookie_name(state), ""))
+    response = RedirectResponse(SIGN_IN_PATH, status_code=303)
+    response.delete_cookie(cookie_name(state), path="/")
+    return response
+
+
+def _organization_id(context: DashboardContext, slug: str | None) -> Any:
+    return get_organization(context.session, slug).id if slug else None
+
+
+@router.get("/evaluations")
+def evaluations(
+    request: Request,
+    context: Analyst,
+    organization: Annotated[str | None, Query(max_length=63)] = None,
+    agent_type: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    dataset: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Response:
+    """Runs of every organisation, newest first, filtered by organisation, agent, model, data."""
+    found = runs_across_organizations_page(
+        context.session,
+        organization_id=_organization_id(context, organization),
+        agent_type=agent_type or None,
+        model_name=model or None,
+        dataset_name=dataset or None,
+        status=status or None,
+        cursor=cursor,
+        limit=PAGE_SIZE,
+    )
+    filters = {
+        "organization": organization or "",
+        "agent_type": agent_type or "",
+        "model": model or "",
+        "dataset": dataset or "",
+        "status": status or "",
+    }
+    template = "evaluation_rows.html" if cursor else "evaluations.html"
+    return render(
+        request,
+        template,
+        context,
+        runs=found.items,
+        next_cursor=found.next_cursor,
+        filters=filters,
+        organizations=[] if cursor else all_organizations(context.session),
+    )
+
+
+@router.get("/evaluations/{run_id}")
+def evaluation(request: Request, state: StateDep, context: Analyst, run_id: str) -> Response:
+    """A run: every metric with its interval, the slices with their n, links out."""
+    owner = run_owner(context.session, run_id)
+    detail = evaluation_detail(context.session, organization_id=owner, run_id=run_id)
+    chart = charts.metric_intervals(detail.metrics, title="Overall metrics with 95% intervals")
+    return render(
+        request,
+        "evaluation.html",
+        context,
+        run=detail,
+        chart=chart,
+        mlflow_url=_mlflow_link(state, detail.mlflow_run_id),
+    )
+
+
+def _mlflow_link(state: ApiState, mlflow_run_id: str | None) -> str | None:
+    tracking = state.registry.resolved_tracking_uri()
+    if mlflow_run_id is None or not tracking.startswith("http"):
+        return None
+    return f"{tracking.rstrip('/')}/#/runs/{mlflow_run_id}"
+
+
+@router.get("/compare")
+def compare(
+    request: Request,
+    context: Analyst,
+    run_a: Annotated[str, Query(max_length=36)],
+    run_b: Annotated[str, Query(max_length=36)],
+) -> Response:
+    """Run B against run A on the same examples: paired differences and the example table."""
+    owner = pair_owner(context.session, run_a, run_b)
+    result = comparison(
+        compare_runs(context.session, organization_id=owner, run_a=run_a, run_b=run_b)
+    )
+    metrics = per_example_metrics(context.session, organization_id=owner, run_id=result.run_a.id)
+    metric = _default_example_metric(metrics)
+    return render(
+        request,
+        "compare.html",
+        context,
+        result=result,
+        overall_chart=charts.difference_intervals(
+            result.overall, title="B − A with 95% paired intervals"
+        ),
+        example_metrics=metrics,
+        metric=metric,
+        counts=paired_counts(
+            context.session,
+            organization_id=owner,
+            run_a=result.run_a.id,
+            run_b=result.run_b.id,
+            metric=metric,
+        )
+        if metric
+        else None,
+    )
+
+
+def _default_example_metric(metrics: list[str]) -> str:
+    for preferred in ("correct", "rougeL", "rouge_l", "exact_match"):
+        if preferred in metrics:
+            return preferred
+    return metrics[0] if metrics else ""
+
+
+@router.get("/compare/examples")
+def compare_examples(
+    request: Request,
+    state: StateDep,
+    context: Analyst,
+    run_a: Annotated[str, Query(max_length=36)],
+    run_b: Annotated[str, Query(max_length=36)],
+    metric: Annotated[str, Query(max_length=64)],
+    show: Annotated[str, Query(pattern="^(all|regressed|improved|below)$")] = "regressed",
+    threshold: Annotated[float | None, Query(ge=-1e6, le=1e6)] = None,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Response:
+    """One page of the paired example table (an HTMX fragment), filtered and paged."""
+    owner = pair_owner(context.session, run_a, run_b)
+    found = paired_examples_page(
+        context.session,
+        organization_id=owner,
+        run_a=run_a,
+        run_b=run_b,
+        storage_dir=state.storage.golden_dataset_dir,
+        metric=metric,
+        show=show,
+        threshold=threshold,
+        cursor=cursor,
+        limit=PAGE_SIZE,
+    )
+    query = {"run_a": run_a, "run_b": run_b, "metric": metric, "show": show}
+    if threshold is not None:
+        query["threshold"] = str(threshold)
+    return render(
+        request,
+        "compare_examples.html",
+        context,
+        examples=found.items,
+        next_cursor=found.next_cursor,
+        query=query,
+        metric=metric,
+        appending=cursor is not None,
+    )
+
+
+@router.get("/trends")
+def trends(
+    request: Request,
+    context: Analyst,
+    organization: Annotated[str | None, Query(max_length=63)] = None,
+    agent_type: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The quality score per agent type over time, with intervals and alias moves marked."""
+    organizations = all_organizations(context.session)
+    chosen = (
+        get_organization(context.session, organization)
+        if organization
+        else next((o for o in organizations if o.kind == "provider"), None)
+    )
+    points = (
+        quality_scores_page(
+            context.session,
+            organization_id=chosen.id,
+            agent_type=agent_type or None,
+            cursor=None,
+            limit=TREND_POINTS,
+        ).items
+        if chosen is not None
+        else []
+    )
+    by_agent: dict[str, list[Any]] = {}
+    for point in points:
+        by_agent.setdefault(point.agent_type, []).append(point)
+    model_names = {point.model.name for point in points if point.model is not None}
+    moves = alias_moves(context.session, model_names=model_names)
+    agent_charts = [
+        (
+            agent,
+            charts.quality_trend(series, moves, title=f"{agent}: quality score (95% interval)"),
+            series,
+        )
+        for agent, series in sorted(by_agent.items())
+    ]
+    return render(
+        request,
+        "trends.html",
+        context,
+        organizations=organizations,
+        organization=chosen.slug if chosen is not None else "",
+        agent_type=agent_type or "",
+        agent_charts=agent_charts,
+    )
