@@ -83,7 +83,7 @@ def _diff(expected: str | None, predicted: str) -> Markup:
 templates.env.filters.update(
     number=_number, interval=_interval, p_value=_p_value, when=_when, diff=_diff
 )
-templates.env.globals.update(chart=_chart)
+templates.env.globals.update(vega_chart=_chart)
 
 
 def render(
