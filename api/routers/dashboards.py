@@ -32,6 +32,7 @@ from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import Forbidden, Unauthenticated
 from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
 from pipelines.evaluation import charts
+from pipelines.evaluation.read_models import Metric
 from pipelines.evaluation.views import (
     alias_moves,
     compare_runs,
@@ -55,6 +56,16 @@ STATUS_OF_ERROR: dict[type[StreamflowError], int] = {
     Unauthenticated: 401,
     Conflict: 409,
 }
+HEADLINE_METRICS = (
+    "quality_score",
+    "accuracy",
+    "f1_macro",
+    "rougeL",
+    "bleu",
+    "chrf",
+    "exact_match",
+)
+"""The metrics slice tables show (every metric is in the run's overall table and in the API)."""
 PAGE_SIZE = 50
 TREND_POINTS = 500
 
@@ -242,15 +253,28 @@ def evaluation(request: Request, state: StateDep, context: Analyst, run_id: str)
     """A run: every metric with its interval, the slices with their n, links out."""
     owner = run_owner(context.session, run_id)
     detail = evaluation_detail(context.session, organization_id=owner, run_id=run_id)
-    chart = charts.metric_intervals(detail.metrics, title="Overall metrics with 95% intervals")
+    overall = [metric for metric in detail.metrics if metric.label is None]
+    chart = charts.metric_intervals(overall, title="Overall metrics with 95% intervals")
     return render(
         request,
         "evaluation.html",
         context,
         run=detail,
         chart=chart,
+        overall=overall,
+        per_class=_per_class(detail.metrics),
+        headline=HEADLINE_METRICS,
         mlflow_url=_mlflow_link(state, detail.mlflow_run_id),
     )
+
+
+def _per_class(metrics: list[Metric]) -> dict[str, dict[str, Metric]]:
+    """Per-class metrics as class → metric name → metric, for a class × metric table."""
+    table: dict[str, dict[str, Metric]] = {}
+    for metric in metrics:
+        if metric.label is not None:
+            table.setdefault(metric.label, {})[metric.name] = metric
+    return dict(sorted(table.items()))
 
 
 def _mlflow_link(state: ApiState, mlflow_run_id: str | None) -> str | None:
@@ -279,8 +303,12 @@ def compare(
         "compare.html",
         context,
         result=result,
+        overall=[row for row in result.overall if row.label is None],
+        per_class=[row for row in result.overall if row.label is not None],
+        headline=HEADLINE_METRICS,
         overall_chart=charts.difference_intervals(
-            result.overall, title="B − A with 95% paired intervals"
+            [row for row in result.overall if row.label is None],
+            title="B − A with 95% paired intervals",
         ),
         example_metrics=metrics,
         metric=metric,
@@ -313,6 +341,7 @@ def compare_examples(
     metric: Annotated[str, Query(max_length=64)],
     show: Annotated[str, Query(pattern="^(all|regressed|improved|below)$")] = "regressed",
     threshold: Annotated[float | None, Query(ge=-1e6, le=1e6)] = None,
+    task: Annotated[str, Query(pattern="^(classification|text_generation)$")] = "classification",
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
     """One page of the paired example table (an HTMX fragment), filtered and paged."""
@@ -329,7 +358,7 @@ def compare_examples(
         cursor=cursor,
         limit=PAGE_SIZE,
     )
-    query = {"run_a": run_a, "run_b": run_b, "metric": metric, "show": show}
+    query = {"run_a": run_a, "run_b": run_b, "metric": metric, "show": show, "task": task}
     if threshold is not None:
         query["threshold"] = str(threshold)
     return render(
@@ -340,6 +369,7 @@ def compare_examples(
         next_cursor=found.next_cursor,
         query=query,
         metric=metric,
+        word_diffs=task == "text_generation",
         appending=cursor is not None,
     )
 
@@ -374,14 +404,14 @@ def trends(
         by_agent.setdefault(point.agent_type, []).append(point)
     model_names = {point.model.name for point in points if point.model is not None}
     moves = alias_moves(context.session, model_names=model_names)
-    agent_charts = [
-        (
-            agent,
-            charts.quality_trend(series, moves, title=f"{agent}: quality score (95% interval)"),
-            series,
+    agent_charts = []
+    for agent, series in sorted(by_agent.items()):
+        names = {point.model.name for point in series if point.model is not None}
+        own_moves = [move for move in moves if move.model in names]
+        title = f"{agent}: quality score (95% interval)"
+        agent_charts.append(
+            (agent, charts.quality_trend(series, own_moves, title=title), series, own_moves)
         )
-        for agent, series in sorted(by_agent.items())
-    ]
     return render(
         request,
         "trends.html",

@@ -7,11 +7,15 @@ Every estimate is drawn with its interval: a rule from `ci_low` to `ci_high` beh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from pipelines.evaluation.quality import default_scale
-from pipelines.evaluation.read_models import Metric, MetricDifference, QualityScorePoint
+from pipelines.evaluation.read_models import (
+    AliasMove,
+    Metric,
+    MetricDifference,
+    QualityScorePoint,
+)
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 """Names the spec's version; vega-embed reads it and never fetches it."""
@@ -62,7 +66,7 @@ def metric_intervals(metrics: Sequence[Metric], *, title: str) -> dict[str, Any]
                     "x": {
                         "field": "low",
                         "type": "quantitative",
-                        "scale": {"domain": [0, 1]},
+                        "scale": {"zero": False, "nice": True},
                         "title": "value (BLEU and chrF ÷ 100)",
                     },
                     "x2": {"field": "high"},
@@ -145,7 +149,7 @@ def difference_intervals(differences: Sequence[MetricDifference], *, title: str)
 
 def quality_trend(
     points: Sequence[QualityScorePoint],
-    alias_moves: Sequence[tuple[datetime, str]],
+    alias_moves: Sequence[AliasMove],
     *,
     title: str,
 ) -> dict[str, Any]:
@@ -163,8 +167,13 @@ def quality_trend(
         for point in points
         if point.value is not None
     ]
-    markers = [{"at": moment.isoformat(), "what": what} for moment, what in alias_moves]
-    time = {"field": "finished_at", "type": "temporal", "title": "finished"}
+    markers = [{"at": move.at.isoformat(), "what": move.label} for move in alias_moves]
+    time = {
+        "field": "finished_at",
+        "type": "temporal",
+        "title": "finished (UTC)",
+        "axis": {"format": "%b %d %H:%M", "labelOverlap": True},
+    }
     layers: list[dict[str, Any]] = [
         {
             "mark": {"type": "area", "opacity": 0.2, "color": "#1f4e99"},
@@ -197,15 +206,6 @@ def quality_trend(
                 "encoding": {
                     "x": {"field": "at", "type": "temporal"},
                     "tooltip": [{"field": "what", "type": "nominal", "title": "alias moved"}],
-                },
-            },
-            {
-                "data": {"values": markers},
-                "mark": {"type": "text", "align": "left", "dx": 3, "dy": -6, "color": "#b3261e"},
-                "encoding": {
-                    "x": {"field": "at", "type": "temporal"},
-                    "y": {"value": 0},
-                    "text": {"field": "what"},
                 },
             },
         ]

@@ -213,3 +213,16 @@ class PairedExample(ReadModel):
     score_a: float | None = Field(description="Run A's per-example value of the chosen metric.")
     score_b: float | None
     difference: float | None = Field(description="score_b − score_a.")
+
+
+class AliasMove(ReadModel):
+    """An alias of a registered model pointed at a version, at a time (from the audit log)."""
+
+    at: datetime
+    model: str
+    alias: str
+    version: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.alias} → {self.model} v{self.version}"

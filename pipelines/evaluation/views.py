@@ -24,6 +24,7 @@ from models.db.repositories.evaluations import EvaluationRepository
 from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation.read_models import (
+    AliasMove,
     DatasetRef,
     EvaluationDetail,
     EvaluationSummary,
@@ -420,9 +421,7 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def alias_moves(
-    session: Session, *, model_names: set[str], limit: int = 500
-) -> list[tuple[datetime, str]]:
+def alias_moves(session: Session, *, model_names: set[str], limit: int = 500) -> list[AliasMove]:
     """When an alias of one of these registered models moved, and to which version, oldest first."""
     page = AuditRepository(session).page_matching(action="model_alias.moved", limit=limit)
     moves = []
@@ -430,5 +429,12 @@ def alias_moves(
         name, _, alias = entry.target_id.partition("@")
         if name in model_names:
             version = entry.details.get("to_version")
-            moves.append((entry.occurred_at, f"{alias} → {name} v{version}"))
-    return sorted(moves)
+            moves.append(
+                AliasMove(
+                    at=entry.occurred_at,
+                    model=name,
+                    alias=alias,
+                    version=None if version is None else str(version),
+                )
+            )
+    return sorted(moves, key=lambda move: move.at)
