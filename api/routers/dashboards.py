@@ -129,7 +129,8 @@ def _signed_in_response(state: ApiState, token: str, expires: datetime, target: 
 
 
 @router.get("")
-def home() -> Response:
+def home(_: Analyst) -> Response:
+    """The dashboards' front page is the evaluations list."""
     return RedirectResponse("/dashboards/evaluations", status_code=303)
 
 
@@ -180,7 +181,7 @@ async def tenant_sign_in_submit(
 
     def open_session() -> Any:
         with state.sessions() as session, session.begin():
-            set_row_scope(session, scope="authenticate")
+            set_row_scope(session, scope=SYSTEM_SCOPE)
             now = datetime.now(UTC)
             return tenant_sign_in(session, api_key=api_key, now=now, lifetime=lifetime)
 
@@ -197,7 +198,9 @@ async def tenant_sign_in_submit(
 @router.post("/sign-out")
 def sign_out_submit(request: Request, state: StateDep, context: SignedInChange) -> Response:
     """End this browser's session."""
-    sign_out(context.session, token=request.cookies.get(cookie_name(state), ""))
+    sign_out(
+        context.session, token=request.cookies.get(cookie_name(state), ""), actor=context.actor
+    )
     response = RedirectResponse(SIGN_IN_PATH, status_code=303)
     response.delete_cookie(cookie_name(state), path="/")
     return response

@@ -197,6 +197,17 @@ def signed_in(session: Session, *, token: str, now: datetime) -> SignedIn:
     )
 
 
-def sign_out(session: Session, *, token: str) -> None:
+def sign_out(session: Session, *, token: str, actor: str) -> None:
     """End the session of this cookie (nothing happens for an unknown one)."""
-    ProviderUserRepository(session).end_session(_token_hash(token))
+    repository = ProviderUserRepository(session)
+    row = repository.session_by_hash(_token_hash(token))
+    if row is None:
+        return
+    repository.end_session(row.token_hash)
+    record_audit(
+        session,
+        "dashboard_session.closed",
+        row.user_id or row.organization_id,
+        actor=actor,
+        organization_id=row.organization_id,
+    )

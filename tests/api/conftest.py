@@ -94,10 +94,18 @@ class World:
         return ProviderSigningAuth(key_id, PROVIDER_KEYS[key_id])
 
 
-def _completed_run(
-    sessions: sessionmaker[Session], storage_dir: Path, org_id: uuid.UUID, dataset: str
+def completed_run(
+    sessions: sessionmaker[Session],
+    storage_dir: Path,
+    org_id: uuid.UUID,
+    dataset: str,
+    *,
+    wrong_every: int = 3,
 ) -> uuid.UUID:
-    """A finished evaluation made through the services (the flow is tested in tests/flows)."""
+    """A finished evaluation made through the services (the flow is tested in tests/flows).
+
+    Every `wrong_every`-th example is predicted wrong; the rest repeat the reference.
+    """
     rows = [
         {
             "id": f"e{i}",
@@ -108,7 +116,8 @@ def _completed_run(
         for i in range(12)
     ]
     predictions = {
-        row["id"]: (row["expected"] if int(row["id"][1:]) % 3 else "checked unit") for row in rows
+        row["id"]: (row["expected"] if int(row["id"][1:]) % wrong_every else "checked unit")
+        for row in rows
     }
     with transaction(sessions) as session:
         import_golden_dataset(
@@ -197,7 +206,7 @@ def _seed_template(backend: str, folder: Path) -> SeededTemplate:
                 issued_keys.append((slug, org.id, issued.plaintext, issued.key.id))
         for slug, org_id, plaintext, key_id in issued_keys:
             dataset = f"{slug}-notes"
-            run_id = _completed_run(sessions, storage_dir, org_id, dataset)
+            run_id = completed_run(sessions, storage_dir, org_id, dataset)
             tenants.append(
                 Tenant(slug, org_id, plaintext, key_id, run_id, dataset, _bearer(plaintext))
             )
