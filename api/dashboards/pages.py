@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from api.dashboards.auth import DashboardContext
+from api.dashboards.auth import DashboardContext, SignInRequired
+from pipelines.access.service import Forbidden, Unauthenticated
+from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
 from pipelines.evaluation.quality import default_scale
 from pipelines.evaluation.text_diff import word_diff
 
@@ -108,3 +113,45 @@ def render(
     )
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+STATUS_OF_ERROR: dict[type[StreamflowError], int] = {
+    NotFound: 404,
+    InvalidInput: 422,
+    Forbidden: 403,
+    Unauthenticated: 401,
+    Conflict: 409,
+}
+
+
+class PageRoute(APIRoute):
+    """A dashboard route: domain errors become an error page, a missing session a sign-in."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired as missing:
+                if request.headers.get("HX-Request") == "true":
+                    return Response(status_code=401, headers={"HX-Redirect": missing.location})
+                return RedirectResponse(missing.location, status_code=303)
+            except RequestValidationError as error:
+                message = "; ".join(
+                    f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
+                    for problem in error.errors()
+                )
+                return _error_page(request, 422, message)
+            except StreamflowError as error:
+                status = next(
+                    (code for kind, code in STATUS_OF_ERROR.items() if isinstance(error, kind)),
+                    400,
+                )
+                return _error_page(request, status, str(error))
+
+        return handle
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    return render(request, "error.html", None, status_code=status, status=status, message=message)

@@ -7,30 +7,25 @@ specs built in `pipelines/evaluation/charts.py`. Pages are not part of the API d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
 
 from api.dashboards.auth import (
     SIGN_IN_PATH,
     Analyst,
     DashboardContext,
     SignedInChange,
-    SignInRequired,
     cookie_name,
 )
-from api.dashboards.pages import SECURITY_HEADERS, render
+from api.dashboards.pages import SECURITY_HEADERS, PageRoute, render
 from api.deps import StateDep, failed_authentication, refuse_blocked_address
 from api.state import ApiState
 from models.db.engine import SYSTEM_SCOPE, set_row_scope
-from pipelines.access.service import Forbidden, Unauthenticated
-from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
+from pipelines.access.service import Unauthenticated
 from pipelines.evaluation import charts
 from pipelines.evaluation.read_models import Metric
 from pipelines.evaluation.views import (
@@ -49,13 +44,6 @@ from pipelines.evaluation.views import (
 from pipelines.organizations import all_organizations, get_organization
 from pipelines.provider_users.service import sign_in, sign_out, tenant_sign_in
 
-STATUS_OF_ERROR: dict[type[StreamflowError], int] = {
-    NotFound: 404,
-    InvalidInput: 422,
-    Forbidden: 403,
-    Unauthenticated: 401,
-    Conflict: 409,
-}
 HEADLINE_METRICS = (
     "quality_score",
     "accuracy",
@@ -70,40 +58,7 @@ PAGE_SIZE = 50
 TREND_POINTS = 500
 
 
-class PageRoute(APIRoute):
-    """A dashboard route: domain errors become an error page, a missing session a sign-in."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SignInRequired as missing:
-                if request.headers.get("HX-Request") == "true":
-                    return Response(status_code=401, headers={"HX-Redirect": missing.location})
-                return RedirectResponse(missing.location, status_code=303)
-            except RequestValidationError as error:
-                message = "; ".join(
-                    f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
-                    for problem in error.errors()
-                )
-                return _error_page(request, 422, message)
-            except StreamflowError as error:
-                status = next(
-                    (code for kind, code in STATUS_OF_ERROR.items() if isinstance(error, kind)),
-                    400,
-                )
-                return _error_page(request, status, str(error))
-
-        return handle
-
-
 router = APIRouter(prefix="/dashboards", include_in_schema=False, route_class=PageRoute)
-
-
-def _error_page(request: Request, status: int, message: str) -> Response:
-    return render(request, "error.html", None, status_code=status, status=status, message=message)
 
 
 def _safe_next(value: str | None) -> str:
