@@ -18,6 +18,7 @@ from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.tables import AuditLogEntry, DashboardSession
 from pipelines.provider_users.service import create_user
 from tests.api.conftest import World, completed_run
+from tests.api.test_provider_routes import summarizer, summarizer_store  # noqa: F401 (fixtures)
 from tests.api.test_route_coverage import PAGES_PREFIX, app_routes, covers
 
 PASSWORD = "a long enough passphrase"
@@ -97,7 +98,12 @@ def pages(world: World) -> Iterator[Pages]:
 
 def _concrete(route: str, pages: Pages) -> tuple[str, str]:
     method, template = route.split(" ", 1)
-    path = template.replace("{run_id}", str(pages.baseline))
+    path = (
+        template.replace("{run_id}", str(pages.baseline))
+        .replace("{slug}", pages.world.tenant_a.slug)
+        .replace("{key_id}", str(pages.world.tenant_a.api_key_id))
+        .replace("{notice_id}", str(uuid.uuid4()))
+    )
     if path.startswith("/dashboards/compare"):
         path += f"?run_a={pages.baseline}&run_b={pages.challenger}&metric=exact_match"
     return method, path
@@ -271,3 +277,185 @@ class TestPages:
         assert '<h2 id="agent-1">summarizer</h2>' in page.text
         assert page.text.count('class="chart-spec"') == 1
         assert str(pages.challenger) in page.text
+
+
+ADMIN_CHANGES = [
+    route
+    for route in PAGES
+    if route.startswith("POST ") and route not in PUBLIC and route != "POST /dashboards/sign-out"
+]
+
+
+class TestConsole:
+    @covers(*ADMIN_CHANGES, auth=True)
+    def test_analysts_read_and_forged_forms_are_refused(self, pages: Pages) -> None:
+        """Every change needs an admin and this session's CSRF token; nothing is written."""
+        csrf = pages.sign_in(pages.analyst)
+        for route in ADMIN_CHANGES:
+            _, path = _concrete(route, pages)
+            read_only = pages.world.client.post(path, data={"csrf_token": csrf})
+            assert read_only.status_code == 403, route
+            assert "read-only" in read_only.text, route
+        pages.world.client.cookies.clear()
+        pages.sign_in(pages.admin)
+        for route in ADMIN_CHANGES:
+            _, path = _concrete(route, pages)
+            forged = pages.world.client.post(path, data={"csrf_token": "not-this-session"})
+            assert forged.status_code == 403, route
+            assert "stale or was not sent by this site" in forged.text, route
+        assert [
+            row.actor
+            for row in pages.audit("organization.created")
+            if row.actor.startswith("provider_user:")
+        ] == []
+
+    @covers(
+        "GET /dashboards/tenants",
+        "GET /dashboards/tenants/{slug}",
+        auth=True,
+    )
+    @covers(
+        "POST /dashboards/tenants",
+        "POST /dashboards/tenants/{slug}/api-keys",
+        "POST /dashboards/tenants/{slug}/api-keys/{key_id}/revoke",
+        "POST /dashboards/tenants/{slug}/suspend",
+        "POST /dashboards/tenants/{slug}/reactivate",
+        audit=True,
+    )
+    def test_an_admin_creates_a_tenant_issues_revokes_and_suspends(self, pages: Pages) -> None:
+        """The console's changes take effect on the tenant API and are audited by user."""
+        csrf = pages.sign_in(pages.admin)
+        client = pages.world.client
+        created = client.post(
+            "/dashboards/tenants",
+            data={"csrf_token": csrf, "slug": "tenant-c", "name": "Tenant C"},
+            follow_redirects=False,
+        )
+        assert created.headers["location"] == "/dashboards/tenants/tenant-c"
+        assert "tenant-c" in client.get("/dashboards/tenants").text
+        issued = client.post(
+            "/dashboards/tenants/tenant-c/api-keys",
+            data={"csrf_token": csrf, "name": "reporting", "scopes": ["results:read"]},
+        )
+        match = re.search(r'<code class="secret">(sf_[^<]+)</code>', issued.text)
+        assert match is not None
+        key = match.group(1)
+        bearer = {"Authorization": f"Bearer {key}"}
+        assert client.get("/v1/evaluations", headers=bearer).status_code == 200
+        assert key not in client.get("/dashboards/tenants/tenant-c").text
+        client.post(
+            "/dashboards/tenants/tenant-c/suspend",
+            data={"csrf_token": csrf},
+            follow_redirects=False,
+        )
+        assert client.get("/v1/evaluations", headers=bearer).status_code == 401
+        client.post(
+            "/dashboards/tenants/tenant-c/reactivate",
+            data={"csrf_token": csrf},
+            follow_redirects=False,
+        )
+        assert client.get("/v1/evaluations", headers=bearer).status_code == 200
+        key_id = re.search(
+            r"/api-keys/([0-9a-f-]{36})/revoke", client.get("/dashboards/tenants/tenant-c").text
+        )
+        assert key_id is not None
+        client.post(
+            f"/dashboards/tenants/tenant-c/api-keys/{key_id.group(1)}/revoke",
+            data={"csrf_token": csrf},
+            follow_redirects=False,
+        )
+        assert client.get("/v1/evaluations", headers=bearer).status_code == 401
+        actions = [
+            "organization.created",
+            "api_key.issued",
+            "organization.suspended",
+            "api_key.revoked",
+        ]
+        for action in actions:
+            rows = pages.audit(action)
+            assert any(row.actor.startswith("provider_user:") for row in rows), action
+        assert len(pages.audit("organization.reactivated")) == 1
+
+    @covers("GET /dashboards/notices", auth=True)
+    @covers("POST /dashboards/notices", "POST /dashboards/notices/{notice_id}/retire", audit=True)
+    def test_an_admin_publishes_and_retires_a_notice(self, pages: Pages) -> None:
+        """A notice published in the console reaches the listed tenant only, until retired."""
+        csrf = pages.sign_in(pages.admin)
+        client = pages.world.client
+        client.post(
+            "/dashboards/notices",
+            data={
+                "csrf_token": csrf,
+                "title": "Maintenance",
+                "body": "Saturday 02:00 UTC",
+                "severity": "warning",
+                "audience": "tenant-a",
+            },
+            follow_redirects=False,
+        )
+        seen_a = client.get("/v1/notices", headers=pages.world.tenant_a.headers).json()["items"]
+        seen_b = client.get("/v1/notices", headers=pages.world.tenant_b.headers).json()["items"]
+        assert [n["title"] for n in seen_a] == ["Maintenance"]
+        assert seen_b == []
+        page = client.get("/dashboards/notices").text
+        notice_id = re.search(r"/dashboards/notices/([0-9a-f-]{36})/retire", page)
+        assert notice_id is not None
+        client.post(
+            f"/dashboards/notices/{notice_id.group(1)}/retire",
+            data={"csrf_token": csrf},
+            follow_redirects=False,
+        )
+        assert client.get("/v1/notices", headers=pages.world.tenant_a.headers).json()["items"] == []
+        assert len(pages.audit("system_notice.created")) == 1
+        assert len(pages.audit("system_notice.retired")) == 1
+
+    @covers(
+        "GET /dashboards/evaluations/new",
+        "GET /dashboards/evaluations/{run_id}/progress",
+        auth=True,
+    )
+    @covers("POST /dashboards/evaluations", audit=True)
+    def test_an_admin_starts_an_evaluation_and_watches_it(
+        self,
+        pages: Pages,
+        summarizer: str,  # noqa: F811 (the fixture imported above)
+    ) -> None:
+        """The run is created, handed to the launcher after the response, and its page polls."""
+        csrf = pages.sign_in(pages.admin)
+        client = pages.world.client
+        assert "Start an evaluation" in client.get("/dashboards/evaluations/new").text
+        unknown = client.post(
+            "/dashboards/evaluations",
+            data={
+                "csrf_token": csrf,
+                "organization": "tenant-a",
+                "model": "nope@1",
+                "dataset": "x",
+            },
+        )
+        assert unknown.status_code == 404
+        started = client.post(
+            "/dashboards/evaluations",
+            data={
+                "csrf_token": csrf,
+                "organization": "tenant-a",
+                "model": summarizer,
+                "dataset": pages.world.tenant_a.dataset,
+            },
+            follow_redirects=False,
+        )
+        assert started.status_code == 303
+        run_id = started.headers["location"].rsplit("/", 1)[1]
+        [launched] = pages.world.launcher.launched
+        assert launched["run_id"] == run_id
+        page = client.get(f"/dashboards/evaluations/{run_id}").text
+        assert f'hx-get="/dashboards/evaluations/{run_id}/progress"' in page
+        progress = client.get(f"/dashboards/evaluations/{run_id}/progress")
+        assert "0 of 1 batches stored" in progress.text
+        assert 'hx-trigger="every 2s"' in progress.text
+        [row] = [
+            row
+            for row in pages.audit("evaluation_run.created")
+            if row.actor.startswith("provider_user:")
+        ]
+        assert row.target_id == run_id
