@@ -7,6 +7,7 @@ specs built in `pipelines/evaluation/charts.py`. Pages are not part of the API d
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ import anyio
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api.cache import cached_comparison, cached_run_detail
 from api.dashboards.auth import (
     SIGN_IN_PATH,
     Analyst,
@@ -24,15 +26,13 @@ from api.dashboards.auth import (
 from api.dashboards.pages import SECURITY_HEADERS, PageRoute, render
 from api.deps import StateDep, failed_authentication, refuse_blocked_address
 from api.state import ApiState
+from models.cache.cache import ResultCache
 from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import Unauthenticated
 from pipelines.evaluation import charts
-from pipelines.evaluation.read_models import Metric
+from pipelines.evaluation.read_models import EvaluationDetail, Metric, RunComparison
 from pipelines.evaluation.views import (
     alias_moves,
-    compare_runs,
-    comparison,
-    evaluation_detail,
     pair_owner,
     paired_counts,
     paired_examples_page,
@@ -206,11 +206,22 @@ def evaluations(
     )
 
 
+def _results_cache(state: ApiState) -> ResultCache | None:
+    """The API's cache of completed results: pages read what the API would answer."""
+    return state.immutable_cache if state.api.cache_results else None
+
+
 @router.get("/evaluations/{run_id}")
-def evaluation(request: Request, state: StateDep, context: Analyst, run_id: str) -> Response:
+async def evaluation(request: Request, state: StateDep, context: Analyst, run_id: str) -> Response:
     """A run: every metric with its interval, the slices with their n, links out."""
-    owner = run_owner(context.session, run_id)
-    detail = evaluation_detail(context.session, organization_id=owner, run_id=run_id)
+    owner = await anyio.to_thread.run_sync(run_owner, context.session, run_id)
+    body = await cached_run_detail(
+        lambda: context.session,
+        _results_cache(state),
+        organization_id=owner,
+        run_id=uuid.UUID(run_id),
+    )
+    detail = EvaluationDetail.model_validate_json(body)
     overall = [metric for metric in detail.metrics if metric.label is None]
     chart = charts.metric_intervals(overall, title="Overall metrics with 95% intervals")
     return render(
@@ -243,17 +254,29 @@ def _mlflow_link(state: ApiState, mlflow_run_id: str | None) -> str | None:
 
 
 @router.get("/compare")
-def compare(
+async def compare(
     request: Request,
+    state: StateDep,
     context: Analyst,
     run_a: Annotated[str, Query(max_length=36)],
     run_b: Annotated[str, Query(max_length=36)],
 ) -> Response:
     """Run B against run A on the same examples: paired differences and the example table."""
-    owner = pair_owner(context.session, run_a, run_b)
-    result = comparison(
-        compare_runs(context.session, organization_id=owner, run_a=run_a, run_b=run_b)
+    owner = await anyio.to_thread.run_sync(pair_owner, context.session, run_a, run_b)
+    body = await cached_comparison(
+        lambda: context.session,
+        _results_cache(state),
+        organization_id=owner,
+        run_a=uuid.UUID(run_a),
+        run_b=uuid.UUID(run_b),
     )
+    result = RunComparison.model_validate_json(body)
+    return await anyio.to_thread.run_sync(_compare_page, request, context, owner, result)
+
+
+def _compare_page(
+    request: Request, context: DashboardContext, owner: uuid.UUID, result: RunComparison
+) -> Response:
     metrics = per_example_metrics(context.session, organization_id=owner, run_id=result.run_a.id)
     metric = _default_example_metric(metrics)
     return render(
