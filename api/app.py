@@ -15,7 +15,15 @@ from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
-from api.routers import console, dashboards, docs, health, provider, tenant
+from api.routers import (
+    console,
+    dashboards,
+    docs,
+    health,
+    provider,
+    tenant,
+    tenant_dashboards,
+)
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
@@ -129,6 +137,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)
+    app.include_router(tenant_dashboards.router)
     app.mount("/dashboards/static", static_files(), name="dashboard-static")
     docs.install(app)
     return app

@@ -158,8 +158,10 @@ class TestSignIn:
         assert len(pages.audit("provider_user.signed_in")) == 1
 
     @covers("POST /dashboards/tenant-sign-in", auth=True, audit=True)
+    @covers("GET /dashboards/tenant", auth=True)
     def test_a_tenant_signs_in_with_its_key_and_sees_no_provider_page(self, pages: Pages) -> None:
-        """A tenant session is audited for the tenant and is refused the provider's pages."""
+        """A tenant session is audited for the tenant, sees its own runs only, and is refused
+        the provider's pages; a provider user is refused the tenant's."""
         refused = pages.world.client.post("/dashboards/tenant-sign-in", data={"api_key": "sf_x_y"})
         assert refused.status_code == 401
         response = pages.world.client.post(
@@ -170,9 +172,16 @@ class TestSignIn:
         assert response.status_code == 303
         [row] = pages.audit("dashboard_session.opened")
         assert row.organization_id == pages.world.tenant_a.organization_id
+        assert response.headers["location"] == "/dashboards/tenant"
+        own = pages.world.client.get("/dashboards/tenant").text
+        assert str(pages.world.tenant_a.run_id)[:8] in own
+        assert str(pages.world.tenant_b.run_id)[:8] not in own
         page = pages.world.client.get(f"/dashboards/evaluations/{pages.world.tenant_b.run_id}")
         assert page.status_code == 403
         assert "for provider users" in page.text
+        pages.world.client.cookies.clear()
+        pages.sign_in(pages.analyst)
+        assert pages.world.client.get("/dashboards/tenant").status_code == 403
 
     @covers("POST /dashboards/sign-out", auth=True, audit=True)
     def test_sign_out_needs_the_csrf_token_and_ends_the_session(self, pages: Pages) -> None:
