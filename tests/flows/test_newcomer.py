@@ -146,7 +146,8 @@ def _the_printed_comparison_pages_render(home: Path, printed: str) -> None:
                 shown = client.get(page)
                 assert shown.status_code == 200, page
                 assert "B against A" in shown.text
-                assert "champion" in shown.text and "challenger" in shown.text
+                assert "champion" in shown.text
+                assert "challenger" in shown.text
     finally:
         server.terminate()
         server.wait(timeout=30)
