@@ -30,7 +30,6 @@ from api.schemas.provider import (
     TenantCreate,
 )
 from api.state import ApiState
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import issue_tenant_api_key, set_tenant_suspended
 from pipelines.audit.service import audit_log_page
 from pipelines.evaluation.service import launch_failed, run_progress, start_evaluation
@@ -202,7 +201,6 @@ def _launch_or_fail(
         state.launcher.launch(parameters)
     except Exception as error:
         with state.sessions() as session, session.begin():
-            set_row_scope(session, scope=SYSTEM_SCOPE)
             launch_failed(
                 session,
                 organization_id=organization_id,
