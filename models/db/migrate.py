@@ -51,9 +51,9 @@ def ensure_schema(engine: Engine, *, migration_url: str | None = None) -> None:
         if getattr(error.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
             raise
         raise SchemaNotMigrated(
-            f"the database schema is at revision {current_revision(engine)} and this login "
-            "may not migrate it; run `streamflow db upgrade` with "
-            "STREAMFLOW_DATABASE_MIGRATION_URL set to the schema owner's login"
+            "the database schema is older than this release and this login may not migrate it; "
+            "run `streamflow db upgrade` with STREAMFLOW_DATABASE_MIGRATION_URL set to the "
+            "schema owner's login"
         ) from None
     finally:
         if owner is not engine:

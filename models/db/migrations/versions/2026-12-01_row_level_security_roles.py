@@ -37,6 +37,7 @@ SECRET_TABLE = "streamflow_row_scope_secret"
 
 TENANT = "(SELECT streamflow_tenant())"
 OWN = f"organization_id = {TENANT}"
+SCOPED = f"{TENANT} IS NOT NULL"
 PROVIDER = "organization_id IN (SELECT o.id FROM organizations o WHERE o.kind = 'provider')"
 OWN_DATASET = (
     f"golden_dataset_id IN (SELECT d.id FROM golden_datasets d WHERE d.organization_id = {TENANT})"
@@ -57,12 +58,13 @@ def _visible_run(table: str) -> str:
 
 # table → (select, insert, update, delete) conditions of the tenant role; None: no policy, so
 # the tenant role may not do it. Subqueries on other tables see those tables through their own
-# policies (a tenant's `evaluation_runs` are its own).
+# policies (a tenant's `evaluation_runs` are its own). Without a verified scope nothing is
+# visible, shared rows included: a forgotten scope fails closed.
 TENANT_POLICIES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {
-    "organizations": (f"id = {TENANT} OR kind = 'provider'", None, None, None),
+    "organizations": (f"id = {TENANT} OR ({SCOPED} AND kind = 'provider')", None, None, None),
     "api_keys": (OWN, None, OWN, None),
     "audit_log": (OWN, OWN, None, None),
-    "golden_datasets": (f"{OWN} OR {PROVIDER}", OWN, OWN, OWN),
+    "golden_datasets": (f"{OWN} OR ({SCOPED} AND {PROVIDER})", OWN, OWN, OWN),
     "golden_dataset_versions": (
         "golden_dataset_id IN (SELECT d.id FROM golden_datasets d)",
         OWN_DATASET,
@@ -83,8 +85,8 @@ TENANT_POLICIES: dict[str, tuple[str | None, str | None, str | None, str | None]
         _own_run("evaluation_metrics"),
     ),
     "system_notices": (
-        "audience = 'all' OR EXISTS (SELECT 1 FROM system_notice_audiences a "
-        "WHERE a.notice_id = system_notices.id)",
+        f"{SCOPED} AND (audience = 'all' OR EXISTS (SELECT 1 FROM system_notice_audiences a "
+        "WHERE a.notice_id = system_notices.id))",
         None,
         None,
         None,
