@@ -172,6 +172,8 @@ def enter_key_scope(session: Session, presented: str) -> None:
     session sees its own organisation's rows only with one of its valid keys; elsewhere the
     queries' own scoping is all there is (nothing to do here).
     """
+    if "\x00" in presented:  # no key holds one, and the database refuses the character
+        raise Unauthenticated(REFUSALS["unknown"])
     verdict = ApiKeyRepository(session).enter_scope(presented.strip())
     if verdict is not None and verdict != "ok":
         raise Unauthenticated(REFUSALS.get(verdict, REFUSALS["unknown"]))
