@@ -17,7 +17,7 @@ HIDDEN = "<hidden>"
 
 
 class ApiSettings(BaseSettings):
-    """Limits, paging and database role of the HTTP API."""
+    """Limits, paging and database login of the HTTP API."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
 
