@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from api.state import ApiState
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.evaluation.service import launch_failed
 
 
@@ -18,7 +17,6 @@ def launch_or_fail(
         state.launcher.launch(parameters)
     except Exception as error:
         with state.sessions() as session, session.begin():
-            set_row_scope(session, scope=SYSTEM_SCOPE)
             launch_failed(
                 session,
                 organization_id=organization_id,

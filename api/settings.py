@@ -17,12 +17,15 @@ HIDDEN = "<hidden>"
 
 
 class ApiSettings(BaseSettings):
-    """Limits, paging and database role of the HTTP API."""
+    """Limits, paging and database login of the HTTP API."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
 
-    database_app_role: str | None = None
-    """PostgreSQL role the API takes so row-level security applies (e.g. `streamflow_app`)."""
+    database_tenant_url: str | None = None
+    """Database login of tenant requests (`/v1`), e.g. `postgresql+psycopg://streamflow_api@db/
+    streamflow`: a member of `streamflow_app`, so row-level security holds each request to the
+    organisation of its API key. Unset: tenant requests use `STREAMFLOW_DATABASE_URL` too (the
+    embedded default; on PostgreSQL only the queries' own scoping then isolates tenants)."""
     rate_limit_per_minute: int = 600
     """Requests per minute per API key (or provider key id), for scopes not listed below."""
     rate_limits_per_minute: dict[str, int] = {"predict": 120, "results:read": 1200}

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
-from models.db.migrate import upgrade
+from models.db.migrate import ensure_schema
 from models.settings import RegistrySettings, StorageSettings
 from pipelines.organizations import ensure_provider
 
@@ -55,7 +55,7 @@ def runtime() -> Runtime:
     storage = StorageSettings()
     storage.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(storage.resolved_database_url())
-    upgrade(engine)
+    ensure_schema(engine, migration_url=storage.resolved_migration_url())
     evaluation = EvaluationSettings()
     sessions = make_sessionmaker(engine)
     # The README's commands work in the order written: the provider exists from the start.

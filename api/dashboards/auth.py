@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session
 
 from api.deps import StateDep
 from api.state import ApiState
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import Forbidden, Unauthenticated
 from pipelines.provider_users.read_models import SignedIn
-from pipelines.provider_users.service import signed_in
+from pipelines.provider_users.service import enter_session_scope, signed_in
 
 COOKIE = "streamflow_session"
 SECURE_COOKIE = "__Host-streamflow_session"
@@ -53,7 +52,9 @@ class DashboardContext:
 
     signed_in: SignedIn
     session: Session
+    """The platform's session for provider users; the tenant's own, row-scoped, for tenants."""
     now: datetime
+    token: str
 
     @property
     def actor(self) -> str:
@@ -77,12 +78,11 @@ def _signed_in_session(request: Request, state: StateDep) -> Iterator[DashboardC
         raise SignInRequired(_next_path(request))
     now = datetime.now(UTC)
     with state.sessions() as session, session.begin():
-        set_row_scope(session, scope=SYSTEM_SCOPE)
         try:
             who = signed_in(session, token=token, now=now)
         except Unauthenticated:
             raise SignInRequired(_next_path(request)) from None
-        yield DashboardContext(signed_in=who, session=session, now=now)
+        yield DashboardContext(signed_in=who, session=session, now=now, token=token)
 
 
 async def _csrf_token_sent(request: Request) -> str:
@@ -120,16 +120,22 @@ async def _admin_change(request: Request, context: SignedInContext) -> Dashboard
     return context
 
 
-def _tenant(context: SignedInContext) -> DashboardContext:
+def _tenant(state: StateDep, context: SignedInContext) -> Iterator[DashboardContext]:
     if context.signed_in.organization_id is None:
-        raise Forbidden("sign in with the tenant's API key to manage its domains")
-    set_row_scope(context.session, organization_id=str(context.signed_in.organization_id))
-    return context
+        raise Forbidden("this page is for tenants; sign in with one of the tenant's API keys")
+    with state.tenant_sessions() as session, session.begin():
+        enter_session_scope(session, context.token)
+        yield DashboardContext(
+            signed_in=context.signed_in, session=session, now=context.now, token=context.token
+        )
 
 
-async def _tenant_change(request: Request, context: SignedInContext) -> DashboardContext:
+TenantContext = Annotated[DashboardContext, Depends(_tenant, scope="function")]
+
+
+async def _tenant_change(request: Request, context: TenantContext) -> DashboardContext:
     await _require_csrf(request, context)
-    return _tenant(context)
+    return context
 
 
 async def _any_signed_in_change(request: Request, context: SignedInContext) -> DashboardContext:
@@ -141,7 +147,7 @@ Analyst = Annotated[DashboardContext, Depends(_analyst)]
 """A signed-in provider user, any role: may read every provider dashboard."""
 AdminChange = Annotated[DashboardContext, Depends(_admin_change)]
 """A provider admin sending a form with this session's CSRF token."""
-TenantPage = Annotated[DashboardContext, Depends(_tenant)]
+TenantPage = TenantContext
 """A tenant session; its database session sees only the tenant's rows."""
 TenantChange = Annotated[DashboardContext, Depends(_tenant_change)]
 """A tenant session sending a form with this session's CSRF token."""

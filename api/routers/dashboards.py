@@ -27,8 +27,7 @@ from api.dashboards.pages import SECURITY_HEADERS, PageRoute, render
 from api.deps import StateDep, failed_authentication, refuse_blocked_address
 from api.state import ApiState
 from models.cache.cache import ResultCache
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
-from pipelines.access.service import Unauthenticated
+from pipelines.access.service import Unauthenticated, authenticate
 from pipelines.evaluation import charts
 from pipelines.evaluation.read_models import EvaluationDetail, Metric, RunComparison
 from pipelines.evaluation.views import (
@@ -109,7 +108,6 @@ async def sign_in_submit(
 
     def open_session() -> Any:
         with state.sessions() as session, session.begin():
-            set_row_scope(session, scope=SYSTEM_SCOPE)
             return sign_in(
                 session, email=email, password=password, now=datetime.now(UTC), lifetime=lifetime
             )
@@ -135,10 +133,13 @@ async def tenant_sign_in_submit(
     lifetime = timedelta(hours=state.api.dashboard_session_hours)
 
     def open_session() -> Any:
+        now = datetime.now(UTC)
+        # The key is checked on the tenant's own login (as every tenant request is); the
+        # session it opens is the platform's to store.
+        with state.tenant_sessions() as session, session.begin():
+            principal = authenticate(session, api_key, now=now)
         with state.sessions() as session, session.begin():
-            set_row_scope(session, scope=SYSTEM_SCOPE)
-            now = datetime.now(UTC)
-            return tenant_sign_in(session, api_key=api_key, now=now, lifetime=lifetime)
+            return tenant_sign_in(session, principal=principal, now=now, lifetime=lifetime)
 
     try:
         opened = await anyio.to_thread.run_sync(open_session)

@@ -19,7 +19,7 @@ from models.db.repositories.audit import record_audit
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.repositories.provider_users import ProviderUserRepository
 from models.db.tables import DashboardSession, ProviderUser
-from pipelines.access.service import Unauthenticated, authenticate
+from pipelines.access.service import Principal, Unauthenticated
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.pagination import Paged, after_key, as_paged
 from pipelines.provider_users.passwords import (
@@ -121,10 +121,13 @@ def sign_in(
 
 
 def tenant_sign_in(
-    session: Session, *, api_key: str, now: datetime, lifetime: timedelta
+    session: Session, *, principal: Principal, now: datetime, lifetime: timedelta
 ) -> NewSession:
-    """Open a tenant session in exchange for one of the tenant's API keys."""
-    principal = authenticate(session, api_key.strip(), now=now)
+    """Open a tenant session for a principal that presented one of the tenant's API keys.
+
+    The key is checked by `access.service.authenticate` on the tenant's own login first; this
+    stores the session, which only the platform reads.
+    """
     opened = _open(session, now=now, lifetime=lifetime, organization_id=principal.organization_id)
     record_audit(
         session,
@@ -195,6 +198,18 @@ def signed_in(session: Session, *, token: str, now: datetime) -> SignedIn:
         csrf_token=row.csrf_token,
         expires_at=row.expires_at,
     )
+
+
+def enter_session_scope(session: Session, token: str) -> None:
+    """Scope a tenant-login transaction to the tenant whose dashboard session this cookie names.
+
+    On PostgreSQL the database checks the session itself (`streamflow_enter_dashboard_session`,
+    like `streamflow_enter_tenant` for API keys), so a tenant page sees only its tenant's rows;
+    on SQLite the queries' own scoping is all there is.
+    """
+    verdict = ProviderUserRepository(session).enter_session_scope(token)
+    if verdict is not None and verdict != "ok":
+        raise Unauthenticated("sign in again: the session has ended")
 
 
 def sign_out(session: Session, *, token: str, actor: str) -> None:

@@ -270,6 +270,14 @@ class TestCliEdge:
         )
         assert error_line(RuntimeError("bug")) is None
 
+    def test_a_schema_this_login_cannot_migrate_is_one_line(self) -> None:
+        """A login that may not migrate an old schema says what to run, not a traceback."""
+        from flows.cli.output import error_line
+        from models.db.migrate import SchemaNotMigrated
+
+        line = error_line(SchemaNotMigrated("run `streamflow db upgrade` with the owner's URL"))
+        assert line == "run `streamflow db upgrade` with the owner's URL"
+
     def test_results_printed_after_progress_stop_the_progress_display(self, monkeypatch) -> None:
         """Printing a result takes the progress bars off the screen first, so nothing overlaps."""
         from flows.cli.output import console, errors, progress, progress_display

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import DashboardSession, ProviderUser
@@ -51,3 +51,13 @@ class ProviderUserRepository(Repository):
             delete(DashboardSession).where(DashboardSession.expires_at <= now)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    def enter_session_scope(self, token: str) -> str | None:
+        """Scope this transaction to the tenant of a dashboard session (PostgreSQL; see migration
+        0004_dashboards): `ok`, or `unknown`, `expired` or `suspended`. SQLite: None."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return None
+        verdict: str = self.session.execute(
+            text("SELECT streamflow_enter_dashboard_session(:token)"), {"token": token}
+        ).scalar_one()
+        return verdict
