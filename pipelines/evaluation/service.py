@@ -705,8 +705,7 @@ def comparable(run_a: EvaluationRun, run_b: EvaluationRun) -> dict[str, Any]:
         raise Conflict(
             f"runs {str(run_a.id)[:8]} and {str(run_b.id)[:8]} were scored differently, so "
             f"their scores are not comparable: {'; '.join(reasons)}; evaluate both with the "
-            "same scoring options",
-            field="run_b",
+            "same scoring options"
         )
     return options_a
 
