@@ -590,6 +590,10 @@ def complete_run(
     completed (one transaction)."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
     EvaluationRepository(session).replace_metrics(run.id, [asdict(m) for m in metrics])
+    if confusion is None and run.task == CLASSIFICATION:
+        scores, _, _ = load_scores(session, run.id)
+        labels = run_labels(run, scores)
+        confusion = artifacts.confusion_document(scores, labels) if labels else None
     run.confusion_matrix = None if confusion is None else dict(confusion)
     run.status = COMPLETED
     run.error = None
