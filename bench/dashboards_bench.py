@@ -140,8 +140,8 @@ def run(examples: int, repeats: int, seed: int) -> dict[str, Any]:
     from models.db.migrate import upgrade
     from models.settings import StorageSettings
     from pipelines.golden_datasets.service import import_golden_dataset
-    from pipelines.organizations import ensure_organization
     from pipelines.logging import configure_logging
+    from pipelines.organizations import ensure_organization
     from pipelines.provider_users.service import create_user
 
     configure_logging(level="WARNING")

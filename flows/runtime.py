@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import ensure_schema
 from models.settings import RegistrySettings, StorageSettings
+from pipelines.golden_datasets.validation import DEFAULT_MAX_ROW_BYTES
 from pipelines.organizations import ensure_provider
 
 
@@ -36,6 +38,16 @@ class EvaluationSettings(BaseSettings):
     """Organisation slug the CLI acts as without `--org` (`STREAMFLOW_EVAL_ORGANIZATION`)."""
     provider: str = "provider"
     """Slug of the provider organisation created with the schema (`STREAMFLOW_EVAL_PROVIDER`)."""
+
+
+class DatasetSettings(BaseSettings):
+    """Limits of golden dataset imports (`STREAMFLOW_DATASET_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_DATASET_", extra="ignore")
+
+    max_row_bytes: int = Field(default=DEFAULT_MAX_ROW_BYTES, ge=1)
+    """Largest row an import accepts: UTF-8 bytes of its normalised id, input, expected, slice
+    and tags together (`STREAMFLOW_DATASET_MAX_ROW_BYTES`)."""
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,9 @@ class GoldenDatasetVersion(Base):
     storage_path: Mapped[str] = mapped_column(String(500))
     source_filename: Mapped[str] = mapped_column(String(500))
     slice_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    label_set: Mapped[list[str] | None] = mapped_column(default=None)
+    """Classification: the declared label set, sorted (null for text generation, and for
+    versions imported before label sets were stored: their `expected` values are the set)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -162,6 +165,10 @@ class EvaluationRun(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    scoring_signatures: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    """What the metrics equal: sacrebleu signatures, rouge-score / scikit-learn versions."""
+    confusion_matrix: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    """Classification, once completed: counts over the label set (see `ConfusionMatrix`)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

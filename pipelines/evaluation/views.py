@@ -25,6 +25,7 @@ from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation.read_models import (
     AliasMove,
+    ConfusionMatrix,
     DatasetRef,
     EvaluationDetail,
     EvaluationSummary,
@@ -35,6 +36,7 @@ from pipelines.evaluation.read_models import (
     PairedExample,
     Progress,
     QualityScorePoint,
+    QualityWeightsUsed,
     RunRef,
     SliceMetrics,
 )
@@ -113,6 +115,8 @@ def evaluation_detail(
     stored_batches = (
         len(runs.stored_batches(run.id)) if run.status != RunStatus.COMPLETED else run.batch_count
     )
+    classification = run.task == "classification"
+    labels = run.config.get("labels") or (version.label_set if classification else None)
     return EvaluationDetail(
         **_summary_fields(run, dataset, version),
         progress=Progress(batches_done=stored_batches, batches_total=run.batch_count),
@@ -121,8 +125,26 @@ def evaluation_detail(
         error=run.error,
         quality_score=quality,
         metrics=overall,
-        slices=[SliceMetrics(slice=name, metrics=rows) for name, rows in sorted(slices.items())],
+        slices=[
+            SliceMetrics(
+                slice=name,
+                metrics=rows,
+                averaged_over=averaged_over(rows) if classification else None,
+            )
+            for name, rows in sorted(slices.items())
+        ],
+        labels=list(labels) if labels else None,
+        averaged_over=averaged_over(overall) if classification and overall else None,
+        confusion_matrix=(
+            ConfusionMatrix.model_validate(run.confusion_matrix) if run.confusion_matrix else None
+        ),
+        scoring_signatures=run.scoring_signatures,
     )
+
+
+def averaged_over(metrics: list[Metric]) -> list[str]:
+    """The labels macro averages ran over: those with support, i.e. a defined recall."""
+    return [m.label for m in metrics if m.name == "recall" and m.label and m.value is not None]
 
 
 def run_detail(
@@ -188,6 +210,17 @@ def comparison(result: RunComparison) -> ComparisonView:
         overall=list(result.comparison.overall),
         slices=list(result.comparison.slices),
         mcnemar=list(result.comparison.mcnemar),
+        labels=list(result.labels) if result.labels else None,
+        scoring_options=result.scoring_options,
+        quality_weights=(
+            QualityWeightsUsed(
+                agent_type=result.quality.agent_type,
+                weights=dict(result.quality.weights),
+                source=result.quality_source or "declared",
+            )
+            if result.quality is not None
+            else None
+        ),
     )
 
 
