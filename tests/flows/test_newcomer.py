@@ -142,12 +142,19 @@ def _the_printed_comparison_pages_render(home: Path, printed: str) -> None:
                 data={"email": "you@example.com", "password": "a long enough passphrase"},
             )
             assert signed_in.status_code == 200
+            matrices = 0
             for page in pages:
                 shown = client.get(page)
                 assert shown.status_code == 200, page
                 assert "B against A" in shown.text
                 assert "champion" in shown.text
                 assert "challenger" in shown.text
+                run_a = re.search(r'href="(/dashboards/evaluations/[0-9a-f-]{36})"', shown.text)
+                assert run_a is not None
+                run_page = client.get(run_a.group(1))
+                assert run_page.status_code == 200
+                matrices += "Confusion matrix" in run_page.text
+            assert matrices == 1, "the classifier's run page shows its confusion matrix"
     finally:
         server.terminate()
         server.wait(timeout=30)
