@@ -28,6 +28,7 @@ from api.deps import StateDep, failed_authentication, refuse_blocked_address
 from api.state import ApiState
 from models.cache.cache import ResultCache
 from pipelines.access.service import Unauthenticated, authenticate
+from pipelines.errors import InvalidInput
 from pipelines.evaluation import charts
 from pipelines.evaluation.read_models import EvaluationDetail, Metric, RunComparison
 from pipelines.evaluation.views import (
@@ -38,6 +39,7 @@ from pipelines.evaluation.views import (
     per_example_metrics,
     quality_scores_page,
     run_owner,
+    run_summary,
     runs_across_organizations_page,
 )
 from pipelines.organizations import all_organizations, get_organization
@@ -255,14 +257,52 @@ def _mlflow_link(state: ApiState, mlflow_run_id: str | None) -> str | None:
 
 
 @router.get("/compare")
-async def compare(
+def compare(
+    request: Request,
+    context: Analyst,
+    run_a: Annotated[str, Query(max_length=36)],
+    run_b: Annotated[str, Query(max_length=36)],
+) -> Response:
+    """Run B against run A on the same examples: the page, with its example table at once; the
+    paired statistics arrive as a fragment (computed once, then read from the result cache)."""
+    owner = pair_owner(context.session, run_a, run_b)
+    first = run_summary(context.session, organization_id=owner, run_id=run_a)
+    second = run_summary(context.session, organization_id=owner, run_id=run_b)
+    if first.golden_dataset != second.golden_dataset:
+        raise InvalidInput(
+            "the two runs evaluated different golden dataset versions; pick runs on the same one",
+            field="run_b",
+        )
+    metrics = per_example_metrics(context.session, organization_id=owner, run_id=first.id)
+    metric = _default_example_metric(metrics)
+    counts = (
+        paired_counts(
+            context.session, organization_id=owner, run_a=first.id, run_b=second.id, metric=metric
+        )
+        if metric
+        else None
+    )
+    return render(
+        request,
+        "compare.html",
+        context,
+        run_a=first,
+        run_b=second,
+        example_metrics=metrics,
+        metric=metric,
+        counts=counts,
+    )
+
+
+@router.get("/compare/differences")
+async def compare_differences(
     request: Request,
     state: StateDep,
     context: Analyst,
     run_a: Annotated[str, Query(max_length=36)],
     run_b: Annotated[str, Query(max_length=36)],
 ) -> Response:
-    """Run B against run A on the same examples: paired differences and the example table."""
+    """The paired differences of B against A, overall and per slice (an HTMX fragment)."""
     owner = await anyio.to_thread.run_sync(pair_owner, context.session, run_a, run_b)
     body = await cached_comparison(
         lambda: context.session,
@@ -272,37 +312,16 @@ async def compare(
         run_b=uuid.UUID(run_b),
     )
     result = RunComparison.model_validate_json(body)
-    return await anyio.to_thread.run_sync(_compare_page, request, context, owner, result)
-
-
-def _compare_page(
-    request: Request, context: DashboardContext, owner: uuid.UUID, result: RunComparison
-) -> Response:
-    metrics = per_example_metrics(context.session, organization_id=owner, run_id=result.run_a.id)
-    metric = _default_example_metric(metrics)
+    overall = [row for row in result.overall if row.label is None]
     return render(
         request,
-        "compare.html",
+        "compare_differences.html",
         context,
         result=result,
-        overall=[row for row in result.overall if row.label is None],
+        overall=overall,
         per_class=[row for row in result.overall if row.label is not None],
         headline=HEADLINE_METRICS,
-        overall_chart=charts.difference_intervals(
-            [row for row in result.overall if row.label is None],
-            title="B − A with 95% paired intervals",
-        ),
-        example_metrics=metrics,
-        metric=metric,
-        counts=paired_counts(
-            context.session,
-            organization_id=owner,
-            run_a=result.run_a.id,
-            run_b=result.run_b.id,
-            metric=metric,
-        )
-        if metric
-        else None,
+        overall_chart=charts.difference_intervals(overall, title="B − A with 95% paired intervals"),
     )
 
 

@@ -294,6 +294,15 @@ def _finished(run: EvaluationRun) -> datetime:
     return run.finished_at
 
 
+def run_summary(
+    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str
+) -> EvaluationSummary:
+    """A run as listed, with the dataset version it evaluated."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    dataset, version = run_dataset(session, organization_id=organization_id, run=run)
+    return evaluation_summary(run, dataset, version)
+
+
 def runs_across_organizations_page(
     session: Session,
     *,

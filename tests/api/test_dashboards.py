@@ -230,7 +230,12 @@ class TestPages:
         missing = pages.world.client.get(f"/dashboards/evaluations/{uuid.uuid4()}")
         assert missing.status_code == 404
 
-    @covers("GET /dashboards/compare", "GET /dashboards/compare/examples", auth=True)
+    @covers(
+        "GET /dashboards/compare",
+        "GET /dashboards/compare/differences",
+        "GET /dashboards/compare/examples",
+        auth=True,
+    )
     def test_compare_shows_differences_and_the_regressed_examples(self, pages: Pages) -> None:
         """The paired differences match the API's comparison; the example filter finds the
         examples B got wrong that A got right, with the expected text beside them."""
@@ -243,8 +248,14 @@ class TestPages:
             f"/dashboards/compare?run_a={pages.baseline}&run_b={pages.challenger}"
         )
         assert page.status_code == 200
+        assert "/dashboards/compare/differences?" in page.text
+        differences = pages.world.client.get(
+            f"/dashboards/compare/differences?run_a={pages.baseline}&run_b={pages.challenger}",
+            headers={"HX-Request": "true"},
+        )
         quality = next(d for d in api["overall"] if d["name"] == "quality_score")
-        assert f"{quality['difference']:.4f}" in page.text
+        assert f"{quality['difference']:.4f}" in differences.text
+        assert f"{quality['ci_low']:.4f}, {quality['ci_high']:.4f}" in differences.text
         # A is wrong on every 3rd example, B on every 2nd: of e0..e11 B newly fails e2, e4, e8,
         # e10 and newly succeeds on e3, e9.
         fragment = pages.world.client.get(
