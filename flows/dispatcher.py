@@ -65,7 +65,6 @@ class WebhookSettings(BaseSettings):
     timeout_seconds: float = Field(default=15.0, gt=0)
     allow_private_addresses: bool = False
     api_base_url: str = "http://127.0.0.1:8000"
-    secret_overlap_hours: float = Field(default=24.0, ge=0)
 
 
 class SmtpEnvironment(BaseSettings):

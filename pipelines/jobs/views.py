@@ -95,6 +95,11 @@ def _slugs(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     return slugs
 
 
+def describe_job(session: Session, job: Job) -> JobView:
+    """A job's view, with its organisation's slug."""
+    return job_view(job, _slugs(session, {job.organization_id})[job.organization_id])
+
+
 def job_detail(session: Session, *, job_id: uuid.UUID) -> tuple[JobView, list[AttemptView]]:
     """One job and all its attempts (the provider's view)."""
     jobs = JobRepository(session)
