@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -47,16 +47,17 @@ class JobRepository(Repository):
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         values = {
             column.key: getattr(job, column.key)
-            for column in Job.__table__.columns
+            for column in cast(Table, Job.__table__).columns
             if getattr(job, column.key) is not None
         }
+        table = cast(Table, Job.__table__)
         statement = (
-            insert(Job)
+            insert(table)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["organization_id", "kind", "idempotency_key"])
+            .returning(table.c.id)
         )
-        result: Any = self.session.execute(statement)
-        added = bool(result.rowcount == 1)
+        added = self.session.execute(statement).scalar_one_or_none() is not None
         stored = self.by_key(job.organization_id, job.kind, job.idempotency_key)
         if stored is None:
             raise RuntimeError("a job vanished right after it was enqueued")
