@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flows.dispatcher import Dispatcher, JobSettings, dispatch_once
 from models.db.engine import make_engine, make_sessionmaker, transaction
+from models.db.repositories.evaluations import EvaluationRepository
 from models.db.tables import AuditLogEntry, Job
+from pipelines.evaluation import service as evaluation
+from pipelines.evaluation.scoring import MetricRow
 from pipelines.webhooks.service import DeliverySettings, emit_event
 from tests.api.conftest import World
 from tests.api.test_provider_routes import signed
@@ -309,3 +312,44 @@ class TestProviderJobs:
         detail = signed(world, "GET", f"{P}/jobs/{job_b}").json()
         assert (detail["job"]["status"], detail["job"]["organization"]) == ("queued", "tenant-b")
         assert signed(world, "GET", f"{P}/jobs/{uuid.uuid4()}").status_code == 404
+
+
+class TestOutboxAndMetrics:
+    @covers("GET /v1/webhook-deliveries", cross_tenant=True)
+    def test_finishing_a_run_queues_its_webhook_in_the_same_transaction(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
+        """complete_run rolled back queues nothing; committed, one delivery per endpoint."""
+        a = world.tenant_a
+        _endpoint(world, "https://hooks.example.com/a", a.headers)
+        with platform() as session:
+            metrics = EvaluationRepository(session).metrics(a.run_id)
+        rows = [MetricRow(m.slice, m.name, m.value, m.ci_low, m.ci_high, m.n) for m in metrics]
+
+        def finish(session: Session) -> None:
+            evaluation.complete_run(
+                session,
+                organization_id=a.organization_id,
+                run_id=a.run_id,
+                actor="test",
+                metrics=rows,
+                mlflow_run_id=None,
+            )
+
+        with pytest.raises(RuntimeError), transaction(platform) as session:  # noqa: PT012
+            finish(session)
+            raise RuntimeError("the flow died before committing")
+        assert walk(world, "/v1/webhook-deliveries", a.headers, limit=5) == []
+        with transaction(platform) as session:
+            finish(session)
+        (delivery,) = walk(world, "/v1/webhook-deliveries", a.headers, limit=5)
+        assert (delivery["event_type"], delivery["status"]) == ("evaluation.completed", "queued")
+
+    def test_metrics_show_the_queue(self, world: World, platform: sessionmaker[Session]) -> None:
+        _endpoint(world, "https://hooks.example.com/a", world.tenant_a.headers)
+        _emit(platform, world.tenant_a.organization_id)
+        body = world.client.get("/metrics").text
+        assert 'streamflow_jobs_queued{kind="webhook"} 1.0' in body
+        assert 'streamflow_jobs_queued{kind="email"} 0.0' in body
+        assert "streamflow_jobs_dead 0.0" in body
+        assert "streamflow_jobs_oldest_queued_age_seconds" in body

@@ -257,7 +257,7 @@ class JobRepository(Repository):
         rows = self.session.execute(
             select(Job.kind, func.count()).where(Job.status == QUEUED).group_by(Job.kind)
         )
-        return dict(rows)
+        return {str(key): int(count) for key, count in rows.tuples()}
 
     def oldest_due(self, now: datetime) -> datetime | None:
         found: datetime | None = self.session.scalar(
@@ -277,4 +277,4 @@ class JobRepository(Repository):
             .where(Job.kind == kind)
             .group_by(JobAttempt.outcome)
         )
-        return dict(rows)
+        return {str(key): int(count) for key, count in rows.tuples()}
