@@ -156,12 +156,17 @@ def dispatch_once(dispatcher: Dispatcher) -> DispatchOutcome:
             flow_run_id=dispatcher.flow_run_id,
         )
     statuses: dict[str, int] = {}
-    if claimed:
-        workers = min(dispatcher.settings.workers, len(claimed))
+    workers = min(dispatcher.settings.workers, len(claimed))
+    if workers == 1:
+        results = [run_job(dispatcher, job) for job in claimed]
+    elif workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job") as pool:
-            for status in pool.map(lambda job: run_job(dispatcher, job), claimed):
-                key = status or "lease_lost"
-                statuses[key] = statuses.get(key, 0) + 1
+            results = list(pool.map(lambda job: run_job(dispatcher, job), claimed))
+    else:
+        results = []
+    for status in results:
+        key = status or "lease_lost"
+        statuses[key] = statuses.get(key, 0) + 1
     return DispatchOutcome(len(reclaimed), len(claimed), statuses)
 
 

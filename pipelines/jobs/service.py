@@ -93,32 +93,29 @@ def claim(
     one UPDATE of rows still queued, so two dispatchers never hold the same job."""
     jobs = JobRepository(session)
     candidates = jobs.candidates(now, limits)
-    by_id = {job.id: job for job in candidates}
     leased = jobs.lease(
-        list(by_id),
+        [job.id for job in candidates],
         owner=owner,
         now=now,
         lease_until=now + timedelta(seconds=lease_seconds),
         flow_run_id=flow_run_id,
     )
-    claimed = []
-    for job_id in leased:
-        job = by_id[job_id]
-        session.refresh(job)
-        claimed.append(
-            ClaimedJob(
-                id=job.id,
-                organization_id=job.organization_id,
-                kind=job.kind,
-                payload=dict(job.payload),
-                attempt=job.attempts,
-                max_attempts=job.max_attempts,
-                webhook_endpoint_id=job.webhook_endpoint_id,
-                created_at=job.created_at,
-                owner=owner,
-                started_at=now,
-            )
+    claimed = [
+        ClaimedJob(
+            id=job.id,
+            organization_id=job.organization_id,
+            kind=job.kind,
+            payload=dict(job.payload),
+            attempt=leased[job.id],
+            max_attempts=job.max_attempts,
+            webhook_endpoint_id=job.webhook_endpoint_id,
+            created_at=job.created_at,
+            owner=owner,
+            started_at=now,
         )
+        for job in candidates
+        if job.id in leased
+    ]
     claimed.sort(key=lambda c: (c.created_at, str(c.id)))
     return claimed
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -432,6 +433,25 @@ def _resolve(target: Target, allow_private: bool) -> str:
     raise PermissionError(f"refused to send to {target.host}: {'; '.join(reasons) or 'no address'}")
 
 
+_shared: httpx.Client | None = None
+_shared_lock = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One client per process (building one loads the TLS trust store, tens of ms). It keeps
+    no connection alive: connections go to checked addresses, and one must never be reused
+    for another host name that resolves to the same address."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = httpx.Client(
+                follow_redirects=False,
+                trust_env=False,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        return _shared
+
+
 def send_delivery(
     prepared: PreparedDelivery, *, settings: DeliverySettings, now: datetime
 ) -> jobs.Outcome:
@@ -452,12 +472,13 @@ def send_delivery(
     headers = {**prepared.headers, "host": parts.netloc.decode()}
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
-        with httpx.Client(
-            timeout=settings.timeout_seconds, follow_redirects=False, trust_env=False
-        ) as client:
-            response = client.post(
-                url, content=prepared.body, headers=headers, extensions=extensions
-            )
+        response = _client().post(
+            url,
+            content=prepared.body,
+            headers=headers,
+            extensions=extensions,
+            timeout=settings.timeout_seconds,
+        )
     except httpx.TimeoutException:
         return jobs.Outcome(
             JobAttemptOutcome.TIMED_OUT,

@@ -117,7 +117,7 @@ class JobRepository(Repository):
             select(Job)
             .where(Job.status == QUEUED, Job.next_attempt_at <= now)
             .order_by(Job.next_attempt_at, Job.id)
-            .limit(limits.batch * 4)
+            .limit(limits.batch * 2)
         )
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -153,10 +153,11 @@ class JobRepository(Repository):
         now: datetime,
         lease_until: datetime,
         flow_run_id: str | None,
-    ) -> list[uuid.UUID]:
-        """Take the lease of those of `ids` still queued (one atomic UPDATE): their ids."""
+    ) -> dict[uuid.UUID, int]:
+        """Take the lease of those of `ids` still queued (one atomic UPDATE): their ids and
+        attempt numbers."""
         if not ids:
-            return []
+            return {}
         statement = (
             update(Job)
             .where(Job.id.in_(list(ids)), Job.status == QUEUED)
@@ -168,10 +169,10 @@ class JobRepository(Repository):
                 flow_run_id=flow_run_id,
                 updated_at=now,
             )
-            .returning(Job.id)
+            .returning(Job.id, Job.attempts)
             .execution_options(synchronize_session=False)
         )
-        return list(self.session.scalars(statement))
+        return dict(self.session.execute(statement).tuples().all())
 
     def leased(self, job_id: uuid.UUID, owner: str) -> Job | None:
         """The job if `owner` still holds its lease."""
