@@ -1,42 +1,8 @@
-"""The SSRF guard's rules: which URLs and addresses a webhook may be sent to. Pure."""
+"""The SSRF guard's rule: which addresses a webhook may be sent to. Pure."""
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from urllib.parse import urlsplit
-
-from pipelines.errors import InvalidInput
-
-SCHEMES = {"https": 443, "http": 80}
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a webhook URL points: scheme, host name (or literal address) and port."""
-
-    scheme: str
-    host: str
-    port: int
-
-
-def parse_target(url: str, *, field: str = "url") -> Target:
-    """The target of a webhook URL; InvalidInput unless it is an absolute http(s) URL."""
-    if len(url) > 2000:
-        raise InvalidInput("the URL is longer than 2000 characters", field=field)
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as error:
-        raise InvalidInput(f"{url!r} is not a URL: {error}", field=field) from None
-    if parts.scheme not in SCHEMES or not parts.hostname:
-        raise InvalidInput(
-            f"{url!r} is not an absolute http(s) URL; give e.g. https://example.com/hooks",
-            field=field,
-        )
-    if parts.username or parts.password:
-        raise InvalidInput("put no credentials in the URL; verify the signature", field=field)
-    return Target(parts.scheme, parts.hostname, port or SCHEMES[parts.scheme])
 
 
 def refused_reason(address: str, *, allow_private: bool) -> str | None:

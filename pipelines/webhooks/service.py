@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -29,7 +30,7 @@ from pipelines.jobs.read_models import AttemptView
 from pipelines.jobs.retry import parse_retry_after
 from pipelines.jobs.views import attempts_page
 from pipelines.pagination import Paged, after_key, as_paged
-from pipelines.webhooks.addresses import Target, parse_target, refused_reason
+from pipelines.webhooks.addresses import refused_reason
 from pipelines.webhooks.signing import SECRET_BYTES, encode_secret, webhook_headers
 
 log = structlog.get_logger()
@@ -47,6 +48,37 @@ USER_AGENT = "StreamFlow-Webhooks/1"
 
 
 # --- endpoints ---------------------------------------------------------------------------
+
+
+SCHEMES = {"https": 443, "http": 80}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a webhook URL points: scheme, host name (or literal address) and port."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_target(url: str, *, field: str = "url") -> Target:
+    """The target of a webhook URL; InvalidInput unless it is an absolute http(s) URL."""
+    if len(url) > 2000:
+        raise InvalidInput("the URL is longer than 2000 characters", field=field)
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:
+        raise InvalidInput(f"{url!r} is not a URL: {error}", field=field) from None
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        raise InvalidInput(
+            f"{url!r} is not an absolute http(s) URL; give e.g. https://example.com/hooks",
+            field=field,
+        )
+    if parts.username or parts.password:
+        raise InvalidInput("put no credentials in the URL; verify the signature", field=field)
+    return Target(parts.scheme, parts.hostname, port or SCHEMES[parts.scheme])
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The pure cores of jobs and webhooks on literal inputs: the retry schedule, signatures
-(checked against the standardwebhooks package) and the SSRF guard's rules."""
+(checked against the standardwebhooks package), the SSRF guard's rules and URL parsing."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from pipelines.jobs.retry import (
     parse_retry_after,
     schedule_for,
 )
-from pipelines.webhooks.addresses import Target, parse_target, refused_reason
+from pipelines.webhooks.addresses import refused_reason
+from pipelines.webhooks.service import Target, parse_target
 from pipelines.webhooks.signing import encode_secret, sign, webhook_headers
 
 
