@@ -172,7 +172,7 @@ class JobRepository(Repository):
             .returning(Job.id, Job.attempts)
             .execution_options(synchronize_session=False)
         )
-        return dict(self.session.execute(statement).tuples().all())
+        return {row[0]: row[1] for row in self.session.execute(statement)}
 
     def leased(self, job_id: uuid.UUID, owner: str) -> Job | None:
         """The job if `owner` still holds its lease."""
@@ -258,7 +258,7 @@ class JobRepository(Repository):
         rows = self.session.execute(
             select(Job.kind, func.count()).where(Job.status == QUEUED).group_by(Job.kind)
         )
-        return {str(key): int(count) for key, count in rows.tuples()}
+        return {str(row[0]): int(row[1]) for row in rows}
 
     def oldest_due(self, now: datetime) -> datetime | None:
         found: datetime | None = self.session.scalar(
@@ -278,4 +278,4 @@ class JobRepository(Repository):
             .where(Job.kind == kind)
             .group_by(JobAttempt.outcome)
         )
-        return {str(key): int(count) for key, count in rows.tuples()}
+        return {str(row[0]): int(row[1]) for row in rows}
