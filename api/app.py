@@ -26,7 +26,7 @@ from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import upgrade
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings
-from pipelines.logging import configure_logging
+from pipelines.logging import configure_logging, init_error_reporting
 
 DESCRIPTION = """
 Results of StreamFlow evaluations for tenants (`/v1`, API keys) and the platform's operations
@@ -94,6 +94,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not hasattr(app.state, "streamflow"):
             configure_logging(level=os.environ.get("STREAMFLOW_LOG_LEVEL", "INFO").upper())
+            init_error_reporting(os.environ.get("STREAMFLOW_SENTRY_DSN"), component="api")
             app.state.streamflow = build_state()
         # The process holds a large, long-lived heap (pandas, MLflow, SQLAlchemy); moving it out
         # of the collector's reach keeps full collections from pausing requests.

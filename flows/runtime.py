@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
 from models.settings import RegistrySettings, StorageSettings
+from pipelines.logging import init_error_reporting
 from pipelines.organizations import ensure_provider
 
 
@@ -54,6 +55,7 @@ def runtime() -> Runtime:
     """The process's resources, opened on first use; the schema is migrated to head."""
     storage = StorageSettings()
     storage.home.mkdir(parents=True, exist_ok=True)
+    init_error_reporting(os.environ.get("STREAMFLOW_SENTRY_DSN"), component="flows")
     engine = make_engine(storage.resolved_database_url())
     upgrade(engine)
     evaluation = EvaluationSettings()
