@@ -54,5 +54,5 @@ def init_error_reporting(dsn: str | None, *, component: str) -> bool:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, server_name=component, send_default_pii=False)
+    sentry_sdk.init(dsn=dsn, server_name=component)
     return True

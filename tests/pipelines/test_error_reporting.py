@@ -19,7 +19,6 @@ def test_a_dsn_turns_reporting_on() -> None:
         client = sentry_sdk.get_client()
         assert client.is_active()
         assert client.options["server_name"] == "flows"
-        assert client.options["send_default_pii"] is False
     finally:
         sentry_sdk.get_client().close()
         sentry_sdk.init(dsn=None)
