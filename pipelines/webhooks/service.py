@@ -215,7 +215,7 @@ def disable_endpoint(
     actor: str,
     now: datetime,
 ) -> EndpointView:
-    """Stop deliveries to an endpoint (idempotent); its queued deliveries are cancelled."""
+    """Stop deliveries to an endpoint (idempotent); its queued deliveries fail unsent."""
     endpoint = _endpoint(session, organization_id, endpoint_id)
     if endpoint.status == ACTIVE:
         endpoint.status = DISABLED
