@@ -155,13 +155,21 @@ def dispatch_once(dispatcher: Dispatcher) -> DispatchOutcome:
             limits=dispatcher.limits,
             flow_run_id=dispatcher.flow_run_id,
         )
+        # Webhooks are signed in the claim's transaction: one transaction fewer per delivery.
+        prepared = {
+            job.id: _prepare(dispatcher, session, job)
+            for job in claimed
+            if job.kind == JobKind.WEBHOOK
+        }
     statuses: dict[str, int] = {}
     workers = min(dispatcher.settings.workers, len(claimed))
     if workers == 1:
-        results = [run_job(dispatcher, job) for job in claimed]
+        results = [run_job(dispatcher, job, prepared.get(job.id)) for job in claimed]
     elif workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job") as pool:
-            results = list(pool.map(lambda job: run_job(dispatcher, job), claimed))
+            results = list(
+                pool.map(lambda job: run_job(dispatcher, job, prepared.get(job.id)), claimed)
+            )
     else:
         results = []
     for status in results:
@@ -170,10 +178,26 @@ def dispatch_once(dispatcher: Dispatcher) -> DispatchOutcome:
     return DispatchOutcome(len(reclaimed), len(claimed), statuses)
 
 
-def run_job(dispatcher: Dispatcher, job: jobs.ClaimedJob) -> str | None:
-    """Run one claimed job and record its outcome; the job's new status."""
+def _prepare(
+    dispatcher: Dispatcher, session: Session, job: jobs.ClaimedJob
+) -> webhooks.PreparedDelivery:
+    return webhooks.prepare_delivery(
+        session,
+        organization_id=job.organization_id,
+        endpoint_id=job.webhook_endpoint_id,
+        payload=job.payload,
+        settings=dispatcher.delivery,
+        now=dispatcher.clock(),
+    )
+
+
+def run_job(dispatcher: Dispatcher, job: jobs.ClaimedJob, prepared: Any = None) -> str | None:
+    """Run one claimed job (a webhook already `prepared` when given) and record its outcome;
+    the job's new status."""
     with structlog.contextvars.bound_contextvars(job_id=str(job.id), job_kind=job.kind):
         try:
+            if job.kind == JobKind.WEBHOOK:
+                return _webhook(dispatcher, job, prepared)
             return _HANDLERS[job.kind](dispatcher, job)
         except _LeaseLost:
             return None
@@ -198,16 +222,14 @@ def _record(
     return status
 
 
-def _webhook(dispatcher: Dispatcher, job: jobs.ClaimedJob) -> str | None:
-    with transaction(dispatcher.sessions) as session:
-        prepared = webhooks.prepare_delivery(
-            session,
-            organization_id=job.organization_id,
-            endpoint_id=job.webhook_endpoint_id,
-            payload=job.payload,
-            settings=dispatcher.delivery,
-            now=dispatcher.clock(),
-        )
+def _webhook(
+    dispatcher: Dispatcher,
+    job: jobs.ClaimedJob,
+    prepared: webhooks.PreparedDelivery | None = None,
+) -> str | None:
+    if prepared is None:
+        with transaction(dispatcher.sessions) as session:
+            prepared = _prepare(dispatcher, session, job)
     if prepared.skip_reason is not None:
         outcome = jobs.Outcome(JobAttemptOutcome.FAILED, error=prepared.skip_reason, permanent=True)
         return _record(dispatcher, job, outcome)
@@ -284,7 +306,6 @@ def _ai_task(dispatcher: Dispatcher, job: jobs.ClaimedJob) -> str | None:
 
 
 _HANDLERS: dict[str, Callable[[Dispatcher, jobs.ClaimedJob], str | None]] = {
-    str(JobKind.WEBHOOK): _webhook,
     str(JobKind.EMAIL): _email,
     str(JobKind.REPORT): _report,
     str(JobKind.AI_TASK): _ai_task,
@@ -299,7 +320,11 @@ def dispatch_forever(
     done = 0
     count = 0
     while not (stop is not None and stop.is_set()) and (passes is None or count < passes):
-        outcome = dispatch_once(dispatcher)
+        try:
+            outcome = dispatch_once(dispatcher)
+        except Exception:  # a database hiccup: log it and try again after a pause
+            log.exception("jobs.dispatch_failed")
+            outcome = DispatchOutcome(0, 0, {})
         done += outcome.claimed
         count += 1
         if outcome.claimed == 0:

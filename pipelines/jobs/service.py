@@ -127,10 +127,13 @@ def reclaim_expired(session: Session, *, now: datetime, draw: float = 0.5) -> li
     reclaimed = []
     for job in jobs.expired_leases(now):
         owner = job.lease_owner or "unknown"
+        started_at = job.updated_at
+        if not jobs.take_expired(job.id, now):
+            continue  # another dispatcher returned it first
         jobs.add_attempt(
             job,
             owner=owner,
-            started_at=job.updated_at,
+            started_at=started_at,
             finished_at=now,
             outcome=JobAttemptOutcome.LEASE_EXPIRED,
             error=f"the lease of {owner} expired before the job finished",

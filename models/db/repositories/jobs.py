@@ -188,6 +188,18 @@ class JobRepository(Repository):
             query = query.with_for_update(skip_locked=True)
         return list(self.session.scalars(query))
 
+    def take_expired(self, job_id: uuid.UUID, now: datetime) -> bool:
+        """Take a job whose lease expired away from its holder (one guarded UPDATE), so two
+        dispatchers never both return it to the queue."""
+        statement = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == RUNNING, Job.lease_expires_at < now)
+            .values(lease_expires_at=None, updated_at=now)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+        return self.session.execute(statement).first() is not None
+
     def add_attempt(
         self,
         job: Job,
