@@ -21,7 +21,8 @@ from flows.dispatcher import dispatch_forever, dispatch_once
 from models.db.engine import transaction
 from models.db.tables import Job, JobAttempt, WebhookEndpoint
 from pipelines.jobs import service as jobs
-from pipelines.webhooks.service import emit_event
+from pipelines.webhooks.service import emit_event, rotate_secret
+from pipelines.webhooks.signing import sign
 from tests.conftest import REPO_ROOT
 from tests.pipelines.jobs.conftest import JobWorld, body_of
 
@@ -295,3 +296,36 @@ def test_per_endpoint_concurrency_limits_a_claim(job_world: JobWorld) -> None:
             limits=jobs.ClaimLimits(batch=10, per_tenant=10, per_endpoint=2),
         )
     assert more == []
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(job_world: JobWorld) -> None:
+    url, old = job_world.endpoint("ok")
+    job_world.clock.now = datetime.now(UTC)
+    with transaction(job_world.sessions) as session:
+        endpoint = session.scalars(select(WebhookEndpoint)).one()
+        new = rotate_secret(
+            session,
+            organization_id=job_world.tenant_id,
+            endpoint_id=endpoint.id,
+            overlap=timedelta(hours=24),
+            actor="test",
+            now=job_world.clock(),
+        ).secret
+    assert new is not None
+    _emit(job_world, "run-1")
+    dispatch_once(job_world.dispatcher())
+    (first,) = job_world.receiver.at(url)
+    headers = {k.lower(): v for k, v in first.headers.items()}
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        Webhook(secret).verify(first.body, headers)
+
+    job_world.clock.advance(25 * 3600)
+    _emit(job_world, "run-2")
+    dispatch_once(job_world.dispatcher())
+    second = job_world.receiver.at(url)[1]
+    headers = {k.lower(): v for k, v in second.headers.items()}
+    assert len(headers["webhook-signature"].split(" ")) == 1
+    assert headers["webhook-signature"] == sign(
+        new, headers["webhook-id"], int(headers["webhook-timestamp"]), second.body
+    )
