@@ -1,8 +1,21 @@
 """jobs, webhooks, e-mail and reports
 
-Revision ID: 0003_jobs
-Revises: 0002
+Revision ID: 0006_jobs
+Revises: 0005_label_sets
 Create Date: 2026-12-01 05:40:13.818801
+
+On PostgreSQL the new tables follow 0003_rls: the platform role (the dispatcher, the CLI, the
+provider API) does everything; the tenant role sees only its own organisation's rows, as
+`streamflow_tenant()` verified it, and writes only what tenant requests write:
+
+- `webhook_endpoints`: registers its endpoints and disables them (status columns only);
+- `webhook_secrets`: adds secrets to its own endpoints and ends old ones (`expires_at` only);
+- `jobs`: queues reports, AI tasks and webhook replays, as new queued jobs only (no e-mail,
+  no job already attempted, only to its own endpoints); the dispatcher alone changes them;
+- `job_attempts`, `job_artifacts`: read only (the dispatcher writes them).
+
+`organizations.notification_email` is set by the platform; organisations have no tenant write
+policy (0003_rls), so tenants cannot change it.
 """
 
 from collections.abc import Sequence
@@ -13,37 +26,78 @@ from sqlalchemy.dialects import postgresql
 
 import models.db.base
 
-revision: str = "0003_jobs"
-down_revision: str | None = "0002"
+revision: str = "0006_jobs"
+down_revision: str | None = "0005_label_sets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP_ROLE = "streamflow_app"
-SYSTEM = "current_setting('streamflow.scope', true) = 'system'"
-OWN_ORG = "organization_id = NULLIF(current_setting('streamflow.org_id', true), '')::uuid"
-TABLES = ("webhook_endpoints", "webhook_secrets", "jobs", "job_attempts", "job_artifacts")
-"""New tables: visible to flows and the provider (scope = system) and to their own tenant."""
+PLATFORM_ROLE = "streamflow_system"
+
+TENANT = "(SELECT streamflow_tenant())"
+OWN = f"organization_id = {TENANT}"
+OWN_ENDPOINT = "webhook_endpoint_id IN (SELECT e.id FROM webhook_endpoints e)"
+TENANT_JOB = (
+    f"{OWN} AND kind IN ('report', 'ai_task', 'webhook') AND status = 'queued'"
+    f" AND attempts = 0 AND lease_owner IS NULL AND finished_at IS NULL"
+    f" AND (webhook_endpoint_id IS NULL OR {OWN_ENDPOINT})"
+)
+
+# table → (select, insert, update, delete) conditions of the tenant role; None: no policy (and
+# no grant), so the tenant role may not do it. Subqueries see other tables through their own
+# policies (a tenant's `webhook_endpoints` are its own).
+TENANT_POLICIES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {
+    "webhook_endpoints": (OWN, OWN, OWN, None),
+    "webhook_secrets": (
+        OWN,
+        f"{OWN} AND endpoint_id IN (SELECT e.id FROM webhook_endpoints e)",
+        OWN,
+        None,
+    ),
+    "jobs": (OWN, TENANT_JOB, None, None),
+    "job_attempts": (OWN, None, None, None),
+    "job_artifacts": (OWN, None, None, None),
+}
+ACTIONS = ("select", "insert", "update", "delete")
+
+# What the tenant role is granted: what tenant requests do, no more.
+TENANT_GRANTS = {
+    "webhook_endpoints": ("SELECT, INSERT", "status, disabled_reason, disabled_at"),
+    "webhook_secrets": ("SELECT, INSERT", "expires_at"),
+    "jobs": ("SELECT, INSERT", None),
+    "job_attempts": ("SELECT", None),
+    "job_artifacts": ("SELECT", None),
+}
 
 
-def _enable_row_level_security() -> None:
-    for table in TABLES:
-        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}")
+def _row_level_security() -> None:
+    for table, conditions in TENANT_POLICIES.items():
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {PLATFORM_ROLE}")
+        privileges, update_columns = TENANT_GRANTS[table]
+        op.execute(f"GRANT {privileges} ON {table} TO {APP_ROLE}")
+        if update_columns is not None:
+            op.execute(f"GRANT UPDATE ({update_columns}) ON {table} TO {APP_ROLE}")
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        rule = f"{SYSTEM} OR {OWN_ORG}"
-        op.execute(f"CREATE POLICY {table}_read ON {table} FOR SELECT USING ({rule})")
-        op.execute(f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({rule})")
         op.execute(
-            f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({rule}) WITH CHECK ({rule})"
+            f"CREATE POLICY {table}_platform ON {table} FOR ALL TO {PLATFORM_ROLE} "
+            "USING (true) WITH CHECK (true)"
         )
-        op.execute(f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({rule})")
-    op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
-
-
-def _disable_row_level_security() -> None:
-    for table in TABLES:
-        for action in ("read", "insert", "update", "delete"):
-            op.execute(f"DROP POLICY IF EXISTS {table}_{action} ON {table}")
+        for action, condition in zip(ACTIONS, conditions, strict=True):
+            if condition is None:
+                continue
+            if action in ("select", "delete"):
+                clause = f"USING ({condition})"
+            elif action == "insert":
+                clause = f"WITH CHECK ({condition})"
+            else:
+                clause = f"USING ({condition}) WITH CHECK ({condition})"
+            op.execute(
+                f"CREATE POLICY {table}_tenant_{action} ON {table} FOR {action.upper()} "
+                f"TO {APP_ROLE} {clause}"
+            )
+    # Attempts are numbered by the platform only.
+    op.execute(f"GRANT USAGE, SELECT ON SEQUENCE job_attempts_id_seq TO {PLATFORM_ROLE}")
 
 
 def upgrade() -> None:
@@ -240,12 +294,11 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
     if op.get_bind().dialect.name == "postgresql":
-        _enable_row_level_security()
+        _row_level_security()
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        _disable_row_level_security()
+    # The tables' policies and grants go with them.
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("organizations", schema=None) as batch_op:
         batch_op.drop_column("notification_email")
