@@ -22,7 +22,13 @@ from flows.dispatcher import Dispatcher, JobSettings
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from pipelines.organizations import ensure_organization
 from pipelines.webhooks.service import DeliverySettings, register_endpoint
-from tests.conftest import BACKENDS, TemplateCache, migrated_database_url
+from tests.conftest import (
+    BACKENDS,
+    PLATFORM_LOGIN,
+    TemplateCache,
+    as_login,
+    migrated_database_url,
+)
 
 
 class Clock:
@@ -117,7 +123,10 @@ def receiver() -> Iterator[Receiver]:
 
 @dataclass
 class JobWorld:
-    """A migrated database of one backend with a tenant, and a dispatcher over it."""
+    """A migrated database of one backend with a tenant, and a dispatcher over it.
+
+    On PostgreSQL `url` is the platform's login (a member of `streamflow_system`, under
+    row-level security), as production's dispatcher logs in."""
 
     backend: str
     url: str
@@ -162,7 +171,8 @@ def job_world(
     tmp_path: Path,
     receiver: Receiver,
 ) -> Iterator[JobWorld]:
-    with migrated_database_url(migrated_templates, request.param, tmp_path) as url:
+    with migrated_database_url(migrated_templates, request.param, tmp_path) as owner_url:
+        url = as_login(owner_url, PLATFORM_LOGIN) if request.param == "postgresql" else owner_url
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
         with transaction(sessions) as session:
