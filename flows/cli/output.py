@@ -154,6 +154,7 @@ FLAGS = {
     "key_id": "KEY_ID",
     "run_id": "RUN",
     "reference": "NAME[@VERSION]",
+    "job_id": "JOB_ID",
 }
 """Domain field → what the user typed, where it is not `--field-name`."""
 
