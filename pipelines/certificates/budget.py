@@ -21,8 +21,8 @@ def backoff_seconds(
     """
     if attempt < 1:
         raise ValueError("attempts count from 1")
-    delay = min(cap, base * 2 ** (attempt - 1))
-    return max(0.0, delay * (1 + jitter * (2 * random_fraction - 1)))
+    delay = min(cap, base * 2.0 ** (attempt - 1))
+    return float(max(0.0, delay * (1 + jitter * (2 * random_fraction - 1))))
 
 
 def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
