@@ -252,3 +252,104 @@ class Pebble:
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+
+# --- pytest fixtures (imported by the conftest of each folder that needs them) --------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def challtestsrv(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """pebble-challtestsrv for the session: mock DNS + management API on loopback."""
+    server = ChallTestSrv(tmp_path_factory.mktemp("challtestsrv")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pebble(tmp_path_factory: pytest.TempPathFactory, challtestsrv: ChallTestSrv) -> Any:
+    """Pebble for the session, validating against challtestsrv's DNS."""
+    server = Pebble(tmp_path_factory.mktemp("pebble"), challtestsrv.resolver).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Knot:
+    """Knot DNS authoritative for `zone` on a loopback port, accepting TSIG-signed updates."""
+
+    folder: Path
+    zone: str = "example.test"
+    key_name: str = "acme-key"
+    key_secret: str = ""
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Knot:
+        import base64
+
+        self.port = free_port(socket.SOCK_DGRAM)
+        self.key_secret = base64.b64encode(os.urandom(32)).decode()
+        folder = self.folder
+        (folder / f"{self.zone}.zone").write_text(
+            f"$ORIGIN {self.zone}.\n$TTL 60\n"
+            f"@ IN SOA ns.{self.zone}. admin.{self.zone}. 1 60 60 600 60\n"
+            f"@ IN NS ns.{self.zone}.\nns IN A 127.0.0.1\n"
+        )
+        (folder / "knot.conf").write_text(
+            f"server:\n    listen: 127.0.0.1@{self.port}\n    rundir: {folder}\n"
+            f"    user: {_user_and_group()}\n"
+            f"database:\n    storage: {folder}\n"
+            f"key:\n  - id: {self.key_name}\n    algorithm: hmac-sha256\n"
+            f"    secret: {self.key_secret}\n"
+            f"acl:\n  - id: update\n    key: {self.key_name}\n    action: update\n"
+            f"zone:\n  - domain: {self.zone}\n    file: {folder}/{self.zone}.zone\n"
+            "    acl: update\n    zonefile-sync: -1\n    journal-content: none\n"
+            "log:\n  - target: stderr\n    any: warning\n"
+        )
+        log = (folder / "knot.log").open("ab")
+        self.process = subprocess.Popen(
+            [shutil.which("knotd") or "/usr/sbin/knotd", "-c", str(folder / "knot.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def answers() -> bool:
+            import dns.message
+            import dns.query
+
+            query = dns.message.make_query(f"ns.{self.zone}", "A")
+            return dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5).answer != []
+
+        _wait(answers, "knotd")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def _user_and_group() -> str:
+    import grp
+    import pwd
+
+    return f"{pwd.getpwuid(os.getuid()).pw_name}:{grp.getgrgid(os.getgid()).gr_name}"
+
+
+def knot_available() -> bool:
+    return shutil.which("knotd") is not None or Path("/usr/sbin/knotd").exists()
+
+
+@pytest.fixture(scope="session")
+def knot(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Knot DNS (Debian package `knot`) for the session."""
+    server = Knot(tmp_path_factory.mktemp("knot")).start()
+    yield server
+    server.stop()

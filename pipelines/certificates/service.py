@@ -282,6 +282,10 @@ class AcmeClient:
             timeout=int(config.timeout_seconds),
         )
         self._acme: client.ClientV2 | None = None
+        if account_url:
+            self.net.account = messages.RegistrationResource(
+                body=messages.Registration(), uri=account_url
+            )
 
     # retries ---------------------------------------------------------------------------------
 

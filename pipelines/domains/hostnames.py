@@ -51,6 +51,14 @@ def _is_ip_literal(text: str) -> bool:
     return True
 
 
+def _check_lengths(labels: list[str], wildcard: bool) -> None:
+    for label in labels:
+        if len(label) > MAX_LABEL:
+            raise _refuse(f"label {label[:20]!r}… is longer than {MAX_LABEL} characters")
+    if len(".".join(labels)) + (2 if wildcard else 0) > MAX_HOSTNAME:
+        raise _refuse(f"the hostname is longer than {MAX_HOSTNAME} characters")
+
+
 def normalize_hostname(text: str, *, platform_suffixes: Sequence[str] = ()) -> Hostname:
     """The hostname `text` names, or InvalidInput saying what to fix.
 
@@ -69,25 +77,25 @@ def normalize_hostname(text: str, *, platform_suffixes: Sequence[str] = ()) -> H
     body = raw[2:] if wildcard else raw
     if "*" in body:
         raise _refuse("a wildcard is allowed only as the whole first label, e.g. *.example.com")
+    if body.isascii():
+        _check_lengths(body.lower().split("."), wildcard)
     try:
         ascii_name = idna.encode(body, uts46=True).decode("ascii")
         unicode_name = idna.decode(ascii_name)
     except idna.IDNAError as error:
-        raise _refuse(f"{text.strip()!r} is not a valid hostname: {error}") from None
+        shown = text.strip()[:60] + ("…" if len(text.strip()) > 60 else "")
+        raise _refuse(f"{shown!r} is not a valid hostname: {error}") from None
     ascii_name = ascii_name.lower()
     labels = ascii_name.split(".")
     if len(labels) < 2:
         raise _refuse(f"{text.strip()!r} has one label; give a full name such as shop.example.com")
+    _check_lengths(labels, wildcard)
     for label in labels:
-        if len(label) > MAX_LABEL:
-            raise _refuse(f"label {label[:20]!r}… is longer than {MAX_LABEL} characters")
         if not _LDH.match(label):
             raise _refuse(f"label {label!r} may hold only letters, digits and inner hyphens")
     if labels[-1].isdigit():
         raise _refuse(f"{text.strip()!r} ends in a numeric label; give a hostname")
     full = f"*.{ascii_name}" if wildcard else ascii_name
-    if len(full) > MAX_HOSTNAME:
-        raise _refuse(f"the hostname is longer than {MAX_HOSTNAME} characters")
     for suffix in platform_suffixes:
         owned = suffix.strip().strip(".").lower()
         if owned and (ascii_name == owned or ascii_name.endswith(f".{owned}")):
