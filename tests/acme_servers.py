@@ -94,7 +94,7 @@ def _wait(check: Any, what: str, timeout: float = 20.0) -> None:
         try:
             if check():
                 return
-        except Exception as error:  # noqa: BLE001 - not up yet
+        except Exception as error:
             last = error
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not start: {last}")

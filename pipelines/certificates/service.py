@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+import dns.exception
 import dns.name
 import dns.query
 import dns.rcode
@@ -57,6 +58,7 @@ from pipelines.certificates.budget import (
     budget_allows,
     retry_after_seconds,
 )
+from pipelines.certificates.caa import caa_names, caa_permits
 from pipelines.certificates.keys import (
     SecretBox,
     describe_certificate,
@@ -70,7 +72,8 @@ from pipelines.certificates.read_models import (
     CertificateDetail,
 )
 from pipelines.certificates.renewal import RenewalPolicy, decide_renewal
-from pipelines.domains.service import parse_server
+from pipelines.domains.ownership import LookupKind
+from pipelines.domains.service import lookup, parse_server
 from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
 from pipelines.pagination import Paged, after_key, as_paged
 
@@ -127,6 +130,10 @@ class AcmeConfig:
     renewal: RenewalPolicy = field(default_factory=RenewalPolicy)
     budget: FailureBudget = field(default_factory=FailureBudget)
     user_agent: str = "streamflow-acme"
+    caa_identities: tuple[str, ...] = ()
+    """Issuer domains of our CA in CAA records (`letsencrypt.org`); empty: no CAA check."""
+    dns_resolvers: tuple[str, ...] = ()
+    """Resolvers for the CAA check (`address:port`); empty: the system's."""
 
 
 # --- DNS-01 providers -----------------------------------------------------------------------
@@ -190,7 +197,12 @@ class Rfc2136Provider:
             self.zone, keyring=self.keyring, keyname=self.key_name, keyalgorithm=self.algorithm
         )
         change(update, record.relativize(self.zone))
-        response = dns.query.tcp(update, self.address, port=self.port, timeout=self.timeout)
+        try:
+            response = dns.query.tcp(update, self.address, port=self.port, timeout=self.timeout)
+        except (dns.exception.DNSException, OSError) as error:
+            raise IssuanceFailed(
+                f"the DNS server refused the update of {name}: {error}", definite=False
+            ) from error
         if response.rcode() != dns.rcode.NOERROR:
             raise IssuanceFailed(
                 f"the DNS server refused the update of {name}: "
@@ -400,6 +412,10 @@ class AcmeClient:
     ) -> Obtained:
         """A certificate for `hostnames` on a fresh ECDSA P-256 key, within the order deadline."""
         deadline = self.clock() + self.config.order_deadline
+        for hostname in hostnames:
+            refused = caa_refusal(hostname, self.config)
+            if refused:
+                raise IssuanceFailed(refused, retries=self.retries)
         key_pem = new_private_key_pem()
         csr = make_csr_pem(key_pem, list(hostnames))
         last: Exception | None = None
@@ -551,6 +567,24 @@ class AcmeClient:
         acme = self.acme()
         cert = x509.load_pem_x509_certificate(leaf_pem(chain_pem).encode())
         self.call("revoke", lambda: acme.revoke(cert, reason))
+
+
+def caa_refusal(hostname: str, config: AcmeConfig) -> str | None:
+    """Why CAA forbids our CA to issue for `hostname`, or None when it may."""
+    if not config.caa_identities:
+        return None
+    for name in caa_names(hostname):
+        found = lookup(name, "CAA", servers=config.dns_resolvers, timeout=5.0)
+        if found.kind is LookupKind.ANSWER:
+            if caa_permits(found.values, config.caa_identities, wildcard=hostname.startswith("*.")):
+                return None
+            return (
+                f"caa: the CAA records of {name} ({'; '.join(found.values)}) do not allow "
+                f"{', '.join(config.caa_identities)} to issue; add one for it"
+            )
+        if found.kind in {LookupKind.SERVFAIL, LookupKind.TIMEOUT}:
+            return None  # the CA checks CAA itself; do not fail on our lookup
+    return None
 
 
 def _validation_problem(error: errors.ValidationError) -> str:
