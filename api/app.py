@@ -14,7 +14,7 @@ from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
-from api.routers import docs, health, provider, tenant
+from api.routers import acme, docs, health, provider, tenant
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
@@ -24,6 +24,7 @@ from models.cache.rate_limit import make_rate_limiter
 from models.cache.settings import CacheSettings
 from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import upgrade
+from models.domain_settings import DomainSettings
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings
 from pipelines.logging import configure_logging
@@ -76,6 +77,7 @@ def build_state(
         signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
         principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
+        domains=DomainSettings(home=storage.home),
     )
 
 
@@ -125,5 +127,6 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenant.router)
     app.include_router(provider.router)
+    app.include_router(acme.router)
     docs.install(app)
     return app

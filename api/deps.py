@@ -240,6 +240,7 @@ Provider = Annotated[ProviderContext, Depends(_provider_session, scope="function
 TenantRead = Annotated[TenantContext, Depends(tenant("results:read"))]
 TenantNotices = Annotated[TenantContext, Depends(tenant("notices:write"))]
 TenantKeys = Annotated[TenantContext, Depends(tenant("keys:write"))]
+TenantDomains = Annotated[TenantContext, Depends(tenant("domains:write"))]
 
 
 Limit = Annotated[

@@ -21,9 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db.engine import transaction
 from models.domain_settings import DomainSettings
-from pipelines.certificates.budget import FailureBudget
 from pipelines.certificates.keys import SecretBox
-from pipelines.certificates.renewal import RenewalPolicy
 from pipelines.certificates.service import (
     AcmeClient,
     AcmeConfig,
@@ -33,6 +31,7 @@ from pipelines.certificates.service import (
     Rfc2136Provider,
     account_for,
     acme_client,
+    acme_config_from,
     certificates_due,
     claim_certificate,
     drop_http01,
@@ -41,8 +40,7 @@ from pipelines.certificates.service import (
     record_issued,
     remember_account_url,
 )
-from pipelines.domains.ownership import CheckPolicy
-from pipelines.domains.service import DnsConfig, check_domain, domains_due
+from pipelines.domains.service import DnsConfig, check_domain, dns_config_from, domains_due
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -54,36 +52,12 @@ def utc_now() -> datetime:
 
 def dns_config(settings: DomainSettings) -> DnsConfig:
     """The ownership-check configuration of `settings`."""
-    return DnsConfig(
-        resolvers=tuple(settings.dns_resolvers),
-        authoritative=tuple(settings.dns_authoritative),
-        timeout_seconds=settings.dns_timeout_seconds,
-        routing_targets=tuple(settings.domain_cname_targets),
-        routing_addresses=tuple(settings.domain_addresses),
-        platform_suffixes=tuple(settings.platform_domains),
-        policy=CheckPolicy(
-            interval=timedelta(minutes=settings.domain_check_interval_minutes),
-            grace=timedelta(hours=settings.domain_grace_hours),
-        ),
-    )
+    return dns_config_from(settings)
 
 
 def acme_config(settings: DomainSettings) -> AcmeConfig | None:
     """The ACME configuration of `settings`, or None when no directory is configured."""
-    if not settings.acme_directory_url:
-        return None
-    return AcmeConfig(
-        directory_url=settings.acme_directory_url,
-        ca_bundle=settings.acme_ca_bundle,
-        contact=settings.acme_contact,
-        challenge=settings.acme_challenge,
-        order_deadline=timedelta(seconds=settings.acme_order_deadline_seconds),
-        renewal=RenewalPolicy(remaining_ratio=settings.acme_renew_remaining_ratio),
-        budget=FailureBudget(
-            max_failures=settings.acme_failure_budget,
-            window=timedelta(minutes=settings.acme_failure_window_minutes),
-        ),
-    )
+    return acme_config_from(settings)
 
 
 def dns01_provider(settings: DomainSettings) -> Dns01Provider | None:

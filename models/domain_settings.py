@@ -37,6 +37,8 @@ class DomainSettings(BaseSettings):
     """CA bundle to trust for the directory's TLS (Pebble's test CA)."""
     acme_contact: str | None = None
     acme_challenge: str = Field(default="dns-01", pattern="^(dns-01|http-01)$")
+    acme_caa_identities: list[str] = Field(default_factory=list)
+    """Issuer domains of the CA in CAA records (`letsencrypt.org`); checked before ordering."""
     acme_concurrency: int = Field(default=4, ge=1, le=64)
     acme_order_deadline_seconds: int = Field(default=300, ge=10)
     acme_renew_remaining_ratio: float = Field(default=1 / 3, gt=0, lt=1)

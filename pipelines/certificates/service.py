@@ -50,6 +50,7 @@ from models.db.repositories.certificates import (
 )
 from models.db.repositories.domains import DomainRepository
 from models.db.tables import AcmeAccount, Certificate, CertificateAttempt, Domain, Http01Challenge
+from models.domain_settings import DomainSettings
 from pipelines.certificates.budget import (
     BudgetState,
     FailureBudget,
@@ -134,6 +135,26 @@ class AcmeConfig:
     """Issuer domains of our CA in CAA records (`letsencrypt.org`); empty: no CAA check."""
     dns_resolvers: tuple[str, ...] = ()
     """Resolvers for the CAA check (`address:port`); empty: the system's."""
+
+
+def acme_config_from(settings: DomainSettings) -> AcmeConfig | None:
+    """The ACME configuration of settings the caller read; None without a directory."""
+    if not settings.acme_directory_url:
+        return None
+    return AcmeConfig(
+        directory_url=settings.acme_directory_url,
+        ca_bundle=settings.acme_ca_bundle,
+        contact=settings.acme_contact,
+        challenge=settings.acme_challenge,
+        order_deadline=timedelta(seconds=settings.acme_order_deadline_seconds),
+        renewal=RenewalPolicy(remaining_ratio=settings.acme_renew_remaining_ratio),
+        budget=FailureBudget(
+            max_failures=settings.acme_failure_budget,
+            window=timedelta(minutes=settings.acme_failure_window_minutes),
+        ),
+        caa_identities=tuple(settings.acme_caa_identities),
+        dns_resolvers=tuple(settings.dns_resolvers),
+    )
 
 
 # --- DNS-01 providers -----------------------------------------------------------------------

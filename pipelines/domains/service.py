@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dns.exception
 import dns.nameserver
@@ -27,6 +27,7 @@ from models.db.repositories.certificates import CertificateRepository
 from models.db.repositories.domains import DomainRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import Domain
+from models.domain_settings import DomainSettings
 from pipelines.domains.hostnames import normalize_hostname, verification_record_name
 from pipelines.domains.ownership import (
     CheckPolicy,
@@ -62,6 +63,22 @@ class DnsConfig:
     platform_suffixes: tuple[str, ...] = ()
     """Names the platform owns; tenants may not claim them or names under them."""
     policy: CheckPolicy = field(default_factory=CheckPolicy)
+
+
+def dns_config_from(settings: DomainSettings) -> DnsConfig:
+    """The ownership-check configuration of settings the caller read."""
+    return DnsConfig(
+        resolvers=tuple(settings.dns_resolvers),
+        authoritative=tuple(settings.dns_authoritative),
+        timeout_seconds=settings.dns_timeout_seconds,
+        routing_targets=tuple(settings.domain_cname_targets),
+        routing_addresses=tuple(settings.domain_addresses),
+        platform_suffixes=tuple(settings.platform_domains),
+        policy=CheckPolicy(
+            interval=timedelta(minutes=settings.domain_check_interval_minutes),
+            grace=timedelta(hours=settings.domain_grace_hours),
+        ),
+    )
 
 
 def parse_server(text: str) -> tuple[str, int]:
