@@ -334,6 +334,8 @@ class AcmeClient:
                 reason = error.code
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
                 reason = type(error).__name__
+            except errors.ConflictError:
+                raise  # an answer (e.g. "this key has an account"), not a failure
             except errors.ClientError as error:
                 reason = f"unexpected response: {str(error)[:100]}"
             attempt += 1

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from pipelines.notices.service import NoticeDraft, create_notice
 from tests.api.conftest import World
+from tests.api.test_domain_routes import domain_with_certificate
 from tests.api.test_route_coverage import app_routes, covers
 
 TENANT_ROUTES = sorted(route for route in app_routes() if route.split(" ", 1)[1].startswith("/v1/"))
@@ -19,6 +20,8 @@ def _url(path: str, world: World) -> str:
         path.replace("{run_id}", str(world.tenant_a.run_id))
         .replace("{notice_id}", str(uuid.uuid4()))
         .replace("{key_id}", str(world.tenant_a.api_key_id))
+        .replace("{domain_id}", str(uuid.uuid4()))
+        .replace("{certificate_id}", str(uuid.uuid4()))
     )
 
 
@@ -47,12 +50,21 @@ class TestTenantIsolation:
         route with another kind of parameter fails here until it gets one of A's objects.
         """
         a, b = world.tenant_a, world.tenant_b
+        domain_id, certificate_id, hostname = domain_with_certificate(world, a.organization_id)
         owned_by_a = {
             "{run_id}": str(a.run_id),
             "{key_id}": str(a.api_key_id),
             "{notice_id}": _notice_only_for(world, "tenant-a"),
+            "{domain_id}": domain_id,
+            "{certificate_id}": certificate_id,
         }
-        traces_of_a = [*owned_by_a.values(), a.dataset, a.slug, str(a.organization_id)]
+        traces_of_a = [
+            *owned_by_a.values(),
+            a.dataset,
+            a.slug,
+            str(a.organization_id),
+            "streamflow-verification=a-token",
+        ]
         unknown = []
         for route in TENANT_ROUTES:
             method, path = route.split(" ", 1)
@@ -63,6 +75,13 @@ class TestTenantIsolation:
             url = path
             for placeholder in placeholders:
                 url = url.replace(placeholder, owned_by_a[placeholder])
+            if route == "POST /v1/domains":
+                # B claiming A's hostname gets a pending claim of its own: nothing of A's.
+                response = world.client.post(url, json={"hostname": hostname}, headers=b.headers)
+                assert response.status_code == 201, response.text
+                assert response.json()["status"] == "pending"
+                assert [t for t in traces_of_a if t in response.text] == [], route
+                continue
             if route == "GET /v1/comparisons":
                 for pair in ((a.run_id, b.run_id), (b.run_id, a.run_id), (a.run_id, a.run_id)):
                     response = world.client.get(
