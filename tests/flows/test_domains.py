@@ -286,6 +286,55 @@ class TestRobustness:
         assert [a.kind for a in _attempts(sessions, domain_id)] == ["issue", "renew"]
 
 
+@pytest.mark.parametrize("sessions", ["sqlite"], indirect=True)
+def test_http01_answered_by_the_api(
+    sessions: sessionmaker[Session],
+    challtestsrv: ChallTestSrv,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Pebble validates HTTP-01 against the real API (uvicorn on a loopback port), which answers
+    from the tokens the issuing flow stored in the database."""
+    import uvicorn
+
+    from api.app import build_state, create_app
+    from api.settings import ApiSettings
+    from flows.domains import DatabaseHttp01Store
+    from flows.orchestrator import free_port
+    from models.settings import StorageSettings
+
+    port = free_port()
+    home = tmp_path_factory.mktemp("http01-home")
+    url = sessions.kw["bind"].url.render_as_string(hide_password=False)
+    state = build_state(
+        api=ApiSettings(rate_limit_per_address_per_minute=10_000),
+        storage=StorageSettings(home=home, database_url=url),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    ca = Pebble(tmp_path_factory.mktemp("pebble-http01"), challtestsrv.resolver, http_port=port)
+    try:
+        while not server.started:
+            threading.Event().wait(0.05)
+        ca.start()
+        work = _work(sessions, ca, challtestsrv, challenge="http-01")
+        work.dns01 = None
+        work.http01 = DatabaseHttp01Store(sessions, work.clock, timedelta(minutes=5))
+        outcome = process_certificate(work, _verified_domain(sessions, _host()))
+    finally:
+        ca.stop()
+        server.should_exit = True
+        thread.join(timeout=10)
+        state.engine.dispose()
+    assert outcome.result == "issued", outcome
+    with sessions() as session:
+        from models.db.tables import Http01Challenge
+
+        assert list(session.scalars(select(Http01Challenge))) == []  # withdrawn after the order
+
+
 def test_rfc2136_updates_a_real_dns_server(knot: Knot) -> None:
     """TSIG-signed dynamic updates add and remove the challenge TXT record in Knot's zone."""
     provider = Rfc2136Provider(
