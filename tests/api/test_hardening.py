@@ -265,6 +265,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "EvaluationStart": {"organization": "tenant-a", "model": "m@1", "dataset": "d"},
     "NoticeCreate": {"title": "t", "body": "b"},
     "NoticeUpdate": {"title": "t"},
+    "DomainCreate": {"hostname": "fuzz.example.com"},
+    "CertificateRevocation": {"reason": 4},
 }
 """A valid body of each request schema, so that fuzzed parameters reach the handler."""
 
