@@ -44,7 +44,7 @@ from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import api_keys_page, revoke_api_key
 from pipelines.agents.service import model_versions_page
 from pipelines.certificates.read_models import CertificateAttemptView, CertificateDetail
-from pipelines.certificates.service import (
+from pipelines.certificates.views import (
     attempts_page,
     certificate_of_domain,
     certificates_page,
@@ -53,11 +53,10 @@ from pipelines.domains.read_models import DomainDetail
 from pipelines.domains.service import (
     add_domain,
     dns_config_from,
-    domains_page,
-    get_domain,
     remove_domain,
     verify_domain_now,
 )
+from pipelines.domains.views import domains_page, get_domain
 from pipelines.evaluation.runs import get_run
 from pipelines.evaluation.views import quality_scores_page, run_examples_page, runs_page
 from pipelines.notices.service import acknowledge_notice, notices_for_tenant

@@ -49,7 +49,7 @@ def add(hostname: str, org: Org = None, as_json: JsonOption = False) -> None:
 @app.command("list")
 def list_(org: Org = None, cursor: str | None = None, as_json: JsonOption = False) -> None:
     """List the tenant's domains with their ownership and certificate status."""
-    from pipelines.domains.service import domains_page
+    from pipelines.domains.views import domains_page
 
     with session() as opened:
         page = domains_page(opened, organization_id=org_id(opened, org), cursor=cursor, limit=100)
@@ -59,7 +59,7 @@ def list_(org: Org = None, cursor: str | None = None, as_json: JsonOption = Fals
 @app.command("show")
 def show(reference: Reference, org: Org = None, as_json: JsonOption = False) -> None:
     """Show a domain: the record to publish and what the last checks found."""
-    from pipelines.domains.service import domain_detail_of, find_domain
+    from pipelines.domains.views import domain_detail_of, find_domain
 
     with session() as opened:
         domain = find_domain(opened, organization_id=org_id(opened, org), reference=reference)
@@ -74,7 +74,8 @@ def verify(reference: Reference, org: Org = None, as_json: JsonOption = False) -
 
     from flows.domains import dns_config
     from flows.runtime import cli_actor
-    from pipelines.domains.service import find_domain, verify_domain_now
+    from pipelines.domains.service import verify_domain_now
+    from pipelines.domains.views import find_domain
 
     with session() as opened:
         organization_id = org_id(opened, org)
@@ -94,7 +95,8 @@ def verify(reference: Reference, org: Org = None, as_json: JsonOption = False) -
 def remove(reference: Reference, org: Org = None) -> None:
     """Remove a domain and its certificate."""
     from flows.runtime import cli_actor
-    from pipelines.domains.service import find_domain, remove_domain
+    from pipelines.domains.service import remove_domain
+    from pipelines.domains.views import find_domain
 
     with session() as opened:
         organization_id = org_id(opened, org)
@@ -107,8 +109,8 @@ def remove(reference: Reference, org: Org = None) -> None:
 @app.command("certificate")
 def certificate(reference: Reference, org: Org = None, as_json: JsonOption = False) -> None:
     """Show the certificate status of a domain (apart from the domain's own status)."""
-    from pipelines.certificates.service import certificate_of_domain
-    from pipelines.domains.service import find_domain
+    from pipelines.certificates.views import certificate_of_domain
+    from pipelines.domains.views import find_domain
 
     with session() as opened:
         organization_id = org_id(opened, org)

@@ -18,10 +18,9 @@ from pipelines.domains.service import (
     add_domain,
     check_domain,
     domains_due,
-    domains_page,
-    get_domain,
     remove_domain,
 )
+from pipelines.domains.views import domains_page, get_domain
 from pipelines.errors import InvalidInput, NotFound
 from tests.acme_servers import ChallTestSrv
 from tests.factories import create_organization
