@@ -335,6 +335,39 @@ def test_http01_answered_by_the_api(
         assert list(session.scalars(select(Http01Challenge))) == []  # withdrawn after the order
 
 
+@pytest.mark.parametrize("sessions", ["sqlite"], indirect=True)
+def test_the_recheck_flow_checks_due_domains(
+    sessions: sessionmaker[Session], challtestsrv: ChallTestSrv
+) -> None:
+    from flows.domains import recheck_due_domains
+    from pipelines.domains.service import DnsConfig, add_domain
+
+    config = DnsConfig(resolvers=(challtestsrv.resolver,), timeout_seconds=2)
+    now = datetime.now(UTC)
+    with transaction(sessions) as session:
+        tenant = create_organization(session)
+        published, silent = (
+            add_domain(
+                session,
+                organization_id=tenant.id,
+                hostname=_host(),
+                actor="t",
+                now=now,
+                config=config,
+            )
+            for _ in range(2)
+        )
+    challtestsrv.set_txt(published.verification_record, published.verification_value)
+    try:
+        counts = recheck_due_domains(sessions, config=config)
+    finally:
+        challtestsrv.clear_txt(published.verification_record)
+    assert counts == {"verified": 1, "pending": 1}
+    assert silent.hostname != published.hostname
+    # Nothing is due again until the next check time.
+    assert recheck_due_domains(sessions, config=config) == {}
+
+
 def test_rfc2136_updates_a_real_dns_server(knot: Knot) -> None:
     """TSIG-signed dynamic updates add and remove the challenge TXT record in Knot's zone."""
     provider = Rfc2136Provider(

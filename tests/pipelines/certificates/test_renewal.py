@@ -115,3 +115,17 @@ class TestCaa:
             "shop.example.com",
             "example.com",
         ]
+
+
+def test_a_renewal_order_names_the_certificate_it_replaces() -> None:
+    """RFC 9773 `replaces`, absent from the `acme` library's NewOrder, is sent when given."""
+    from acme import messages
+
+    from pipelines.certificates.service import _NewOrder
+
+    identifier = messages.Identifier(typ=messages.IDENTIFIER_FQDN, value="shop.example.com")
+    with_replaces = _NewOrder(
+        identifiers=[identifier], replaces="aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+    )
+    assert with_replaces.to_partial_json()["replaces"] == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+    assert "replaces" not in _NewOrder(identifiers=[identifier]).to_partial_json()
