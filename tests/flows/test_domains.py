@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from flows.domains import CertificateWork, ensure_account, process_certificate, process_certificates
+from flows.runtime import Runtime
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.enums import DomainStatus
 from models.db.tables import AuditLogEntry, Certificate, CertificateAttempt, Domain
@@ -366,6 +367,49 @@ def test_the_recheck_flow_checks_due_domains(
     assert silent.hostname != published.hostname
     # Nothing is due again until the next check time.
     assert recheck_due_domains(sessions, config=config) == {}
+
+
+@pytest.mark.parametrize("streamflow", ["sqlite"], indirect=True)
+def test_the_scheduled_flows_run_on_the_orchestrator(
+    streamflow: Runtime,
+    pebble: Pebble,
+    challtestsrv: ChallTestSrv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`recheck-domains` verifies a domain whose TXT record is published, then
+    `renew-certificates` orders its certificate: both as Prefect flow runs, configured by the
+    environment as the worker would be."""
+    import json
+
+    from flows.domains import recheck_domains, renew_certificates
+    from pipelines.domains.service import DnsConfig, add_domain
+
+    for name, value in {
+        "STREAMFLOW_DNS_RESOLVERS": json.dumps([challtestsrv.resolver]),
+        "STREAMFLOW_ACME_DIRECTORY_URL": pebble.directory_url,
+        "STREAMFLOW_ACME_CA_BUNDLE": pebble.ca_bundle,
+        "STREAMFLOW_DNS01_PROVIDER": "challtestsrv",
+        "STREAMFLOW_CHALLTESTSRV_URL": challtestsrv.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with transaction(streamflow.sessions) as session:
+        tenant = create_organization(session)
+        domain = add_domain(
+            session,
+            organization_id=tenant.id,
+            hostname=_host(),
+            actor="t",
+            now=datetime.now(UTC),
+            config=DnsConfig(),
+        )
+    challtestsrv.set_txt(domain.verification_record, domain.verification_value)
+    try:
+        assert recheck_domains() == {"verified": 1}
+    finally:
+        challtestsrv.clear_txt(domain.verification_record)
+    assert renew_certificates() == {"issued": 1}
+    assert renew_certificates() == {}
+    assert _certificate(streamflow.sessions, domain.id).status == "valid"
 
 
 def test_rfc2136_updates_a_real_dns_server(knot: Knot) -> None:
