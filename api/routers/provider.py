@@ -16,6 +16,7 @@ from api.deps import Cursor, Limit, Provider, ProviderContext, StateDep, page_si
 from api.edge import SignedRoute
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
+from api.launching import launch_or_fail
 from api.schemas.common import Instant, Page, RunId
 from api.schemas.provider import (
     ApiKeyCreate,
@@ -32,7 +33,6 @@ from api.schemas.provider import (
     TenantCreate,
 )
 from api.state import ApiState
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import issue_tenant_api_key, set_tenant_suspended
 from pipelines.audit.service import audit_log_page
 from pipelines.certificates.keys import SecretBox
@@ -45,7 +45,7 @@ from pipelines.certificates.service import (
     revoke_certificate,
 )
 from pipelines.errors import Conflict
-from pipelines.evaluation.service import launch_failed, run_progress, start_evaluation
+from pipelines.evaluation.service import run_progress, start_evaluation
 from pipelines.notices.service import (
     create_notice_view,
     notice_views_page,
@@ -192,7 +192,7 @@ def launch_evaluation(
                 "run_id": str(started.run.id),
             }
             background.add_task(
-                _launch_or_fail, state, parameters, started.run.organization_id, ctx.actor
+                launch_or_fail, state, parameters, started.run.organization_id, ctx.actor
             )
         return EvaluationStarted.of(started)
 
@@ -204,24 +204,6 @@ def launch_evaluation(
         status_code=202,
         produce=start,
     )
-
-
-def _launch_or_fail(
-    state: ApiState, parameters: dict[str, Any], organization_id: uuid.UUID, actor: str
-) -> None:
-    """Launch a committed run's flow; if the launch fails, the run is failed with the reason."""
-    try:
-        state.launcher.launch(parameters)
-    except Exception as error:
-        with state.sessions() as session, session.begin():
-            set_row_scope(session, scope=SYSTEM_SCOPE)
-            launch_failed(
-                session,
-                organization_id=organization_id,
-                run_id=uuid.UUID(parameters["run_id"]),
-                actor=actor,
-                error=error,
-            )
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationStatus, responses=ONE_ERRORS)

@@ -40,7 +40,6 @@ from api.schemas.tenant import (
 )
 from api.state import ApiState
 from models.cache.cache import ResultCache
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import api_keys_page, revoke_api_key
 from pipelines.agents.service import model_versions_page
 from pipelines.certificates.read_models import CertificateAttemptView, CertificateDetail
@@ -327,18 +326,21 @@ def show_domain(domain_id: uuid.UUID, context: TenantRead) -> DomainDetail:
 def verify_domain(domain_id: uuid.UUID, context: TenantDomains, state: StateDep) -> DomainDetail:
     """Check ownership now through DNS; a timeout or SERVFAIL is reported, not counted as failed."""
     organization_id = context.principal.organization_id
-    # A proven claim may take the hostname over from another tenant, which is released and
-    # notified: that write crosses tenants, so this transaction acts for the platform. The
-    # service still finds the domain by this tenant's id only.
-    set_row_scope(context.session, organization_id=str(organization_id), scope=SYSTEM_SCOPE)
-    return verify_domain_now(
-        context.session,
-        organization_id=organization_id,
-        domain_id=domain_id,
-        config=dns_config_from(state.domains),
-        now=context.now,
-        actor=context.principal.actor,
-    )
+    # First, on the tenant's own login: the domain is this tenant's, or 404.
+    get_domain(context.session, organization_id=organization_id, domain_id=domain_id)
+    # Then the check itself, on the platform's login in a transaction of its own: a proven
+    # claim may take the hostname over from another tenant (released and notified), a write
+    # across tenants that the tenant login may not make. The service still finds the domain by
+    # this tenant's id only, and audits the check in that transaction.
+    with state.sessions() as platform, platform.begin():
+        return verify_domain_now(
+            platform,
+            organization_id=organization_id,
+            domain_id=domain_id,
+            config=dns_config_from(state.domains),
+            now=context.now,
+            actor=context.principal.actor,
+        )
 
 
 @router.delete(

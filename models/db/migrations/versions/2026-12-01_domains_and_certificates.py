@@ -1,8 +1,20 @@
 """domains and certificates
 
-Revision ID: 0003_domains
-Revises: 0002
+Revision ID: 0007_domains
+Revises: 0005_label_sets
 Create Date: 2026-12-01 05:40:33.188624
+
+Row-level security as in 0003_rls (PostgreSQL only): every new table is forced, the platform
+role does everything through `<table>_platform`, and the tenant role gets explicit grants of only
+what tenant requests do, with separate `<table>_tenant_<action>` rules on `streamflow_tenant()`:
+
+- `domains`: a tenant reads its own, claims new ones (pending only: a claim cannot arrive
+  verified) and removes its own; every check, takeover and lapse runs for the platform.
+- `certificates`: read only, and not the sealed private key (`key_encrypted` is left out of the
+  column grant, so even the tenant's own key is out of reach).
+- `certificate_attempts`: read only.
+- `acme_accounts` (the account keys) and `http01_challenges` (answered by the platform): the
+  platform's only; no tenant grant, no tenant policy.
 """
 
 from collections.abc import Sequence
@@ -13,58 +25,53 @@ from sqlalchemy.dialects import postgresql
 
 import models.db.base
 
-revision: str = "0003_domains"
-down_revision: str | None = "0002"
+revision: str = "0007_domains"
+down_revision: str | None = "0005_label_sets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP_ROLE = "streamflow_app"
-SYSTEM = "current_setting('streamflow.scope', true) = 'system'"
-OWN_ORG = "organization_id = NULLIF(current_setting('streamflow.org_id', true), '')::uuid"
-ANSWERING_CHALLENGE = "current_setting('streamflow.scope', true) = 'acme_challenge'"
+PLATFORM_ROLE = "streamflow_system"
 
-# (table, read condition, write condition), as in 0002: tenants see their own domains and
-# certificates; ACME accounts are the platform's; HTTP-01 answers are read by the public
-# challenge route in its own scope and written by the issuing flow.
-POLICIES = (
-    ("domains", f"{SYSTEM} OR {OWN_ORG}", f"{SYSTEM} OR {OWN_ORG}"),
-    ("certificates", f"{SYSTEM} OR {OWN_ORG}", f"{SYSTEM} OR {OWN_ORG}"),
-    ("certificate_attempts", f"{SYSTEM} OR {OWN_ORG}", f"{SYSTEM} OR {OWN_ORG}"),
-    ("acme_accounts", SYSTEM, SYSTEM),
-    ("http01_challenges", f"{SYSTEM} OR {ANSWERING_CHALLENGE}", SYSTEM),
+TENANT = "(SELECT streamflow_tenant())"
+OWN = f"organization_id = {TENANT}"
+CLAIM = f"{OWN} AND status = 'pending' AND verified_at IS NULL"
+
+# Columns of a certificate the tenant role may read: all but the sealed private key.
+CERTIFICATE_COLUMNS = (
+    "id, organization_id, domain_id, hostnames, status, acme_account_id, serial, ari_id, "
+    "not_before, not_after, renew_at, chain_pem, issued_at, revoked_at, revocation_reason, "
+    "failures, failure_window_started_at, consecutive_failures, next_attempt_at, last_error, "
+    "created_at, updated_at"
 )
 
+# table → (grant to the tenant role, {action: condition}); insert checks the new row, update
+# and delete (none here) would check both.
+TENANT_TABLES: dict[str, tuple[str, dict[str, str]]] = {
+    "domains": ("SELECT, INSERT, DELETE", {"select": OWN, "insert": CLAIM, "delete": OWN}),
+    "certificates": (f"SELECT ({CERTIFICATE_COLUMNS})", {"select": OWN}),
+    "certificate_attempts": ("SELECT", {"select": OWN}),
+}
+PLATFORM_ONLY = ("acme_accounts", "http01_challenges")
 
-def _enable_row_level_security() -> None:
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            CREATE ROLE {APP_ROLE} NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-        END
-        $$
-        """
-    )
-    for table, read, write in POLICIES:
-        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}")
+
+def _row_level_security() -> None:
+    for table in (*TENANT_TABLES, *PLATFORM_ONLY):
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {PLATFORM_ROLE}")
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(f"CREATE POLICY {table}_read ON {table} FOR SELECT USING ({read})")
-        op.execute(f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({write})")
         op.execute(
-            f"CREATE POLICY {table}_update ON {table} FOR UPDATE "
-            f"USING ({write}) WITH CHECK ({write})"
+            f"CREATE POLICY {table}_platform ON {table} FOR ALL TO {PLATFORM_ROLE} "
+            "USING (true) WITH CHECK (true)"
         )
-        op.execute(f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({write})")
-
-
-def _disable_row_level_security() -> None:
-    for table, _, _ in POLICIES:
-        for action in ("read", "insert", "update", "delete"):
-            op.execute(f"DROP POLICY IF EXISTS {table}_{action} ON {table}")
-        op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    for table, (grant, rules) in TENANT_TABLES.items():
+        op.execute(f"GRANT {grant} ON {table} TO {APP_ROLE}")
+        for action, condition in rules.items():
+            clause = f"WITH CHECK ({condition})" if action == "insert" else f"USING ({condition})"
+            op.execute(
+                f"CREATE POLICY {table}_tenant_{action} ON {table} "
+                f"FOR {action.upper()} TO {APP_ROLE} {clause}"
+            )
 
 
 def upgrade() -> None:
@@ -277,12 +284,11 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
     if op.get_bind().dialect.name == "postgresql":
-        _enable_row_level_security()
+        _row_level_security()
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        _disable_row_level_security()
+    # Dropping the tables drops their policies and grants with them.
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("certificate_attempts", schema=None) as batch_op:
         batch_op.drop_index(
