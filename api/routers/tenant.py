@@ -24,6 +24,7 @@ from api.deps import (
     TenantRead,
     page_size,
 )
+from api.domain_checks import check_tenant_domain_now
 from api.errors import problem_responses
 from api.schemas.common import RUN_ID_HELP, RUN_ID_PATTERN, Page, RunId
 from api.schemas.tenant import (
@@ -53,7 +54,6 @@ from pipelines.domains.service import (
     add_domain,
     dns_config_from,
     remove_domain,
-    verify_domain_now,
 )
 from pipelines.domains.views import domains_page, get_domain
 from pipelines.evaluation.runs import get_run
@@ -325,22 +325,14 @@ def show_domain(domain_id: uuid.UUID, context: TenantRead) -> DomainDetail:
 @router.post("/domains/{domain_id}/verify", response_model=DomainDetail, responses=ONE_ERRORS)
 def verify_domain(domain_id: uuid.UUID, context: TenantDomains, state: StateDep) -> DomainDetail:
     """Check ownership now through DNS; a timeout or SERVFAIL is reported, not counted as failed."""
-    organization_id = context.principal.organization_id
-    # First, on the tenant's own login: the domain is this tenant's, or 404.
-    get_domain(context.session, organization_id=organization_id, domain_id=domain_id)
-    # Then the check itself, on the platform's login in a transaction of its own: a proven
-    # claim may take the hostname over from another tenant (released and notified), a write
-    # across tenants that the tenant login may not make. The service still finds the domain by
-    # this tenant's id only, and audits the check in that transaction.
-    with state.sessions() as platform, platform.begin():
-        return verify_domain_now(
-            platform,
-            organization_id=organization_id,
-            domain_id=domain_id,
-            config=dns_config_from(state.domains),
-            now=context.now,
-            actor=context.principal.actor,
-        )
+    return check_tenant_domain_now(
+        state,
+        context.session,
+        organization_id=context.principal.organization_id,
+        domain_id=domain_id,
+        now=context.now,
+        actor=context.principal.actor,
+    )
 
 
 @router.delete(

@@ -17,10 +17,15 @@ from pipelines.pagination import Paged, after_key, as_paged
 
 def certificate_detail_of(session: Session, certificate: Certificate) -> CertificateDetail:
     domain = DomainRepository(session).get_any(certificate.domain_id)
+    return certificate_detail(certificate, domain.hostname if domain else certificate.hostnames[0])
+
+
+def certificate_detail(certificate: Certificate, hostname: str) -> CertificateDetail:
+    """The read model of a certificate whose domain's hostname the caller has at hand."""
     return CertificateDetail(
         id=certificate.id,
         domain_id=certificate.domain_id,
-        hostname=domain.hostname if domain else certificate.hostnames[0],
+        hostname=hostname,
         hostnames=list(certificate.hostnames),
         status=CertificateStatus(certificate.status),
         serial=certificate.serial,

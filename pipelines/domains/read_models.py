@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.db.enums import DomainStatus, OwnershipOutcome, RoutingOutcome
+from pipelines.certificates.read_models import CertificateDetail
 
 
 class DomainReadModel(BaseModel):
@@ -53,3 +54,11 @@ class DomainDetail(DomainReadModel):
         description="Status of the domain's certificate (see the certificates resource)"
     )
     created_at: datetime
+
+
+class DomainOverview(DomainReadModel):
+    """A domain beside its certificate and its tenant, as the dashboards list them."""
+
+    organization_slug: str
+    domain: DomainDetail
+    certificate: CertificateDetail | None

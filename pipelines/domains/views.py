@@ -9,15 +9,25 @@ from sqlalchemy.orm import Session
 from models.db.enums import DomainStatus, OwnershipOutcome
 from models.db.repositories.certificates import CertificateRepository
 from models.db.repositories.domains import DomainRepository
-from models.db.tables import Domain
+from models.db.tables import Certificate, Domain
+from pipelines.certificates.views import certificate_detail
 from pipelines.domains.hostnames import normalize_hostname, verification_record_name
-from pipelines.domains.read_models import DomainDetail, OwnershipCheck, RoutingCheck
+from pipelines.domains.read_models import (
+    DomainDetail,
+    DomainOverview,
+    OwnershipCheck,
+    RoutingCheck,
+)
 from pipelines.errors import NotFound
 from pipelines.pagination import Paged, after_key, as_paged
 
 
 def domain_detail_of(session: Session, domain: Domain) -> DomainDetail:
-    certificate = CertificateRepository(session).for_domain(domain.id)
+    return domain_detail(domain, CertificateRepository(session).for_domain(domain.id))
+
+
+def domain_detail(domain: Domain, certificate: Certificate | None) -> DomainDetail:
+    """The read model of a domain whose certificate (or None) the caller has at hand."""
     return DomainDetail(
         id=domain.id,
         hostname=domain.hostname,
@@ -62,6 +72,36 @@ def domains_page(
         organization_id, after=after_key(cursor, DomainRepository.ORDER), limit=limit
     )
     return as_paged(page, lambda domain: domain_detail_of(session, domain))
+
+
+def domain_overviews_page(
+    session: Session, *, organization_id: uuid.UUID | None, cursor: str | None, limit: int
+) -> Paged[DomainOverview]:
+    """Domains with their certificates, oldest first: one tenant's (its dashboard), or every
+    tenant's for None (the provider's, in platform scope)."""
+    page = DomainRepository(session).page_overview(
+        organization_id, after=after_key(cursor, DomainRepository.ORDER), limit=limit
+    )
+    return as_paged(page, _overview)
+
+
+def domain_overview(
+    session: Session, *, organization_id: uuid.UUID, domain_id: uuid.UUID
+) -> DomainOverview:
+    """One of a tenant's domains with its certificate, or NotFound (another tenant's too)."""
+    row = DomainRepository(session).overview(organization_id, domain_id)
+    if row is None:
+        raise NotFound(f"domain {domain_id} not found", field="domain_id")
+    return _overview(row)
+
+
+def _overview(row: tuple[Domain, Certificate | None, str]) -> DomainOverview:
+    domain, certificate, slug = row
+    return DomainOverview(
+        organization_slug=slug,
+        domain=domain_detail(domain, certificate),
+        certificate=certificate_detail(certificate, domain.hostname) if certificate else None,
+    )
 
 
 def find_domain(session: Session, *, organization_id: uuid.UUID, reference: str) -> Domain:

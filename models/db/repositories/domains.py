@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from models.db.enums import DomainStatus
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
-from models.db.tables import Domain
+from models.db.tables import Certificate, Domain, Organization
 
 
 class DomainRepository(Repository):
@@ -52,6 +52,35 @@ class DomainRepository(Repository):
     ) -> KeysetPage[Domain]:
         query = select(Domain).where(Domain.organization_id == organization_id)
         return self.page(query, self.ORDER, after=after, limit=limit)
+
+    def overview(
+        self, organization_id: uuid.UUID, domain_id: uuid.UUID
+    ) -> tuple[Domain, Certificate | None, str] | None:
+        """One of a tenant's domains beside its certificate (if any) and the tenant's slug."""
+        row = self.session.execute(
+            self._overview_query().where(
+                Domain.id == domain_id, Domain.organization_id == organization_id
+            )
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def page_overview(
+        self, organization_id: uuid.UUID | None, *, after: Key | None, limit: int
+    ) -> KeysetPage[tuple[Domain, Certificate | None, str]]:
+        """Domains beside their certificate (if any) and their tenant's slug, oldest first:
+        one tenant's, or every tenant's for None (platform scope)."""
+        query = self._overview_query()
+        if organization_id is not None:
+            query = query.where(Domain.organization_id == organization_id)
+        return self.page(query, self.ORDER, after=after, limit=limit)
+
+    @staticmethod
+    def _overview_query() -> Select[Domain, Certificate, str]:
+        return (
+            select(Domain, Certificate, Organization.slug)
+            .join(Organization, Organization.id == Domain.organization_id)
+            .outerjoin(Certificate, Certificate.domain_id == Domain.id)
+        )
 
     def due_for_check(self, now: datetime, *, limit: int) -> list[uuid.UUID]:
         """Claims whose next ownership check is due (released ones are not checked)."""
