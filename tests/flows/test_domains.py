@@ -13,7 +13,7 @@ from pathlib import Path
 import dns.resolver
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from flows.domains import CertificateWork, ensure_account, process_certificate, process_certificates
 from flows.runtime import Runtime
@@ -84,7 +84,11 @@ def _host() -> str:
 
 def _certificate(sessions: sessionmaker[Session], domain_id: uuid.UUID) -> Certificate:
     with sessions() as session:
-        found = session.scalars(select(Certificate).where(Certificate.domain_id == domain_id)).one()
+        found = session.scalars(
+            select(Certificate)
+            .where(Certificate.domain_id == domain_id)
+            .options(undefer(Certificate.key_encrypted))  # read after the session closes
+        ).one()
         session.expunge(found)
         return found
 
