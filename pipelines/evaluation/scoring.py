@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipelines.evaluation import intervals
 from pipelines.evaluation.metrics import (
     ClassificationSuite,
     TextGenerationSuite,
@@ -18,18 +19,22 @@ from pipelines.evaluation.metrics import (
     score_classification,
     score_text_generation,
 )
-from pipelines.evaluation.quality import QualityWeights, quality_score
+from pipelines.evaluation.quality import QUALITY_SCORE, QualityWeights, quality_score
 from pipelines.evaluation.read_models import McNemarTest, MetricDifference, split_metric_name
 from pipelines.evaluation.rouge import ROUGE_COLUMNS, score_rouge
 from pipelines.evaluation.statistics import (
+    Estimate,
     PairedDifference,
-    bootstrap,
-    bootstrap_by_slice,
-    confidence_intervals,
+    Replicates,
+    Studentized,
+    bootstrap_studentized,
+    bootstrap_studentized_by_slice,
     holm,
     mcnemar,
     paired_bootstrap,
     paired_bootstrap_by_slice,
+    studentized_intervals,
+    wilson_interval,
 )
 from pipelines.evaluation.suite import MetricSuite
 
@@ -47,6 +52,8 @@ class ScoringOptions:
     n_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    min_n: int = intervals.DEFAULT_MIN_N
+    """Slices with fewer examples are flagged `small_n` in every output."""
 
 
 @dataclass(frozen=True)
@@ -108,40 +115,99 @@ def summarize(
     options: ScoringOptions,
     quality: QualityWeights | None,
 ) -> list[MetricRow]:
-    """Every metric with its CI, overall and per non-empty slice; plus the quality score."""
+    """Every metric with its CI, overall and per non-empty slice; plus the quality score.
+
+    Intervals follow `intervals`: Wilson for proportions, bootstrap-t for everything else
+    (see `docs/statistics.md`). Values are the metrics on the whole slice, as before.
+    """
     suite = suite_for(task, [scores])
     statistics = suite.statistics(scores)
+    derived = _quality_coefficients(quality)
     parts = {
-        ALL_EXAMPLES: bootstrap(
-            statistics, suite, n_resamples=options.n_resamples, seed=options.seed
+        ALL_EXAMPLES: bootstrap_studentized(
+            statistics, suite, derived=derived, n_resamples=options.n_resamples, seed=options.seed
         )
     }
     named = [s for s in slices if s]
     if named:
         mask = np.asarray([bool(s) for s in slices])
         parts.update(
-            bootstrap_by_slice(
-                statistics[mask], named, suite, n_resamples=options.n_resamples, seed=options.seed
+            bootstrap_studentized_by_slice(
+                statistics[mask],
+                named,
+                suite,
+                derived=derived,
+                n_resamples=options.n_resamples,
+                seed=options.seed,
             )
         )
     rows: list[MetricRow] = []
-    for slice_name, replicates in parts.items():
-        groups = [replicates] + ([quality_score(replicates, quality)] if quality else [])
-        for group in groups:
-            for name, estimate in confidence_intervals(
-                group, confidence=options.confidence
-            ).items():
-                rows.append(
-                    MetricRow(
-                        slice=slice_name,
-                        name=name,
-                        value=_finite(estimate.value),
-                        ci_low=_finite(estimate.ci_low),
-                        ci_high=_finite(estimate.ci_high),
-                        n=estimate.n,
-                    )
+    for slice_name, studentized in parts.items():
+        estimates = interval_estimates(studentized, suite, quality, confidence=options.confidence)
+        for name, estimate in estimates.items():
+            rows.append(
+                MetricRow(
+                    slice=slice_name,
+                    name=name,
+                    value=_finite(estimate.value),
+                    ci_low=_finite(estimate.ci_low),
+                    ci_high=_finite(estimate.ci_high),
+                    n=estimate.n,
                 )
+            )
     return rows
+
+
+def _quality_coefficients(quality: QualityWeights | None) -> dict[str, dict[str, float]]:
+    if quality is None:
+        return {}
+    return {
+        QUALITY_SCORE: {
+            metric: weight / quality.scale(metric) for metric, weight in quality.weights.items()
+        }
+    }
+
+
+def interval_estimates(
+    studentized: Studentized,
+    suite: MetricSuite,
+    quality: QualityWeights | None,
+    *,
+    confidence: float,
+) -> dict[str, Estimate]:
+    """Each metric's value and interval by its family: Wilson or bootstrap-t.
+
+    Values are the suite's metrics on the summed statistics and the quality score computed by
+    `quality_score` on them, exactly as reported before intervals changed.
+    """
+    names = tuple(suite.names)
+    plain = Replicates(
+        names, studentized.point[: len(names)], studentized.replicates[:, : len(names)], 0
+    )
+    values = dict(zip(names, (float(v) for v in plain.point), strict=True))
+    if quality is not None:
+        values[QUALITY_SCORE] = float(quality_score(plain, quality).point[0])
+    bounded = {name: intervals.bounds(name) for name in studentized.names}
+    if quality is not None:
+        bounded[QUALITY_SCORE] = (0.0, 1.0)
+    boot = studentized_intervals(studentized, confidence=confidence, bounds=bounded)
+    counts = getattr(suite, "proportions", None)
+    proportions: dict[str, tuple[float, float]] = (
+        counts(studentized.totals) if callable(counts) else {}
+    )
+    out: dict[str, Estimate] = {}
+    for name in studentized.names:
+        value = values[name]
+        if intervals.family(name) == "proportion" and name in proportions:
+            successes, trials = proportions[name]
+            wilson = wilson_interval(successes, trials, confidence=confidence)
+            low, high = wilson.ci_low, wilson.ci_high
+        else:
+            low, high = boot[name].ci_low, boot[name].ci_high
+        if not np.isfinite(value):
+            low = high = float("nan")
+        out[name] = Estimate(value, low, high, studentized.n)
+    return out
 
 
 def compare(
