@@ -103,6 +103,7 @@ def _request(
             n_resamples=settings.bootstrap_resamples,
             confidence=settings.confidence,
             seed=settings.seed,
+            min_n=settings.min_n,
         ),
         quality_weights=quality_weights,
         batch_size=batch_size or settings.batch_size,

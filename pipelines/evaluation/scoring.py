@@ -5,6 +5,7 @@ Pure core: frames and arrays in, frozen dataclasses and read models out; `servic
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.evaluation import intervals
+from pipelines.evaluation.decision import decide
 from pipelines.evaluation.metrics import (
     ClassificationSuite,
     TextGenerationSuite,
@@ -20,7 +22,12 @@ from pipelines.evaluation.metrics import (
     score_text_generation,
 )
 from pipelines.evaluation.quality import QUALITY_SCORE, QualityWeights, quality_score
-from pipelines.evaluation.read_models import McNemarTest, MetricDifference, split_metric_name
+from pipelines.evaluation.read_models import (
+    McNemarTest,
+    MetricDifference,
+    Verdict,
+    split_metric_name,
+)
 from pipelines.evaluation.rouge import ROUGE_COLUMNS, score_rouge
 from pipelines.evaluation.statistics import (
     Estimate,
@@ -29,14 +36,14 @@ from pipelines.evaluation.statistics import (
     Studentized,
     bootstrap_studentized,
     bootstrap_studentized_by_slice,
-    holm,
+    influence,
     mcnemar,
     paired_bootstrap,
     paired_bootstrap_by_slice,
     studentized_intervals,
     wilson_interval,
 )
-from pipelines.evaluation.suite import MetricSuite
+from pipelines.evaluation.suite import FloatArray, MetricSuite
 
 CLASSIFICATION = "classification"
 TEXT_GENERATION = "text_generation"
@@ -75,6 +82,7 @@ class Comparison:
     n: int
     overall: tuple[MetricDifference, ...]
     slices: tuple[MetricDifference, ...]
+    verdict: Verdict
     mcnemar: tuple[McNemarTest, ...] = field(default_factory=tuple)
 
 
@@ -210,6 +218,17 @@ def interval_estimates(
     return out
 
 
+class PrimaryMetricUnknown(ValueError):
+    """The declared primary metric is not one the comparison computes."""
+
+
+def default_primary(task: str, quality: QualityWeights | None) -> str:
+    """The primary metric of a comparison when none is declared: the quality score."""
+    if quality is not None:
+        return QUALITY_SCORE
+    return "f1_macro" if task == CLASSIFICATION else "rougeL_f"
+
+
 def compare(
     task: str,
     scores_a: pd.DataFrame,
@@ -218,12 +237,30 @@ def compare(
     slices: Sequence[str],
     options: ScoringOptions,
     quality: QualityWeights | None,
+    primary: str | None = None,
 ) -> Comparison:
-    """Paired comparison of two runs whose rows are the same examples in the same order."""
+    """Paired comparison of two runs whose rows are the same examples in the same order.
+
+    One decision rule (see `decision`): the primary metric (the quality score unless another
+    is declared) tested alone at alpha = 1 - confidence; every other metric, overall and per
+    slice, in one Holm family.
+    """
     if len(scores_a) != len(scores_b):
         raise ValueError("paired comparison needs the same examples in both runs")
     suite = suite_for(task, [scores_a, scores_b])
+    primary = primary or default_primary(task, quality)
+    metric_names = (*suite.names, *([QUALITY_SCORE] if quality else []))
+    if primary not in metric_names:
+        raise PrimaryMetricUnknown(
+            f"primary metric {primary!r} is not a metric of this comparison; choose one of "
+            + ", ".join(metric_names)
+        )
     stats_a, stats_b = suite.statistics(scores_a), suite.statistics(scores_b)
+    named = [s for s in slices if s]
+    alpha = 1.0 - options.confidence
+    # Holm multiplies the smallest p by the family size; enough swaps keep it resolvable.
+    family_size = len(metric_names) * (1 + len(set(named))) - 1
+    swaps = max(options.n_resamples, math.ceil(2 * family_size / alpha))
     overall = _differences(
         ALL_EXAMPLES,
         paired_bootstrap(
@@ -231,17 +268,15 @@ def compare(
             stats_b,
             suite,
             n_resamples=options.n_resamples,
+            n_permutations=swaps,
             seed=options.seed,
             confidence=options.confidence,
             quality=quality,
         ),
     )
-    named = [s for s in slices if s]
     per_slice: list[MetricDifference] = []
     if named:
         mask = np.asarray([bool(s) for s in slices])
-        # Holm multiplies the smallest p by the family size; enough swaps keep it resolvable.
-        swaps = max(options.n_resamples, 20 * len(set(named)))
         by_slice = paired_bootstrap_by_slice(
             stats_a[mask],
             stats_b[mask],
@@ -255,6 +290,16 @@ def compare(
         )
         for slice_name, differences in by_slice.items():
             per_slice += _differences(slice_name, differences)
+    overall, per_slice, verdict = decide(
+        overall,
+        per_slice,
+        primary=primary,
+        differences=paired_differences(suite, stats_a, stats_b, primary, quality),
+        n=len(scores_a),
+        alpha=alpha,
+        min_n=options.min_n,
+        swaps=swaps,
+    )
     column = "correct" if task == CLASSIFICATION else "exact_match"
     result = mcnemar(
         scores_a[column].to_numpy(dtype=float) > 0.5, scores_b[column].to_numpy(dtype=float) > 0.5
@@ -268,9 +313,37 @@ def compare(
     return Comparison(
         n=len(scores_a),
         overall=tuple(overall),
-        slices=tuple(_holm_per_metric(per_slice)),
+        slices=tuple(per_slice),
+        verdict=verdict,
         mcnemar=(test,),
     )
+
+
+def paired_differences(
+    suite: MetricSuite,
+    stats_a: FloatArray,
+    stats_b: FloatArray,
+    metric: str,
+    quality: QualityWeights | None,
+) -> FloatArray:
+    """Per-example differences b − a of one metric: n·∇f(S̄)·(s_b,i − s_a,i).
+
+    S̄ is the mean of both systems' summed statistics. For a mean this is exactly the
+    per-example score difference; for other metrics the first-order (linearised) one, whose
+    mean approximates the metric's difference. Their spread is the paired variance that power
+    and planning use.
+    """
+    pooled = (stats_a.sum(axis=0) + stats_b.sum(axis=0)) / 2.0
+    slopes = influence(stats_b - stats_a, suite, pooled)
+    names = tuple(suite.names)
+    if metric == QUALITY_SCORE and quality is not None:
+        weights = _quality_coefficients(quality)[QUALITY_SCORE]
+        column = np.zeros(slopes.shape[0])
+        for name, coefficient in weights.items():
+            column = column + coefficient * slopes[:, names.index(name)]
+    else:
+        column = slopes[:, names.index(metric)]
+    return np.asarray(column * stats_a.shape[0], dtype=np.float64)
 
 
 def _differences(
@@ -291,22 +364,6 @@ def _differences(
             n=d.n,
         )
         for name, d in differences.items()
-    ]
-
-
-def _holm_per_metric(rows: list[MetricDifference]) -> list[MetricDifference]:
-    """Holm-adjust each metric's p-values across slices (one family per metric)."""
-    by_metric: dict[tuple[str, str | None], list[int]] = {}
-    for index, row in enumerate(rows):
-        if row.p_value is not None:
-            by_metric.setdefault((row.name, row.label), []).append(index)
-    adjusted: dict[int, float] = {}
-    for indexes in by_metric.values():
-        values = holm([rows[i].p_value or 0.0 for i in indexes])
-        adjusted.update(zip(indexes, values, strict=True))
-    return [
-        row.model_copy(update={"p_value_holm": adjusted.get(index)})
-        for index, row in enumerate(rows)
     ]
 
 

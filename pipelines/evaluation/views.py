@@ -19,6 +19,7 @@ from models.cache.settings import CacheSettings
 from models.db.enums import RunStatus
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
+from pipelines.evaluation import intervals
 from pipelines.evaluation.read_models import (
     DatasetRef,
     EvaluationDetail,
@@ -97,12 +98,13 @@ def evaluation_detail(
     dataset, version = run_dataset(session, organization_id=organization_id, run=run)
     runs = EvaluationRepository(session)
     metrics = runs.metrics(run.id)
-    overall = [Metric.of(m) for m in metrics if m.slice == ""]
+    policy = reading_policy(run)
+    overall = [Metric.of(m, **policy) for m in metrics if m.slice == ""]
     quality = next((m for m in overall if m.name == "quality_score"), None)
     slices: dict[str, list[Metric]] = {}
     for m in metrics:
         if m.slice:
-            slices.setdefault(m.slice, []).append(Metric.of(m))
+            slices.setdefault(m.slice, []).append(Metric.of(m, **policy))
     stored_batches = (
         len(runs.stored_batches(run.id)) if run.status != RunStatus.COMPLETED else run.batch_count
     )
@@ -116,6 +118,16 @@ def evaluation_detail(
         metrics=overall,
         slices=[SliceMetrics(slice=name, metrics=rows) for name, rows in sorted(slices.items())],
     )
+
+
+def reading_policy(run: EvaluationRun) -> dict[str, Any]:
+    """How a run's metrics are flagged: its minimum n and its quality score's parts."""
+    options = (run.config or {}).get("options") or {}
+    weights = (run.config or {}).get("quality_weights") or {}
+    return {
+        "min_n": int(options.get("min_n", intervals.DEFAULT_MIN_N)),
+        "parts": tuple(weights),
+    }
 
 
 def run_detail(
@@ -156,11 +168,14 @@ def compare_runs(
     organization_id: uuid.UUID,
     run_a: uuid.UUID | str,
     run_b: uuid.UUID | str,
+    primary: str | None = None,
 ) -> RunComparison:
     """`service.compare_runs`, imported when first needed: it brings the scoring stack."""
     from pipelines.evaluation.service import compare_runs as compare
 
-    return compare(session, organization_id=organization_id, run_a=run_a, run_b=run_b)
+    return compare(
+        session, organization_id=organization_id, run_a=run_a, run_b=run_b, primary=primary
+    )
 
 
 def comparison(result: RunComparison) -> ComparisonView:
@@ -169,18 +184,23 @@ def comparison(result: RunComparison) -> ComparisonView:
         run_a=RunRef(
             id=result.run_a.id,
             subject=subject(result.run_a),
-            metrics=[Metric.of(m) for m in result.metrics_a.values()],
+            metrics=[
+                Metric.of(m, **reading_policy(result.run_a)) for m in result.metrics_a.values()
+            ],
         ),
         run_b=RunRef(
             id=result.run_b.id,
             subject=subject(result.run_b),
-            metrics=[Metric.of(m) for m in result.metrics_b.values()],
+            metrics=[
+                Metric.of(m, **reading_policy(result.run_b)) for m in result.metrics_b.values()
+            ],
         ),
         task=result.run_a.task,
         n=result.comparison.n,
         overall=list(result.comparison.overall),
         slices=list(result.comparison.slices),
         mcnemar=list(result.comparison.mcnemar),
+        verdict=result.comparison.verdict,
     )
 
 
