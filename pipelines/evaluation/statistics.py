@@ -60,6 +60,8 @@ _BLOCK_CELLS = 1 << 22
 _TIE_TOLERANCE = 1e-9
 # Bootstrap-t statistics beyond this are a resample with no spread; capped, not infinite.
 _T_CAP = 1e6
+# A standard error or replicate spread below this share of the metric's magnitude is no spread.
+_FLAT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -462,15 +464,21 @@ def bootstrap_studentized_by_slice(
 def influence(statistics: FloatArray, suite: MetricSuite, at: FloatArray) -> FloatArray:
     """Per-example influence u_i = grad f(at) . s_i of every metric, shape (n, m).
 
-    The gradient is taken by forward differences (relative step 1e-6) of `suite.finalize`, so
-    it needs nothing from the suite but its values; a metric undefined at `at` gets NaN.
+    The gradient is taken by central differences (relative step 1e-5; forward differences for
+    a sum too close to 0 to step below it, as counts cannot be negative) of `suite.finalize`,
+    so it needs nothing from the suite but its values; a metric undefined at `at` gets NaN.
     """
     stats = _as_statistics(statistics, "statistics")
     base = np.asarray(at, dtype=np.float64)
-    steps = 1e-6 * np.fmax(np.abs(base), 1.0)
-    shifted = np.vstack([base, base + np.diag(steps)])
-    values = _finalize(suite, shifted)
-    gradient = (values[1:] - values[0]) / steps[:, np.newaxis]  # (d, m)
+    steps = 1e-5 * np.fmax(np.abs(base), 1.0)
+    central = base - steps >= 0.0
+    below = np.where(central, base - steps, base)
+    values = _finalize(suite, np.vstack([base, base + np.diag(steps)]))
+    lowered = np.tile(base, (base.size, 1))
+    lowered[np.arange(base.size), np.arange(base.size)] = below
+    values_below = _finalize(suite, lowered)
+    span = np.where(central, 2.0 * steps, steps)[:, np.newaxis]
+    gradient = (values[1 : 1 + base.size] - values_below) / span  # (d, m)
     gradient[:, np.isnan(values[0])] = np.nan
     # A perturbed value may be undefined where the metric is defined (a 0/0 branch): no slope.
     gradient = np.where(np.isnan(gradient) & ~np.isnan(values[0]), 0.0, gradient)
@@ -541,9 +549,9 @@ def studentized_intervals(
 ) -> dict[str, Estimate]:
     """Bootstrap-t intervals [f - t*_(1-a/2) se, f - t*_(a/2) se], clipped to `bounds`.
 
-    t* = (f* - f) / se* on each resample. A metric whose standard error is zero (every example
-    moves it the same way, e.g. all examples scored 1) or undefined gets a NaN interval: a
-    zero-width interval would claim certainty the data cannot give.
+    t* = (f* - f) / se* on each resample. A metric without spread (every resample gives the
+    same value, or the standard error is zero: e.g. all examples scored 1) or undefined gets a
+    NaN interval: a zero-width interval would claim certainty the data cannot give.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
@@ -558,11 +566,15 @@ def studentized_intervals(
         column = studentized.replicates[:, j]
         defined = ~np.isnan(column)
         enough = 1.0 - defined.mean() <= max_undefined
-        if np.isfinite(point) and np.isfinite(se) and se > 0.0 and enough:
+        scale = max(1.0, abs(point)) if np.isfinite(point) else 1.0
+        # No variation: every resample gives the point (up to rounding), or the standard error
+        # is finite-difference noise. No interval then, rather than a zero-width one.
+        varies = defined.any() and float(np.ptp(column[defined])) > _FLAT * scale
+        if np.isfinite(point) and np.isfinite(se) and se > _FLAT * scale and varies and enough:
             shift = column[defined] - point
-            scale = studentized.replicate_se[defined, j]
+            spread = studentized.replicate_se[defined, j]
             with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(scale > 0.0, shift / scale, np.sign(shift) * _T_CAP)
+                t = np.where(spread > 0.0, shift / spread, np.sign(shift) * _T_CAP)
             t = np.clip(t, -_T_CAP, _T_CAP)
             t_low, t_high = np.quantile(t, [tail, 1.0 - tail])
             low, high = point - float(t_high) * se, point - float(t_low) * se
@@ -588,7 +600,10 @@ def wilson_interval(successes: float, trials: float, *, confidence: float = 0.95
     denominator = 1.0 + z * z / trials
     center = (p + z * z / (2.0 * trials)) / denominator
     half = z * np.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)) / denominator
-    return Estimate(p, max(0.0, center - half), min(1.0, center + half), round(trials))
+    # At 0 (or all) successes the bound is exactly 0 (or 1); rounding would leave 1e-17.
+    low = 0.0 if successes == 0 else max(0.0, center - half)
+    high = 1.0 if successes == trials else min(1.0, center + half)
+    return Estimate(p, low, high, round(trials))
 
 
 def mcnemar(correct_a: BoolArray, correct_b: BoolArray) -> McNemarResult:
