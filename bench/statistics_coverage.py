@@ -715,8 +715,8 @@ def _family_metric(family: str) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="Fewer datasets; print only.")
-    parser.add_argument("--datasets", type=int, default=1000)
-    parser.add_argument("--resamples", type=int, default=999)
+    parser.add_argument("--datasets", type=int, default=600)
+    parser.add_argument("--resamples", type=int, default=500)
     parser.add_argument("--output", type=Path, default=Path("docs/statistics.md"))
     args = parser.parse_args(argv)
     if args.quick:

@@ -190,7 +190,10 @@ def interval_estimates(
     """
     names = tuple(suite.names)
     plain = Replicates(
-        names, studentized.point[: len(names)], studentized.replicates[:, : len(names)], 0
+        names,
+        studentized.point[: len(names)],
+        studentized.replicates[:, : len(names)],
+        studentized.n,
     )
     values = dict(zip(names, (float(v) for v in plain.point), strict=True))
     if quality is not None:

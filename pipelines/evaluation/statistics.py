@@ -500,7 +500,10 @@ def _studentized(
     combos = _combinations(names, derived)
     if combos.shape[1]:
         u = np.column_stack([u, np.nan_to_num(u) @ combos])
-    u = u - np.nanmean(u, axis=0) if u.shape[0] else u
+    # Centre (the sum of influences is 0 for the scale-free metrics here, up to rounding); a
+    # metric undefined at the sample keeps its NaN column.
+    undefined = np.isnan(u).any(axis=0)
+    u = np.where(undefined, np.nan, u - np.nan_to_num(u).mean(axis=0))
     squared = u * u
     finite_u = np.nan_to_num(u)
     sums, u_sums, u2_sums = _resampled_sums(

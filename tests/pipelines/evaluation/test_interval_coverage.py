@@ -2,7 +2,7 @@
 verdict's false-positive rates under the null: the claims of docs/statistics.md, re-checked.
 
 Few simulated datasets keep this quick, so each bound is widened by two binomial standard errors
-of the simulated rate (the published table, from `bench.statistics_coverage`, uses 1,000).
+of the simulated rate (the published table, from `bench.statistics_coverage`, uses 600).
 """
 
 from __future__ import annotations
