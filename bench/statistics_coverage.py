@@ -94,7 +94,7 @@ def _per_class(sums: FloatArray, k: int) -> tuple[FloatArray, FloatArray, FloatA
 
 def macro_f1(k: int) -> Metric:
     def metric(sums: FloatArray) -> FloatArray:
-        return _per_class(sums, k)[2].mean(axis=-1)
+        return np.asarray(_per_class(sums, k)[2].mean(axis=-1), dtype=np.float64)
 
     return metric
 
@@ -102,7 +102,7 @@ def macro_f1(k: int) -> Metric:
 def weighted_f1(k: int) -> Metric:
     def metric(sums: FloatArray) -> FloatArray:
         _, _, f1, support = _per_class(sums, k)
-        return (f1 * support).sum(axis=-1) / support.sum(axis=-1)
+        return np.asarray((f1 * support).sum(axis=-1) / support.sum(axis=-1), dtype=np.float64)
 
     return metric
 
@@ -117,7 +117,9 @@ def classification_quality(k: int) -> Metric:
             axis=(-2, -1)
         )
         weighted = (f1 * support).sum(axis=-1) / support.sum(axis=-1)
-        return 0.5 * f1.mean(axis=-1) + 0.3 * accuracy + 0.2 * weighted
+        return np.asarray(
+            0.5 * f1.mean(axis=-1) + 0.3 * accuracy + 0.2 * weighted, dtype=np.float64
+        )
 
     return metric
 
@@ -245,6 +247,23 @@ class Scenario:
     simulate: Callable[[Generator, int, int], FloatArray]
     truth: Callable[[], float]
     upper: float = 1.0
+    metric_name: str = ""
+    """The product metric the scenario stands for (its flags); the family's if empty."""
+    parts: tuple[str, ...] = ()
+    """For a composite: the metrics it weighs (its flags need theirs)."""
+
+    def unflagged_n(self, min_n: int = intervals.DEFAULT_MIN_N) -> int:
+        """The smallest n at which the product shows this interval without any flag."""
+        return max(min_n, intervals.reliable_n(self.product_metric, self.parts))
+
+    @property
+    def product_metric(self) -> str:
+        return self.metric_name or _family_metric(self.family)
+
+    def flags(self, n: int) -> list[str]:
+        return intervals.flags(
+            self.product_metric, n=n, value=0.0, ci_low=0.0, ci_high=0.0, parts=self.parts
+        )
 
 
 _RARE = (0.5, 0.3, 0.18, 0.02)
@@ -333,6 +352,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         classification_quality(4),
         _classes(_RARE, 0.8),
         lambda: float(classification_quality(4)(_expected_cells(_RARE, 0.8))),
+        parts=("f1_macro", "accuracy", "f1_weighted"),
     ),
     Scenario(
         "composite",
@@ -342,6 +362,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         text_quality,
         _text_quality_sample,
         lambda: float(text_quality(_text_quality_columns().sum(axis=0))),
+        parts=("chrf", "rougeL_f"),
     ),
 )
 
@@ -567,16 +588,22 @@ def build_document(*, datasets: int, n_resamples: int, null_datasets: int) -> st
         "bootstrap_t": "studentized bootstrap (bootstrap-t)",
     }
     for fam, text in members.items():
-        add(
-            f"| {fam} | {text} | {names[intervals.METHODS[fam]]} |"  # type: ignore[index]
-            f" {intervals.RELIABLE_N[fam]} |"  # type: ignore[index]
-        )
+        shown = str(intervals.RELIABLE_N[fam])  # type: ignore[index]
+        if fam == "composite":
+            classifier = intervals.reliable_n("quality_score", ["f1_macro"])
+            summariser = intervals.reliable_n("quality_score", ["chrf"])
+            shown += (
+                ", and at least what each weighted metric needs (the default classifier score,"
+                f" with macro-F1: {classifier}; the default summariser score, with chrF:"
+                f" {summariser})"
+            )
+        add(f"| {fam} | {text} | {names[intervals.METHODS[fam]]} | {shown} |")  # type: ignore[index]
     add("")
     add(
         "Bootstrap-t: t* = (f* − f) / se* on each resample, interval [f − t*₀.₉₇₅·se,"
         " f − t*₀.₀₂₅·se], clipped to the metric's range. se is the delta-method standard error:"
         " every metric is a smooth function f of summed per-example statistics S, example i's"
-        " influence is ∇f(S)·sᵢ (the gradient by forward differences), se² the sum of squared"
+        " influence is ∇f(S)·sᵢ (the gradient by central differences), se² the sum of squared"
         " centred influences; for a mean this is the plug-in standard error. se* uses the same"
         " influences on the resample. A metric with se = 0 (every example moves it alike, e.g."
         " all ROUGE scores 1) gets no interval and the flag `no_interval`, never a zero-width"
@@ -618,11 +645,7 @@ def build_document(*, datasets: int, n_resamples: int, null_datasets: int) -> st
     for scenario in SCENARIOS:
         for n in SIZES:
             result = coverage(scenario, n, datasets=datasets, n_resamples=n_resamples, seed=2026)
-            flag = ", ".join(
-                intervals.flags(
-                    _family_metric(scenario.family), n=n, value=0.0, ci_low=0.0, ci_high=0.0
-                )
-            )
+            flag = ", ".join(scenario.flags(n))
             add(
                 f"| {scenario.family} | {scenario.name} | {n} | bootstrap-t |"
                 f" {_pct(result.product)} ± {_pct(result.standard_error)} |"

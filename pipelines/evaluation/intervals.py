@@ -67,7 +67,7 @@ RELIABLE_N: Mapping[Family, int] = MappingProxyType(
     {
         "proportion": 1,
         "mean": 30,
-        "corpus": 50,
+        "corpus": 100,
         "average": 300,
         "composite": 30,
     }

@@ -25,18 +25,6 @@ def tolerance(rate: float, datasets: int) -> float:
     return 2.0 * math.sqrt(rate * (1.0 - rate) / datasets)
 
 
-def unflagged_n(scenario: Scenario) -> int:
-    """The smallest n at which the product shows this family's interval without any flag."""
-    parts = {"composite": ["f1_macro"] if "classifier" in scenario.name else ["chrf"]}
-    name = {
-        "mean": "rougeL_f",
-        "corpus": "bleu",
-        "average": "f1_macro",
-        "composite": "quality_score",
-    }[scenario.family]
-    return max(intervals.DEFAULT_MIN_N, intervals.reliable_n(name, parts.get(scenario.family, [])))
-
-
 @pytest.mark.parametrize("p", [0.5, 0.8, 0.95])
 @pytest.mark.parametrize("n", [intervals.DEFAULT_MIN_N, 100])
 def test_wilson_covers_proportions_from_min_n(p: float, n: int) -> None:
@@ -49,7 +37,8 @@ def test_interval_covers_about_95_percent_where_it_is_shown_without_a_flag(
     scenario: Scenario,
 ) -> None:
     """Bootstrap-t coverage at the first unflagged n is within [93%, 97%] (± 2 SE)."""
-    n = unflagged_n(scenario)
+    n = scenario.unflagged_n()
+    assert scenario.flags(n) == []
     result = coverage(scenario, n, datasets=DATASETS, n_resamples=RESAMPLES, seed=77)
     slack = tolerance(0.95, DATASETS)
     assert 0.93 - slack <= result.product <= 0.97 + slack, (scenario.name, n, result)

@@ -79,7 +79,7 @@ class TestFlags:
         assert intervals.flags("f1_macro", n=200, value=0.5, ci_low=0.4, ci_high=0.6) == [
             "interval_unreliable"
         ]
-        assert intervals.reliable_n("quality_score", ["rougeL_f", "chrf"]) == 50
+        assert intervals.reliable_n("quality_score", ["rougeL_f", "chrf"]) == 100
         assert intervals.reliable_n("quality_score", ["f1_macro", "accuracy"]) == 300
 
     def test_read_model_carries_method_and_flags(self) -> None:
