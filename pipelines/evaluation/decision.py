@@ -221,7 +221,7 @@ def statement(
         return f"no verdict: {primary} has no defined difference on these {n} examples"
     shown = (
         f"{primary} {row.difference:+.4f} [{row.ci_low:+.4f}, {row.ci_high:+.4f}],"
-        f" p = {_p(row.p_value)}"
+        f" p {_p(row.p_value)}"
     )
     if outcome == "better":
         return f"challenger better: {shown} (paired swap test, n = {n}, alpha = {alpha:g})"
@@ -237,8 +237,8 @@ def statement(
 
 def _p(value: float | None) -> str:
     if value is None:
-        return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+        return "= –"
+    return "< 0.001" if value < 0.001 else f"= {value:.3f}"
 
 
 def plan(
