@@ -198,6 +198,8 @@ def plan_evaluation(
         float | None,
         Query(
             allow_inf_nan=False,
+            ge=-1e6,
+            le=1e6,
             description="Target difference b − a on the metric's scale: report the n needed.",
             examples=[0.02],
         ),
@@ -208,7 +210,12 @@ def plan_evaluation(
     ] = None,
     paired_sd: Annotated[
         float | None,
-        Query(gt=0, allow_inf_nan=False, description="SD of per-example differences, if known."),
+        Query(
+            gt=0,
+            le=1e6,
+            allow_inf_nan=False,
+            description="SD of per-example differences, if known.",
+        ),
     ] = None,
     run_a: Annotated[
         str | None,
@@ -224,8 +231,8 @@ def plan_evaluation(
         str | None,
         Query(pattern=METRIC_NAME_PATTERN, max_length=200, description="Metric of the SD."),
     ] = None,
-    alpha: Annotated[float, Query(gt=0, lt=1, description="Two-sided level.")] = 0.05,
-    power: Annotated[float, Query(gt=0, lt=1)] = 0.8,
+    alpha: Annotated[float, Query(ge=1e-6, le=0.5, description="Two-sided level.")] = 0.05,
+    power: Annotated[float, Query(ge=0.01, le=0.9999)] = 0.8,
 ) -> EvaluationPlan:
     """Examples needed to detect a difference, or the minimum detectable effect at n.
 

@@ -24,6 +24,8 @@ from pipelines.evaluation.read_models import (
 from pipelines.evaluation.statistics import holm
 
 DEFAULT_POWER = 0.8
+# Plans beyond this many examples are answered with an error, not a number.
+_MAX_N = 1e12
 # Per-example differences within this share of the largest one count as ties.
 _TIE = 1e-9
 
@@ -51,7 +53,10 @@ def minimum_detectable_effect(
         raise ValueError(f"n must be at least 1, got {n}")
     if not math.isfinite(paired_sd) or paired_sd < 0:
         raise ValueError(f"the paired standard deviation must be >= 0, got {paired_sd}")
-    return _z(alpha, power) * paired_sd / math.sqrt(n)
+    mde = _z(alpha, power) * paired_sd / math.sqrt(n)
+    if not math.isfinite(mde):
+        raise ValueError(f"the paired standard deviation {paired_sd:g} is too large")
+    return mde
 
 
 def required_n(
@@ -63,7 +68,13 @@ def required_n(
         raise ValueError(f"the target effect must be a non-zero number, got {effect}")
     if not math.isfinite(paired_sd) or paired_sd < 0:
         raise ValueError(f"the paired standard deviation must be >= 0, got {paired_sd}")
-    return max(2, math.ceil((_z(alpha, power) * paired_sd / abs(effect)) ** 2))
+    needed = (_z(alpha, power) * paired_sd / abs(effect)) ** 2
+    if not math.isfinite(needed) or needed > _MAX_N:
+        raise ValueError(
+            f"detecting {effect:g} with a paired SD of {paired_sd:g} needs more than {_MAX_N:.0e}"
+            " examples; aim for a larger effect"
+        )
+    return max(2, math.ceil(needed))
 
 
 def _check(alpha: float, power: float) -> None:

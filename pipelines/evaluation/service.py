@@ -730,7 +730,12 @@ def plan_comparison(
             f"{verdict.primary_metric}, runs {str(compared.run_a.id)[:8]} and "
             f"{str(compared.run_b.id)[:8]} (n = {verdict.n})"
         )
-    return decision.plan(sd, source=source, effect=effect, n=n, alpha=alpha, power=power)
+    try:
+        return decision.plan(sd, source=source, effect=effect, n=n, alpha=alpha, power=power)
+    except ValueError as error:
+        raise InvalidInput(
+            str(error), field="effect" if effect is not None else "paired_sd"
+        ) from error
 
 
 @dataclass(frozen=True)
