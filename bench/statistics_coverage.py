@@ -92,9 +92,17 @@ def _per_class(sums: FloatArray, k: int) -> tuple[FloatArray, FloatArray, FloatA
     return _divide(hit, pred), _divide(hit, true), _divide(2 * hit, true + pred), true
 
 
+def _macro(f1: FloatArray, support: FloatArray) -> FloatArray:
+    """The mean F1 over the classes with support, as the product's macro averages are."""
+    present = support > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray((f1 * present).sum(axis=-1) / present.sum(axis=-1), dtype=np.float64)
+
+
 def macro_f1(k: int) -> Metric:
     def metric(sums: FloatArray) -> FloatArray:
-        return np.asarray(_per_class(sums, k)[2].mean(axis=-1), dtype=np.float64)
+        _, _, f1, support = _per_class(sums, k)
+        return _macro(f1, support)
 
     return metric
 
@@ -118,7 +126,7 @@ def classification_quality(k: int) -> Metric:
         )
         weighted = (f1 * support).sum(axis=-1) / support.sum(axis=-1)
         return np.asarray(
-            0.5 * f1.mean(axis=-1) + 0.3 * accuracy + 0.2 * weighted, dtype=np.float64
+            0.5 * _macro(f1, support) + 0.3 * accuracy + 0.2 * weighted, dtype=np.float64
         )
 
     return metric

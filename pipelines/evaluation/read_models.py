@@ -115,15 +115,20 @@ class Metric(ReadModel):
             ci_low=stored.ci_low,
             ci_high=stored.ci_high,
             n=stored.n,
-            method=intervals.method(stored.name),
-            flags=intervals.flags(
-                stored.name,
-                n=stored.n,
-                value=stored.value,
-                ci_low=stored.ci_low,
-                ci_high=stored.ci_high,
-                min_n=min_n,
-                parts=parts,
+            # An undefined value (a class without support) has no interval to describe.
+            method=intervals.method(stored.name) if stored.value is not None else None,
+            flags=(
+                intervals.flags(
+                    stored.name,
+                    n=stored.n,
+                    value=stored.value,
+                    ci_low=stored.ci_low,
+                    ci_high=stored.ci_high,
+                    min_n=min_n,
+                    parts=parts,
+                )
+                if stored.value is not None
+                else [intervals.SMALL_N] if stored.n < min_n else []
             ),
         )
 
