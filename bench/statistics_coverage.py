@@ -45,7 +45,7 @@ Generator = np.random.Generator
 Metric = Callable[[FloatArray], FloatArray]
 """Summed statistics of shape (..., width) to metric values of shape (...)."""
 
-SIZES: tuple[int, ...] = (30, 50, 100, 300, 1000)
+SIZES: tuple[int, ...] = (30, 50, 100, 300, 500, 1000)
 CONFIDENCE = 0.95
 ALPHA = 1.0 - CONFIDENCE
 

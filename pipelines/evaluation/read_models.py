@@ -108,6 +108,19 @@ class Metric(ReadModel):
         `min_n` is the run's minimum n, `parts` the metrics its quality score weighs.
         """
         name, label = split_metric_name(stored.name)
+        # An undefined value (a class without support) has no interval to describe.
+        defined = stored.value is not None
+        flags = intervals.flags(
+            stored.name,
+            n=stored.n,
+            value=stored.value,
+            ci_low=stored.ci_low,
+            ci_high=stored.ci_high,
+            min_n=min_n,
+            parts=parts,
+        )
+        if not defined:
+            flags = [flag for flag in flags if flag == intervals.SMALL_N]
         return cls(
             name=name,
             label=label,
@@ -115,21 +128,8 @@ class Metric(ReadModel):
             ci_low=stored.ci_low,
             ci_high=stored.ci_high,
             n=stored.n,
-            # An undefined value (a class without support) has no interval to describe.
-            method=intervals.method(stored.name) if stored.value is not None else None,
-            flags=(
-                intervals.flags(
-                    stored.name,
-                    n=stored.n,
-                    value=stored.value,
-                    ci_low=stored.ci_low,
-                    ci_high=stored.ci_high,
-                    min_n=min_n,
-                    parts=parts,
-                )
-                if stored.value is not None
-                else [intervals.SMALL_N] if stored.n < min_n else []
-            ),
+            method=intervals.method(stored.name) if defined else None,
+            flags=flags,
         )
 
 

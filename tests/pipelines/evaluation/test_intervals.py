@@ -75,12 +75,12 @@ class TestFlags:
         ]
 
     def test_the_family_threshold_comes_from_the_coverage_table(self) -> None:
-        """An average is unreliable below 300 even above min n; a composite needs its parts."""
-        assert intervals.flags("f1_macro", n=200, value=0.5, ci_low=0.4, ci_high=0.6) == [
+        """An average is unreliable below 500 even above min n; a composite needs its parts."""
+        assert intervals.flags("f1_macro", n=400, value=0.5, ci_low=0.4, ci_high=0.6) == [
             "interval_unreliable"
         ]
         assert intervals.reliable_n("quality_score", ["rougeL_f", "chrf"]) == 100
-        assert intervals.reliable_n("quality_score", ["f1_macro", "accuracy"]) == 300
+        assert intervals.reliable_n("quality_score", ["f1_macro", "accuracy"]) == 500
 
     def test_read_model_carries_method_and_flags(self) -> None:
         class Stored:
