@@ -337,7 +337,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "average",
         "macro-F1, rare class",
-        "4 classes with prevalence 50/30/18/2%, skill 0.8",
+        "4 classes with prevalence 50/30/18/2%, skill 0.8 (the mean over the classes present)",
         16,
         macro_f1(4),
         _classes(_RARE, 0.8),
