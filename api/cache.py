@@ -70,6 +70,7 @@ async def cached_comparison(
     organization_id: uuid.UUID,
     run_a: uuid.UUID,
     run_b: uuid.UUID,
+    primary: str | None = None,
 ) -> bytes:
     """The paired comparison of run b against run a as JSON bytes, read through the cache.
 
@@ -77,12 +78,14 @@ async def cached_comparison(
     """
 
     def load() -> dict[str, Any]:
-        result = compare_runs(session(), organization_id=organization_id, run_a=run_a, run_b=run_b)
+        result = compare_runs(
+            session(), organization_id=organization_id, run_a=run_a, run_b=run_b, primary=primary
+        )
         return comparison_payload(result)
 
     return await _read_through(
         cache,
-        comparison_key(organization_id, run_a, run_b),
+        comparison_key(organization_id, run_a, run_b, primary),
         load,
         tags=[run_tag(run_a), run_tag(run_b)],
         cacheable=lambda _: True,

@@ -103,6 +103,7 @@ def _request(
         n_resamples=settings.bootstrap_resamples,
         confidence=settings.confidence,
         seed=settings.seed,
+        min_n=settings.min_n,
         bleu_tokenize=bleu_tokenize,
         bleu_lowercase=bleu_lowercase,
         chrf_char_order=chrf_char_order,

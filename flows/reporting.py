@@ -14,13 +14,21 @@ from rich.table import Table
 if TYPE_CHECKING:
     from pipelines.evaluation.read_models import (
         EvaluationDetail,
+        EvaluationPlan,
         Metric,
         MetricDifference,
         RunComparison,
     )
     from pipelines.evaluation.service import RunComparison as StoredComparison
 
-__all__ = ["HEADLINE", "comparison_payload", "fmt", "print_comparison", "print_run"]
+__all__ = [
+    "HEADLINE",
+    "comparison_payload",
+    "fmt",
+    "print_comparison",
+    "print_plan",
+    "print_run",
+]
 
 HEADLINE = {
     "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_weighted"),
@@ -57,13 +65,19 @@ def _p(value: float | None) -> str:
 
 
 def _verdict(row: MetricDifference) -> str:
-    if row.ci_low is None or row.ci_high is None:
+    """The row's mark, from the decision rule only (never from the interval alone)."""
+    if row.significant is None or row.difference is None:
         return ""
-    if row.ci_low > 0:
-        return "[green]B higher[/green]"
-    if row.ci_high < 0:
-        return "[red]A higher[/red]"
-    return "no clear difference"
+    note = "" if row.primary else " (Holm)"
+    if not row.significant:
+        return "no detectable difference" + note
+    if row.difference > 0:
+        return f"[green]B higher{note}[/green]"
+    return f"[red]A higher{note}[/red]"
+
+
+def _flags(flags: list[str]) -> str:
+    return f"[yellow]{', '.join(flags)}[/yellow]" if flags else ""
 
 
 def comparison_payload(result: StoredComparison) -> dict[str, object]:
@@ -74,31 +88,59 @@ def comparison_payload(result: StoredComparison) -> dict[str, object]:
 
 
 def print_comparison(console: Console, result: RunComparison | StoredComparison) -> None:
-    """Champion vs challenger: each metric with its CI in both runs and the paired difference."""
+    """Champion vs challenger: the verdict, then each metric with its CI in both runs and the
+    paired difference; secondary rows are marked after Holm across metrics x slices."""
     from pipelines.evaluation.read_models import RunComparison as View
 
     if not isinstance(result, View):
         from pipelines.evaluation.views import comparison
 
         result = comparison(result)
+    verdict = result.verdict
     console.print(
         f"[bold]A[/bold] = {result.run_a.subject}   [bold]B[/bold] = {result.run_b.subject}   "
         f"n = {result.n} paired examples"
     )
-    table = Table("metric", "A [95% CI]", "B [95% CI]", "B − A [95% CI]", "p", "")
+    colour = {"better": "green", "worse": "red"}.get(verdict.outcome, "bold")
+    console.print(f"[{colour}]{_escape(verdict.statement)}[/{colour}]", soft_wrap=True)
+    effect = verdict.effect
+    parts = [
+        f"wins/ties/losses for B {effect.wins}/{effect.ties}/{effect.losses}",
+        f"d_z {fmt(effect.d_z, 3)}",
+    ]
+    if effect.cohen_h is not None:
+        parts.append(f"Cohen's h {fmt(effect.cohen_h, 3)}")
+    if verdict.minimum_detectable_effect is not None:
+        parts.append(f"MDE {fmt(verdict.minimum_detectable_effect)} at {verdict.power:.0%} power")
+    if verdict.flags:
+        parts.append(_flags(verdict.flags))
+    console.print("  " + "; ".join(parts), soft_wrap=True)
+    family = verdict.secondary
+    console.print(
+        f"  secondary metrics: Holm across {family.size} tests (metrics x slices) at"
+        f" alpha = {family.alpha:g}: {len(family.better)} better, {len(family.worse)} worse",
+        soft_wrap=True,
+    )
+    table = Table("metric", "A [95% CI]", "B [95% CI]", "B − A [95% CI]", "p", "p (Holm)", "")
     metrics_a = {m.name: m for m in result.run_a.metrics if m.label is None}
     metrics_b = {m.name: m for m in result.run_b.metrics if m.label is None}
     rows = {row.name: row for row in result.overall if row.label is None}
-    for name in (*HEADLINE.get(result.task, ()), "quality_score"):
+    names = [verdict.primary_metric] + [
+        name
+        for name in (*HEADLINE.get(result.task, ()), "quality_score")
+        if name != verdict.primary_metric
+    ]
+    for name in names:
         row = rows.get(name)
         if row is None:
             continue
         table.add_row(
-            name,
+            f"{name} (primary)" if row.primary else name,
             _with_ci(metrics_a.get(name)) if name in metrics_a else fmt(row.a),
             _with_ci(metrics_b.get(name)) if name in metrics_b else fmt(row.b),
             f"{fmt(row.difference)} {_ci(row.ci_low, row.ci_high)}",
             _p(row.p_value),
+            _p(row.p_value_holm),
             _verdict(row),
         )
     console.print(table)
@@ -121,10 +163,17 @@ def print_comparison(console: Console, result: RunComparison | StoredComparison)
             f"McNemar on {test.metric}{where}: only A right {test.only_a_correct}, only B right "
             f"{test.only_b_correct}, exact p = {test.p_value:.3g}{holm}"
         )
-    per_slice = [row for row in result.slices if row.name == "quality_score"]
+    per_slice = [row for row in result.slices if row.name == verdict.primary_metric]
     if per_slice:
         slices = Table(
-            "slice", "n", "B − A [95% CI]", "p", "p (Holm)", title="quality_score by slice"
+            "slice",
+            "n",
+            "B − A [95% CI]",
+            "p",
+            "p (Holm)",
+            "",
+            "flags",
+            title=f"{verdict.primary_metric} by slice",
         )
         for row in per_slice:
             slices.add_row(
@@ -133,17 +182,44 @@ def print_comparison(console: Console, result: RunComparison | StoredComparison)
                 f"{fmt(row.difference)} {_ci(row.ci_low, row.ci_high)}",
                 _p(row.p_value),
                 _p(row.p_value_holm),
+                _verdict(row),
+                _flags(row.flags),
             )
         console.print(slices)
 
 
+def print_plan(console: Console, plan: EvaluationPlan) -> None:
+    """A sample-size plan: n for the target effect and / or the MDE at a given n."""
+    console.print(
+        f"paired SD {fmt(plan.paired_sd)} ({plan.source}); alpha = {plan.alpha:g},"
+        f" power = {plan.power:.0%}, two-sided",
+        soft_wrap=True,
+    )
+    if plan.n_required is not None and plan.effect is not None:
+        console.print(
+            f"to detect a difference of {fmt(plan.effect)}: n = {plan.n_required} paired examples"
+        )
+    if plan.n is not None and plan.minimum_detectable_effect is not None:
+        console.print(
+            f"at n = {plan.n}: minimum detectable effect {fmt(plan.minimum_detectable_effect)}"
+        )
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def print_run(console: Console, run: EvaluationDetail, *, slices: bool = False) -> None:
-    """A run's overall metrics with CIs, optionally per slice (per-class ones: `--json`)."""
+    """A run's overall metrics with CIs and flags, optionally per slice (per-class: `--json`)."""
     table = Table(
         "metric",
         "value",
         "95% CI",
+        "method",
         "n",
+        "flags",
         title=(
             f"run {str(run.id)[:8]}: {run.subject} on "
             f"{run.golden_dataset.name}@{run.golden_dataset.version} [{run.status}]"
@@ -151,15 +227,27 @@ def print_run(console: Console, run: EvaluationDetail, *, slices: bool = False) 
     )
     for m in run.metrics:
         if m.label is None:
-            table.add_row(m.name, fmt(m.value), _ci(m.ci_low, m.ci_high), str(m.n))
+            table.add_row(
+                m.name,
+                fmt(m.value),
+                _ci(m.ci_low, m.ci_high),
+                m.method or "",
+                str(m.n),
+                _flags(m.flags),
+            )
     console.print(table)
     if slices and run.slices:
-        by_slice = Table("slice", "metric", "value", "95% CI", "n", title="per slice")
+        by_slice = Table("slice", "metric", "value", "95% CI", "n", "flags", title="per slice")
         for group in run.slices:
             for m in group.metrics:
                 if m.label is None:
                     by_slice.add_row(
-                        group.slice, m.name, fmt(m.value), _ci(m.ci_low, m.ci_high), str(m.n)
+                        group.slice,
+                        m.name,
+                        fmt(m.value),
+                        _ci(m.ci_low, m.ci_high),
+                        str(m.n),
+                        _flags(m.flags),
                     )
         console.print(by_slice)
         total = len(run.labels or [])

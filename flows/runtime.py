@@ -33,6 +33,8 @@ class EvaluationSettings(BaseSettings):
     bootstrap_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    min_n: int = 30
+    """Slices (and runs) with fewer examples are flagged `small_n` (`STREAMFLOW_EVAL_MIN_N`)."""
     processes: int = 2
     """Worker processes for scoring large batches (this machine kind has 2 cores)."""
     organization: str = "provider"

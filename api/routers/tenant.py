@@ -26,11 +26,12 @@ from api.deps import (
 )
 from api.domain_checks import check_tenant_domain_now
 from api.errors import problem_responses
-from api.schemas.common import RUN_ID_HELP, RUN_ID_PATTERN, Page, RunId
+from api.schemas.common import METRIC_NAME_PATTERN, RUN_ID_HELP, RUN_ID_PATTERN, Page, RunId
 from api.schemas.tenant import (
     ApiKey,
     DomainCreate,
     EvaluationDetail,
+    EvaluationPlan,
     EvaluationSummary,
     ExampleScore,
     ModelVersion,
@@ -57,6 +58,7 @@ from pipelines.domains.service import (
 )
 from pipelines.domains.views import domains_page, get_domain
 from pipelines.evaluation.runs import get_run
+from pipelines.evaluation.service import plan_comparison
 from pipelines.evaluation.views import quality_scores_page, run_examples_page, runs_page
 from pipelines.notices.service import acknowledge_notice, notices_for_tenant
 from pipelines.pagination import Paged
@@ -175,16 +177,95 @@ async def compare_evaluations(
     ],
     context: TenantRead,
     state: StateDep,
+    primary: Annotated[
+        str | None,
+        Query(
+            pattern=METRIC_NAME_PATTERN,
+            max_length=200,
+            description="Metric the verdict is decided on (default: quality_score).",
+            examples=["f1_macro"],
+        ),
+    ] = None,
 ) -> Response:
-    """Compare two completed runs on the same golden dataset version, example by example."""
+    """Compare two completed runs on the same golden dataset version, example by example.
+
+    The `verdict` decides on one primary metric (its test and interval agree); every other
+    metric, overall and per slice, is Holm-adjusted as one family.
+    """
     body = await cached_comparison(
         lambda: context.session,
         _cache(state),
         organization_id=context.principal.organization_id,
         run_a=await _run_id(context, run_a),
         run_b=await _run_id(context, run_b),
+        primary=primary,
     )
     return _json(body)
+
+
+@router.get(
+    "/evaluation-plans",
+    response_model=EvaluationPlan,
+    responses=problem_responses(401, 403, 404, 409, 422, 429),
+)
+def plan_evaluation(
+    context: TenantRead,
+    effect: Annotated[
+        float | None,
+        Query(
+            allow_inf_nan=False,
+            ge=-1e6,
+            le=1e6,
+            description="Target difference b − a on the metric's scale: report the n needed.",
+            examples=[0.02],
+        ),
+    ] = None,
+    n: Annotated[
+        int | None,
+        Query(ge=2, le=100_000_000, description="Examples available: report the MDE."),
+    ] = None,
+    paired_sd: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=1e6,
+            allow_inf_nan=False,
+            description="SD of per-example differences, if known.",
+        ),
+    ] = None,
+    run_a: Annotated[
+        str | None,
+        Query(
+            pattern=RUN_ID_PATTERN, description=f"Baseline run to estimate the SD. {RUN_ID_HELP}"
+        ),
+    ] = None,
+    run_b: Annotated[
+        str | None,
+        Query(pattern=RUN_ID_PATTERN, description=f"Challenger run. {RUN_ID_HELP}"),
+    ] = None,
+    primary: Annotated[
+        str | None,
+        Query(pattern=METRIC_NAME_PATTERN, max_length=200, description="Metric of the SD."),
+    ] = None,
+    alpha: Annotated[float, Query(ge=1e-6, le=0.5, description="Two-sided level.")] = 0.05,
+    power: Annotated[float, Query(ge=0.01, le=0.9999)] = 0.8,
+) -> EvaluationPlan:
+    """Examples needed to detect a difference, or the minimum detectable effect at n.
+
+    The paired SD is given, or estimated from the comparison of two completed runs.
+    """
+    return plan_comparison(
+        context.session,
+        organization_id=context.principal.organization_id,
+        paired_sd=paired_sd,
+        run_a=run_a,
+        run_b=run_b,
+        primary=primary,
+        effect=effect,
+        n=n,
+        alpha=alpha,
+        power=power,
+    )
 
 
 @router.get("/model-versions", response_model=Page[ModelVersion], responses=READ_ERRORS)

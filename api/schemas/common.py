@@ -23,6 +23,8 @@ class Page(BaseModel, Generic[T]):
 
 
 RUN_ID_PATTERN = r"^[0-9a-fA-F-]{4,36}$"
+METRIC_NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}(\[[^\[\]]{1,128}\])?$"
+"""A metric name as stored: `f1_macro`, or a per-class one such as `f1[billing]`."""
 RUN_ID_HELP = "A run id, or a unique prefix of it (at least 4 characters) as the CLI prints it."
 RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description=RUN_ID_HELP)]
 """A run named in a path: its id or a unique prefix, resolved within the caller's tenant."""

@@ -16,23 +16,28 @@ from models.db.enums import ApiKeyScope, NoticeSeverity
 from pipelines.evaluation.read_models import (
     DatasetRef,
     EvaluationDetail,
+    EvaluationPlan,
     EvaluationSummary,
     ExampleScore,
     McNemarTest,
     Metric,
     MetricDifference,
     ModelRef,
+    PairedEffect,
     Progress,
     QualityScorePoint,
     RunComparison,
     RunRef,
+    SecondaryFamily,
     SliceMetrics,
+    Verdict,
 )
 
 __all__ = [
     "ApiKey",
     "DatasetRef",
     "EvaluationDetail",
+    "EvaluationPlan",
     "EvaluationSummary",
     "ExampleScore",
     "McNemarTest",
@@ -42,11 +47,14 @@ __all__ = [
     "ModelVersion",
     "Notice",
     "NoticeAcknowledgement",
+    "PairedEffect",
     "Progress",
     "QualityScorePoint",
     "RunComparison",
     "RunRef",
+    "SecondaryFamily",
     "SliceMetrics",
+    "Verdict",
 ]
 
 

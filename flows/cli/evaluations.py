@@ -203,14 +203,22 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+Primary = Annotated[
+    str | None,
+    typer.Option(help="Metric the verdict is decided on (default: quality_score)."),
+]
+
+
 @app.command("compare")
 def compare(
     run_a: Run,
     run_b: Run,
+    primary: Primary = None,
     org: OrgOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Paired comparison of run B against run A: bootstrap CIs, McNemar, per-slice Holm.
+    """Paired comparison of run B (challenger) against run A: one verdict on the primary metric,
+    the other metrics Holm-adjusted across metrics x slices, effect sizes and the MDE.
 
     Refused when the runs were scored with different options or label sets."""
     from flows.reporting import print_comparison
@@ -218,6 +226,52 @@ def compare(
 
     with session() as opened:
         result = comparison(
-            compare_runs(opened, organization_id=org_id(opened, org), run_a=run_a, run_b=run_b)
+            compare_runs(
+                opened,
+                organization_id=org_id(opened, org),
+                run_a=run_a,
+                run_b=run_b,
+                primary=primary,
+            )
         )
     emit(result, as_json=as_json, render=print_comparison)
+
+
+@app.command("plan")
+def plan(
+    effect: Annotated[
+        float | None, typer.Option(help="Target difference B − A on the metric's scale.")
+    ] = None,
+    n: Annotated[int | None, typer.Option(help="Examples available: report the MDE.")] = None,
+    paired_sd: Annotated[
+        float | None, typer.Option(help="SD of per-example differences, if known.")
+    ] = None,
+    runs: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="Two runs (A B) whose comparison estimates the paired SD."),
+    ] = None,
+    primary: Primary = None,
+    power: Annotated[float, typer.Option(help="Wanted power.")] = 0.8,
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Examples needed to detect a difference, or the minimum detectable effect at n."""
+    from flows.reporting import print_plan
+    from flows.runtime import runtime
+    from pipelines.evaluation.service import plan_comparison
+
+    alpha = 1.0 - runtime().evaluation.confidence
+    with session() as opened:
+        result = plan_comparison(
+            opened,
+            organization_id=org_id(opened, org),
+            paired_sd=paired_sd,
+            run_a=runs[0] if runs else None,
+            run_b=runs[1] if runs else None,
+            primary=primary,
+            effect=effect,
+            n=n,
+            alpha=alpha,
+            power=power,
+        )
+    emit(result, as_json=as_json, render=print_plan)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-DOCUMENT_VERSION = "v2"
+DOCUMENT_VERSION = "v3"
 """Version of the cached documents' shape; bump it when their fields change."""
 
 
@@ -25,7 +25,12 @@ def run_detail_key(organization_id: uuid.UUID | str, run_id: uuid.UUID | str) ->
 
 
 def comparison_key(
-    organization_id: uuid.UUID | str, run_a: uuid.UUID | str, run_b: uuid.UUID | str
+    organization_id: uuid.UUID | str,
+    run_a: uuid.UUID | str,
+    run_b: uuid.UUID | str,
+    primary: str | None = None,
 ) -> str:
-    """Cache key of the paired comparison of run b against run a (order matters)."""
-    return f"org:{organization_id}:comparison:{run_a}:{run_b}:{DOCUMENT_VERSION}"
+    """Cache key of the paired comparison of run b against run a (order matters), decided on
+    `primary` (None: the default primary metric)."""
+    decided_on = "" if primary is None else f":primary:{primary}"
+    return f"org:{organization_id}:comparison:{run_a}:{run_b}{decided_on}:{DOCUMENT_VERSION}"

@@ -20,7 +20,8 @@ from pipelines.evaluation.read_models import (
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 """Names the spec's version; vega-embed reads it and never fetches it."""
 WIDTH = "container"
-SIGNIFICANT = "significant (p < 0.05)"
+SIGNIFICANT = "significant (decision rule)"
+"""Marked by the comparison's decision: the primary test, Holm for the other rows."""
 NOT_SIGNIFICANT = "not significant"
 
 
@@ -87,7 +88,7 @@ def difference_intervals(differences: Sequence[MetricDifference], *, title: str)
         if row.difference is None:
             continue
         scale = default_scale(row.name)
-        significant = row.p_value is not None and row.p_value < 0.05
+        significant = bool(row.significant)
         rows.append(
             {
                 "metric": _label(row.name, row.label),

@@ -205,3 +205,23 @@ class ClassificationSuite:
                 per_class.reshape(len(sums), 3 * k),
             ]
         )
+
+    def proportions(self, sums: FloatArray) -> dict[str, tuple[float, float]]:
+        """(successes, trials) of the metrics that are proportions, from one row of sums.
+
+        Accuracy is correct / examples, micro precision hits / predictions in the classes,
+        micro recall hits / labels in the classes, precision[c] hits / predictions of c and
+        recall[c] hits / examples of c; the statistics intervals use them (Wilson).
+        """
+        row = np.asarray(sums, dtype=np.float64).reshape(-1)
+        k = len(self.classes)
+        true, pred, hit = row[2 : 2 + k], row[2 + k : 2 + 2 * k], row[2 + 2 * k :]
+        out = {
+            "accuracy": (float(row[1]), float(row[0])),
+            "precision_micro": (float(hit.sum()), float(pred.sum())),
+            "recall_micro": (float(hit.sum()), float(true.sum())),
+        }
+        for j, c in enumerate(self.classes):
+            out[f"precision[{c}]"] = (float(hit[j]), float(pred[j]))
+            out[f"recall[{c}]"] = (float(hit[j]), float(true[j]))
+        return out

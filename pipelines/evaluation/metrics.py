@@ -120,3 +120,11 @@ class TextGenerationSuite:
                 chrf_from_statistics(sums[:, b:]),
             ]
         )
+
+    def proportions(self, sums: FloatArray) -> dict[str, tuple[float, float]]:
+        """(successes, trials) of exact match, a 0/1 score, from one row of sums."""
+        if "exact_match" not in self._means.names:
+            return {}
+        row = np.asarray(sums, dtype=np.float64).reshape(-1)
+        k = len(self._means.names)
+        return {"exact_match": (float(row[self._means.names.index("exact_match")]), float(row[k]))}

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.db.enums import RunStatus, Task
+from pipelines.evaluation import intervals
 
 
 class ReadModel(BaseModel):
@@ -82,11 +84,43 @@ class Metric(ReadModel):
     ci_low: float | None
     ci_high: float | None
     n: int = Field(description="Examples the metric was computed on.")
+    method: str | None = Field(
+        default=None,
+        description="How the interval is computed: `wilson` (proportions) or `bootstrap_t`.",
+        examples=["wilson"],
+    )
+    flags: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Warnings: `small_n` (fewer examples than the run's minimum n), "
+            "`interval_unreliable` (n below what the metric's interval needs to cover 95%), "
+            "`no_interval` (a value without an interval). See docs/statistics.md."
+        ),
+        examples=[["small_n"]],
+    )
 
     @classmethod
-    def of(cls, stored: Any) -> Metric:
-        """A stored metric (name like `f1[billing]`) as readers see it."""
+    def of(
+        cls, stored: Any, *, min_n: int = intervals.DEFAULT_MIN_N, parts: Iterable[str] = ()
+    ) -> Metric:
+        """A stored metric (name like `f1[billing]`) as readers see it, with its flags.
+
+        `min_n` is the run's minimum n, `parts` the metrics its quality score weighs.
+        """
         name, label = split_metric_name(stored.name)
+        # An undefined value (a class without support) has no interval to describe.
+        defined = stored.value is not None
+        flags = intervals.flags(
+            stored.name,
+            n=stored.n,
+            value=stored.value,
+            ci_low=stored.ci_low,
+            ci_high=stored.ci_high,
+            min_n=min_n,
+            parts=parts,
+        )
+        if not defined:
+            flags = [flag for flag in flags if flag == intervals.SMALL_N]
         return cls(
             name=name,
             label=label,
@@ -94,6 +128,8 @@ class Metric(ReadModel):
             ci_low=stored.ci_low,
             ci_high=stored.ci_high,
             n=stored.n,
+            method=intervals.method(stored.name) if defined else None,
+            flags=flags,
         )
 
 
@@ -190,7 +226,12 @@ class QualityScorePoint(ReadModel):
 
 
 class MetricDifference(ReadModel):
-    """The paired difference b − a of one metric, with its CI and p-values."""
+    """The paired difference b − a of one metric, with its CI and p-values.
+
+    The interval inverts the swap test that gives `p_value`: it excludes 0 exactly when
+    `p_value` <= alpha. `significant` is the decision: for the primary metric p <= alpha, for
+    every other row Holm-adjusted p (`p_value_holm`) <= alpha.
+    """
 
     slice: str = Field(description='"" for the whole dataset.')
     name: str
@@ -203,8 +244,20 @@ class MetricDifference(ReadModel):
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    p_value_holm: float | None = Field(description="Holm-adjusted across slices.")
+    p_value_holm: float | None = Field(
+        description=(
+            "Holm-adjusted across the secondary family (every metric overall and per slice "
+            "except the primary metric overall); null for the primary metric."
+        )
+    )
     n: int
+    primary: bool = Field(default=False, description="The comparison's primary metric, overall.")
+    significant: bool | None = Field(
+        default=None, description="Called different by the decision rule; null if untestable."
+    )
+    flags: list[str] = Field(
+        default_factory=list, description="`small_n` when the slice has fewer than min n."
+    )
 
 
 class McNemarTest(ReadModel):
@@ -219,6 +272,79 @@ class McNemarTest(ReadModel):
     p_value_holm: float | None = Field(
         default=None, description="Per slice: Holm-adjusted across the slices."
     )
+
+
+class PairedEffect(ReadModel):
+    """Effect size of b − a on the primary metric, from per-example paired differences.
+
+    For a mean the per-example difference is the score difference; for corpus metrics, macro
+    averages and the quality score it is the linearised one, n·∇f·(s_b − s_a).
+    """
+
+    wins: int = Field(description="Examples where b is better.")
+    ties: int
+    losses: int = Field(description="Examples where a is better.")
+    paired_sd: float | None = Field(description="Standard deviation of the paired differences.")
+    d_z: float | None = Field(description="Cohen's d_z: difference / paired_sd.")
+    cohen_h: float | None = Field(
+        default=None, description="Cohen's h (arcsine difference), for proportions only."
+    )
+
+
+class SecondaryFamily(ReadModel):
+    """The secondary metrics tested together: every row except the primary metric overall."""
+
+    method: Literal["holm"] = "holm"
+    size: int = Field(description="Hypotheses in the family (rows with a p-value).")
+    alpha: float
+    better: list[str] = Field(description="Rows called better for b, as `slice/metric`.")
+    worse: list[str] = Field(description="Rows called worse for b, as `slice/metric`.")
+
+
+Outcome = Literal["better", "worse", "no_detectable_difference", "untestable"]
+
+
+class Verdict(ReadModel):
+    """The decision of a comparison: is the challenger (b) better than the baseline (a)?"""
+
+    outcome: Outcome
+    statement: str = Field(
+        examples=[
+            "challenger better: quality_score +0.0340 [+0.0120, +0.0560], p = 0.002"
+            " (paired swap test, n = 500, alpha = 0.05)"
+        ]
+    )
+    primary_metric: str = Field(examples=["quality_score"])
+    test: str = Field(description="The test and how its interval is derived.")
+    alpha: float
+    a: float | None
+    b: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n: int
+    min_n: int
+    minimum_detectable_effect: float | None = Field(
+        description="Smallest |b − a| detected with `power` at this n and paired variance."
+    )
+    power: float
+    effect: PairedEffect
+    secondary: SecondaryFamily
+    flags: list[str] = Field(default_factory=list, description="`small_n` when n < min n.")
+
+
+class EvaluationPlan(ReadModel):
+    """Sample size planning for a paired comparison (normal approximation, two-sided)."""
+
+    paired_sd: float = Field(description="Standard deviation of per-example differences.")
+    source: str = Field(description="Where paired_sd comes from.")
+    alpha: float
+    power: float
+    effect: float | None = Field(description="The target difference, when given.")
+    n_required: int | None = Field(description="Paired examples needed to detect `effect`.")
+    n: int | None = Field(description="The dataset size asked about, when given.")
+    minimum_detectable_effect: float | None = Field(description="MDE at `n`, when given.")
 
 
 class RunRef(ReadModel):
@@ -261,6 +387,7 @@ class RunComparison(ReadModel):
         description="The scoring options both runs share (runs that differ are not compared).",
     )
     quality_weights: QualityWeightsUsed | None = None
+    verdict: Verdict
 
 
 class OrganizationRunSummary(EvaluationSummary):

@@ -5,6 +5,7 @@ Pure core: frames and arrays in, frozen dataclasses and read models out; `servic
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,26 +13,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.evaluation import intervals
+from pipelines.evaluation.decision import decide
 from pipelines.evaluation.metrics import (
     ClassificationSuite,
     TextGenerationSuite,
     score_classification,
     score_text_generation,
 )
-from pipelines.evaluation.quality import QualityWeights, quality_score
-from pipelines.evaluation.read_models import McNemarTest, MetricDifference, split_metric_name
+from pipelines.evaluation.quality import QUALITY_SCORE, QualityWeights, quality_score
+from pipelines.evaluation.read_models import (
+    McNemarTest,
+    MetricDifference,
+    Verdict,
+    split_metric_name,
+)
 from pipelines.evaluation.rouge import ROUGE_COLUMNS, score_rouge
 from pipelines.evaluation.statistics import (
+    Estimate,
     PairedDifference,
-    bootstrap,
-    bootstrap_by_slice,
-    confidence_intervals,
+    Replicates,
+    Studentized,
+    bootstrap_studentized,
+    bootstrap_studentized_by_slice,
     holm,
+    influence,
     mcnemar,
     paired_bootstrap,
     paired_bootstrap_by_slice,
+    studentized_intervals,
+    wilson_interval,
 )
-from pipelines.evaluation.suite import MetricSuite
+from pipelines.evaluation.suite import FloatArray, MetricSuite
 from pipelines.evaluation.text_metrics import TextMetricOptions
 from pipelines.golden_datasets.canonical import normalise_value
 
@@ -59,6 +72,8 @@ class ScoringOptions:
     n_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    min_n: int = intervals.DEFAULT_MIN_N
+    """Slices with fewer examples are flagged `small_n` in every output."""
     bleu_tokenize: str = "13a"
     bleu_lowercase: bool = False
     chrf_char_order: int = 6
@@ -120,6 +135,7 @@ class Comparison:
     n: int
     overall: tuple[MetricDifference, ...]
     slices: tuple[MetricDifference, ...]
+    verdict: Verdict
     mcnemar: tuple[McNemarTest, ...] = field(default_factory=tuple)
 
 
@@ -186,41 +202,112 @@ def summarize(
 ) -> list[MetricRow]:
     """Every metric with its CI, overall and per non-empty slice; plus the quality score.
 
-    Classification metrics are over `labels`, the dataset version's label set.
+    Intervals follow `intervals`: Wilson for proportions, bootstrap-t for everything else
+    (see `docs/statistics.md`). Classification metrics are over `labels`, the dataset
+    version's label set; undefined per-class values (no support) have no interval.
     """
     suite = suite_for(task, scores, labels=labels, options=options)
     statistics = suite.statistics(scores)
+    derived = _quality_coefficients(quality)
     parts = {
-        ALL_EXAMPLES: bootstrap(
-            statistics, suite, n_resamples=options.n_resamples, seed=options.seed
+        ALL_EXAMPLES: bootstrap_studentized(
+            statistics, suite, derived=derived, n_resamples=options.n_resamples, seed=options.seed
         )
     }
     named = [s for s in slices if s]
     if named:
         mask = np.asarray([bool(s) for s in slices])
         parts.update(
-            bootstrap_by_slice(
-                statistics[mask], named, suite, n_resamples=options.n_resamples, seed=options.seed
+            bootstrap_studentized_by_slice(
+                statistics[mask],
+                named,
+                suite,
+                derived=derived,
+                n_resamples=options.n_resamples,
+                seed=options.seed,
             )
         )
     rows: list[MetricRow] = []
-    for slice_name, replicates in parts.items():
-        groups = [replicates] + ([quality_score(replicates, quality)] if quality else [])
-        for group in groups:
-            for name, estimate in confidence_intervals(
-                group, confidence=options.confidence
-            ).items():
-                rows.append(
-                    MetricRow(
-                        slice=slice_name,
-                        name=name,
-                        value=_finite(estimate.value),
-                        ci_low=_finite(estimate.ci_low),
-                        ci_high=_finite(estimate.ci_high),
-                        n=estimate.n,
-                    )
+    for slice_name, studentized in parts.items():
+        estimates = interval_estimates(studentized, suite, quality, confidence=options.confidence)
+        for name, estimate in estimates.items():
+            rows.append(
+                MetricRow(
+                    slice=slice_name,
+                    name=name,
+                    value=_finite(estimate.value),
+                    ci_low=_finite(estimate.ci_low),
+                    ci_high=_finite(estimate.ci_high),
+                    n=estimate.n,
                 )
+            )
     return rows
+
+
+def _quality_coefficients(quality: QualityWeights | None) -> dict[str, dict[str, float]]:
+    if quality is None:
+        return {}
+    return {
+        QUALITY_SCORE: {
+            metric: weight / quality.scale(metric) for metric, weight in quality.weights.items()
+        }
+    }
+
+
+def interval_estimates(
+    studentized: Studentized,
+    suite: MetricSuite,
+    quality: QualityWeights | None,
+    *,
+    confidence: float,
+) -> dict[str, Estimate]:
+    """Each metric's value and interval by its family: Wilson or bootstrap-t.
+
+    Values are the suite's metrics on the summed statistics and the quality score computed by
+    `quality_score` on them, exactly as reported before intervals changed.
+    """
+    names = tuple(suite.names)
+    plain = Replicates(
+        names,
+        studentized.point[: len(names)],
+        studentized.replicates[:, : len(names)],
+        studentized.n,
+    )
+    values = dict(zip(names, (float(v) for v in plain.point), strict=True))
+    if quality is not None:
+        values[QUALITY_SCORE] = float(quality_score(plain, quality).point[0])
+    bounded = {name: intervals.bounds(name) for name in studentized.names}
+    if quality is not None:
+        bounded[QUALITY_SCORE] = (0.0, 1.0)
+    boot = studentized_intervals(studentized, confidence=confidence, bounds=bounded)
+    counts = getattr(suite, "proportions", None)
+    proportions: dict[str, tuple[float, float]] = (
+        counts(studentized.totals) if callable(counts) else {}
+    )
+    out: dict[str, Estimate] = {}
+    for name in studentized.names:
+        value = values[name]
+        if intervals.family(name) == "proportion" and name in proportions:
+            successes, trials = proportions[name]
+            wilson = wilson_interval(successes, trials, confidence=confidence)
+            low, high = wilson.ci_low, wilson.ci_high
+        else:
+            low, high = boot[name].ci_low, boot[name].ci_high
+        if not np.isfinite(value):
+            low = high = float("nan")
+        out[name] = Estimate(value, low, high, studentized.n)
+    return out
+
+
+class PrimaryMetricUnknown(ValueError):
+    """The declared primary metric is not one the comparison computes."""
+
+
+def default_primary(task: str, quality: QualityWeights | None) -> str:
+    """The primary metric of a comparison when none is declared: the quality score."""
+    if quality is not None:
+        return QUALITY_SCORE
+    return "f1_macro" if task == CLASSIFICATION else "rougeL_f"
 
 
 def compare(
@@ -231,17 +318,33 @@ def compare(
     slices: Sequence[str],
     options: ScoringOptions,
     quality: QualityWeights | None,
+    primary: str | None = None,
     labels: Sequence[str] | None = None,
 ) -> Comparison:
     """Paired comparison of two runs whose rows are the same examples in the same order.
 
-    Classification metrics of both runs are over `labels`, the dataset version's label set, so
-    what one run happened to predict never changes the other's values.
+    One decision rule (see `decision`): the primary metric (the quality score unless another
+    is declared) tested alone at alpha = 1 - confidence; every other metric, overall and per
+    slice, in one Holm family. Classification metrics of both runs are over `labels`, the
+    dataset version's label set, so what one run happened to predict never changes the
+    other's values; `quality` is the one weighting both quality scores use.
     """
     if len(scores_a) != len(scores_b):
         raise ValueError("paired comparison needs the same examples in both runs")
     suite = suite_for(task, scores_b, labels=labels, options=options)
+    primary = primary or default_primary(task, quality)
+    metric_names = (*suite.names, *([QUALITY_SCORE] if quality else []))
+    if primary not in metric_names:
+        raise PrimaryMetricUnknown(
+            f"primary metric {primary!r} is not a metric of this comparison; choose one of "
+            + ", ".join(metric_names)
+        )
     stats_a, stats_b = suite.statistics(scores_a), suite.statistics(scores_b)
+    named = [s for s in slices if s]
+    alpha = 1.0 - options.confidence
+    # Holm multiplies the smallest p by the family size; enough swaps keep it resolvable.
+    family_size = len(metric_names) * (1 + len(set(named))) - 1
+    swaps = max(options.n_resamples, math.ceil(2 * family_size / alpha))
     overall = _differences(
         ALL_EXAMPLES,
         paired_bootstrap(
@@ -249,17 +352,15 @@ def compare(
             stats_b,
             suite,
             n_resamples=options.n_resamples,
+            n_permutations=swaps,
             seed=options.seed,
             confidence=options.confidence,
             quality=quality,
         ),
     )
-    named = [s for s in slices if s]
     per_slice: list[MetricDifference] = []
     if named:
         mask = np.asarray([bool(s) for s in slices])
-        # Holm multiplies the smallest p by the family size; enough swaps keep it resolvable.
-        swaps = max(options.n_resamples, 20 * len(set(named)))
         by_slice = paired_bootstrap_by_slice(
             stats_a[mask],
             stats_b[mask],
@@ -273,12 +374,50 @@ def compare(
         )
         for slice_name, differences in by_slice.items():
             per_slice += _differences(slice_name, differences)
+    overall, per_slice, verdict = decide(
+        overall,
+        per_slice,
+        primary=primary,
+        differences=paired_differences(suite, stats_a, stats_b, primary, quality),
+        n=len(scores_a),
+        alpha=alpha,
+        min_n=options.min_n,
+        swaps=swaps,
+    )
     return Comparison(
         n=len(scores_a),
         overall=tuple(overall),
-        slices=tuple(_holm_per_metric(per_slice)),
+        slices=tuple(per_slice),
+        verdict=verdict,
         mcnemar=tuple(mcnemar_tests(task, scores_a, scores_b, slices)),
     )
+
+
+def paired_differences(
+    suite: MetricSuite,
+    stats_a: FloatArray,
+    stats_b: FloatArray,
+    metric: str,
+    quality: QualityWeights | None,
+) -> FloatArray:
+    """Per-example differences b − a of one metric: n·∇f(S̄)·(s_b,i − s_a,i).
+
+    S̄ is the mean of both systems' summed statistics. For a mean this is exactly the
+    per-example score difference; for other metrics the first-order (linearised) one, whose
+    mean approximates the metric's difference. Their spread is the paired variance that power
+    and planning use.
+    """
+    pooled = (stats_a.sum(axis=0) + stats_b.sum(axis=0)) / 2.0
+    slopes = influence(stats_b - stats_a, suite, pooled)
+    names = tuple(suite.names)
+    if metric == QUALITY_SCORE and quality is not None:
+        weights = _quality_coefficients(quality)[QUALITY_SCORE]
+        column = np.zeros(slopes.shape[0])
+        for name, coefficient in weights.items():
+            column = column + coefficient * slopes[:, names.index(name)]
+    else:
+        column = slopes[:, names.index(metric)]
+    return np.asarray(column * stats_a.shape[0], dtype=np.float64)
 
 
 def mcnemar_tests(
@@ -334,22 +473,6 @@ def _differences(
             n=d.n,
         )
         for name, d in differences.items()
-    ]
-
-
-def _holm_per_metric(rows: list[MetricDifference]) -> list[MetricDifference]:
-    """Holm-adjust each metric's p-values across slices (one family per metric)."""
-    by_metric: dict[tuple[str, str | None], list[int]] = {}
-    for index, row in enumerate(rows):
-        if row.p_value is not None:
-            by_metric.setdefault((row.name, row.label), []).append(index)
-    adjusted: dict[int, float] = {}
-    for indexes in by_metric.values():
-        values = holm([rows[i].p_value or 0.0 for i in indexes])
-        adjusted.update(zip(indexes, values, strict=True))
-    return [
-        row.model_copy(update={"p_value_holm": adjusted.get(index)})
-        for index, row in enumerate(rows)
     ]
 
 

@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -32,12 +33,13 @@ from models.db.tables import (
 from models.registry import client as registry
 from models.registry.tracking import TrackedEvaluation, TrackedMetric, log_evaluation
 from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
-from pipelines.evaluation import artifacts
+from pipelines.evaluation import artifacts, decision
 from pipelines.evaluation.quality import (
     DEFAULT_QUALITY_WEIGHTS,
     QualityWeights,
     parse_quality_weights,
 )
+from pipelines.evaluation.read_models import EvaluationPlan
 from pipelines.evaluation.runs import get_run as get_run  # re-exported for service callers
 from pipelines.evaluation.runs import run_dataset as run_dataset
 from pipelines.evaluation.scoring import (
@@ -47,6 +49,7 @@ from pipelines.evaluation.scoring import (
     SCORING_FIELDS,
     Comparison,
     MetricRow,
+    PrimaryMetricUnknown,
     ScoringOptions,
     compare,
     score_examples,
@@ -758,12 +761,14 @@ def compare_runs(
     organization_id: uuid.UUID,
     run_a: uuid.UUID | str,
     run_b: uuid.UUID | str,
+    primary: str | None = None,
 ) -> RunComparison:
-    """Paired comparison of run b against run a.
+    """Paired comparison of run b against run a, decided on `primary` (default: quality score).
 
     Refused (Conflict) unless both are completed, on the same dataset version and examples,
     and scored with the same options and label set. Classification metrics of both are over
-    the version's label set; both quality scores use one weighting (`comparison_weights`).
+    the version's label set; both quality scores, and the verdict when it is decided on the
+    quality score, use one weighting (`comparison_weights`).
     """
     first = get_run(session, organization_id=organization_id, run_id=run_a)
     second = get_run(session, organization_id=organization_id, run_id=run_b)
@@ -783,15 +788,19 @@ def compare_runs(
     labels = run_labels(second, scores_b)
     options = ScoringOptions.from_config(first.config["options"])
     quality, source = comparison_weights(first, second)
-    comparison = compare(
-        first.task,
-        scores_a,
-        scores_b,
-        slices=slices,
-        options=options,
-        quality=quality,
-        labels=labels,
-    )
+    try:
+        comparison = compare(
+            first.task,
+            scores_a,
+            scores_b,
+            slices=slices,
+            options=options,
+            quality=quality,
+            primary=primary,
+            labels=labels,
+        )
+    except PrimaryMetricUnknown as error:
+        raise InvalidInput(str(error), field="primary") from error
     runs = EvaluationRepository(session)
     overall_a = _overall(runs, first, quality)
     overall_b = _overall(runs, second, quality)
@@ -814,6 +823,69 @@ def _overall(
         for m in runs.metrics(run.id)
         if m.slice == "" and (same or m.name != "quality_score")
     }
+
+
+def plan_comparison(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    paired_sd: float | None = None,
+    run_a: uuid.UUID | str | None = None,
+    run_b: uuid.UUID | str | None = None,
+    primary: str | None = None,
+    effect: float | None = None,
+    n: int | None = None,
+    alpha: float = 0.05,
+    power: float = decision.DEFAULT_POWER,
+) -> EvaluationPlan:
+    """Sample size for a target effect and / or the MDE at n, from a paired SD.
+
+    The SD is given, or estimated from the comparison of two completed runs (the spread of
+    their per-example differences on the primary metric).
+    """
+    if (paired_sd is None) == (run_a is None or run_b is None):
+        raise InvalidInput(
+            "give either a paired standard deviation or two runs to estimate it from",
+            field="paired_sd",
+        )
+    if effect is None and n is None:
+        raise InvalidInput("give a target effect, a number of examples, or both", field="effect")
+    if effect is not None and (not math.isfinite(effect) or effect == 0):
+        raise InvalidInput("the target effect must be a non-zero number", field="effect")
+    if n is not None and n < 2:
+        raise InvalidInput("the number of examples must be at least 2", field="n")
+    if not 0.0 < alpha < 1.0:
+        raise InvalidInput("alpha must lie strictly between 0 and 1", field="alpha")
+    if not 0.0 < power < 1.0:
+        raise InvalidInput("power must lie strictly between 0 and 1", field="power")
+    if paired_sd is not None:
+        if not math.isfinite(paired_sd) or paired_sd <= 0:
+            raise InvalidInput("the paired standard deviation must be positive", field="paired_sd")
+        sd, source = paired_sd, "given"
+    else:
+        assert run_a is not None
+        assert run_b is not None
+        compared = compare_runs(
+            session, organization_id=organization_id, run_a=run_a, run_b=run_b, primary=primary
+        )
+        verdict = compared.comparison.verdict
+        if verdict.effect.paired_sd is None or verdict.effect.paired_sd <= 0:
+            raise InvalidInput(
+                "the two runs' per-example differences have no spread; give the paired "
+                "standard deviation instead",
+                field="paired_sd",
+            )
+        sd = verdict.effect.paired_sd
+        source = (
+            f"{verdict.primary_metric}, runs {str(compared.run_a.id)[:8]} and "
+            f"{str(compared.run_b.id)[:8]} (n = {verdict.n})"
+        )
+    try:
+        return decision.plan(sd, source=source, effect=effect, n=n, alpha=alpha, power=power)
+    except ValueError as error:
+        raise InvalidInput(
+            str(error), field="effect" if effect is not None else "paired_sd"
+        ) from error
 
 
 @dataclass(frozen=True)

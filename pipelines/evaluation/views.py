@@ -23,6 +23,7 @@ from models.db.repositories.audit import AuditRepository
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
 from pipelines.errors import InvalidInput, NotFound
+from pipelines.evaluation import intervals
 from pipelines.evaluation.read_models import (
     AliasMove,
     ConfusionMatrix,
@@ -106,12 +107,13 @@ def evaluation_detail(
     dataset, version = run_dataset(session, organization_id=organization_id, run=run)
     runs = EvaluationRepository(session)
     metrics = runs.metrics(run.id)
-    overall = [Metric.of(m) for m in metrics if m.slice == ""]
+    policy = reading_policy(run)
+    overall = [Metric.of(m, **policy) for m in metrics if m.slice == ""]
     quality = next((m for m in overall if m.name == "quality_score"), None)
     slices: dict[str, list[Metric]] = {}
     for m in metrics:
         if m.slice:
-            slices.setdefault(m.slice, []).append(Metric.of(m))
+            slices.setdefault(m.slice, []).append(Metric.of(m, **policy))
     stored_batches = (
         len(runs.stored_batches(run.id)) if run.status != RunStatus.COMPLETED else run.batch_count
     )
@@ -140,6 +142,16 @@ def evaluation_detail(
         ),
         scoring_signatures=run.scoring_signatures,
     )
+
+
+def reading_policy(run: EvaluationRun) -> dict[str, Any]:
+    """How a run's metrics are flagged: its minimum n and its quality score's parts."""
+    options = (run.config or {}).get("options") or {}
+    weights = (run.config or {}).get("quality_weights") or {}
+    return {
+        "min_n": int(options.get("min_n", intervals.DEFAULT_MIN_N)),
+        "parts": tuple(weights),
+    }
 
 
 def averaged_over(metrics: list[Metric]) -> list[str]:
@@ -185,11 +197,14 @@ def compare_runs(
     organization_id: uuid.UUID,
     run_a: uuid.UUID | str,
     run_b: uuid.UUID | str,
+    primary: str | None = None,
 ) -> RunComparison:
     """`service.compare_runs`, imported when first needed: it brings the scoring stack."""
     from pipelines.evaluation.service import compare_runs as compare
 
-    return compare(session, organization_id=organization_id, run_a=run_a, run_b=run_b)
+    return compare(
+        session, organization_id=organization_id, run_a=run_a, run_b=run_b, primary=primary
+    )
 
 
 def comparison(result: RunComparison) -> ComparisonView:
@@ -198,12 +213,16 @@ def comparison(result: RunComparison) -> ComparisonView:
         run_a=RunRef(
             id=result.run_a.id,
             subject=subject(result.run_a),
-            metrics=[Metric.of(m) for m in result.metrics_a.values()],
+            metrics=[
+                Metric.of(m, **reading_policy(result.run_a)) for m in result.metrics_a.values()
+            ],
         ),
         run_b=RunRef(
             id=result.run_b.id,
             subject=subject(result.run_b),
-            metrics=[Metric.of(m) for m in result.metrics_b.values()],
+            metrics=[
+                Metric.of(m, **reading_policy(result.run_b)) for m in result.metrics_b.values()
+            ],
         ),
         task=result.run_a.task,
         n=result.comparison.n,
@@ -221,6 +240,7 @@ def comparison(result: RunComparison) -> ComparisonView:
             if result.quality is not None
             else None
         ),
+        verdict=result.comparison.verdict,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from api.routers import console
@@ -234,6 +235,14 @@ class TestPages:
         assert f"[{quality['ci_low']:.4f}, {quality['ci_high']:.4f}]" in page.text
         for metric in detail["metrics"]:
             assert f'<th scope="row">{metric["name"]}</th>' in page.text
+        exact = next(m for m in detail["metrics"] if m["name"] == "exact_match")
+        assert exact["method"] == "wilson"
+        assert '<td class="method">wilson</td>' in page.text
+        # Both slices have 6 examples, under the minimum n of 30: flagged as the API flags them.
+        hvac = next(s for s in detail["slices"] if s["slice"] == "hvac")
+        assert all("small_n" in m["flags"] for m in hvac["metrics"])
+        slices = page.text.split('id="slices"', 1)[1]
+        assert '<span class="flag">small_n</span>' in slices
         missing = pages.world.client.get(f"/dashboards/evaluations/{uuid.uuid4()}")
         assert missing.status_code == 404
 
@@ -263,6 +272,18 @@ class TestPages:
         quality = next(d for d in api["overall"] if d["name"] == "quality_score")
         assert f"{quality['difference']:.4f}" in differences.text
         assert f"{quality['ci_low']:.4f}, {quality['ci_high']:.4f}" in differences.text
+        # The verdict the CLI and the API give, first; rows marked by the decision rule.
+        verdict = api["verdict"]
+        assert verdict["primary_metric"] == "quality_score"
+        assert differences.text.index(str(escape(verdict["statement"]))) < differences.text.index(
+            'id="overall"'
+        )
+        assert f"Holm across {verdict['secondary']['size']} tests" in differences.text
+        effect = verdict["effect"]
+        assert f"{effect['wins']} / {effect['ties']} / {effect['losses']}" in differences.text
+        assert '<th scope="row">quality_score (primary)</th>' in differences.text
+        if not quality["significant"]:
+            assert "no detectable difference</td>" in differences.text
         # A is wrong on every 3rd example, B on every 2nd: of e0..e11 B newly fails e2, e4, e8,
         # e10 and newly succeeds on e3, e9.
         fragment = pages.world.client.get(

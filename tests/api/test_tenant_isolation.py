@@ -106,6 +106,13 @@ class TestTenantIsolation:
                     )
                     assert response.status_code == 404, (route, pair, response.text)
                 continue
+            if route == "GET /v1/evaluation-plans":
+                for pair in ((a.run_id, b.run_id), (b.run_id, a.run_id), (a.run_id, a.run_id)):
+                    response = world.client.get(
+                        f"{url}?run_a={pair[0]}&run_b={pair[1]}&effect=0.02", headers=b.headers
+                    )
+                    assert response.status_code == 404, (route, pair, response.text)
+                continue
             response = world.client.request(method, url, headers=b.headers)
             if placeholders:
                 assert response.status_code == 404, (route, response.text)

@@ -440,6 +440,98 @@ class TestComparisons:
         )
 
 
+class TestVerdict:
+    def test_comparison_carries_one_verdict_on_the_declared_primary_metric(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
+        """The verdict decides on the quality score by default, on `primary` when declared; its
+        interval and test agree; the other rows form one Holm family; n = 12 is flagged."""
+        a = world.tenant_a
+        better = perfect_run(platform, world, a)
+        body = world.client.get(
+            f"/v1/comparisons?run_a={a.run_id}&run_b={better}", headers=a.headers
+        ).json()
+        verdict = body["verdict"]
+        assert verdict["primary_metric"] == "quality_score"
+        assert verdict["flags"] == ["small_n"]
+        assert verdict["n"] == 12
+        excludes_zero = not (verdict["ci_low"] <= 0 <= verdict["ci_high"])
+        assert excludes_zero == (verdict["p_value"] <= verdict["alpha"])
+        expected = {True: "better", False: "no_detectable_difference"}[excludes_zero]
+        assert verdict["outcome"] == expected
+        assert verdict["statement"].startswith(
+            "challenger better" if excludes_zero else "no detectable difference at this n"
+        )
+        rows = body["overall"] + body["slices"]
+        assert [row["name"] for row in rows if row["primary"]] == ["quality_score"]
+        assert verdict["secondary"]["size"] == sum(row["p_value"] is not None for row in rows) - 1
+        assert all(row["flags"] == ["small_n"] for row in body["slices"])
+        effect = verdict["effect"]
+        assert effect["wins"] + effect["ties"] + effect["losses"] == 12
+
+        declared = world.client.get(
+            f"/v1/comparisons?run_a={a.run_id}&run_b={better}&primary=exact_match",
+            headers=a.headers,
+        ).json()["verdict"]
+        assert declared["primary_metric"] == "exact_match"
+        assert declared["effect"]["cohen_h"] is not None
+        unknown = world.client.get(
+            f"/v1/comparisons?run_a={a.run_id}&run_b={better}&primary=nonsense", headers=a.headers
+        )
+        assert "nonsense" in assert_problem(unknown, 422)["detail"]
+        hostile = world.client.get(
+            f"/v1/comparisons?run_a={a.run_id}&run_b={better}&primary=a;drop", headers=a.headers
+        )
+        assert_problem(hostile, 422)
+
+    @covers("GET /v1/evaluation-plans", cross_tenant=True)
+    def test_plans_from_a_given_sd_or_from_two_runs(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
+        """n for a target effect and the MDE at n; the SD given or from the tenant's own runs
+        (another tenant's run is a 404); contradictory or missing inputs are 422."""
+        a, b = world.tenant_a, world.tenant_b
+        given = world.client.get(
+            "/v1/evaluation-plans",
+            params={"paired_sd": 0.2, "effect": 0.02, "n": 400},
+            headers=a.headers,
+        )
+        assert given.status_code == 200, given.text
+        plan = given.json()
+        # (1.95996 + 0.84162)^2 * (0.2 / 0.02)^2 = 784.9 -> 785
+        assert plan["n_required"] == 785
+        assert plan["minimum_detectable_effect"] == pytest.approx(2.80158 * 0.2 / 20, rel=1e-4)
+        assert plan["source"] == "given"
+
+        better = perfect_run(platform, world, a)
+        estimated = world.client.get(
+            "/v1/evaluation-plans",
+            params={"run_a": str(a.run_id), "run_b": str(better), "effect": 0.05},
+            headers=a.headers,
+        )
+        assert estimated.status_code == 200, estimated.text
+        assert estimated.json()["paired_sd"] > 0
+        assert "quality_score" in estimated.json()["source"]
+        assert_problem(
+            world.client.get(
+                "/v1/evaluation-plans",
+                params={"run_a": str(a.run_id), "run_b": str(better), "effect": 0.05},
+                headers=b.headers,
+            ),
+            404,
+        )
+        for params in (
+            {"effect": 0.02},
+            {"paired_sd": 0.2},
+            {"paired_sd": 0.2, "run_a": str(a.run_id), "run_b": str(better), "n": 10},
+            {"paired_sd": -1, "n": 10},
+            {"paired_sd": 0.2, "effect": 0},
+        ):
+            assert_problem(
+                world.client.get("/v1/evaluation-plans", params=params, headers=a.headers), 422
+            )
+
+
 class TestRegistryAndQuality:
     def test_model_versions_and_quality_scores_are_paged(
         self, world: World, platform: sessionmaker[Session], registry_template: Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -186,9 +187,36 @@ class TestEvalCommands:
         assert exact_diff["difference"] == 1.0
         assert comparison["mcnemar"][0]["only_b_correct"] == 24
         assert comparison["mcnemar"][0]["p_value"] < 1e-6
+        verdict = comparison["verdict"]
+        assert (verdict["primary_metric"], verdict["outcome"]) == ("quality_score", "better")
+        assert verdict["flags"] == ["small_n"]
+        assert verdict["ci_low"] > 0
+        assert verdict["p_value"] <= verdict["alpha"]
+        code, out, _ = _run("eval", "compare", run_a["id"], run_b["id"])
+        assert code == 0
+        assert verdict["statement"] in out
+        assert f"Holm across {verdict['secondary']['size']} tests" in out
+        plan = _json(
+            "eval", "plan", "--runs", run_a["id"], run_b["id"], "--effect", "0.05", "--n", "500"
+        )
+        assert plan["paired_sd"] == pytest.approx(verdict["effect"]["paired_sd"])
+        assert plan["n_required"] >= 2
+        assert plan["minimum_detectable_effect"] > 0
+        code, out, _ = _run("eval", "plan", "--paired-sd", "0.2", "--effect", "0.02")
+        assert code == 0
+        assert "n = 785 paired examples" in out
+        code, _, err = _run("eval", "plan", "--effect", "0.02")
+        assert code == 1
+        assert "--paired-sd" in err
+        shown = _json("eval", "show", run_a["id"][:8])
+        assert all("small_n" in m["flags"] for m in shown["metrics"])
+        exact_a = next(m for m in shown["metrics"] if m["name"] == "exact_match")
+        assert exact_a["method"] == "wilson"
+        assert exact_a["ci_high"] > exact_a["ci_low"] == 0.0
         code, out, _ = _run("eval", "show", run_a["id"][:8])
         assert code == 0
         assert "rougeL_f" in out
+        assert "small_n" in out
         assert _json("eval", "show", run_a["id"][:8])["id"] == run_a["id"]
 
     def test_eval_run_needs_exactly_one_subject(self, streamflow: Runtime) -> None:

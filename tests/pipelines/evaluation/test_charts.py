@@ -31,15 +31,28 @@ def test_metric_intervals_put_bleu_on_the_unit_scale() -> None:
     assert rows[1]["shown"] == "40.00 [30.00, 50.00]"
 
 
-def test_differences_are_coloured_by_significance() -> None:
+def test_differences_are_coloured_by_the_decision_not_the_raw_p() -> None:
+    """f1_macro has p = 0.02 but Holm did not call it: grey, as the tables mark it."""
     row = {"slice": "", "label": None, "a": 0.5, "b": 0.6, "n": 30, "p_value_holm": None}
     spec = difference_intervals(
         [
             MetricDifference(
-                name="accuracy", difference=0.1, ci_low=0.02, ci_high=0.18, p_value=0.01, **row
+                name="accuracy",
+                difference=0.1,
+                ci_low=0.02,
+                ci_high=0.18,
+                p_value=0.01,
+                significant=True,
+                **row,
             ),
             MetricDifference(
-                name="f1_macro", difference=0.05, ci_low=-0.01, ci_high=0.11, p_value=0.2, **row
+                name="f1_macro",
+                difference=0.05,
+                ci_low=-0.01,
+                ci_high=0.11,
+                p_value=0.02,
+                significant=False,
+                **row,
             ),
         ],
         title="t",
@@ -48,7 +61,7 @@ def test_differences_are_coloured_by_significance() -> None:
         spec["layer"][1]["data"]["values"] if "data" in spec["layer"][1] else spec["data"]["values"]
     )
     assert [(r["metric"], r["significance"]) for r in rows] == [
-        ("accuracy", "significant (p < 0.05)"),
+        ("accuracy", "significant (decision rule)"),
         ("f1_macro", "not significant"),
     ]
 

@@ -380,6 +380,48 @@ class TestComparingStoredRuns:
         quality = next(r for r in view.overall if r.name == "quality_score")
         assert own.value == pytest.approx(quality.a, abs=1e-12)
         assert view.scoring_options["use_stemmer"] is True
+        # The verdict is decided on that same quality score, with that one weighting.
+        assert view.verdict.primary_metric == "quality_score"
+        assert quality.primary
+        assert view.verdict.difference == pytest.approx(quality.difference, abs=1e-12)
+        assert (view.verdict.a, view.verdict.b) == (quality.a, quality.b)
+        # "other" has no support: its per-class values are null, with no interval or method.
+        other = [m for m in detail.metrics if m.label == "other"]
+        assert {m.name for m in other} == {"precision", "recall", "f1"}
+        for metric in other:
+            assert (metric.value, metric.ci_low, metric.ci_high) == (None, None, None)
+            assert metric.method is None
+            assert metric.flags == ["small_n"]
+
+    def test_a_different_minimum_n_does_not_make_runs_incomparable(
+        self, session: Session, tmp_path: Path
+    ) -> None:
+        """`min_n` decides which outputs are flagged, not what a score means: runs that differ
+        only in it compare, and each run's metrics are flagged by its own minimum n."""
+        org = create_organization(session)
+        rows = [(f"n{i}", f"text {i}", f"the valves were tested {i}", "") for i in range(8)]
+        _import(session, org.id, tmp_path, "notes", rows, "text_generation")
+        predictions = {f"n{i}": f"valves tested {i}" for i in range(8)}
+        strict = _completed(session, org.id, tmp_path, "notes", predictions, "summarizer")
+        lenient = _completed(
+            session,
+            org.id,
+            tmp_path,
+            "notes",
+            predictions,
+            "summarizer",
+            options=ScoringOptions(n_resamples=60, min_n=5),
+        )
+        view = comparison(
+            service.compare_runs(session, organization_id=org.id, run_a=strict, run_b=lenient)
+        )
+        assert view.n == 8
+        assert "min_n" not in view.scoring_options
+        assert view.verdict.difference == 0.0
+        exact_a = next(m for m in view.run_a.metrics if m.name == "exact_match")
+        exact_b = next(m for m in view.run_b.metrics if m.name == "exact_match")
+        assert "small_n" in exact_a.flags
+        assert "small_n" not in exact_b.flags
 
 
 def _import(
