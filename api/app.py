@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.cache import ComputeSlots, ExpensiveReads
 from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
@@ -19,6 +20,7 @@ from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
 from models.cache.client import make_async_client
+from models.cache.flight import RedisFlightLock, SingleFlight
 from models.cache.nonces import make_nonce_store
 from models.cache.rate_limit import make_rate_limiter
 from models.cache.settings import CacheSettings
@@ -74,6 +76,16 @@ def build_state(
         launcher=launcher or _load_launcher(api),
         provider_keys=provider_auth.signing_keys(),
         signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
+        expensive_reads=ExpensiveReads(
+            flights=SingleFlight(
+                RedisFlightLock(client, key_prefix=cache_settings.key_prefix) if client else None,
+                metrics.flight_counters,
+                lock_seconds=api.comparison_lock_seconds,
+                wait_seconds=api.comparison_wait_seconds,
+            ),
+            slots=ComputeSlots(api.comparison_concurrency),
+            metrics=metrics,
+        ),
         principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
     )

@@ -146,7 +146,7 @@ def list_evaluation_examples(
 @router.get(
     "/comparisons",
     response_model=RunComparison,
-    responses=problem_responses(401, 403, 404, 409, 422, 429),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def compare_evaluations(
     run_a: Annotated[
@@ -160,10 +160,16 @@ async def compare_evaluations(
     context: TenantRead,
     state: StateDep,
 ) -> Response:
-    """Compare two completed runs on the same golden dataset version, example by example."""
+    """Compare two completed runs on the same golden dataset version, example by example.
+
+    A comparison not computed yet takes seconds; identical requests arriving meanwhile wait for
+    the same computation. When the server is computing as many comparisons as it allows, a
+    request for another one gets 503 with `Retry-After`. Two different runs are required.
+    """
     body = await cached_comparison(
-        lambda: context.session,
+        state.expensive_reads,
         _cache(state),
+        state.sessions,
         organization_id=context.principal.organization_id,
         run_a=await _run_id(context, run_a),
         run_b=await _run_id(context, run_b),

@@ -640,6 +640,12 @@ def compare_runs(
     """Paired comparison of run b against run a."""
     first = get_run(session, organization_id=organization_id, run_id=run_a)
     second = get_run(session, organization_id=organization_id, run_id=run_b)
+    if first.id == second.id:
+        raise InvalidInput(
+            f"run_b names the same run as run_a ({first.id}); a run compared with itself differs "
+            "by nothing: name two different completed runs",
+            field="run_b",
+        )
     for run in (first, second):
         if run.status != RunStatus.COMPLETED:
             raise Conflict(f"run {run.id} is {run.status}; compare completed runs only")

@@ -158,6 +158,10 @@ class TestEvalCommands:
         assert exact_diff["difference"] == 1.0
         assert comparison["mcnemar"][0]["only_b_correct"] == 24
         assert comparison["mcnemar"][0]["p_value"] < 1e-6
+        code, out, err = _run("eval", "compare", run_a["id"][:8], run_a["id"])
+        assert (code, out) == (1, "")
+        assert err.startswith("error: RUN_B: run_b names the same run as run_a")
+        assert len(err.strip().splitlines()) == 1
         code, out, _ = _run("eval", "show", run_a["id"][:8])
         assert code == 0
         assert "rougeL_f" in out
