@@ -102,10 +102,15 @@ class SingleFlight:
         self._max_poll_seconds = max(poll_seconds, max_poll_seconds)
         self._clock = clock
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._callers: dict[str, int] = {}
 
     def in_flight(self) -> int:
         """Keys being computed (or waited for) by this process now."""
         return len(self._running)
+
+    def callers(self, key: str) -> int:
+        """Calls of this process waiting for `key` now."""
+        return self._callers.get(key, 0)
 
     async def run(
         self,
@@ -124,8 +129,14 @@ class SingleFlight:
             task = asyncio.ensure_future(self._once(key, lookup, compute))
             self._running[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
-        # Shielded: a caller that goes away leaves the computation to the others.
-        result: T = await asyncio.shield(task)
+        self._callers[key] = self._callers.get(key, 0) + 1
+        try:
+            # Shielded: a caller that goes away leaves the computation to the others.
+            result: T = await asyncio.shield(task)
+        finally:
+            self._callers[key] -= 1
+            if not self._callers[key]:
+                del self._callers[key]
         return result
 
     def _finished(self, key: str, task: asyncio.Task[Any]) -> None:

@@ -15,7 +15,8 @@ SYSTEM_SCOPE = "system"
 
 
 def make_engine(url: str, *, tenant_scoped_role: str | None = None, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout.
+    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout. Its errors never
+    show the parameters of the failed statement.
 
     On PostgreSQL, row-level security decides what each connection sees. Flows, the CLI and
     migrations act for the whole platform (`streamflow.scope = system`). With
@@ -23,6 +24,9 @@ def make_engine(url: str, *, tenant_scoped_role: str | None = None, **kwargs: An
     a transaction sets its organisation (see `set_row_scope`): the API's engine.
     """
     parsed = make_url(url)
+    # An error's text would otherwise carry the statement's parameters (prediction texts, key
+    # hashes) into logs and tracebacks.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 from tests.api.test_route_coverage import ATTRIBUTE
 from tests.conftest import DatabaseTemplate, build_template, copy_sqlite
+from tests.redis_server import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PROVIDER_KEYS = {"key-2026a": "a" * 40, "key-2026b": "b" * 48}
@@ -294,6 +295,24 @@ def world(
         finally:
             state.engine.dispose()
             _drop_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="session")
+def private_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A `redis-server` of this session alone, on a free port, for fault injection."""
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(private_redis_server: PrivateRedis) -> PrivateRedis:
+    """The private Redis, healthy and empty."""
+    private_redis_server.reset()
+    return private_redis_server
 
 
 def _drop_redis_prefix(prefix: str) -> None:
