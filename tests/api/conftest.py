@@ -22,7 +22,7 @@ from api.provider_client import ProviderSigningAuth
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState
 from models.cache.settings import CacheSettings
-from models.db.engine import make_sessionmaker, transaction
+from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.settings import StorageSettings
 from pipelines.access.service import SCOPES, issue_api_key
 from pipelines.evaluation import service as evaluation_service
@@ -313,6 +313,16 @@ def private_redis(private_redis_server: PrivateRedis) -> PrivateRedis:
     """The private Redis, healthy and empty."""
     private_redis_server.reset()
     return private_redis_server
+
+
+@pytest.fixture
+def platform(world: World) -> Iterator[sessionmaker[Session]]:
+    """Sessions that act for the whole platform (no row-level scoping), to seed and inspect."""
+    engine = make_engine(world.state.storage.resolved_database_url())
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
 
 
 def _drop_redis_prefix(prefix: str) -> None:

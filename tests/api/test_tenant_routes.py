@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from api.app import build_state, create_app
 from api.settings import ProviderAuthSettings
 from models.cache.keys import comparison_key, run_detail_key, run_tag
 from models.cache.settings import CacheSettings
-from models.db.engine import make_engine, make_sessionmaker, transaction
+from models.db.engine import transaction
 from models.db.tables import AuditLogEntry, EvaluationMetric, EvaluationRun
 from pipelines.access.service import issue_api_key
 from pipelines.evaluation import service as evaluation
@@ -41,16 +40,6 @@ KEY_FIELDS = {
     "expires_at",
     "revoked_at",
 }
-
-
-@pytest.fixture
-def platform(world: World) -> Iterator[sessionmaker[Session]]:
-    """Sessions that act for the whole platform (no row-level scoping), to seed and inspect."""
-    engine = make_engine(world.state.storage.resolved_database_url())
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")
