@@ -173,6 +173,7 @@ class TestBodyLimits:
         assert problem["errors"][0]["field"].startswith("body")
         assert receive.read_bytes == 2 * MIB
 
+    @pytest.mark.parametrize("world", ["sqlite"], indirect=True)  # the edge: no storage
     def test_every_route_refuses_an_oversized_body_unread(self, world: World) -> None:
         """Derived from the route table: every operation, with or without a body of its own,
         answers a declared oversized body with 413 before reading a byte."""
@@ -222,6 +223,7 @@ class TestRepeatedQueryParameters:
         assert response.status_code == 422, response.text
         assert [e["field"] for e in response.json()["errors"]] == ["query.limit"]
 
+    @pytest.mark.parametrize("world", ["sqlite"], indirect=True)  # the edge: no storage
     def test_every_query_parameter_refuses_repetition(self, world: World) -> None:
         """Derived from the route table: each query parameter of each operation, sent twice."""
         checked = 0
@@ -658,6 +660,7 @@ class TestComparisonCost:
         assert "same run as run_a" in error["message"]
         assert _computed(world.state) == 0
 
+    @pytest.mark.parametrize("world", ["postgresql"], indirect=True)  # as in production
     def test_identical_cold_requests_compute_once_across_processes(
         self, world: World, platform: sessionmaker[Session]
     ) -> None:
@@ -688,6 +691,7 @@ class TestComparisonCost:
         assert len({r.content for r in responses}) == 1
         assert _computed(first) + _computed(second) == 1
 
+    @pytest.mark.parametrize("world", ["postgresql"], indirect=True)  # as in production
     def test_a_request_waits_for_another_process_only_so_long(
         self, world: World, platform: sessionmaker[Session]
     ) -> None:
@@ -704,6 +708,7 @@ class TestComparisonCost:
         assert response.headers["retry-after"] == "5"
         assert (_refused(state, "waited"), _computed(state)) == (1, 0)
 
+    @pytest.mark.parametrize("world", ["postgresql"], indirect=True)  # as in production
     def test_beyond_the_cap_a_cold_comparison_is_refused_and_a_cached_one_served(
         self, world: World, platform: sessionmaker[Session]
     ) -> None:
@@ -834,6 +839,7 @@ class TestWhatErrorsShow:
         if world.backend == "postgresql":
             assert "DETAIL: (hidden: it quotes stored values)" in logged["exception"]
 
+    @pytest.mark.parametrize("world", ["sqlite"], indirect=True)  # files, not the database
     @pytest.mark.usefixtures("summarizer")
     def test_error_bodies_never_show_a_server_path(self, world: World) -> None:
         """A golden dataset file gone from the store: the provider learns which one, not where
