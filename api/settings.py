@@ -61,9 +61,9 @@ class ApiSettings(BaseSettings):
     """How long a request waits for the same comparison being computed by another process
     before it gets 503 with `Retry-After` (identical requests in one process always share one
     computation)."""
-    comparison_lock_seconds: float = Field(default=300.0, gt=0)
-    """Lifetime of the Redis lock that makes one process compute a comparison for all; a
-    process that dies while computing frees it after this time."""
+    comparison_lock_seconds: float = Field(default=30.0, gt=0)
+    """Lifetime of the Redis lock that makes one process compute a comparison for all; its
+    holder extends it while computing, so a process that dies frees it after this time."""
 
 
 class ProviderAuthSettings(BaseSettings):

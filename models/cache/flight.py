@@ -8,9 +8,10 @@ once while the others wait for its result. `SingleFlight.run(key, lookup, comput
 - across processes, that task takes a Redis lock (`SET <prefix>flight:<key> <token> NX PX`)
   before computing; a task that finds the lock taken polls `lookup` (the shared cache) until
   the holder's result is there, or the lock is gone (it then tries to take it itself), or
-  `wait_seconds` have passed (`FlightTimedOut`). The lock expires after `lock_seconds`, so a
-  holder that dies frees it; it is released by a compare-and-delete script, so a holder never
-  frees a lock that expired and was taken by another.
+  `wait_seconds` have passed (`FlightTimedOut`). The lock expires after `lock_seconds` unless
+  its holder, while computing, extends it (every third of that time), so a holder that dies
+  frees it soon; it is extended and released by compare-and-set scripts, so a holder never
+  touches a lock that expired and was taken by another.
 
 Without Redis there is nothing to share across processes and only the in-process part applies.
 When Redis fails in any way the lock fails open: the error is logged (`flight.unavailable`)
@@ -42,6 +43,13 @@ end
 return 0
 """
 
+_EXTEND_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 
 class FlightTimedOut(RuntimeError):
     """Another process held the computation's lock for longer than this caller may wait."""
@@ -58,6 +66,7 @@ class RedisFlightLock:
         self._client = client
         self._prefix = f"{key_prefix}flight:"
         self._release = client.register_script(_RELEASE_LUA)
+        self._extend = client.register_script(_EXTEND_LUA)
 
     def key(self, key: str) -> str:
         return f"{self._prefix}{key}"
@@ -75,6 +84,11 @@ class RedisFlightLock:
     async def release(self, key: str, token: str) -> None:
         await self._release(keys=[self.key(key)], args=[token.encode()])
 
+    async def extend(self, key: str, token: str, *, lock_seconds: float) -> bool:
+        """Give the lock `lock_seconds` more if `token` still holds it; False otherwise."""
+        ms = max(1, round(lock_seconds * 1000))
+        return bool(await self._extend(keys=[self.key(key)], args=[token.encode(), ms]))
+
 
 class SingleFlight:
     """Runs at most one computation per key: one per process always, one across processes
@@ -85,7 +99,7 @@ class SingleFlight:
         lock: RedisFlightLock | None,
         counters: Counters,
         *,
-        lock_seconds: float = 120.0,
+        lock_seconds: float = 30.0,
         wait_seconds: float = 60.0,
         poll_seconds: float = 0.05,
         max_poll_seconds: float = 0.5,
@@ -167,9 +181,11 @@ class SingleFlight:
                 self._unavailable("acquire", exc)
                 return await compute()
             if taken:
+                keeper = asyncio.ensure_future(self._keep(key, token))
                 try:
                     return await compute()
                 finally:
+                    keeper.cancel()
                     await self._release(key, token)
             # Another process computes: wait for its result, or for its lock to go.
             while True:
@@ -187,6 +203,18 @@ class SingleFlight:
                 except RedisError as exc:
                     self._unavailable("held", exc)
                     return await compute()
+
+    async def _keep(self, key: str, token: str) -> None:
+        """Extend the lock every third of its lifetime while its computation runs, so a short
+        lifetime frees the lock soon after a holder dies, yet never under a long computation."""
+        assert self._lock is not None
+        while True:
+            await asyncio.sleep(self._lock_seconds / 3)
+            try:
+                if not await self._lock.extend(key, token, lock_seconds=self._lock_seconds):
+                    return
+            except RedisError as exc:
+                self._unavailable("extend", exc)
 
     async def _release(self, key: str, token: str) -> None:
         assert self._lock is not None

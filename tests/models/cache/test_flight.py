@@ -138,3 +138,19 @@ async def test_a_failing_redis_fails_open(aredis_down: redis.asyncio.Redis) -> N
     assert work.runs == 1
     assert counters.errors == 1
     assert [(e["event"], e["operation"]) for e in logs] == [("flight.unavailable", "acquire")]
+
+
+async def test_the_holder_keeps_its_lock_while_it_computes(
+    aredis: redis.asyncio.Redis, key_prefix: str
+) -> None:
+    """A computation longer than the lock's lifetime keeps it: no second process starts."""
+    flights = SingleFlight(
+        RedisFlightLock(aredis, key_prefix=key_prefix), Counters(), lock_seconds=0.15
+    )
+    work = Work()
+    holder = asyncio.create_task(flights.run("k", work.lookup, work.compute))
+    await asyncio.sleep(0.5)
+    assert await aredis.exists(f"{key_prefix}flight:k")
+    work.release.set()
+    assert await holder == "done"
+    assert not await aredis.exists(f"{key_prefix}flight:k")
