@@ -59,6 +59,9 @@ def build_state(
     metrics = Metrics()
     client = make_async_client(cache_settings) if cache_settings.redis_url else None
     shared_cache = make_result_cache(cache_settings, metrics.cache_counters, client=client)
+    comparisons = cache_settings.model_copy(
+        update={"cache_ttl_seconds": cache_settings.comparison_ttl_seconds}
+    )
     return ApiState(
         api=api,
         storage=storage,
@@ -69,6 +72,11 @@ def build_state(
         cache=shared_cache,
         immutable_cache=make_immutable_result_cache(
             cache_settings, metrics.cache_counters, shared_cache
+        ),
+        comparison_cache=make_immutable_result_cache(
+            cache_settings,
+            metrics.cache_counters,
+            make_result_cache(comparisons, metrics.cache_counters, client=client),
         ),
         rate_limiter=make_rate_limiter(cache_settings, metrics.rate_limit_counters, client=client),
         nonces=make_nonce_store(cache_settings, client=client),

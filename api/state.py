@@ -42,6 +42,8 @@ class ApiState:
     cache: ResultCache
     immutable_cache: ResultCache
     """`cache` with an in-process tier in front, for results that never change."""
+    comparison_cache: ResultCache
+    """Like `immutable_cache`, with the longer lifetime of comparisons (see CacheSettings)."""
     rate_limiter: RateLimiter
     nonces: NonceStore
     metrics: Metrics

@@ -168,7 +168,7 @@ async def compare_evaluations(
     """
     body = await cached_comparison(
         state.expensive_reads,
-        _cache(state),
+        state.comparison_cache if state.api.cache_results else None,
         state.sessions,
         organization_id=context.principal.organization_id,
         run_a=await _run_id(context, run_a),

@@ -413,6 +413,8 @@ class TestComparisons:
             cache_key = comparison_key(a.organization_id, a.run_id, better)
             key = f"{world.redis_prefix}cache:k:{cache_key}"
             assert store.get(key) == response.content
+            # Kept for a day, not the 300 s of other results: it never changes.
+            assert 300 < store.ttl(key) <= world.state.cache_settings.comparison_ttl_seconds
             for run_id in (a.run_id, better):
                 members = store.smembers(f"{world.redis_prefix}cache:t:{run_tag(run_id)}")
                 assert key.encode() in members
