@@ -577,11 +577,10 @@ def failure_reason(error: BaseException | str) -> str:
             f"the database failed ({type(error).__name__}); the flow run's log has the details; "
             "start the evaluation again once the database is reachable"
         )
-    elif isinstance(error, OSError):
+    elif isinstance(error, OSError) and error.filename:
         # Its text names a path of the machine that ran the flow; the file's name suffices.
-        name = Path(str(error.filename)).name if error.filename else ""
-        text = f"{type(error).__name__}: {error.strerror or 'input/output error'}"
-        text += f" ({name})" if name else ""
+        name = Path(str(error.filename)).name
+        text = f"{type(error).__name__}: {error.strerror or 'input/output error'} ({name})"
     else:
         first = next((line for line in str(error).splitlines() if line.strip()), "")
         text = f"{type(error).__name__}: {first}" if first else type(error).__name__
