@@ -331,6 +331,7 @@ def run(n_examples: int = 50_000, rounds: int = 3, before: str = BEFORE) -> dict
     started = time.perf_counter()
     key, run_a, run_b = _seed(env, n_examples)
     seeded = time.perf_counter() - started
+    print(f"seeded two runs of {n_examples} examples in {seeded:.0f} s", file=sys.stderr)
     url = f"/v1/comparisons?run_a={run_a}&run_b={run_b}"
     headers = {"Authorization": f"Bearer {key}"}
     old = _export(before)
@@ -338,9 +339,14 @@ def run(n_examples: int = 50_000, rounds: int = 3, before: str = BEFORE) -> dict
     sources = {name: _served_from(code) for name, code in versions.items()}
     measured: dict[str, list[dict[str, Any]]] = {name: [] for name in versions}
     try:
-        for _ in range(rounds):
+        for round_index in range(rounds):
             for name, code in versions.items():
                 measured[name].append(_measure(code, env, url, headers))
+                print(
+                    f"round {round_index + 1} {name}: {json.dumps(measured[name][-1])}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
