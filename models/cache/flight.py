@@ -183,7 +183,9 @@ class SingleFlight:
             if taken:
                 keeper = asyncio.ensure_future(self._keep(key, token))
                 try:
-                    return await compute()
+                    # A holder that released just before we took the lock left its result.
+                    found = await lookup()
+                    return found if found is not None else await compute()
                 finally:
                     keeper.cancel()
                     await self._release(key, token)
@@ -203,6 +205,10 @@ class SingleFlight:
                 except RedisError as exc:
                     self._unavailable("held", exc)
                     return await compute()
+            # The holder may have stored its result between our last look and its release.
+            found = await lookup()
+            if found is not None:
+                return found
 
     async def _keep(self, key: str, token: str) -> None:
         """Extend the lock every third of its lifetime while its computation runs, so a short

@@ -96,7 +96,8 @@ async def test_a_process_waits_for_the_holders_result(
         return name
 
     holder = asyncio.create_task(first.run("k", lookup, lambda: compute_as("first")))
-    await _settle()
+    while runs != ["first"]:  # the holder has the lock and computes
+        await asyncio.sleep(0.001)
     waiter = asyncio.create_task(second.run("k", lookup, lambda: compute_as("second")))
     await asyncio.sleep(0.05)
     release.set()
