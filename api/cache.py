@@ -11,8 +11,10 @@ guarded three ways (`ExpensiveReads`):
   in one process (across processes while Redis answers); the others wait for its result;
 - a cap on computations per process (`ComputeSlots`): beyond it a request for another
   uncached comparison gets 503 with `Retry-After` instead of queueing more CPU work;
-- the work runs in a worker thread, off the event loop, on a database session of its own, so
-  no one request's lifetime decides whether it finishes for the others.
+- the work runs in a worker thread, off the event loop, on a database session of its own (a
+  tenant's opens the tenant login and presents the request's API key, as every tenant
+  transaction does; a provider user's is the platform's), so no one request's lifetime decides
+  whether it finishes for the others.
 
 Results of completed runs never change, so the stored comparison stays right for as long as
 the cache keeps it; a cold one is computed again only after the cache dropped it.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +36,6 @@ from api.observability import Metrics
 from models.cache.cache import ResultCache
 from models.cache.flight import FlightTimedOut, SingleFlight
 from models.cache.keys import comparison_key, run_detail_key, run_tag
-from models.db.engine import set_row_scope
 from pipelines.evaluation.service import compare_runs
 from pipelines.evaluation.views import comparison_payload, encode, run_detail
 
@@ -122,10 +123,26 @@ class ExpensiveReads:
     metrics: Metrics
 
 
+ScopedSession = Callable[[], AbstractContextManager[Session]]
+"""Opens a session with its transaction begun and already in the caller's row scope; the
+transaction ends (committed) when the block does."""
+
+
+def platform_session(sessions: sessionmaker[Session]) -> ScopedSession:
+    """A `ScopedSession` of the platform's login (provider callers: it sees every organisation)."""
+
+    @contextmanager
+    def scoped() -> Iterator[Session]:
+        with sessions() as session, session.begin():
+            yield session
+
+    return scoped
+
+
 async def cached_comparison(
     reads: ExpensiveReads,
     cache: ResultCache | None,
-    sessions: sessionmaker[Session],
+    open_session: ScopedSession,
     *,
     organization_id: uuid.UUID,
     run_a: uuid.UUID,
@@ -135,7 +152,8 @@ async def cached_comparison(
 
     Only completed runs can be compared, so every comparison is cacheable. A missing one is
     computed once for all concurrent identical requests, within the process's slot cap, on a
-    session of its own scoped to the organisation (see the module's docstring).
+    session of its own that `open_session` opens in the caller's scope (see the module's
+    docstring).
     """
     key = comparison_key(organization_id, run_a, run_b)
     if cache is not None:
@@ -144,8 +162,7 @@ async def cached_comparison(
             return cached
 
     def load() -> dict[str, Any]:
-        with sessions() as session, session.begin():
-            set_row_scope(session, organization_id=str(organization_id))
+        with open_session() as session:
             result = compare_runs(
                 session, organization_id=organization_id, run_a=run_a, run_b=run_b
             )

@@ -169,7 +169,7 @@ async def compare_evaluations(
     body = await cached_comparison(
         state.expensive_reads,
         state.comparison_cache if state.api.cache_results else None,
-        state.sessions,
+        context.own_session,
         organization_id=context.principal.organization_id,
         run_a=await _run_id(context, run_a),
         run_b=await _run_id(context, run_b),

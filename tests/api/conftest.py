@@ -22,14 +22,21 @@ from api.provider_client import ProviderSigningAuth
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState
 from models.cache.settings import CacheSettings
-from models.db.engine import make_engine, make_sessionmaker, transaction
+from models.db.engine import make_sessionmaker, transaction
 from models.settings import StorageSettings
 from pipelines.access.service import SCOPES, issue_api_key
 from pipelines.evaluation import service as evaluation_service
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 from tests.api.test_route_coverage import ATTRIBUTE
-from tests.conftest import DatabaseTemplate, build_template, copy_sqlite
+from tests.conftest import (
+    PLATFORM_LOGIN,
+    TENANT_LOGIN,
+    DatabaseTemplate,
+    as_login,
+    build_template,
+    copy_sqlite,
+)
 from tests.redis_server import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -95,10 +102,18 @@ class World:
         return ProviderSigningAuth(key_id, PROVIDER_KEYS[key_id])
 
 
-def _completed_run(
-    sessions: sessionmaker[Session], storage_dir: Path, org_id: uuid.UUID, dataset: str
+def completed_run(
+    sessions: sessionmaker[Session],
+    storage_dir: Path,
+    org_id: uuid.UUID,
+    dataset: str,
+    *,
+    wrong_every: int = 3,
 ) -> uuid.UUID:
-    """A finished evaluation made through the services (the flow is tested in tests/flows)."""
+    """A finished evaluation made through the services (the flow is tested in tests/flows).
+
+    Every `wrong_every`-th example is predicted wrong; the rest repeat the reference.
+    """
     rows = [
         {
             "id": f"e{i}",
@@ -109,7 +124,8 @@ def _completed_run(
         for i in range(12)
     ]
     predictions = {
-        row["id"]: (row["expected"] if int(row["id"][1:]) % 3 else "checked unit") for row in rows
+        row["id"]: (row["expected"] if int(row["id"][1:]) % wrong_every else "checked unit")
+        for row in rows
     }
     with transaction(sessions) as session:
         import_golden_dataset(
@@ -198,7 +214,7 @@ def _seed_template(backend: str, folder: Path) -> SeededTemplate:
                 issued_keys.append((slug, org.id, issued.plaintext, issued.key.id))
         for slug, org_id, plaintext, key_id in issued_keys:
             dataset = f"{slug}-notes"
-            run_id = _completed_run(sessions, storage_dir, org_id, dataset)
+            run_id = completed_run(sessions, storage_dir, org_id, dataset)
             tenants.append(
                 Tenant(slug, org_id, plaintext, key_id, run_id, dataset, _bearer(plaintext))
             )
@@ -269,14 +285,19 @@ def world(
     shutil.copytree(template.home, home)
     with template.database.copy(tmp_path) as url:
         launcher = RecordingLauncher()
+        # On PostgreSQL the API logs in as production's do: the platform's login for provider
+        # requests, a tenant login (row-level security per API key) for `/v1`.
+        postgres = request.param == "postgresql"
         state = build_state(
             api=ApiSettings(
-                database_app_role="streamflow_app" if request.param == "postgresql" else None,
+                database_tenant_url=as_login(url, TENANT_LOGIN) if postgres else None,
                 rate_limit_per_minute=10_000,
                 rate_limits_per_minute={},
                 rate_limit_per_address_per_minute=10_000,
             ),
-            storage=StorageSettings(home=home, database_url=url),
+            storage=StorageSettings(
+                home=home, database_url=as_login(url, PLATFORM_LOGIN) if postgres else url
+            ),
             cache_settings=CacheSettings(
                 redis_url=REDIS_URL, key_prefix=prefix, redis_socket_timeout_seconds=5
             ),
@@ -293,6 +314,7 @@ def world(
                     client, state, launcher, tenant_a, tenant_b, request.param, prefix, requested
                 )
         finally:
+            state.tenant_engine.dispose()
             state.engine.dispose()
             _drop_redis_prefix(prefix)
 
@@ -316,13 +338,9 @@ def private_redis(private_redis_server: PrivateRedis) -> PrivateRedis:
 
 
 @pytest.fixture
-def platform(world: World) -> Iterator[sessionmaker[Session]]:
-    """Sessions that act for the whole platform (no row-level scoping), to seed and inspect."""
-    engine = make_engine(world.state.storage.resolved_database_url())
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
+def platform(world: World) -> sessionmaker[Session]:
+    """Sessions that act for the whole platform (the platform's login), to seed and inspect."""
+    return world.state.sessions
 
 
 def _drop_redis_prefix(prefix: str) -> None:
