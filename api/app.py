@@ -22,6 +22,7 @@ from api.routers import (
     dashboards,
     docs,
     health,
+    jobs,
     provider,
     tenant,
     tenant_dashboards,
@@ -38,7 +39,7 @@ from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import ensure_schema
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings, normalize_database_url
-from pipelines.logging import configure_logging
+from pipelines.logging import configure_logging, init_error_reporting
 
 log = structlog.get_logger()
 
@@ -136,6 +137,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not hasattr(app.state, "streamflow"):
             configure_logging(level=os.environ.get("STREAMFLOW_LOG_LEVEL", "INFO").upper())
+            init_error_reporting(os.environ.get("STREAMFLOW_SENTRY_DSN"), component="api")
             app.state.streamflow = build_state()
         # The process holds a large, long-lived heap (pandas, MLflow, SQLAlchemy); moving it out
         # of the collector's reach keeps full collections from pausing requests.
@@ -168,6 +170,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenant.router)
     app.include_router(provider.router)
+    app.include_router(jobs.router)
+    app.include_router(jobs.provider_router)
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)

@@ -17,6 +17,7 @@ def deployments() -> list[Any]:
     from prefect.types.entrypoint import EntrypointType
 
     from flows.evaluation import evaluate_model_version, fail_stuck_evaluations
+    from flows.jobs import dispatch_jobs
 
     # Imported as `flows.evaluation`, not loaded as a script from a file path.
     return [
@@ -29,6 +30,12 @@ def deployments() -> list[Any]:
             name="every-5-minutes",
             description="Fail evaluation runs whose flow never started.",
             interval=300,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        dispatch_jobs.to_deployment(
+            name="every-15-seconds",
+            description="Run due background jobs: webhooks, e-mail, reports, AI tasks.",
+            interval=15,
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
     ]

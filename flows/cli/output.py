@@ -156,6 +156,7 @@ FLAGS = {
     "run_a": "RUN_A",
     "run_b": "RUN_B",
     "reference": "NAME[@VERSION]",
+    "job_id": "JOB_ID",
 }
 """Domain field → what the user typed, where it is not `--field-name`."""
 

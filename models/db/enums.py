@@ -44,6 +44,7 @@ class ApiKeyScope(StrEnum):
     DOMAINS_WRITE = "domains:write"
     NOTICES_WRITE = "notices:write"
     KEYS_WRITE = "keys:write"
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 class NoticeSeverity(StrEnum):
@@ -59,6 +60,48 @@ class NoticeAudience(StrEnum):
 
     ALL = "all"
     LISTED = "listed"
+
+
+class JobKind(StrEnum):
+    """What a background job does."""
+
+    AI_TASK = "ai_task"
+    REPORT = "report"
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class JobStatus(StrEnum):
+    """Where a job stands: waiting (also between retries), leased, or finished one way or another.
+
+    `dead` is the dead-letter queue: the last attempt failed; an operator may retry it.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class JobAttemptOutcome(StrEnum):
+    """How one attempt at a job ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    GONE = "gone"
+    """The receiver answered 410: the webhook endpoint is disabled."""
+    LEASE_EXPIRED = "lease_expired"
+    """The dispatcher holding the job stopped before finishing it."""
+
+
+class WebhookEndpointStatus(StrEnum):
+    """Whether an endpoint receives deliveries."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
 
 
 class ProviderRole(StrEnum):

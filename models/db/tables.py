@@ -21,12 +21,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db.base import Base, new_id, utcnow
 from models.db.enums import (
+    JobAttemptOutcome,
+    JobKind,
+    JobStatus,
     NoticeAudience,
     NoticeSeverity,
     OrganizationKind,
     OrganizationStatus,
     ProviderRole,
     RunStatus,
+    WebhookEndpointStatus,
     check_in,
 )
 
@@ -48,6 +52,8 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=OrganizationStatus.ACTIVE)
+    notification_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    """Where notices and report links are e-mailed (none: no e-mail)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -311,3 +317,122 @@ class DashboardSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class WebhookEndpoint(Base):
+    """A tenant's URL that receives signed webhooks for the event types it subscribed to."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (CheckConstraint(check_in("status", WebhookEndpointStatus), name="status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    event_types: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default=WebhookEndpointStatus.ACTIVE)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebhookSecret(Base):
+    """A signing secret (`whsec_…`) of an endpoint; after a rotation the old one signs until
+    it expires, so receivers can switch over."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Job(Base):
+    """A unit of background work: the queue (queued, running) and the dead-letter queue (dead).
+
+    Written in the same transaction as the change that causes it (transactional outbox). A
+    dispatcher leases due jobs; a lease that expires returns the job to the queue.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", JobKind), name="kind"),
+        CheckConstraint(check_in("status", JobStatus), name="status"),
+        UniqueConstraint("organization_id", "kind", "idempotency_key"),
+        Index("ix_jobs_due", "status", "next_attempt_at"),
+        Index("ix_jobs_org_kind_created", "organization_id", "kind", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    webhook_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), default=None, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    flow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class JobAttempt(Base):
+    """One attempt at a job: when, by which dispatcher, and how it ended."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (
+        CheckConstraint(check_in("outcome", JobAttemptOutcome), name="outcome"),
+        UniqueConstraint("job_id", "number"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class JobArtifact(Base):
+    """A document a job produced (a report's HTML and CSV, an AI task's outputs)."""
+
+    __tablename__ = "job_artifacts"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    media_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

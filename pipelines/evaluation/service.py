@@ -59,6 +59,7 @@ from pipelines.golden_datasets.service import (
     version_labels,
 )
 from pipelines.organizations import get_organization
+from pipelines.webhooks.service import emit_event
 
 log = structlog.get_logger()
 
@@ -607,7 +608,24 @@ def complete_run(
         organization_id=organization_id,
         details={"metrics": len(metrics), "mlflow_run_id": mlflow_run_id},
     )
+    _announce(session, run, "evaluation.completed")
     return run
+
+
+def _announce(session: Session, run: EvaluationRun, event_type: str) -> None:
+    """Queue the run's webhooks in its own transaction (the outbox: no event without its job)."""
+    emit_event(
+        session,
+        organization_id=run.organization_id,
+        event_type=event_type,
+        subject_id=str(run.id),
+        data={
+            "run_id": str(run.id),
+            "status": run.status,
+            "links": {"evaluation": f"/v1/evaluations/{run.id}"},
+        },
+        now=run.finished_at or run.created_at,
+    )
 
 
 def failure_reason(error: BaseException | str) -> str:
@@ -656,6 +674,7 @@ def fail_run(
         organization_id=organization_id,
         details={"error": reason[:500]},
     )
+    _announce(session, run, "evaluation.failed")
     return run
 
 
