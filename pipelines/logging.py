@@ -78,5 +78,20 @@ def init_error_reporting(dsn: str | None, *, component: str) -> bool:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, server_name=component)
+    # Reports carry what logs carry: no frame's local variables (prediction texts, keys) and no
+    # value a database error quotes (see `scrub`).
+    sentry_sdk.init(
+        dsn=dsn,
+        server_name=component,
+        include_local_variables=False,
+        before_send=scrub_report,
+    )
     return True
+
+
+def scrub_report(event: Any, _hint: Any) -> Any:
+    """A Sentry event with its exceptions' texts scrubbed (see `scrub`)."""
+    for exception in (event.get("exception") or {}).get("values") or []:
+        if isinstance(exception.get("value"), str):
+            exception["value"] = scrub(exception["value"])
+    return event
