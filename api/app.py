@@ -18,6 +18,7 @@ from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
 from api.routers import (
+    acme,
     console,
     dashboards,
     docs,
@@ -37,6 +38,7 @@ from models.cache.rate_limit import make_rate_limiter
 from models.cache.settings import CacheSettings
 from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import ensure_schema
+from models.domain_settings import DomainSettings
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings, normalize_database_url
 from pipelines.logging import configure_logging, init_error_reporting
@@ -119,6 +121,7 @@ def build_state(
         ),
         principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
+        domains=DomainSettings(home=storage.home),
     )
 
 
@@ -172,6 +175,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(provider.router)
     app.include_router(jobs.router)
     app.include_router(jobs.provider_router)
+    app.include_router(acme.router)
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)

@@ -271,6 +271,7 @@ TenantNotices = Annotated[TenantContext, Depends(tenant("notices:write"))]
 TenantKeys = Annotated[TenantContext, Depends(tenant("keys:write"))]
 TenantWebhooks = Annotated[TenantContext, Depends(tenant("webhooks:write"))]
 TenantPredict = Annotated[TenantContext, Depends(tenant("predict"))]
+TenantDomains = Annotated[TenantContext, Depends(tenant("domains:write"))]
 
 
 Limit = Annotated[

@@ -157,6 +157,11 @@ FLAGS = {
     "run_b": "RUN_B",
     "reference": "NAME[@VERSION]",
     "job_id": "JOB_ID",
+    "hostname": "HOSTNAME",
+    "domain": "DOMAIN",
+    "domain_id": "DOMAIN",
+    "certificate_id": "CERTIFICATE",
+    "acme_directory_url": "STREAMFLOW_ACME_DIRECTORY_URL",
 }
 """Domain field → what the user typed, where it is not `--field-name`."""
 
@@ -165,6 +170,7 @@ HINTS = {
     "dataset": "`streamflow datasets list` shows them",
     "run_id": "`streamflow eval list` shows runs",
     "model": "`streamflow models list` shows registered versions",
+    "domain": "`streamflow domains list` shows them",
 }
 """What to type next when a referenced thing is not found."""
 

@@ -104,6 +104,65 @@ class WebhookEndpointStatus(StrEnum):
     DISABLED = "disabled"
 
 
+class DomainStatus(StrEnum):
+    """Whether a tenant has proven it owns a hostname.
+
+    `pending` until the TXT record is seen; `verified` while it is; `unverified` once the record
+    has been missing longer than the grace period; `released` when another tenant proved
+    ownership and took the hostname over.
+    """
+
+    PENDING = "pending"
+    VERIFIED = "verified"
+    UNVERIFIED = "unverified"
+    RELEASED = "released"
+
+
+class OwnershipOutcome(StrEnum):
+    """What one ownership check found. `unavailable` (timeout, SERVFAIL) is not a failure."""
+
+    VERIFIED = "verified"
+    WRONG_VALUE = "wrong_value"
+    MISSING = "missing"
+    NXDOMAIN = "nxdomain"
+    UNAVAILABLE = "unavailable"
+
+
+class RoutingOutcome(StrEnum):
+    """Whether a hostname points at the platform (CNAME, A, AAAA); reported apart from ownership."""
+
+    POINTS_HERE = "points_here"
+    POINTS_ELSEWHERE = "points_elsewhere"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+    NOT_CONFIGURED = "not_configured"
+
+
+class CertificateStatus(StrEnum):
+    """Where a domain's certificate stands, apart from the domain's own status."""
+
+    PENDING = "pending"
+    VALID = "valid"
+    FAILED = "failed"
+    REVOKED = "revoked"
+
+
+class CertificateAttemptKind(StrEnum):
+    """Why an ACME order was placed."""
+
+    ISSUE = "issue"
+    RENEW = "renew"
+
+
+class CertificateAttemptStatus(StrEnum):
+    """An attempt: `running` holds the claim (one per certificate), then it ends either way."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
 class ProviderRole(StrEnum):
     """What a provider user may do in the dashboards: everything, or read only."""
 

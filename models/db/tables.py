@@ -16,11 +16,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db.base import Base, new_id, utcnow
 from models.db.enums import (
+    CertificateAttemptKind,
+    CertificateAttemptStatus,
+    CertificateStatus,
+    DomainStatus,
     JobAttemptOutcome,
     JobKind,
     JobStatus,
@@ -28,7 +33,9 @@ from models.db.enums import (
     NoticeSeverity,
     OrganizationKind,
     OrganizationStatus,
+    OwnershipOutcome,
     ProviderRole,
+    RoutingOutcome,
     RunStatus,
     WebhookEndpointStatus,
     check_in,
@@ -277,6 +284,166 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Domain(Base):
+    """A tenant's claim on a hostname and what the ownership checks found.
+
+    Several tenants may claim a hostname, but only one holds it verified at a time (a partial
+    unique index); another takes it over only by proving ownership through its own TXT token.
+    """
+
+    __tablename__ = "domains"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "hostname"),
+        CheckConstraint(check_in("status", DomainStatus), name="status"),
+        CheckConstraint(
+            f"ownership_outcome IS NULL OR {check_in('ownership_outcome', OwnershipOutcome)}",
+            name="ownership_outcome",
+        ),
+        CheckConstraint(
+            f"routing_outcome IS NULL OR {check_in('routing_outcome', RoutingOutcome)}",
+            name="routing_outcome",
+        ),
+        Index(
+            "uq_domains_verified_hostname",
+            "hostname",
+            unique=True,
+            sqlite_where=text("status = 'verified'"),
+            postgresql_where=text("status = 'verified'"),
+        ),
+        Index("ix_domains_org_created", "organization_id", "created_at", "id"),
+        Index("ix_domains_next_check_at", "next_check_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    hostname: Mapped[str] = mapped_column(String(253))
+    """ASCII (IDNA A-label) form, lowercase, no trailing dot; `*.` first for a wildcard."""
+    unicode_hostname: Mapped[str] = mapped_column(String(253))
+    verification_token: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=DomainStatus.PENDING)
+    ownership_outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    ownership_found: Mapped[list[str]] = mapped_column(default=list)
+    ownership_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    routing_outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    routing_found: Mapped[list[str]] = mapped_column(default=list)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    unavailable_streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_check_at: Mapped[datetime | None] = mapped_column(default=None)
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    """First failed check since the domain was last seen verified (the grace period runs)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AcmeAccount(Base):
+    """The one long-lived ACME account per directory URL; its key is encrypted at rest."""
+
+    __tablename__ = "acme_accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    directory_url: Mapped[str] = mapped_column(String(500), unique=True)
+    account_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    key_encrypted: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(String(300), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Certificate(Base):
+    """The certificate of one domain: current chain, its encrypted key, renewal and budget state."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        CheckConstraint(check_in("status", CertificateStatus), name="status"),
+        Index("ix_certificates_org_created", "organization_id", "created_at", "id"),
+        Index("ix_certificates_next_attempt_at", "next_attempt_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    domain_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), unique=True
+    )
+    hostnames: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default=CertificateStatus.PENDING)
+    acme_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("acme_accounts.id", ondelete="SET NULL"), default=None
+    )
+    serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    ari_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    not_before: Mapped[datetime | None] = mapped_column(default=None)
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    renew_at: Mapped[datetime | None] = mapped_column(default=None)
+    chain_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    key_encrypted: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
+    """Sealed private key: loaded only when read (the tenant login may not select it)."""
+    issued_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revocation_reason: Mapped[int | None] = mapped_column(Integer, default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Failed attempts inside the current failure window (the per-hostname budget)."""
+    failure_window_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CertificateAttempt(Base):
+    """Every ACME order placed for a certificate; a `running` one is the claim on it."""
+
+    __tablename__ = "certificate_attempts"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", CertificateAttemptKind), name="kind"),
+        CheckConstraint(check_in("status", CertificateAttemptStatus), name="status"),
+        Index(
+            "uq_certificate_attempts_running",
+            "certificate_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index("ix_certificate_attempts_cert_started", "certificate_id", "started_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    certificate_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("certificates.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=CertificateAttemptStatus.RUNNING)
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    lease_until: Mapped[datetime] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    order_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    replaces: Mapped[str | None] = mapped_column(String(200), default=None)
+    serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Http01Challenge(Base):
+    """A pending ACME HTTP-01 answer, served at `/.well-known/acme-challenge/{token}`."""
+
+    __tablename__ = "http01_challenges"
+
+    token: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_authorization: Mapped[str] = mapped_column(String(400))
+    hostname: Mapped[str] = mapped_column(String(253))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ProviderUser(Base):

@@ -321,6 +321,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "WebhookEndpointCreate": {"url": "https://hooks.example.com/fuzz"},
     "AiTaskCreate": {"agent_type": "summarizer", "inputs": ["fuzz"]},
     "JobsRetry": {"kind": "webhook"},
+    "DomainCreate": {"hostname": "fuzz.example.com"},
+    "CertificateRevocation": {"reason": 4},
 }
 """A valid body of each request schema, so that fuzzed parameters reach the handler."""
 

@@ -12,6 +12,7 @@ from pipelines.notices.service import NoticeDraft, create_notice
 from pipelines.reports.service import request_report
 from pipelines.webhooks.service import emit_event, register_endpoint
 from tests.api.conftest import World
+from tests.api.test_domain_routes import domain_with_certificate
 from tests.api.test_route_coverage import app_routes, covers
 
 TENANT_ROUTES = sorted(route for route in app_routes() if route.split(" ", 1)[1].startswith("/v1/"))
@@ -31,6 +32,8 @@ def _url(path: str, world: World) -> str:
         "{delivery_id}",
         "{report_id}",
         "{task_id}",
+        "{domain_id}",
+        "{certificate_id}",
     ):
         path = path.replace(placeholder, str(uuid.uuid4()))
     return path.replace("{run_id}", str(world.tenant_a.run_id)).replace(
@@ -63,13 +66,22 @@ class TestTenantIsolation:
         route with another kind of parameter fails here until it gets one of A's objects.
         """
         a, b = world.tenant_a, world.tenant_b
+        domain_id, certificate_id, hostname = domain_with_certificate(world, a.organization_id)
         owned_by_a = {
             "{run_id}": str(a.run_id),
             "{key_id}": str(a.api_key_id),
             "{notice_id}": _notice_only_for(world, "tenant-a"),
             **_jobs_of(world, a.organization_id, a.run_id),
+            "{domain_id}": domain_id,
+            "{certificate_id}": certificate_id,
         }
-        traces_of_a = [*owned_by_a.values(), a.dataset, a.slug, str(a.organization_id)]
+        traces_of_a = [
+            *owned_by_a.values(),
+            a.dataset,
+            a.slug,
+            str(a.organization_id),
+            "streamflow-verification=a-token",
+        ]
         unknown = []
         for route in TENANT_ROUTES:
             method, path = route.split(" ", 1)
@@ -80,6 +92,13 @@ class TestTenantIsolation:
             url = path
             for placeholder in placeholders:
                 url = url.replace(placeholder, owned_by_a[placeholder])
+            if route == "POST /v1/domains":
+                # B claiming A's hostname gets a pending claim of its own: nothing of A's.
+                response = world.client.post(url, json={"hostname": hostname}, headers=b.headers)
+                assert response.status_code == 201, response.text
+                assert response.json()["status"] == "pending"
+                assert [t for t in traces_of_a if t in response.text] == [], route
+                continue
             if route == "GET /v1/comparisons":
                 for pair in ((a.run_id, b.run_id), (b.run_id, a.run_id), (a.run_id, a.run_id)):
                     response = world.client.get(

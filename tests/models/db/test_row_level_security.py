@@ -71,6 +71,10 @@ def _seed(url: str) -> Seeded:
     }
     ids |= {"key_a_id": uuid.uuid4(), "key_b_id": uuid.uuid4(), "rec_a": uuid.uuid4()}
     ids |= {name: uuid.uuid4() for name in ("ep_a", "ep_b", "sec_a", "sec_b", "job_a", "job_b")}
+    ids |= {
+        name: uuid.uuid4()
+        for name in ("dom_a", "dom_b", "cert_a", "cert_b", "try_a", "try_b", "acme")
+    }
     key_a, hash_a = _key(uuid.uuid4().hex[:12])
     key_b, hash_b = _key(uuid.uuid4().hex[:12])
     revoked_b, hash_revoked_b = _key(uuid.uuid4().hex[:12])
@@ -195,6 +199,49 @@ def _seed(url: str) -> Seeded:
             " created_at) VALUES (%s, 'report.html', %s, 'text/html', 'a secret', now()),"
             " (%s, 'report.html', %s, 'text/html', 'b', now())",
             (ids["job_a"], ids["a"], ids["job_b"], ids["b"]),
+        ),
+        (
+            "INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+            " verification_token, status, ownership_found, routing_found, checks,"
+            " unavailable_streak, verified_at, created_at, updated_at) VALUES "
+            "(%s, %s, 'a.example', 'a.example', 'ta', 'verified', '[]', '[]', 1, 0, now(), now(),"
+            " now()), (%s, %s, 'b.example', 'b.example', 'tb', 'pending', '[]', '[]', 0, 0, NULL,"
+            " now(), now())",
+            (ids["dom_a"], ids["a"], ids["dom_b"], ids["b"]),
+        ),
+        (
+            "INSERT INTO acme_accounts (id, directory_url, key_encrypted, created_at, updated_at)"
+            " VALUES (%s, 'https://ca.example/dir', 'sealed account key', now(), now())",
+            (ids["acme"],),
+        ),
+        (
+            "INSERT INTO certificates (id, organization_id, domain_id, hostnames, status,"
+            " acme_account_id, key_encrypted, failures, consecutive_failures, created_at,"
+            " updated_at) VALUES (%s, %s, %s, '[\"a.example\"]', 'valid', %s, 'sealed a', 0, 0,"
+            " now(), now()), (%s, %s, %s, '[\"b.example\"]', 'valid', %s, 'sealed b', 0, 0, now(),"
+            " now())",
+            (
+                ids["cert_a"],
+                ids["a"],
+                ids["dom_a"],
+                ids["acme"],
+                ids["cert_b"],
+                ids["b"],
+                ids["dom_b"],
+                ids["acme"],
+            ),
+        ),
+        (
+            "INSERT INTO certificate_attempts (id, organization_id, certificate_id, kind, status,"
+            " claimed_by, lease_until, started_at, retries) VALUES "
+            "(%s, %s, %s, 'issue', 'succeeded', 'w', now(), now(), 0),"
+            " (%s, %s, %s, 'issue', 'failed', 'w', now(), now(), 0)",
+            (ids["try_a"], ids["a"], ids["cert_a"], ids["try_b"], ids["b"], ids["cert_b"]),
+        ),
+        (
+            "INSERT INTO http01_challenges (token, key_authorization, hostname, expires_at)"
+            " VALUES ('tok', 'tok.thumbprint', 'a.example', now() + interval '1 hour')",
+            (),
         ),
     ]
     with psycopg.connect(_plain(url), autocommit=False) as connection:
@@ -478,6 +525,42 @@ CASES = [
         # Read-only for B, its own reports included.
         shared_update="UPDATE job_artifacts SET content = 'forged' WHERE job_id = %(job_b)s",
     ),
+    Case(
+        "domains",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+        " verification_token, status, ownership_found, routing_found, checks, unavailable_streak,"
+        " created_at, updated_at) VALUES (gen_random_uuid(), %(a)s, 'evil.example',"
+        " 'evil.example', 'x', 'pending', '[]', '[]', 0, 0, now(), now())",
+        update="UPDATE domains SET verification_token = 'x' WHERE organization_id = %(a)s",
+        delete="DELETE FROM domains WHERE organization_id = %(a)s",
+        # Only a check (run by the platform) verifies a claim.
+        shared_update="UPDATE domains SET status = 'verified', verified_at = now()"
+        " WHERE id = %(dom_b)s",
+    ),
+    Case(
+        "certificates",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO certificates (id, organization_id, domain_id, hostnames, status,"
+        " failures, consecutive_failures, created_at, updated_at) VALUES (gen_random_uuid(),"
+        " %(b)s, %(dom_b)s, '[]', 'valid', 0, 0, now(), now())",
+        update="UPDATE certificates SET status = 'revoked' WHERE organization_id = %(a)s",
+        delete="DELETE FROM certificates WHERE organization_id = %(a)s",
+        shared_update="UPDATE certificates SET not_after = now() WHERE id = %(cert_b)s",
+    ),
+    Case(
+        "certificate_attempts",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO certificate_attempts (id, organization_id, certificate_id, kind,"
+        " status, claimed_by, lease_until, started_at, retries) VALUES (gen_random_uuid(),"
+        " %(b)s, %(cert_b)s, 'issue', 'running', 'evil', now(), now(), 0)",
+        update="UPDATE certificate_attempts SET error = 'x' WHERE organization_id = %(a)s",
+        delete="DELETE FROM certificate_attempts WHERE organization_id = %(a)s",
+        shared_update="UPDATE certificate_attempts SET status = 'abandoned' WHERE id = %(try_b)s",
+    ),
 ]
 
 
@@ -487,6 +570,10 @@ PLATFORM_ONLY = {
     "dashboard_sessions": "INSERT INTO dashboard_sessions (token_hash, organization_id,"
     " csrf_token, created_at, expires_at) VALUES (repeat('e', 64), %(a)s, 'c', now(),"
     " now() + interval '1 day')",
+    "acme_accounts": "INSERT INTO acme_accounts (id, directory_url, key_encrypted, created_at,"
+    " updated_at) VALUES (gen_random_uuid(), 'https://evil.example/dir', 'k', now(), now())",
+    "http01_challenges": "INSERT INTO http01_challenges (token, key_authorization, hostname,"
+    " expires_at) VALUES ('evil', 'evil.x', 'a.example', now() + interval '1 hour')",
 }
 """Tables only the platform reads or writes (no tenant policy, no grant), with a write to try."""
 
@@ -502,7 +589,8 @@ def test_every_table_is_covered_here_and_protected_in_the_database(seeded: Seede
             "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,"
             " array_agg(p.polname ORDER BY p.polname) FROM pg_class c"
             " LEFT JOIN pg_policy p ON p.polrelid = c.oid"
-            " WHERE c.relname = ANY(%s) GROUP BY 1, 2, 3",
+            " WHERE c.relname = ANY(%s) AND c.relnamespace = 'public'::regnamespace"
+            " GROUP BY 1, 2, 3",
             (list(Base.metadata.tables),),
         ).fetchall()
     for table, enabled, forced, policies in rows:
@@ -597,6 +685,11 @@ class TestTenantWrites:
             _tenant_job("webhook", "%(ep_b)s"),
             "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'b',"
             " disabled_at = now() WHERE id = %(ep_b)s",
+            "INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+            " verification_token, status, ownership_found, routing_found, checks,"
+            " unavailable_streak, created_at, updated_at) VALUES (gen_random_uuid(), %(b)s,"
+            " 'new.b.example', 'new.b.example', 't', 'pending', '[]', '[]', 0, 0, now(), now())",
+            "DELETE FROM domains WHERE id = %(dom_b)s",
         ]
         for statement in statements:
             assert tenant_b.execute(statement, ids).rowcount == 1, statement  # type: ignore[arg-type]
@@ -639,6 +732,35 @@ class TestTenantWrites:
             statement = f"UPDATE api_keys SET {column} = %(value)s WHERE id = %(key_b_id)s"
             params = seeded.ids | {"value": value}
             assert _refused(tenant_b, statement, params) == "denied", column
+
+
+class TestDomainsAndCertificates:
+    def test_a_claim_cannot_arrive_verified(
+        self, seeded: Seeded, tenant_b: psycopg.Connection[Any]
+    ) -> None:
+        """A tenant claims a hostname as pending; only the platform's check verifies it."""
+        for status, verified_at in (("verified", "now()"), ("pending", "now()")):
+            statement = (
+                "INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+                " verification_token, status, ownership_found, routing_found, checks,"
+                " unavailable_streak, verified_at, created_at, updated_at) VALUES"
+                " (gen_random_uuid(), %(b)s, 'forged.example', 'forged.example', 't',"
+                f" '{status}', '[]', '[]', 0, 0, {verified_at}, now(), now())"
+            )
+            assert _refused(tenant_b, statement, seeded.ids) == "denied", status
+
+    def test_private_keys_are_out_of_the_tenants_reach(
+        self, seeded: Seeded, tenant_b: psycopg.Connection[Any]
+    ) -> None:
+        """Even its own certificate's sealed key, and any ACME account key; the rest it reads."""
+        own = "SELECT count(*) FROM certificates WHERE id = %(cert_b)s"
+        assert _count(tenant_b, own, seeded.ids) == 1
+        for statement in (
+            "SELECT key_encrypted FROM certificates WHERE id = %(cert_b)s",
+            "SELECT * FROM certificates",
+            "SELECT key_encrypted FROM acme_accounts",
+        ):
+            assert _refused(tenant_b, statement, seeded.ids) == "denied", statement
 
 
 class TestScopeCannotBeForged:
