@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from api.cache import ComputeSlots, ExpensiveReads
 from api.dashboards.pages import static_files
 from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
@@ -31,6 +32,7 @@ from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
 from models.cache.client import make_async_client
+from models.cache.flight import RedisFlightLock, SingleFlight
 from models.cache.nonces import make_nonce_store
 from models.cache.rate_limit import make_rate_limiter
 from models.cache.settings import CacheSettings
@@ -80,6 +82,9 @@ def build_state(
     metrics = Metrics()
     client = make_async_client(cache_settings) if cache_settings.redis_url else None
     shared_cache = make_result_cache(cache_settings, metrics.cache_counters, client=client)
+    comparisons = cache_settings.model_copy(
+        update={"cache_ttl_seconds": cache_settings.comparison_ttl_seconds}
+    )
     return ApiState(
         api=api,
         storage=storage,
@@ -93,12 +98,27 @@ def build_state(
         immutable_cache=make_immutable_result_cache(
             cache_settings, metrics.cache_counters, shared_cache
         ),
+        comparison_cache=make_immutable_result_cache(
+            cache_settings,
+            metrics.cache_counters,
+            make_result_cache(comparisons, metrics.cache_counters, client=client),
+        ),
         rate_limiter=make_rate_limiter(cache_settings, metrics.rate_limit_counters, client=client),
         nonces=make_nonce_store(cache_settings, client=client),
         metrics=metrics,
         launcher=launcher or _load_launcher(api),
         provider_keys=provider_auth.signing_keys(),
         signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
+        expensive_reads=ExpensiveReads(
+            flights=SingleFlight(
+                RedisFlightLock(client, key_prefix=cache_settings.key_prefix) if client else None,
+                metrics.flight_counters,
+                lock_seconds=api.comparison_lock_seconds,
+                wait_seconds=api.comparison_wait_seconds,
+            ),
+            slots=ComputeSlots(api.comparison_concurrency),
+            metrics=metrics,
+        ),
         principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
         domains=DomainSettings(home=storage.home),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -128,6 +129,18 @@ class TenantContext:
                 raise
             self._session = session
         return self._session
+
+    @contextmanager
+    def own_session(self) -> Iterator[Session]:
+        """A transaction of its own in the key's scope, apart from the request's: for work a
+        worker thread does that may outlive this request (a comparison shared by others)."""
+        with self._state.tenant_sessions() as session, session.begin():
+            try:
+                enter_key_scope(session, self._token)
+            except Unauthenticated:
+                self._state.principals.forget(self._token)
+                raise
+            yield session
 
     @property
     def opened(self) -> bool:

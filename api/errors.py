@@ -43,6 +43,15 @@ class ReplayCheckUnavailable(StreamflowError):
     """Replay protection cannot be checked (Redis down); signed requests fail closed."""
 
 
+class Busy(StreamflowError):
+    """An expensive read that cannot be computed now (every computation slot is taken, or
+    another process has been computing it too long); the client retries after a while."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -92,6 +101,7 @@ KINDS: dict[type[Exception], tuple[int, str, str]] = {
     RateLimited: (429, "rate-limited", "Too many requests"),
     SignatureInvalid: (401, "invalid-signature", "Invalid request signature"),
     ReplayCheckUnavailable: (503, "replay-protection-unavailable", "Service unavailable"),
+    Busy: (503, "busy", "Service unavailable"),
 }
 
 STATUS_SLUGS = {
@@ -170,6 +180,8 @@ def _headers_for(error: Exception) -> dict[str, str] | None:
         return {"WWW-Authenticate": "Bearer"}
     if isinstance(error, ReplayCheckUnavailable):
         return {"Retry-After": "5"}
+    if isinstance(error, Busy):
+        return {"Retry-After": str(max(1, error.retry_after_seconds))}
     return None
 
 

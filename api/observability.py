@@ -46,9 +46,25 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.computed = Counter(
+            "streamflow_expensive_reads_computed_total",
+            "Expensive reads computed (cache misses that ran), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "streamflow_expensive_reads_refused_total",
+            "Expensive reads refused with 503, by kind and reason (busy: no computation slot "
+            "free; waited: computed elsewhere for too long).",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
         self.cache_counters = Counters()
         self.rate_limit_counters = Counters()
-        self.registry.register(_CountersCollector(self.cache_counters, self.rate_limit_counters))
+        self.flight_counters = Counters()
+        self.registry.register(
+            _CountersCollector(self.cache_counters, self.rate_limit_counters, self.flight_counters)
+        )
         self.redis_errors = Counter(
             "streamflow_redis_errors_total",
             "Redis failures by component (the API failed open or closed as designed).",
@@ -60,9 +76,10 @@ class Metrics:
 class _CountersCollector(Collector):
     """Exports the cache's and rate limiter's counters at scrape time."""
 
-    def __init__(self, cache: Counters, rate_limit: Counters) -> None:
+    def __init__(self, cache: Counters, rate_limit: Counters, flight: Counters) -> None:
         self.cache = cache
         self.rate_limit = rate_limit
+        self.flight = flight
 
     def collect(self) -> Iterator[Metric]:
         cache = self.cache.snapshot()
@@ -75,11 +92,12 @@ class _CountersCollector(Collector):
         errors = CounterMetricFamily(
             "streamflow_redis_fail_open",
             "Redis failures the API rode out (cache served from the database, rate limits "
-            "in-process).",
+            "in-process, expensive reads computed without the cross-process lock).",
             labels=["component"],
         )
         errors.add_metric(["cache"], cache["errors"])
         errors.add_metric(["rate_limit"], self.rate_limit.snapshot()["errors"])
+        errors.add_metric(["single_flight"], self.flight.snapshot()["errors"])
         yield errors
 
 

@@ -57,6 +57,16 @@ class ApiSettings(BaseSettings):
     page_size_max: int = 200
     cache_results: bool = True
     """Read-through cache of result reads (Redis when configured, else in-process)."""
+    comparison_concurrency: int = Field(default=2, ge=1)
+    """Comparisons one API process computes at once (each is seconds of CPU); a request for
+    another uncached comparison beyond it gets 503 with `Retry-After`. Cached ones never wait."""
+    comparison_wait_seconds: float = Field(default=60.0, ge=0)
+    """How long a request waits for the same comparison being computed by another process
+    before it gets 503 with `Retry-After` (identical requests in one process always share one
+    computation)."""
+    comparison_lock_seconds: float = Field(default=30.0, gt=0)
+    """Lifetime of the Redis lock that makes one process compute a comparison for all; its
+    holder extends it while computing, so a process that dies frees it after this time."""
     dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     """How long a dashboard sign-in lasts."""
     dashboard_secure_cookies: bool = False

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.address_blocks import AddressBlocks
+from api.cache import ExpensiveReads
 from api.observability import Metrics
 from api.principals import PrincipalCache
 from api.settings import ApiSettings
@@ -46,12 +47,16 @@ class ApiState:
     cache: ResultCache
     immutable_cache: ResultCache
     """`cache` with an in-process tier in front, for results that never change."""
+    comparison_cache: ResultCache
+    """Like `immutable_cache`, with the longer lifetime of comparisons (see CacheSettings)."""
     rate_limiter: RateLimiter
     nonces: NonceStore
     metrics: Metrics
     launcher: EvaluationLauncher
     provider_keys: dict[str, bytes]
     signature_tolerance_seconds: int
+    expensive_reads: ExpensiveReads
+    """Single flight and the computation cap of comparisons (see api/cache.py)."""
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))
     """Recently authenticated API keys (see api/principals.py)."""
     redis: redis.asyncio.Redis[bytes] | None = None

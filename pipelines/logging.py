@@ -2,15 +2,20 @@
 
 Entry points (the CLI, flows, the API app) call `configure_logging` once; everything else does
 `log = structlog.get_logger()` and logs dotted past-tense events with keyword context.
+Tracebacks are rendered without the values a database error quotes (statement parameters,
+PostgreSQL's `DETAIL` lines): they hold tenants' texts and key hashes.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import traceback
 from typing import Any
 
 import structlog
+from structlog.typing import ExcInfo
 
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -18,6 +23,25 @@ _SHARED_PROCESSORS: list[Any] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.StackInfoRenderer(),
 ]
+
+
+_SERVER_DETAIL = re.compile(r"^(DETAIL|CONTEXT|WHERE):.*$", re.MULTILINE)
+"""Lines PostgreSQL adds to an error that quote stored values (`Key (key_hash)=(…)`, `Failing
+row contains (…)`)."""
+_PARAMETERS = re.compile(r"^\[parameters: .*?\]$", re.MULTILINE | re.DOTALL)
+"""The parameters SQLAlchemy prints under a failed statement (engines not made with
+`hide_parameters`, e.g. a library's own)."""
+
+
+def scrub(text: str) -> str:
+    """`text` without the values a database error quotes from the statement or the row."""
+    text = _SERVER_DETAIL.sub(r"\1: (hidden: it quotes stored values)", text)
+    return _PARAMETERS.sub("[parameters hidden]", text)
+
+
+def format_exception(exc_info: ExcInfo) -> str:
+    """A traceback as structlog renders it, scrubbed of database values (see `scrub`)."""
+    return scrub("".join(traceback.format_exception(*exc_info)))
 
 
 def configure_logging(*, level: str = "INFO", stream: Any = None) -> None:
@@ -28,7 +52,7 @@ def configure_logging(*, level: str = "INFO", stream: Any = None) -> None:
             foreign_pre_chain=_SHARED_PROCESSORS,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
+                structlog.processors.ExceptionRenderer(format_exception),
                 structlog.processors.JSONRenderer(),
             ],
         )
@@ -54,5 +78,20 @@ def init_error_reporting(dsn: str | None, *, component: str) -> bool:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, server_name=component)
+    # Reports carry what logs carry: no frame's local variables (prediction texts, keys) and no
+    # value a database error quotes (see `scrub`).
+    sentry_sdk.init(
+        dsn=dsn,
+        server_name=component,
+        include_local_variables=False,
+        before_send=scrub_report,
+    )
     return True
+
+
+def scrub_report(event: Any, _hint: Any) -> Any:
+    """A Sentry event with its exceptions' texts scrubbed (see `scrub`)."""
+    for exception in (event.get("exception") or {}).get("values") or []:
+        if isinstance(exception.get("value"), str):
+            exception["value"] = scrub(exception["value"])
+    return event

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from api.dashboards.auth import DashboardContext, SignInRequired
+from api.errors import Busy
 from pipelines.access.service import Forbidden, Unauthenticated
 from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
 from pipelines.evaluation.quality import default_scale
@@ -143,6 +144,12 @@ class PageRoute(APIRoute):
                     for problem in error.errors()
                 )
                 return _error_page(request, 422, message)
+            except Busy as busy:
+                # Every computation slot is taken (or another server is computing the same
+                # comparison): the page says so and when to try again.
+                page = _error_page(request, 503, str(busy))
+                page.headers["Retry-After"] = str(max(1, busy.retry_after_seconds))
+                return page
             except StreamflowError as error:
                 status = next(
                     (code for kind, code in STATUS_OF_ERROR.items() if isinstance(error, kind)),

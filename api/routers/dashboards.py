@@ -15,7 +15,7 @@ import anyio
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from api.cache import cached_comparison, cached_run_detail
+from api.cache import cached_comparison, cached_run_detail, platform_session
 from api.dashboards.auth import (
     SIGN_IN_PATH,
     Analyst,
@@ -305,8 +305,9 @@ async def compare_differences(
     """The paired differences of B against A, overall and per slice (an HTMX fragment)."""
     owner = await anyio.to_thread.run_sync(pair_owner, context.session, run_a, run_b)
     body = await cached_comparison(
-        lambda: context.session,
-        _results_cache(state),
+        state.expensive_reads,
+        state.comparison_cache if state.api.cache_results else None,
+        platform_session(state.sessions),
         organization_id=owner,
         run_a=uuid.UUID(run_a),
         run_b=uuid.UUID(run_b),

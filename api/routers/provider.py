@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 
-from api.deps import Cursor, Limit, Provider, ProviderContext, StateDep, page_size
+from api.deps import Cursor, Limit, Provider, StateDep, page_size
 from api.edge import SignedRoute
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
@@ -63,8 +63,9 @@ ONE_ERRORS = problem_responses(401, 404, 422, 429, 503)
 CREATE_ERRORS = problem_responses(401, 404, 409, 422, 429, 503)
 
 
-def _scope(ctx: ProviderContext) -> str:
-    return f"provider:{ctx.key_id}"
+IDEMPOTENCY_SCOPE = "provider"
+"""Scope of the provider's idempotency records: one for all its signing keys, so a retry
+signed with the next key after a rotation still finds the first response."""
 
 
 # --- tenants ------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def add_tenant(body: TenantCreate, ctx: Provider, idempotency: Idempotent) -> Re
     return respond(
         ctx.session,
         idempotency,
-        scope=_scope(ctx),
+        scope=IDEMPOTENCY_SCOPE,
         now=ctx.now,
         status_code=201,
         produce=lambda: Tenant.model_validate(
@@ -147,7 +148,7 @@ def issue_api_key(
     return respond(
         ctx.session,
         idempotency,
-        scope=_scope(ctx),
+        scope=IDEMPOTENCY_SCOPE,
         now=ctx.now,
         status_code=201,
         produce=issue,
@@ -199,7 +200,7 @@ def launch_evaluation(
     return respond(
         ctx.session,
         idempotency,
-        scope=_scope(ctx),
+        scope=IDEMPOTENCY_SCOPE,
         now=ctx.now,
         status_code=202,
         produce=start,
@@ -269,7 +270,7 @@ def create_notice(
     return respond(
         ctx.session,
         idempotency,
-        scope=_scope(ctx),
+        scope=IDEMPOTENCY_SCOPE,
         now=ctx.now,
         status_code=201,
         produce=lambda: ProviderNotice.of(

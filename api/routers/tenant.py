@@ -164,7 +164,7 @@ def list_evaluation_examples(
 @router.get(
     "/comparisons",
     response_model=RunComparison,
-    responses=problem_responses(401, 403, 404, 409, 422, 429),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def compare_evaluations(
     run_a: Annotated[
@@ -191,10 +191,14 @@ async def compare_evaluations(
 
     The `verdict` decides on one primary metric (its test and interval agree); every other
     metric, overall and per slice, is Holm-adjusted as one family.
+    A comparison not computed yet takes seconds; identical requests arriving meanwhile wait for
+    the same computation. When the server is computing as many comparisons as it allows, a
+    request for another one gets 503 with `Retry-After`. Two different runs are required.
     """
     body = await cached_comparison(
-        lambda: context.session,
-        _cache(state),
+        state.expensive_reads,
+        state.comparison_cache if state.api.cache_results else None,
+        context.own_session,
         organization_id=context.principal.organization_id,
         run_a=await _run_id(context, run_a),
         run_b=await _run_id(context, run_b),

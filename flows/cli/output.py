@@ -153,6 +153,8 @@ FLAGS = {
     "scopes": "--scope",
     "key_id": "KEY_ID",
     "run_id": "RUN",
+    "run_a": "RUN_A",
+    "run_b": "RUN_B",
     "reference": "NAME[@VERSION]",
     "job_id": "JOB_ID",
     "hostname": "HOSTNAME",

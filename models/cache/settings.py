@@ -18,6 +18,9 @@ class CacheSettings(BaseSettings):
     """Redis URL, e.g. `redis://cache:6379/0`; None keeps everything in-process."""
     cache_ttl_seconds: int = Field(default=300, ge=1)
     """Lifetime of a cached result unless the caller gives its own."""
+    comparison_ttl_seconds: int = Field(default=86_400, ge=1)
+    """Lifetime of a cached comparison: comparisons of completed runs never change and cost
+    seconds of CPU to compute again, so they are kept longer than other results."""
     redis_socket_timeout_seconds: float = Field(default=0.25, gt=0)
     """Connect and read timeout of every Redis call, short so an outage costs little latency."""
     local_cache_ttl_seconds: int = Field(default=60, ge=0)

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout.
+    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout. Its errors never
+    show the parameters of the failed statement.
 
     On PostgreSQL, row-level security decides what each connection sees, by the login in `url`:
     a member of `streamflow_system` acts for the whole platform (flows, the CLI, the provider
@@ -21,6 +22,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     (`ApiKeyRepository.enter_scope`), then that key's organisation (the API's tenant requests).
     """
     parsed = make_url(url)
+    # An error's text would otherwise carry the statement's parameters (prediction texts, key
+    # hashes) into logs and tracebacks.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

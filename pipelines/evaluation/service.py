@@ -643,6 +643,10 @@ def failure_reason(error: BaseException | str) -> str:
             f"the database failed ({type(error).__name__}); the flow run's log has the details; "
             "start the evaluation again once the database is reachable"
         )
+    elif isinstance(error, OSError) and error.filename:
+        # Its text names a path of the machine that ran the flow; the file's name suffices.
+        name = Path(str(error.filename)).name
+        text = f"{type(error).__name__}: {error.strerror or 'input/output error'} ({name})"
     else:
         first = next((line for line in str(error).splitlines() if line.strip()), "")
         text = f"{type(error).__name__}: {first}" if first else type(error).__name__
@@ -772,6 +776,12 @@ def compare_runs(
     """
     first = get_run(session, organization_id=organization_id, run_id=run_a)
     second = get_run(session, organization_id=organization_id, run_id=run_b)
+    if first.id == second.id:
+        raise InvalidInput(
+            f"run_b names the same run as run_a ({first.id}); a run compared with itself differs "
+            "by nothing: name two different completed runs",
+            field="run_b",
+        )
     for run in (first, second):
         if run.status != RunStatus.COMPLETED:
             raise Conflict(f"run {run.id} is {run.status}; compare completed runs only")

@@ -162,12 +162,20 @@ def resolve_version(
 
 def load_version_frame(storage_dir: Path, version: GoldenDatasetVersion) -> pd.DataFrame:
     """The rows of a stored version (id, input, expected, slice, tags), ordered by id."""
+    # Messages name the file inside the dataset store, never the server's own path: they
+    # reach API clients.
     path = storage_dir / version.storage_path
     if not path.exists():
-        raise NotFound(f"the file of golden dataset version {version.id} is missing at {path}")
+        raise NotFound(
+            f"the file of golden dataset version {version.id} ({version.storage_path}) is "
+            "missing from the golden dataset store; import the dataset again"
+        )
     frame = pd.read_parquet(path)
     if len(frame) != version.row_count:
-        raise Conflict(f"stored file {path} has {len(frame)} rows, expected {version.row_count}")
+        raise Conflict(
+            f"the stored file of golden dataset version {version.id} ({version.storage_path}) "
+            f"has {len(frame)} rows, expected {version.row_count}"
+        )
     return frame
 
 

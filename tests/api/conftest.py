@@ -37,6 +37,7 @@ from tests.conftest import (
     build_template,
     copy_sqlite,
 )
+from tests.redis_server import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PROVIDER_KEYS = {"key-2026a": "a" * 40, "key-2026b": "b" * 48}
@@ -316,6 +317,30 @@ def world(
             state.tenant_engine.dispose()
             state.engine.dispose()
             _drop_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="session")
+def private_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A `redis-server` of this session alone, on a free port, for fault injection."""
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(private_redis_server: PrivateRedis) -> PrivateRedis:
+    """The private Redis, healthy and empty."""
+    private_redis_server.reset()
+    return private_redis_server
+
+
+@pytest.fixture
+def platform(world: World) -> sessionmaker[Session]:
+    """Sessions that act for the whole platform (the platform's login), to seed and inspect."""
+    return world.state.sessions
 
 
 def _drop_redis_prefix(prefix: str) -> None:

@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from markupsafe import escape
 from sqlalchemy import select
 
 from api.routers import console
+from models.cache.keys import comparison_key
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.enums import CertificateStatus
 from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain
@@ -24,7 +27,7 @@ from models.domain_settings import DomainSettings
 from pipelines.domains.service import add_domain, dns_config_from
 from pipelines.provider_users.service import create_user
 from tests.acme_servers import ChallTestSrv, challtestsrv  # noqa: F401 (fixture)
-from tests.api.conftest import World, completed_run
+from tests.api.conftest import REDIS_URL, World, completed_run
 from tests.api.test_provider_routes import summarizer, summarizer_store  # noqa: F401 (fixtures)
 from tests.api.test_route_coverage import PAGES_PREFIX, app_routes, covers
 
@@ -101,6 +104,14 @@ def pages(world: World) -> Iterator[Pages]:
         )
     finally:
         engine.dispose()
+
+
+def _comparisons(pages: Pages, outcome: str, labels: dict[str, str]) -> float:
+    """Comparisons the app computed (`computed`) or refused (`refused`, with a reason)."""
+    value = pages.world.state.metrics.registry.get_sample_value(
+        f"streamflow_expensive_reads_{outcome}_total", {"kind": "comparison", **labels}
+    )
+    return value or 0.0
 
 
 def _concrete(route: str, pages: Pages) -> tuple[str, str]:
@@ -315,6 +326,42 @@ class TestPages:
         )
         assert other_tenant.status_code == 422
         assert "same organisation" in other_tenant.text
+
+    @covers("GET /dashboards/compare/differences", auth=True)
+    def test_the_differences_share_the_cap_and_the_long_lived_cache_of_comparisons(
+        self, pages: Pages
+    ) -> None:
+        """With every computation slot taken, differences not computed yet are a 503 page with
+        `Retry-After`; once computed they are cached for the comparisons' lifetime, and the
+        tenant's API answers from that computation."""
+        pages.sign_in(pages.analyst)
+        client, state = pages.world.client, pages.world.state
+        url = f"/dashboards/compare/differences?run_a={pages.baseline}&run_b={pages.challenger}"
+        slots = state.expensive_reads.slots
+        with ExitStack() as taken:
+            for _ in range(slots.limit):
+                taken.enter_context(slots.take("comparison"))
+            busy = client.get(url, headers={"HX-Request": "true"})
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["retry-after"] == "5"
+        assert "Busy: try again shortly" in busy.text
+        shown = client.get(url, headers={"HX-Request": "true"})
+        assert shown.status_code == 200, shown.text
+        api = client.get(
+            f"/v1/comparisons?run_a={pages.baseline}&run_b={pages.challenger}",
+            headers=pages.world.tenant_a.headers,
+        )
+        assert api.status_code == 200, api.text
+        assert _comparisons(pages, "computed", {}) == 1
+        assert _comparisons(pages, "refused", {"reason": "busy"}) == 1
+        key = comparison_key(pages.world.tenant_a.organization_id, pages.baseline, pages.challenger)
+        store = redis.Redis.from_url(REDIS_URL)
+        try:
+            ttl = store.ttl(f"{pages.world.redis_prefix}cache:k:{key}")
+        finally:
+            store.close()
+        assert state.cache_settings.cache_ttl_seconds < ttl
+        assert ttl <= state.cache_settings.comparison_ttl_seconds
 
     @covers("GET /dashboards/trends", auth=True)
     def test_trends_draw_the_quality_score_of_each_completed_run(self, pages: Pages) -> None:

@@ -1,15 +1,20 @@
-"""The API's edge against abuse: oversized bodies, unsigned provider requests, repeated query
-parameters, NUL and extreme values, spoofed addresses and expired keys (issue 8's findings)."""
+"""The API's edge against abuse (issue 8's findings): oversized bodies, unsigned provider
+requests, repeated query parameters, NUL and extreme values (on every route, from the route
+table), spoofed addresses, expired keys, costly comparisons asked for at once, Redis faults on a
+private server (out of memory, stopped, frozen), and what errors and logs may show."""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,19 +23,34 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+import redis
+import structlog
 import uvicorn
 from pydantic import SecretStr, ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from api.principals import PrincipalCache
 from api.provider_client import sign_request
 from api.settings import ProviderAuthSettings
+from api.state import ApiState
 from flows.cli.serve import app as serve_cli
 from flows.cli.serve import uvicorn_options
+from models.cache.keys import comparison_key
+from models.db.tables import IdempotencyRecord
 from pipelines.access.service import Principal
-from tests.api.conftest import PROVIDER_KEYS, World
-from tests.api.test_provider_routes import app_like
+from pipelines.evaluation.service import failure_reason
+from pipelines.logging import configure_logging
+from tests.api.conftest import PROVIDER_KEYS, REDIS_URL, World
+from tests.api.test_provider_routes import app_like, signed
+from tests.api.test_provider_routes import summarizer as summarizer
+from tests.api.test_provider_routes import summarizer_store as summarizer_store
+from tests.api.test_tenant_routes import perfect_run
 from tests.models.cache.conftest import FakeClock
+from tests.redis_server import FAULTS, PrivateRedis
 
 P = "/provider/v1"
 MIB = 1024 * 1024
@@ -154,6 +174,21 @@ class TestBodyLimits:
         assert problem["errors"][0]["field"].startswith("body")
         assert receive.read_bytes == 2 * MIB
 
+    @pytest.mark.parametrize("world", ["sqlite"], indirect=True)  # the edge: no storage
+    def test_every_route_refuses_an_oversized_body_unread(self, world: World) -> None:
+        """Derived from the route table: every operation, with or without a body of its own,
+        answers a declared oversized body with 413 before reading a byte."""
+        operations = _operations(world)
+        assert len(operations) >= 15
+        for method, template, _ in operations:
+            path = _sample_path(template)
+            headers = world.tenant_a.headers if path.startswith("/v1/") else FORGED_SIGNATURE
+            receive = ReceiveRecorder(chunks=2)
+            too_large = {**headers, "content-length": str(world.state.api.max_body_bytes + 1)}
+            status, problem = call_app(world, method, path, too_large, receive)
+            assert (status, problem["type"]) == (413, "/problems/payload-too-large"), template
+            assert receive.read_bytes == 0, template
+
     def test_a_signed_request_within_the_limit_still_works(self, world: World) -> None:
         body = json.dumps({"slug": "acme-edge", "name": "Acme"}).encode()
         headers = sign_request(
@@ -188,6 +223,24 @@ class TestRepeatedQueryParameters:
         )
         assert response.status_code == 422, response.text
         assert [e["field"] for e in response.json()["errors"]] == ["query.limit"]
+
+    @pytest.mark.parametrize("world", ["sqlite"], indirect=True)  # the edge: no storage
+    def test_every_query_parameter_refuses_repetition(self, world: World) -> None:
+        """Derived from the route table: each query parameter of each operation, sent twice."""
+        checked = 0
+        for method, template, operation in _operations(world):
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "query":
+                    continue
+                name = parameter["name"]
+                query = f"{name}=1&{name}=2".encode()
+                status, problem = call_app(
+                    world, method, _sample_path(template), {}, ReceiveRecorder(0), query
+                )
+                assert status == 422, (template, name)
+                assert [e["field"] for e in problem["errors"]] == [f"query.{name}"]
+                checked += 1
+        assert checked >= 10
 
     def test_distinct_parameters_still_work(self, world: World) -> None:
         url = f"{P}/tenants?limit=1"
@@ -281,6 +334,12 @@ def _operations(world: World) -> list[tuple[str, str, dict[str, Any]]]:
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
     ]
+
+
+def _sample_path(template: str) -> str:
+    """A concrete path of a route template: every `{placeholder}` a fresh UUID."""
+    parts = [uuid.uuid4().hex if p.startswith("{") else p for p in template.split("/")]
+    return "/".join(parts)
 
 
 def _body_schema(operation: dict[str, Any]) -> str | None:
@@ -560,3 +619,270 @@ class TestForwardedForOverHttp:
         with _uvicorn(uvicorn_options("127.0.0.1")) as url:
             seen = httpx.get(url, headers={"X-Forwarded-For": "198.51.100.7"}).text
         assert seen == "198.51.100.7"
+
+
+def _computed(state: ApiState) -> float:
+    """Comparisons this app computed (cache misses that ran)."""
+    value = state.metrics.registry.get_sample_value(
+        "streamflow_expensive_reads_computed_total", {"kind": "comparison"}
+    )
+    return value or 0.0
+
+
+def _refused(state: ApiState, reason: str) -> float:
+    value = state.metrics.registry.get_sample_value(
+        "streamflow_expensive_reads_refused_total", {"kind": "comparison", "reason": reason}
+    )
+    return value or 0.0
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.01)
+
+
+@contextmanager
+def _held_elsewhere(world: World, key: str) -> Iterator[None]:
+    """The computation of `key` is locked by another process (of `app_like`'s deployment)."""
+    store = redis.Redis.from_url(REDIS_URL)
+    lock = f"{world.redis_prefix}other:flight:{key}"
+    try:
+        assert store.set(lock, b"another-process", nx=True, px=60_000)
+        yield
+    finally:
+        store.delete(lock)
+        store.close()
+
+
+class TestComparisonCost:
+    """Finding 5: a comparison is computed once however many ask at once, within a cap on
+    computations, and never of a run with itself."""
+
+    def test_a_run_compared_with_itself_is_refused(self, world: World) -> None:
+        a = world.tenant_a
+        response = world.client.get(
+            f"/v1/comparisons?run_a={a.run_id}&run_b={a.run_id}", headers=a.headers
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert (error["field"], error["pointer"]) == ("run_b", "#/run_b")
+        assert "same run as run_a" in error["message"]
+        assert _computed(world.state) == 0
+
+    @pytest.mark.parametrize("world", ["postgresql"], indirect=True)  # as in production
+    def test_identical_cold_requests_compute_once_across_processes(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
+        """Six identical requests to two API processes, arriving while the comparison is being
+        computed: all get the same document, computed once in all."""
+        a = world.tenant_a
+        better = perfect_run(platform, world, a)
+        url = f"/v1/comparisons?run_a={a.run_id}&run_b={better}"
+        key = comparison_key(a.organization_id, a.run_id, better)
+        with (
+            app_like(world) as (one, first),
+            app_like(world) as (two, second),
+            ThreadPoolExecutor(6) as pool,
+        ):
+            with _held_elsewhere(world, key):
+                sent = [pool.submit(c.get, url, headers=a.headers) for c in (one, two) * 3]
+                _wait_for(
+                    lambda: (
+                        first.expensive_reads.flights.callers(key) == 3
+                        and second.expensive_reads.flights.callers(key) == 3
+                    )
+                )
+                # Three callers per process, one task between them.
+                assert first.expensive_reads.flights.in_flight() == 1
+                assert second.expensive_reads.flights.in_flight() == 1
+            responses = [future.result(timeout=60) for future in sent]
+        assert [r.status_code for r in responses] == [200] * 6, responses[0].text
+        assert len({r.content for r in responses}) == 1
+        assert _computed(first) + _computed(second) == 1
+
+    @pytest.mark.parametrize("world", ["postgresql"], indirect=True)  # as in production
+    def test_a_request_waits_for_another_process_only_so_long(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
+        a = world.tenant_a
+        better = perfect_run(platform, world, a)
+        key = comparison_key(a.organization_id, a.run_id, better)
+        api = world.state.api.model_copy(update={"comparison_wait_seconds": 0.3})
+        with app_like(world, api=api) as (client, state), _held_elsewhere(world, key):
+            response = client.get(
+                f"/v1/comparisons?run_a={a.run_id}&run_b={better}", headers=a.headers
+            )
+        assert response.status_code == 503, response.text
+        assert response.json()["type"] == "/problems/busy"
+        assert response.headers["retry-after"] == "5"
+        assert (_refused(state, "waited"), _computed(state)) == (1, 0)
+
+    @pytest.mark.parametrize("world", ["postgresql"], indirect=True)  # as in production
+    def test_beyond_the_cap_a_cold_comparison_is_refused_and_a_cached_one_served(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
+        a = world.tenant_a
+        better = perfect_run(platform, world, a)
+        forward = f"/v1/comparisons?run_a={a.run_id}&run_b={better}"
+        backward = f"/v1/comparisons?run_a={better}&run_b={a.run_id}"
+        api = world.state.api.model_copy(update={"comparison_concurrency": 1})
+        with app_like(world, api=api) as (client, state):
+            cached = client.get(forward, headers=a.headers)
+            assert cached.status_code == 200, cached.text
+            with state.expensive_reads.slots.take("comparison"):  # one computation running
+                busy = client.get(backward, headers=a.headers)
+                again = client.get(forward, headers=a.headers)
+            later = client.get(backward, headers=a.headers)
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["type"] == "/problems/busy"
+        assert busy.headers["retry-after"] == "5"
+        assert (again.status_code, again.content) == (200, cached.content)
+        assert later.status_code == 200
+        assert (_computed(state), _refused(state, "busy")) == (2, 1)
+
+
+def _timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.perf_counter()
+    response = call()
+    return response, time.perf_counter() - started
+
+
+@pytest.mark.parametrize("world", ["postgresql"], indirect=True)
+class TestRedisFaults:
+    """Finding 2 on a private redis-server: out of memory, stopped or frozen, the API keeps
+    answering tenants (cache, rate limits and single flight fail open, logged and counted)
+    while signed provider requests fail closed with 503 (their nonces cannot be checked)."""
+
+    @pytest.mark.parametrize("fault", FAULTS)
+    def test_reads_fail_open_and_signed_requests_fail_closed(
+        self,
+        world: World,
+        platform: sessionmaker[Session],
+        private_redis: PrivateRedis,
+        fault: str,
+    ) -> None:
+        a = world.tenant_a
+        better = perfect_run(platform, world, a)
+        reads = [
+            f"/v1/evaluations/{a.run_id}",
+            "/v1/evaluations",
+            f"/v1/comparisons?run_a={a.run_id}&run_b={better}",
+        ]
+        # The production timeout of Redis calls: what bounds a request while Redis is frozen.
+        with app_like(world, redis_url=private_redis.url, redis_timeout_seconds=0.25) as (
+            client,
+            state,
+        ):
+            assert signed(world, "GET", f"{P}/tenants", client=client).status_code == 200
+            with capture_logs() as logs, private_redis.fault(fault):
+                answered = [_timed(lambda u=u: client.get(u, headers=a.headers)) for u in reads]
+                refused, _ = _timed(lambda: signed(world, "GET", f"{P}/tenants", client=client))
+            mended = signed(world, "GET", f"{P}/tenants", client=client)
+        assert [r.status_code for r, _ in answered] == [200, 200, 200], answered[0][0].text
+        # No request hangs on a frozen Redis (an unbounded socket read would wait forever).
+        assert max(seconds for _, seconds in answered) < 10
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["type"] == "/problems/replay-protection-unavailable"
+        assert refused.headers["retry-after"] == "5"
+        assert mended.status_code == 200, mended.text
+        events = {entry["event"] for entry in logs}
+        assert {
+            "cache.unavailable",
+            "rate_limit.redis_unavailable",
+            "flight.unavailable",
+            "nonce.redis_unavailable",
+        } <= events, events
+        assert state.metrics.cache_counters.snapshot()["errors"] >= 1
+        assert state.metrics.rate_limit_counters.snapshot()["errors"] >= 1
+        assert state.metrics.flight_counters.snapshot()["errors"] >= 1
+        nonces = state.metrics.registry.get_sample_value(
+            "streamflow_redis_errors_total", {"component": "nonces"}
+        )
+        assert nonces == 1
+
+
+class TestWhatErrorsShow:
+    """Finding 13: logs carry no statement parameters or stored values; error bodies no server
+    paths."""
+
+    def test_a_database_error_is_logged_without_its_values(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
+        """A unique violation logged as the API logs it (SQLAlchemy would print the parameters,
+        PostgreSQL quotes the key in DETAIL): no value appears.
+
+        Under row-level security PostgreSQL leaves the DETAIL out itself, so on PostgreSQL a
+        second violation is in a table without it (a temporary one), as an owner's would be."""
+        secret = f"prediction text {uuid.uuid4().hex}"
+        stream = io.StringIO()
+        root = logging.getLogger()
+        saved_handlers, saved_level = root.handlers[:], root.level
+        saved_config = structlog.get_config()
+        configure_logging(level="INFO", stream=stream)
+        try:
+            with platform() as session:
+                for _ in range(2):
+                    session.add(
+                        IdempotencyRecord(
+                            scope="logs",
+                            key=secret[-40:],
+                            request_hash="0" * 64,
+                            status_code=0,
+                            response_body=secret,
+                        )
+                    )
+                try:
+                    session.flush()
+                except IntegrityError:
+                    structlog.get_logger().exception("request.failed")
+                else:
+                    pytest.fail("the duplicate was stored")
+                session.rollback()
+            if world.backend == "postgresql":
+                with platform() as session, session.begin():
+                    session.execute(text("CREATE TEMPORARY TABLE quoted (k text PRIMARY KEY)"))
+                    try:
+                        session.execute(text("INSERT INTO quoted VALUES (:k), (:k)"), {"k": secret})
+                    except IntegrityError:
+                        structlog.get_logger().exception("request.failed")
+                    else:
+                        pytest.fail("the duplicate was stored")
+        finally:
+            root.handlers, root.level = saved_handlers, saved_level
+            structlog.configure(**saved_config)
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == (2 if world.backend == "postgresql" else 1)
+        for line in lines:
+            assert json.loads(line)["event"] == "request.failed"
+            assert "IntegrityError" in json.loads(line)["exception"]
+            assert secret[-40:] not in line
+            assert secret[-12:] not in line
+        assert "INSERT INTO idempotency_records" in json.loads(lines[0])["exception"]
+        if world.backend == "postgresql":
+            quoted = json.loads(lines[1])["exception"]
+            assert "INSERT INTO quoted" in quoted
+            assert "DETAIL: (hidden: it quotes stored values)" in quoted
+
+    @pytest.mark.parametrize("world", ["sqlite"], indirect=True)  # files, not the database
+    @pytest.mark.usefixtures("summarizer")
+    def test_error_bodies_never_show_a_server_path(self, world: World) -> None:
+        """A golden dataset file gone from the store: the provider learns which one, not where
+        the server keeps it; a run failed by a missing file says the file's name only."""
+        for stored in world.state.storage.golden_dataset_dir.rglob("*.parquet"):
+            stored.unlink()
+        body = {
+            "organization": "tenant-a",
+            "model": "notes-summarizer@1",
+            "dataset": "tenant-a-notes",
+        }
+        response = signed(world, "POST", f"{P}/evaluations", json=body)
+        assert response.status_code == 404, response.text
+        assert "missing from the golden dataset store" in response.json()["detail"]
+        assert str(world.state.storage.home) not in response.text
+        assert str(world.state.storage.home.parent) not in response.text
+        missing = FileNotFoundError(2, "No such file or directory", "/srv/streamflow/x/v1.parquet")
+        assert (
+            failure_reason(missing) == "FileNotFoundError: No such file or directory (v1.parquet)"
+        )

@@ -92,15 +92,19 @@ def app_like(
     api: ApiSettings | None = None,
     redis_url: str | None = REDIS_URL,
     sessions: sessionmaker[Session] | None = None,
+    redis_timeout_seconds: float = 2,
 ) -> Iterator[tuple[TestClient, ApiState]]:
-    """Another app on the world's database (and Redis prefix), with other limits or Redis URL."""
+    """Another app on the world's database (and Redis prefix), with other limits or Redis URL.
+
+    Apps made by this function share their Redis prefix, like processes of one deployment.
+    """
     state = build_state(
         api=api or world.state.api,
         storage=world.state.storage,
         cache_settings=CacheSettings(
             redis_url=redis_url,
             key_prefix=f"{world.redis_prefix}other:",
-            redis_socket_timeout_seconds=2,
+            redis_socket_timeout_seconds=redis_timeout_seconds,
         ),
         provider_auth=ProviderAuthSettings(provider_keys=PROVIDER_KEYS),  # type: ignore[arg-type]
         launcher=RecordingLauncher(),
@@ -740,22 +744,19 @@ class TestIdempotency:
         assert retry.json() == first.json()
         assert len(signed(world, "GET", f"{P}/notices").json()["items"]) == 1
 
-    def test_keys_are_per_provider_key_id(self, world: World) -> None:
-        """The same idempotency key under another provider key id is another request."""
-        headers = {"Idempotency-Key": "shared"}
-        first = signed(
-            world, "POST", f"{P}/notices", json={"title": "a", "body": "b"}, headers=headers
-        )
-        other = signed(
-            world,
-            "POST",
-            f"{P}/notices",
-            json={"title": "a", "body": "b"},
-            headers=headers,
-            key_id="key-2026b",
-        )
-        assert (first.status_code, other.status_code) == (201, 201)
-        assert first.json()["id"] != other.json()["id"]
+    def test_keys_outlive_a_signing_key_rotation(self, world: World) -> None:
+        """Finding 13: records belong to the provider, not to the key that signed: a retry
+        signed with the next key after a rotation replays the first response (one API key)."""
+        headers = {"Idempotency-Key": "issue-ci-key"}
+        url = f"{P}/tenants/tenant-b/api-keys"
+        body = {"name": "ci", "scopes": ["results:read"]}
+        first = signed(world, "POST", url, json=body, headers=headers)
+        rotated = signed(world, "POST", url, json=body, headers=headers, key_id="key-2026b")
+        assert (first.status_code, rotated.status_code) == (201, 201)
+        assert rotated.headers["idempotent-replayed"] == "true"
+        assert rotated.json() == {**first.json(), "api_key": None}
+        assert len(audit_rows(world, action="api_key.issued", actor="provider:key-2026a")) == 1
+        assert audit_rows(world, action="api_key.issued", actor="provider:key-2026b") == []
 
     def test_overlong_key_is_refused(self, world: World) -> None:
         """A key longer than 200 characters is a 422 naming the header."""

@@ -30,15 +30,16 @@ class TestRunIdPrefixes:
         assert examples.json()["items"]
 
     def test_prefixes_compare(self, world: World) -> None:
-        """Comparisons take prefixes too (a run compared with itself has difference 0)."""
+        """Comparisons take prefixes too: two names of one run are refused as the same run."""
         a = world.tenant_a
         prefix = str(a.run_id)[:8]
         compared = world.client.get(
-            f"/v1/comparisons?run_a={prefix}&run_b={prefix}", headers=a.headers
+            f"/v1/comparisons?run_a={prefix}&run_b={a.run_id}", headers=a.headers
         )
-        assert compared.status_code == 200, compared.text
-        assert compared.json()["run_a"]["id"] == str(a.run_id)
-        assert all(row["difference"] in (0.0, None) for row in compared.json()["overall"])
+        body = _problem(compared, 422)
+        assert body["errors"][0]["field"] == "run_b"
+        assert body["errors"][0]["pointer"] == "#/run_b"
+        assert f"same run as run_a ({a.run_id})" in body["detail"]
 
     def test_another_tenants_prefix_is_not_found(self, world: World) -> None:
         """Tenant B asking for tenant A's run by prefix gets 404, naming no CLI command."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from api.app import build_state, create_app
 from api.settings import ProviderAuthSettings
 from models.cache.keys import comparison_key, run_detail_key, run_tag
 from models.cache.settings import CacheSettings
-from models.db.engine import make_engine, make_sessionmaker, transaction
+from models.db.engine import transaction
 from models.db.tables import AuditLogEntry, EvaluationMetric, EvaluationRun
 from pipelines.access.service import issue_api_key
 from pipelines.evaluation import service as evaluation
@@ -41,16 +40,6 @@ KEY_FIELDS = {
     "expires_at",
     "revoked_at",
 }
-
-
-@pytest.fixture
-def platform(world: World) -> Iterator[sessionmaker[Session]]:
-    """Sessions that act for the whole platform (no row-level scoping), to seed and inspect."""
-    engine = make_engine(world.state.storage.resolved_database_url())
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -358,9 +347,12 @@ class TestCaching:
         finally:
             store.close()
 
-    def test_reads_are_answered_from_the_database_when_redis_is_down(self, world: World) -> None:
+    def test_reads_are_answered_from_the_database_when_redis_is_down(
+        self, world: World, platform: sessionmaker[Session]
+    ) -> None:
         """With the cache and rate limiter pointing at a closed port, reads still answer 200."""
         a = world.tenant_a
+        better = perfect_run(platform, world, a)
         state = build_state(
             api=world.state.api,
             storage=world.state.storage,
@@ -375,9 +367,9 @@ class TestCaching:
                 assert detail.json()["status"] == "completed"
             listed = client.get("/v1/evaluations", headers=a.headers)
             assert listed.status_code == 200
-            assert listed.json()["items"][0]["id"] == str(a.run_id)
+            assert {item["id"] for item in listed.json()["items"]} == {str(a.run_id), str(better)}
             compared = client.get(
-                f"/v1/comparisons?run_a={a.run_id}&run_b={a.run_id}", headers=a.headers
+                f"/v1/comparisons?run_a={a.run_id}&run_b={better}", headers=a.headers
             )
             assert compared.status_code == 200
         counters = state.metrics.cache_counters.snapshot()
@@ -421,6 +413,8 @@ class TestComparisons:
             cache_key = comparison_key(a.organization_id, a.run_id, better)
             key = f"{world.redis_prefix}cache:k:{cache_key}"
             assert store.get(key) == response.content
+            # Kept for a day, not the 300 s of other results: it never changes.
+            assert 300 < store.ttl(key) <= world.state.cache_settings.comparison_ttl_seconds
             for run_id in (a.run_id, better):
                 members = store.smembers(f"{world.redis_prefix}cache:t:{run_tag(run_id)}")
                 assert key.encode() in members

@@ -213,6 +213,10 @@ class TestEvalCommands:
         exact_a = next(m for m in shown["metrics"] if m["name"] == "exact_match")
         assert exact_a["method"] == "wilson"
         assert exact_a["ci_high"] > exact_a["ci_low"] == 0.0
+        code, out, err = _run("eval", "compare", run_a["id"][:8], run_a["id"])
+        assert (code, out) == (1, "")
+        assert err.startswith("error: RUN_B: run_b names the same run as run_a")
+        assert len(err.strip().splitlines()) == 1
         code, out, _ = _run("eval", "show", run_a["id"][:8])
         assert code == 0
         assert "rougeL_f" in out
