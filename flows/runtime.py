@@ -32,6 +32,9 @@ class EvaluationSettings(BaseSettings):
     seed: int = 0
     processes: int = 2
     """Worker processes for scoring large batches (this machine kind has 2 cores)."""
+    claim_lease_seconds: float = 30
+    """How long a flow's claim on a run holds without a sign of life (it shows one every
+    third of that): a flow killed mid-run is taken over by the next identical one after it."""
     organization: str = "provider"
     """Organisation slug the CLI acts as without `--org` (`STREAMFLOW_EVAL_ORGANIZATION`)."""
     provider: str = "provider"
