@@ -202,7 +202,7 @@ def prepare_evaluation(
     actor: str,
     request: service.EvaluationRequest,
     predictions_path: str | None,
-    holder: str,
+    holder: str | None = None,
 ) -> service.PreparedEvaluation:
     rt = runtime()
     if predictions_path is not None:
