@@ -476,7 +476,7 @@ def resume_evaluation(
     if found is None:
         raise NotFound(f"golden dataset version of run {run.id} not found")
     examples = load_version_frame(storage_dir, found[1]).sort_values("id", ignore_index=True)
-    return _join(
+    prepared = _join(
         runs,
         run,
         examples,
@@ -485,6 +485,9 @@ def resume_evaluation(
         now=clock(),
         lease=lease,
     )
+    # Resumed means: batches were stored before (a run the API created has none yet).
+    stored_before = len(prepared.pending_batches) < prepared.batch_count
+    return replace(prepared, resumed=prepared.resumed and stored_before)
 
 
 class Holding(StrEnum):
