@@ -278,7 +278,9 @@ def _keeping_claim(run_id: str, claim: str) -> Iterator[None]:
                 with transaction(rt.sessions) as session:
                     service.renew_claim(session, run_id=uuid.UUID(run_id), claim=claim)
             except service.RunTakenOver:
-                log.warning("evaluation.claim_lost", run_id=run_id)
+                # The run just completed here, or was taken over: the flow's next write says
+                # so (a one-line error), the heartbeat simply stops.
+                log.info("evaluation.claim_ended", run_id=run_id)
                 return
             except Exception:  # the next beat or the next batch tries again
                 log.exception("evaluation.heartbeat_failed", run_id=run_id)
