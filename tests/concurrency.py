@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,15 +18,24 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db.engine import make_engine, make_sessionmaker, set_row_scope
-from tests.conftest import TemplateCache, migrated_database_url
+from models.db.engine import make_engine, make_sessionmaker
+from models.db.repositories.api_keys import ApiKeyRepository
+from pipelines.access.service import issue_api_key
+from tests.conftest import (
+    TENANT_LOGIN,
+    TemplateCache,
+    as_login,
+    ensure_test_logins,
+    migrated_database_url,
+)
 
 T = TypeVar("T")
 
-APP_ROLE = "streamflow_app"
-BACKENDS = ("sqlite", "postgresql", "postgresql-app-role")
-"""SQLite; PostgreSQL as flows and the CLI connect (the platform's scope); PostgreSQL as the
-API connects (the app role, row-level security scoped to one organisation per transaction)."""
+TENANT = "postgresql-tenant"
+BACKENDS = ("sqlite", "postgresql", TENANT)
+"""SQLite; PostgreSQL as flows and the CLI connect (acting for the platform); PostgreSQL as the
+API's tenant requests connect (a `streamflow_app` login, each transaction entering one
+organisation's scope with one of its API keys)."""
 
 
 @dataclass
@@ -37,26 +46,43 @@ class Database:
     platform: sessionmaker[Session]
     sessions: sessionmaker[Session]
     engines: tuple[Engine, ...]
+    keys: dict[Any, str] = field(default_factory=dict)
+
+    def _key(self, organization_id: Any) -> str:
+        """A plaintext API key of `organization_id`, issued once by the platform."""
+        if organization_id not in self.keys:
+            with self.platform.begin() as session:
+                issued = issue_api_key(
+                    session,
+                    organization_id=organization_id,
+                    name="race",
+                    scopes=["results:read"],
+                    actor="test",
+                )
+            self.keys[organization_id] = issued.plaintext
+        return self.keys[organization_id]
 
     @contextmanager
     def unit_of_work(self, organization_id: Any = None) -> Iterator[Session]:
-        """One transaction, scoped to `organization_id` under the app role; committed at the end."""
+        """One transaction, in `organization_id`'s scope on the tenant login; committed at the
+        end."""
+        key = self._key(organization_id) if self.backend == TENANT else None
         with self.sessions() as session, session.begin():
-            if self.backend == "postgresql-app-role":
-                set_row_scope(session, organization_id=str(organization_id))
+            if key is not None:
+                assert ApiKeyRepository(session).enter_scope(key) == "ok"
             yield session
 
 
 @contextmanager
 def database(templates: TemplateCache, backend: str, folder: Path) -> Iterator[Database]:
     """A copy of the migrated template for `backend` (one of `BACKENDS`)."""
-    with migrated_database_url(templates, backend.removesuffix("-app-role"), folder) as url:
+    with migrated_database_url(templates, backend.removesuffix("-tenant"), folder) as url:
         platform = make_engine(url)
-        scoped = (
-            make_engine(url, tenant_scoped_role=APP_ROLE)
-            if backend == "postgresql-app-role"
-            else platform
-        )
+        if backend == TENANT:
+            ensure_test_logins()
+            scoped = make_engine(as_login(url, TENANT_LOGIN))
+        else:
+            scoped = platform
         try:
             yield Database(
                 backend, make_sessionmaker(platform), make_sessionmaker(scoped), (platform, scoped)

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("flows.cli.models", "Model versions in the MLflow registry."),
     "eval": ("flows.cli.evaluations", "Evaluations of model versions on golden datasets."),
     "keys": ("flows.cli.keys", "Tenants' API keys: issue, list, revoke."),
+    "users": ("flows.cli.users", "Provider users of the dashboards: create, list, disable."),
     "serve": ("flows.cli.serve", "Serve the tenant and provider APIs with uvicorn."),
     "server": ("flows.cli.server", "The local orchestrator: start, stop, status, logs."),
     "worker": ("flows.cli.worker", "Serve StreamFlow's deployments (schedules run here)."),

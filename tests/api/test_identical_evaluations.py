@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from models.db.tables import EvaluationRun
 from pipelines.evaluation import service
 from pipelines.evaluation.views import run_detail
@@ -48,7 +47,6 @@ def test_a_cached_completed_run_stays_what_the_database_says(world: World) -> No
     cached = world.client.get(url, headers=tenant.headers)
     assert cached.status_code == 200
     with world.state.sessions() as session, session.begin():
-        set_row_scope(session, scope=SYSTEM_SCOPE)
         for claim in (None, "a-late-flow"):
             service.fail_run(
                 session,
@@ -59,7 +57,6 @@ def test_a_cached_completed_run_stays_what_the_database_says(world: World) -> No
                 claim=claim,
             )
     with world.state.sessions() as session, session.begin():
-        set_row_scope(session, scope=SYSTEM_SCOPE)
         stored = session.get(EvaluationRun, tenant.run_id)
         assert stored is not None
         assert (stored.status, stored.error) == ("completed", None)

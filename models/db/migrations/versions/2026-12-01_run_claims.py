@@ -1,7 +1,7 @@
 """run claims: one active run per identity, claimed by one flow at a time
 
-Revision ID: 0003_runs
-Revises: 0002
+Revision ID: 0008_runs
+Revises: 0005_label_sets
 Create Date: 2026-12-01 06:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import models.db.base
 
-revision: str = "0003_runs"
-down_revision: str | None = "0002"
+revision: str = "0008_runs"
+down_revision: str | None = "0005_label_sets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
