@@ -1,4 +1,4 @@
-"""Migration 0003_runs on both backends: one active run per identity, duplicates settled."""
+"""Migration 0008_runs on both backends: one active run per identity, duplicates settled."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion,
 from tests.conftest import BACKENDS, fresh_database_url
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+BEFORE = "0005_label_sets"
+"""The revision this migration follows."""
 
 
 def _run(version_id: uuid.UUID, org_id: uuid.UUID, status: str, minutes: int) -> dict:
@@ -39,13 +41,13 @@ def _run(version_id: uuid.UUID, org_id: uuid.UUID, status: str, minutes: int) ->
 def test_duplicate_active_runs_are_settled_and_no_new_one_can_be_added(
     backend: str, tmp_path: Path
 ) -> None:
-    """At 0002 two identical runs are `running`: the upgrade fails the older one with a reason,
+    """Before it, two identical runs are `running`: the upgrade fails the older one with a reason,
     keeps the newer and the completed one, and the index then refuses a second active run;
     the downgrade removes it again."""
     with fresh_database_url(backend, tmp_path) as url:
         engine = make_engine(url)
         try:
-            upgrade(engine, "0002")
+            upgrade(engine, BEFORE)
             org_id, version_id = uuid.uuid4(), uuid.uuid4()
             dataset_id = uuid.uuid4()
             older, newer, done = (
@@ -98,7 +100,7 @@ def test_duplicate_active_runs_are_settled_and_no_new_one_can_be_added(
             config = alembic_config(engine.url.render_as_string(hide_password=False))
             with engine.begin() as connection:
                 config.attributes["connection"] = connection
-                command.downgrade(config, "0002")
+                command.downgrade(config, BEFORE)
             with engine.begin() as connection:
                 connection.execute(
                     insert(EvaluationRun.__table__).values(_run(version_id, org_id, "pending", 20))
