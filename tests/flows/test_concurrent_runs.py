@@ -11,9 +11,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -29,6 +32,7 @@ from tests.concurrency import at_once, meet_after
 from tests.flows.conftest import import_golden_rows
 
 REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "flows.cli"]
 ROWS = [
     {
         "id": f"n{i:03d}",
@@ -39,12 +43,12 @@ ROWS = [
 ]
 
 
-def _predictions(tmp_path: Path) -> Path:
+def _predictions(tmp_path: Path, rows: list[dict[str, str]] = ROWS) -> Path:
     path = tmp_path / "predictions.jsonl"
     path.write_text(
         "\n".join(
             json.dumps({"id": row["id"], "prediction": row["input"].split(". ", 1)[1]})
-            for row in ROWS
+            for row in rows
         )
     )
     return path
@@ -161,42 +165,100 @@ class TestIdenticalRunsAtOnce:
 
 
 @pytest.mark.parametrize("streamflow", ["postgresql"], indirect=True)
-def test_two_identical_eval_run_commands_at_once(streamflow: Runtime, tmp_path: Path) -> None:
-    """Two `streamflow eval run` processes started together both exit 0 with nothing on
-    stderr; one scores, the other says it reused the run; one score per example."""
-    import_golden_rows(streamflow, "notes", ROWS)
-    path = _predictions(tmp_path)
-    command = [
-        sys.executable,
-        "-m",
-        "flows.cli",
-        "eval",
-        "run",
-        "--dataset",
-        "notes",
-        "--predictions",
-        str(path),
-        "--agent-type",
-        "summarizer",
-        "--batch-size",
-        "5",
-        "--json",
-    ]
-    environment = {**os.environ, "PYTHONPATH": str(REPO)}
-    started = [
-        subprocess.Popen(
-            command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+def test_an_identical_eval_run_command_waits_for_the_flow_holding_the_run(
+    streamflow: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flow holds the run (its scoring held back) when `streamflow eval run` starts the same
+    evaluation in another process: the command waits for that flow, then exits 0 with the
+    reused run and no warning, error or traceback on stderr; one score per example."""
+    rows = ROWS[:4]
+    import_golden_rows(streamflow, "notes", rows)
+    path = _predictions(tmp_path, rows)
+    command_waits = threading.Event()
+    score_batch = service.score_batch
+
+    def held_back(**kwargs: Any) -> Any:
+        command_waits.wait(120)
+        return score_batch(**kwargs)
+
+    monkeypatch.setattr(service, "score_batch", held_back)
+    outcomes: list[Any] = []
+    flow = threading.Thread(target=lambda: outcomes.extend(at_once(lambda: _evaluate(path))))
+    flow.start()
+    try:
+        _wait_until_claimed(streamflow)
+        command = [
+            *CLI,
+            "--log-level",
+            "info",  # the line saying it waits is the test's cue to let the flow go on
+            "eval",
+            "run",
+            "--dataset",
+            "notes",
+            "--predictions",
+            str(path),
+            "--agent-type",
+            "summarizer",
+            "--batch-size",
+            "10",
+            "--json",
+        ]
+        environment = {**os.environ, "PYTHONPATH": str(REPO)}
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        for _ in range(2)
-    ]
-    finished = [process.communicate(timeout=240) for process in started]
-    exits = [(p.returncode, err.decode()) for p, (_, err) in zip(started, finished, strict=True)]
-    assert exits == [(0, ""), (0, "")]
-    documents = [json.loads(out) for out, _ in finished]
-    assert sorted(d["reused"] for d in documents) == [False, True]
-    assert {d["status"] for d in documents} == {"completed"}
-    assert len({d["id"] for d in documents}) == 1
+        logged: list[str] = []
+
+        def read_stderr() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                logged.append(line)
+                if "evaluation.waiting_for_other_flow" in line:
+                    command_waits.set()
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        out, _ = process.communicate(timeout=240)
+        reader.join(10)
+    finally:
+        command_waits.set()
+        flow.join(240)
+    assert process.returncode == 0, "".join(logged)
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
+    [outcome] = outcomes
+    assert outcome.reused is False  # type: ignore[union-attr]
+    document = json.loads(out)
+    assert (document["id"], document["reused"], document["status"]) == (
+        outcome.run_id,  # type: ignore[union-attr]
+        True,
+        "completed",
+    )
+    records = [json.loads(line) for line in logged if line.startswith("{")]
+    assert "evaluation.waiting_for_other_flow" in {r.get("event") for r in records}
+    assert [line for line in logged if not line.startswith("{")] == []  # no traceback
+    assert [r for r in records if r.get("level") not in ("debug", "info")] == []
     runs, scores, actions = _stored(streamflow)
     assert [(r.status, r.error) for r in runs] == [("completed", None)]
-    assert scores == len(ROWS)
+    assert scores == len(rows)
     assert actions == ["evaluation_run.created", "evaluation_run.completed"]
+
+
+def _wait_until_claimed(rt: Runtime, timeout: float = 120) -> None:
+    """Until a flow has claimed a run (it is `running` and held)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with rt.sessions() as session:
+            held = session.scalar(
+                select(func.count())
+                .select_from(EvaluationRun)
+                .where(EvaluationRun.status == "running", EvaluationRun.claimed_by.is_not(None))
+            )
+        if held:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no flow claimed the run")
