@@ -178,12 +178,19 @@ def test_an_identical_eval_run_command_waits_for_the_flow_holding_the_run(
     score_batch = service.score_batch
 
     def held_back(**kwargs: Any) -> Any:
-        command_waits.wait(120)
+        command_waits.wait(300)  # the command's start alone takes a minute on a busy machine
         return score_batch(**kwargs)
 
     monkeypatch.setattr(service, "score_batch", held_back)
     outcomes: list[Any] = []
-    flow = threading.Thread(target=lambda: outcomes.extend(at_once(lambda: _evaluate(path))))
+
+    def holding_flow() -> None:
+        try:
+            outcomes.append(_evaluate(path))
+        except BaseException as error:  # reported to the test, which asserts on it
+            outcomes.append(error)
+
+    flow = threading.Thread(target=holding_flow, daemon=True)
     flow.start()
     try:
         _wait_until_claimed(streamflow)
@@ -223,11 +230,11 @@ def test_an_identical_eval_run_command_waits_for_the_flow_holding_the_run(
 
         reader = threading.Thread(target=read_stderr, daemon=True)
         reader.start()
-        out, _ = process.communicate(timeout=240)
+        out, _ = process.communicate(timeout=360)
         reader.join(10)
     finally:
         command_waits.set()
-        flow.join(240)
+        flow.join(360)
     assert process.returncode == 0, "".join(logged)
     assert [o for o in outcomes if isinstance(o, BaseException)] == []
     [outcome] = outcomes
@@ -248,7 +255,7 @@ def test_an_identical_eval_run_command_waits_for_the_flow_holding_the_run(
     assert actions == ["evaluation_run.created", "evaluation_run.completed"]
 
 
-def _wait_until_claimed(rt: Runtime, timeout: float = 120) -> None:
+def _wait_until_claimed(rt: Runtime, timeout: float = 240) -> None:
     """Until a flow has claimed a run (it is `running` and held)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
