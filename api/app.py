@@ -17,10 +17,12 @@ from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
 from api.routers import (
+    acme,
     console,
     dashboards,
     docs,
     health,
+    jobs,
     provider,
     tenant,
     tenant_dashboards,
@@ -34,9 +36,10 @@ from models.cache.rate_limit import make_rate_limiter
 from models.cache.settings import CacheSettings
 from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import ensure_schema
+from models.domain_settings import DomainSettings
 from models.registry import client as registry
 from models.settings import RegistrySettings, StorageSettings, normalize_database_url
-from pipelines.logging import configure_logging
+from pipelines.logging import configure_logging, init_error_reporting
 
 log = structlog.get_logger()
 
@@ -98,6 +101,7 @@ def build_state(
         signature_tolerance_seconds=provider_auth.signature_tolerance_seconds,
         principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
+        domains=DomainSettings(home=storage.home),
     )
 
 
@@ -116,6 +120,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not hasattr(app.state, "streamflow"):
             configure_logging(level=os.environ.get("STREAMFLOW_LOG_LEVEL", "INFO").upper())
+            init_error_reporting(os.environ.get("STREAMFLOW_SENTRY_DSN"), component="api")
             app.state.streamflow = build_state()
         # The process holds a large, long-lived heap (pandas, MLflow, SQLAlchemy); moving it out
         # of the collector's reach keeps full collections from pausing requests.
@@ -148,6 +153,9 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenant.router)
     app.include_router(provider.router)
+    app.include_router(jobs.router)
+    app.include_router(jobs.provider_router)
+    app.include_router(acme.router)
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)

@@ -256,6 +256,9 @@ Provider = Annotated[ProviderContext, Depends(_provider_session, scope="function
 TenantRead = Annotated[TenantContext, Depends(tenant("results:read"))]
 TenantNotices = Annotated[TenantContext, Depends(tenant("notices:write"))]
 TenantKeys = Annotated[TenantContext, Depends(tenant("keys:write"))]
+TenantWebhooks = Annotated[TenantContext, Depends(tenant("webhooks:write"))]
+TenantPredict = Annotated[TenantContext, Depends(tenant("predict"))]
+TenantDomains = Annotated[TenantContext, Depends(tenant("domains:write"))]
 
 
 Limit = Annotated[

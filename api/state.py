@@ -17,6 +17,7 @@ from models.cache.cache import ResultCache
 from models.cache.nonces import NonceStore
 from models.cache.rate_limit import RateLimiter
 from models.cache.settings import CacheSettings
+from models.domain_settings import DomainSettings
 from models.settings import RegistrySettings, StorageSettings
 
 
@@ -57,3 +58,5 @@ class ApiState:
     """The shared Redis client, when Redis is configured."""
     address_blocks: AddressBlocks = field(default_factory=AddressBlocks)
     """Addresses past their limit of failed authentications (see api/address_blocks.py)."""
+    domains: DomainSettings = field(default_factory=DomainSettings)
+    """DNS checks, the ACME CA and the sealing key of custom domains and certificates."""

@@ -16,7 +16,9 @@ def deployments() -> list[Any]:
     """Every deployment a local worker serves."""
     from prefect.types.entrypoint import EntrypointType
 
+    from flows.domains import recheck_domains, renew_certificates
     from flows.evaluation import evaluate_model_version, fail_stuck_evaluations
+    from flows.jobs import dispatch_jobs
 
     # Imported as `flows.evaluation`, not loaded as a script from a file path.
     return [
@@ -29,6 +31,24 @@ def deployments() -> list[Any]:
             name="every-5-minutes",
             description="Fail evaluation runs whose flow never started.",
             interval=300,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        dispatch_jobs.to_deployment(
+            name="every-15-seconds",
+            description="Run due background jobs: webhooks, e-mail, reports, AI tasks.",
+            interval=15,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        recheck_domains.to_deployment(
+            name="every-5-minutes",
+            description="Re-verify custom domains whose ownership check is due.",
+            interval=300,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        renew_certificates.to_deployment(
+            name="every-10-minutes",
+            description="Order certificates for verified domains and renew those that are due.",
+            interval=600,
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
     ]

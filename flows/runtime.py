@@ -19,6 +19,7 @@ from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import ensure_schema
 from models.settings import RegistrySettings, StorageSettings
 from pipelines.golden_datasets.validation import DEFAULT_MAX_ROW_BYTES
+from pipelines.logging import init_error_reporting
 from pipelines.organizations import ensure_provider
 
 
@@ -69,6 +70,7 @@ def runtime() -> Runtime:
     """The process's resources, opened on first use; the schema is migrated to head."""
     storage = StorageSettings()
     storage.home.mkdir(parents=True, exist_ok=True)
+    init_error_reporting(os.environ.get("STREAMFLOW_SENTRY_DSN"), component="flows")
     engine = make_engine(storage.resolved_database_url())
     ensure_schema(engine, migration_url=storage.resolved_migration_url())
     evaluation = EvaluationSettings()

@@ -45,3 +45,14 @@ def configure_logging(*, level: str = "INFO", stream: Any = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         cache_logger_on_first_use=False,
     )
+
+
+def init_error_reporting(dsn: str | None, *, component: str) -> bool:
+    """Send unexpected errors to Sentry when a DSN is given (`STREAMFLOW_SENTRY_DSN`);
+    nothing happens without one. Whether reporting is on."""
+    if not dsn:
+        return False
+    import sentry_sdk
+
+    sentry_sdk.init(dsn=dsn, server_name=component)
+    return True

@@ -25,6 +25,7 @@ from pipelines.access.service import (
     revoke_api_key,
     set_tenant_suspended,
 )
+from pipelines.domains.views import domain_overviews_page
 from pipelines.errors import InvalidInput
 from pipelines.evaluation.service import run_progress, start_evaluation
 from pipelines.evaluation.views import run_owner
@@ -219,6 +220,25 @@ def retire(context: AdminChange, notice_id: uuid.UUID) -> Response:
     """Retire a notice: tenants stop seeing it."""
     retire_notice_view(context.session, notice_id=notice_id, actor=context.actor, now=context.now)
     return _back("/dashboards/notices")
+
+
+# --- domains --------------------------------------------------------------------------------
+
+
+@router.get("/domains")
+def domains(request: Request, context: Analyst, cursor: Cursor = None) -> Response:
+    """Every tenant's domains and certificates: status, expiry, the last failure."""
+    found = domain_overviews_page(
+        context.session, organization_id=None, cursor=cursor, limit=PAGE_SIZE
+    )
+    return render(
+        request,
+        "domains.html",
+        context,
+        section="domains",
+        domains=found.items,
+        next_cursor=found.next_cursor,
+    )
 
 
 # --- evaluations --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Annotated
 
 import redis.asyncio
@@ -28,6 +29,8 @@ from models.cache.client import async_health_check
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.health import ping
 from models.db.tables import EVALUATION_STATUSES
+from pipelines.jobs.read_models import QueueGauges
+from pipelines.jobs.views import queue_gauges
 
 log = structlog.get_logger()
 
@@ -78,6 +81,41 @@ def evaluation_runs_by_status(sessions: sessionmaker[Session]) -> dict[str, int]
         log.warning("metrics.database_down", error_type=type(error).__name__)
         return None
     return {status: counts.get(status, 0) for status in EVALUATION_STATUSES} | counts
+
+
+def job_queue_gauges(sessions: sessionmaker[Session]) -> QueueGauges | None:
+    """The background job queue's gauges; None when the database cannot answer (logged)."""
+    try:
+        with sessions() as session, session.begin():
+            return queue_gauges(session, now=datetime.now(UTC))
+    except Exception as error:
+        log.warning("metrics.database_down", error_type=type(error).__name__)
+        return None
+
+
+def _job_metrics(gauges: QueueGauges) -> list[Metric]:
+    queued = GaugeMetricFamily(
+        "streamflow_jobs_queued", "Background jobs waiting to run, by kind.", labels=["kind"]
+    )
+    for kind, count in sorted(gauges.queued_by_kind.items()):
+        queued.add_metric([kind], count)
+    oldest = GaugeMetricFamily(
+        "streamflow_jobs_oldest_queued_age_seconds",
+        "How long the oldest due job has been waiting (0 when none is due).",
+    )
+    oldest.add_metric([], gauges.oldest_queued_age_seconds)
+    dead = GaugeMetricFamily(
+        "streamflow_jobs_dead", "Jobs in the dead-letter queue (their last attempt failed)."
+    )
+    dead.add_metric([], gauges.dead)
+    deliveries = GaugeMetricFamily(
+        "streamflow_webhook_delivery_attempts",
+        "Webhook delivery attempts recorded, by outcome.",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(gauges.delivery_attempts_by_outcome.items()):
+        deliveries.add_metric([outcome], count)
+    return [queued, oldest, dead, deliveries]
 
 
 class Health(BaseModel):
@@ -175,6 +213,9 @@ async def metrics(
         for status, count in sorted(counts.items()):
             runs.add_metric([status], count)
         computed.append(runs)
+    gauges = await asyncio.to_thread(job_queue_gauges, state.sessions)
+    if gauges is not None:
+        computed.extend(_job_metrics(gauges))
     scrape = CollectorRegistry()
     scrape.register(_Computed(computed))
     body = generate_latest(state.metrics.registry) + generate_latest(scrape)

@@ -7,6 +7,7 @@ mutation is audited by the service it calls, in the request's transaction.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
@@ -20,6 +21,7 @@ from api.schemas.common import Instant, Page, RunId
 from api.schemas.provider import (
     ApiKeyCreate,
     AuditEntry,
+    CertificateRevocation,
     EvaluationStart,
     EvaluationStarted,
     EvaluationStatus,
@@ -30,8 +32,19 @@ from api.schemas.provider import (
     Tenant,
     TenantCreate,
 )
+from api.state import ApiState
 from pipelines.access.service import issue_tenant_api_key, set_tenant_suspended
 from pipelines.audit.service import audit_log_page
+from pipelines.certificates.keys import SecretBox
+from pipelines.certificates.read_models import CertificateBundle, CertificateDetail
+from pipelines.certificates.service import (
+    account_for,
+    acme_client,
+    acme_config_from,
+    export_bundle,
+    revoke_certificate,
+)
+from pipelines.errors import Conflict
 from pipelines.evaluation.service import run_progress, start_evaluation
 from pipelines.notices.service import (
     create_notice_view,
@@ -301,3 +314,53 @@ def retire_notice(notice_id: uuid.UUID, ctx: Provider) -> ProviderNotice:
     """Retire a notice: tenants stop seeing it (idempotent)."""
     view = retire_notice_view(ctx.session, notice_id=notice_id, actor=ctx.actor, now=ctx.now)
     return ProviderNotice.of(view)
+
+
+# --- certificates -------------------------------------------------------------------------
+
+
+def _box(state: ApiState) -> SecretBox:
+    return SecretBox(state.domains.resolved_secrets_key())
+
+
+@router.post(
+    "/certificates/{certificate_id}/revocation",
+    response_model=CertificateDetail,
+    responses=problem_responses(401, 404, 409, 422, 429, 503),
+)
+def revoke(
+    certificate_id: uuid.UUID, body: CertificateRevocation, ctx: Provider, state: StateDep
+) -> CertificateDetail:
+    """Revoke a certificate at the CA (idempotent); the renewal flow then leaves it alone."""
+    config = acme_config_from(state.domains)
+    if config is None:
+        raise Conflict("no ACME directory is configured (STREAMFLOW_ACME_DIRECTORY_URL)")
+    box = _box(state)
+
+    def at_the_ca(chain_pem: str, reason: int) -> None:
+        account = account_for(ctx.session, config=config, box=box, now=ctx.now)
+        client = acme_client(account, config=config, box=box, clock=lambda: datetime.now(UTC))
+        client.revoke(chain_pem, reason)
+
+    return revoke_certificate(
+        ctx.session,
+        certificate_id=certificate_id,
+        reason=body.reason,
+        actor=ctx.actor,
+        now=ctx.now,
+        revoke=at_the_ca,
+    )
+
+
+@router.get(
+    "/certificates/{certificate_id}/bundle",
+    response_model=CertificateBundle,
+    responses=problem_responses(401, 404, 409, 422, 429, 503),
+)
+def certificate_bundle(
+    certificate_id: uuid.UUID, ctx: Provider, state: StateDep
+) -> CertificateBundle:
+    """Export a certificate's chain and private key for the edge (audited)."""
+    return export_bundle(
+        ctx.session, certificate_id=certificate_id, box=_box(state), actor=ctx.actor
+    )

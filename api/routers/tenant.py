@@ -18,15 +18,18 @@ from api.deps import (
     Limit,
     StateDep,
     TenantContext,
+    TenantDomains,
     TenantKeys,
     TenantNotices,
     TenantRead,
     page_size,
 )
+from api.domain_checks import check_tenant_domain_now
 from api.errors import problem_responses
 from api.schemas.common import RUN_ID_HELP, RUN_ID_PATTERN, Page, RunId
 from api.schemas.tenant import (
     ApiKey,
+    DomainCreate,
     EvaluationDetail,
     EvaluationSummary,
     ExampleScore,
@@ -40,6 +43,19 @@ from api.state import ApiState
 from models.cache.cache import ResultCache
 from pipelines.access.service import api_keys_page, revoke_api_key
 from pipelines.agents.service import model_versions_page
+from pipelines.certificates.read_models import CertificateAttemptView, CertificateDetail
+from pipelines.certificates.views import (
+    attempts_page,
+    certificate_of_domain,
+    certificates_page,
+)
+from pipelines.domains.read_models import DomainDetail
+from pipelines.domains.service import (
+    add_domain,
+    dns_config_from,
+    remove_domain,
+)
+from pipelines.domains.views import domains_page, get_domain
 from pipelines.evaluation.runs import get_run
 from pipelines.evaluation.views import quality_scores_page, run_examples_page, runs_page
 from pipelines.notices.service import acknowledge_notice, notices_for_tenant
@@ -261,3 +277,123 @@ def revoke_key(key_id: uuid.UUID, context: TenantKeys, state: StateDep) -> ApiKe
     )
     state.principals.forget_all()
     return ApiKey.model_validate(key)
+
+
+# --- domains and certificates -----------------------------------------------------------
+
+
+@router.post(
+    "/domains",
+    status_code=201,
+    response_model=DomainDetail,
+    responses=problem_responses(401, 403, 422, 429),
+)
+def create_domain(body: DomainCreate, context: TenantDomains, state: StateDep) -> DomainDetail:
+    """Claim a hostname; publish the returned TXT record to prove ownership (idempotent)."""
+    return add_domain(
+        context.session,
+        organization_id=context.principal.organization_id,
+        hostname=body.hostname,
+        actor=context.principal.actor,
+        now=context.now,
+        config=dns_config_from(state.domains),
+    )
+
+
+@router.get("/domains", response_model=Page[DomainDetail], responses=READ_ERRORS)
+def list_domains(
+    context: TenantRead, state: StateDep, limit: Limit = None, cursor: Cursor = None
+) -> Page[DomainDetail]:
+    """List this tenant's domains with their ownership and certificate status, oldest first."""
+    found = domains_page(
+        context.session,
+        organization_id=context.principal.organization_id,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(DomainDetail, found)
+
+
+@router.get("/domains/{domain_id}", response_model=DomainDetail, responses=ONE_ERRORS)
+def show_domain(domain_id: uuid.UUID, context: TenantRead) -> DomainDetail:
+    """Get a domain: the record to publish and what the last checks found."""
+    return get_domain(
+        context.session, organization_id=context.principal.organization_id, domain_id=domain_id
+    )
+
+
+@router.post("/domains/{domain_id}/verify", response_model=DomainDetail, responses=ONE_ERRORS)
+def verify_domain(domain_id: uuid.UUID, context: TenantDomains, state: StateDep) -> DomainDetail:
+    """Check ownership now through DNS; a timeout or SERVFAIL is reported, not counted as failed."""
+    return check_tenant_domain_now(
+        state,
+        context.session,
+        organization_id=context.principal.organization_id,
+        domain_id=domain_id,
+        now=context.now,
+        actor=context.principal.actor,
+    )
+
+
+@router.delete(
+    "/domains/{domain_id}",
+    status_code=204,
+    response_class=Response,
+    responses=ONE_ERRORS,
+)
+def delete_domain(domain_id: uuid.UUID, context: TenantDomains) -> Response:
+    """Remove a domain and its certificate."""
+    remove_domain(
+        context.session,
+        organization_id=context.principal.organization_id,
+        domain_id=domain_id,
+        actor=context.principal.actor,
+    )
+    return Response(status_code=204)
+
+
+@router.get(
+    "/domains/{domain_id}/certificate", response_model=CertificateDetail, responses=ONE_ERRORS
+)
+def show_domain_certificate(domain_id: uuid.UUID, context: TenantRead) -> CertificateDetail:
+    """Get the certificate of a domain: its own status, validity and renewal time."""
+    return certificate_of_domain(
+        context.session, organization_id=context.principal.organization_id, domain_id=domain_id
+    )
+
+
+@router.get("/certificates", response_model=Page[CertificateDetail], responses=READ_ERRORS)
+def list_certificates(
+    context: TenantRead, state: StateDep, limit: Limit = None, cursor: Cursor = None
+) -> Page[CertificateDetail]:
+    """List this tenant's certificates, oldest first."""
+    found = certificates_page(
+        context.session,
+        organization_id=context.principal.organization_id,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(CertificateDetail, found)
+
+
+@router.get(
+    "/certificates/{certificate_id}/attempts",
+    response_model=Page[CertificateAttemptView],
+    responses=ONE_ERRORS,
+)
+def list_certificate_attempts(
+    certificate_id: uuid.UUID,
+    context: TenantRead,
+    state: StateDep,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> Page[CertificateAttemptView]:
+    """List every ACME order placed for a certificate, newest first."""
+    found = attempts_page(
+        context.session,
+        organization_id=context.principal.organization_id,
+        certificate_id=certificate_id,
+        cursor=cursor,
+        limit=page_size(state, limit),
+    )
+    return _page(CertificateAttemptView, found)

@@ -329,3 +329,16 @@ class ProviderNotice(BaseModel):
             created_at=notice.created_at,
             updated_at=notice.updated_at,
         )
+
+
+class CertificateRevocation(InputModel):
+    """Why a certificate is revoked (RFC 5280 reason code)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: int = Field(
+        default=0,
+        description="0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded, "
+        "5 cessationOfOperation",
+        examples=[4],
+    )

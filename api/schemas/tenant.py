@@ -11,6 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.common import InputModel
 from models.db.enums import ApiKeyScope, NoticeSeverity
 from pipelines.evaluation.read_models import (
     DatasetRef,
@@ -97,3 +98,16 @@ class ApiKey(BaseModel):
     last_used_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+
+
+class DomainCreate(InputModel):
+    """A hostname to claim."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hostname: str = Field(
+        min_length=1,
+        max_length=300,
+        examples=["shop.example.com"],
+        description="Unicode or ASCII; `*.` first for a wildcard.",
+    )

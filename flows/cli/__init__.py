@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("flows.cli.models", "Model versions in the MLflow registry."),
     "eval": ("flows.cli.evaluations", "Evaluations of model versions on golden datasets."),
     "keys": ("flows.cli.keys", "Tenants' API keys: issue, list, revoke."),
+    "jobs": ("flows.cli.jobs", "Background jobs: list, show, retry, cancel, dispatch."),
+    "domains": ("flows.cli.domains", "Custom domains and their certificates."),
     "users": ("flows.cli.users", "Provider users of the dashboards: create, list, disable."),
     "serve": ("flows.cli.serve", "Serve the tenant and provider APIs with uvicorn."),
     "server": ("flows.cli.server", "The local orchestrator: start, stop, status, logs."),

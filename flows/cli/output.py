@@ -154,6 +154,12 @@ FLAGS = {
     "key_id": "KEY_ID",
     "run_id": "RUN",
     "reference": "NAME[@VERSION]",
+    "job_id": "JOB_ID",
+    "hostname": "HOSTNAME",
+    "domain": "DOMAIN",
+    "domain_id": "DOMAIN",
+    "certificate_id": "CERTIFICATE",
+    "acme_directory_url": "STREAMFLOW_ACME_DIRECTORY_URL",
 }
 """Domain field → what the user typed, where it is not `--field-name`."""
 
@@ -162,6 +168,7 @@ HINTS = {
     "dataset": "`streamflow datasets list` shows them",
     "run_id": "`streamflow eval list` shows runs",
     "model": "`streamflow models list` shows registered versions",
+    "domain": "`streamflow domains list` shows them",
 }
 """What to type next when a referenced thing is not found."""
 

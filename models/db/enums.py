@@ -44,6 +44,7 @@ class ApiKeyScope(StrEnum):
     DOMAINS_WRITE = "domains:write"
     NOTICES_WRITE = "notices:write"
     KEYS_WRITE = "keys:write"
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 class NoticeSeverity(StrEnum):
@@ -59,6 +60,107 @@ class NoticeAudience(StrEnum):
 
     ALL = "all"
     LISTED = "listed"
+
+
+class JobKind(StrEnum):
+    """What a background job does."""
+
+    AI_TASK = "ai_task"
+    REPORT = "report"
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class JobStatus(StrEnum):
+    """Where a job stands: waiting (also between retries), leased, or finished one way or another.
+
+    `dead` is the dead-letter queue: the last attempt failed; an operator may retry it.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class JobAttemptOutcome(StrEnum):
+    """How one attempt at a job ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    GONE = "gone"
+    """The receiver answered 410: the webhook endpoint is disabled."""
+    LEASE_EXPIRED = "lease_expired"
+    """The dispatcher holding the job stopped before finishing it."""
+
+
+class WebhookEndpointStatus(StrEnum):
+    """Whether an endpoint receives deliveries."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class DomainStatus(StrEnum):
+    """Whether a tenant has proven it owns a hostname.
+
+    `pending` until the TXT record is seen; `verified` while it is; `unverified` once the record
+    has been missing longer than the grace period; `released` when another tenant proved
+    ownership and took the hostname over.
+    """
+
+    PENDING = "pending"
+    VERIFIED = "verified"
+    UNVERIFIED = "unverified"
+    RELEASED = "released"
+
+
+class OwnershipOutcome(StrEnum):
+    """What one ownership check found. `unavailable` (timeout, SERVFAIL) is not a failure."""
+
+    VERIFIED = "verified"
+    WRONG_VALUE = "wrong_value"
+    MISSING = "missing"
+    NXDOMAIN = "nxdomain"
+    UNAVAILABLE = "unavailable"
+
+
+class RoutingOutcome(StrEnum):
+    """Whether a hostname points at the platform (CNAME, A, AAAA); reported apart from ownership."""
+
+    POINTS_HERE = "points_here"
+    POINTS_ELSEWHERE = "points_elsewhere"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+    NOT_CONFIGURED = "not_configured"
+
+
+class CertificateStatus(StrEnum):
+    """Where a domain's certificate stands, apart from the domain's own status."""
+
+    PENDING = "pending"
+    VALID = "valid"
+    FAILED = "failed"
+    REVOKED = "revoked"
+
+
+class CertificateAttemptKind(StrEnum):
+    """Why an ACME order was placed."""
+
+    ISSUE = "issue"
+    RENEW = "renew"
+
+
+class CertificateAttemptStatus(StrEnum):
+    """An attempt: `running` holds the claim (one per certificate), then it ends either way."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
 
 
 class ProviderRole(StrEnum):

@@ -22,12 +22,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db.base import Base, new_id, utcnow
 from models.db.enums import (
+    CertificateAttemptKind,
+    CertificateAttemptStatus,
+    CertificateStatus,
+    DomainStatus,
+    JobAttemptOutcome,
+    JobKind,
+    JobStatus,
     NoticeAudience,
     NoticeSeverity,
     OrganizationKind,
     OrganizationStatus,
+    OwnershipOutcome,
     ProviderRole,
+    RoutingOutcome,
     RunStatus,
+    WebhookEndpointStatus,
     check_in,
 )
 
@@ -51,6 +61,8 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=OrganizationStatus.ACTIVE)
+    notification_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    """Where notices and report links are e-mailed (none: no e-mail)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -292,6 +304,166 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Domain(Base):
+    """A tenant's claim on a hostname and what the ownership checks found.
+
+    Several tenants may claim a hostname, but only one holds it verified at a time (a partial
+    unique index); another takes it over only by proving ownership through its own TXT token.
+    """
+
+    __tablename__ = "domains"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "hostname"),
+        CheckConstraint(check_in("status", DomainStatus), name="status"),
+        CheckConstraint(
+            f"ownership_outcome IS NULL OR {check_in('ownership_outcome', OwnershipOutcome)}",
+            name="ownership_outcome",
+        ),
+        CheckConstraint(
+            f"routing_outcome IS NULL OR {check_in('routing_outcome', RoutingOutcome)}",
+            name="routing_outcome",
+        ),
+        Index(
+            "uq_domains_verified_hostname",
+            "hostname",
+            unique=True,
+            sqlite_where=text("status = 'verified'"),
+            postgresql_where=text("status = 'verified'"),
+        ),
+        Index("ix_domains_org_created", "organization_id", "created_at", "id"),
+        Index("ix_domains_next_check_at", "next_check_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    hostname: Mapped[str] = mapped_column(String(253))
+    """ASCII (IDNA A-label) form, lowercase, no trailing dot; `*.` first for a wildcard."""
+    unicode_hostname: Mapped[str] = mapped_column(String(253))
+    verification_token: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=DomainStatus.PENDING)
+    ownership_outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    ownership_found: Mapped[list[str]] = mapped_column(default=list)
+    ownership_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    routing_outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    routing_found: Mapped[list[str]] = mapped_column(default=list)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    unavailable_streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_check_at: Mapped[datetime | None] = mapped_column(default=None)
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    """First failed check since the domain was last seen verified (the grace period runs)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AcmeAccount(Base):
+    """The one long-lived ACME account per directory URL; its key is encrypted at rest."""
+
+    __tablename__ = "acme_accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    directory_url: Mapped[str] = mapped_column(String(500), unique=True)
+    account_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    key_encrypted: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(String(300), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Certificate(Base):
+    """The certificate of one domain: current chain, its encrypted key, renewal and budget state."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        CheckConstraint(check_in("status", CertificateStatus), name="status"),
+        Index("ix_certificates_org_created", "organization_id", "created_at", "id"),
+        Index("ix_certificates_next_attempt_at", "next_attempt_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    domain_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), unique=True
+    )
+    hostnames: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default=CertificateStatus.PENDING)
+    acme_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("acme_accounts.id", ondelete="SET NULL"), default=None
+    )
+    serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    ari_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    not_before: Mapped[datetime | None] = mapped_column(default=None)
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    renew_at: Mapped[datetime | None] = mapped_column(default=None)
+    chain_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    key_encrypted: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
+    """Sealed private key: loaded only when read (the tenant login may not select it)."""
+    issued_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revocation_reason: Mapped[int | None] = mapped_column(Integer, default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Failed attempts inside the current failure window (the per-hostname budget)."""
+    failure_window_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CertificateAttempt(Base):
+    """Every ACME order placed for a certificate; a `running` one is the claim on it."""
+
+    __tablename__ = "certificate_attempts"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", CertificateAttemptKind), name="kind"),
+        CheckConstraint(check_in("status", CertificateAttemptStatus), name="status"),
+        Index(
+            "uq_certificate_attempts_running",
+            "certificate_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index("ix_certificate_attempts_cert_started", "certificate_id", "started_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    certificate_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("certificates.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=CertificateAttemptStatus.RUNNING)
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    lease_until: Mapped[datetime] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    order_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    replaces: Mapped[str | None] = mapped_column(String(200), default=None)
+    serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Http01Challenge(Base):
+    """A pending ACME HTTP-01 answer, served at `/.well-known/acme-challenge/{token}`."""
+
+    __tablename__ = "http01_challenges"
+
+    token: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_authorization: Mapped[str] = mapped_column(String(400))
+    hostname: Mapped[str] = mapped_column(String(253))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class ProviderUser(Base):
     """A person at the provider who signs in to the dashboards, with a role."""
 
@@ -330,3 +502,122 @@ class DashboardSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class WebhookEndpoint(Base):
+    """A tenant's URL that receives signed webhooks for the event types it subscribed to."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (CheckConstraint(check_in("status", WebhookEndpointStatus), name="status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    event_types: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default=WebhookEndpointStatus.ACTIVE)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebhookSecret(Base):
+    """A signing secret (`whsec_…`) of an endpoint; after a rotation the old one signs until
+    it expires, so receivers can switch over."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Job(Base):
+    """A unit of background work: the queue (queued, running) and the dead-letter queue (dead).
+
+    Written in the same transaction as the change that causes it (transactional outbox). A
+    dispatcher leases due jobs; a lease that expires returns the job to the queue.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", JobKind), name="kind"),
+        CheckConstraint(check_in("status", JobStatus), name="status"),
+        UniqueConstraint("organization_id", "kind", "idempotency_key"),
+        Index("ix_jobs_due", "status", "next_attempt_at"),
+        Index("ix_jobs_org_kind_created", "organization_id", "kind", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    webhook_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), default=None, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    flow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class JobAttempt(Base):
+    """One attempt at a job: when, by which dispatcher, and how it ended."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (
+        CheckConstraint(check_in("outcome", JobAttemptOutcome), name="outcome"),
+        UniqueConstraint("job_id", "number"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class JobArtifact(Base):
+    """A document a job produced (a report's HTML and CSV, an AI task's outputs)."""
+
+    __tablename__ = "job_artifacts"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    media_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

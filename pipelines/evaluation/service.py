@@ -60,6 +60,7 @@ from pipelines.golden_datasets.service import (
     version_labels,
 )
 from pipelines.organizations import get_organization
+from pipelines.webhooks.service import emit_event
 
 log = structlog.get_logger()
 
@@ -760,7 +761,25 @@ def complete_run(
         organization_id=organization_id,
         details={"metrics": len(metrics), "mlflow_run_id": mlflow_run_id},
     )
-    return runs.reload(run.id) or run
+    run = runs.reload(run.id) or run  # the stored row, as the conditional UPDATE left it
+    _announce(session, run, "evaluation.completed")
+    return run
+
+
+def _announce(session: Session, run: EvaluationRun, event_type: str) -> None:
+    """Queue the run's webhooks in its own transaction (the outbox: no event without its job)."""
+    emit_event(
+        session,
+        organization_id=run.organization_id,
+        event_type=event_type,
+        subject_id=str(run.id),
+        data={
+            "run_id": str(run.id),
+            "status": run.status,
+            "links": {"evaluation": f"/v1/evaluations/{run.id}"},
+        },
+        now=run.finished_at or run.created_at,
+    )
 
 
 def failure_reason(error: BaseException | str) -> str:
@@ -815,7 +834,9 @@ def fail_run(
         organization_id=organization_id,
         details={"error": reason[:500]},
     )
-    return runs.reload(run.id) or run
+    run = runs.reload(run.id) or run  # the stored row, as the conditional UPDATE left it
+    _announce(session, run, "evaluation.failed")
+    return run
 
 
 def _stored_quality(run: EvaluationRun) -> QualityWeights | None:

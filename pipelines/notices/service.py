@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 from models.db.repositories.audit import record_audit
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
+from models.db.repositories.webhooks import WebhookRepository
 from models.db.tables import NoticeAcknowledgement, SystemNotice
+from pipelines.email.service import queue_email
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.pagination import Paged, after_key, as_paged, next_cursor
+from pipelines.webhooks.service import emit_event
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -104,7 +107,40 @@ def create_notice(
         actor=actor,
         details={"severity": severity, "audience": audience, "tenants": len(ids)},
     )
+    _announce(session, notice, ids if audience == "listed" else None, now)
     return notice
+
+
+def _announce(
+    session: Session, notice: SystemNotice, tenants: list[uuid.UUID] | None, now: datetime
+) -> None:
+    """Queue `notice.published` webhooks and e-mails for each addressed tenant, due when the
+    notice starts, in the notice's own transaction."""
+    for organization_id in (
+        tenants if tenants is not None else WebhookRepository(session).tenant_ids()
+    ):
+        emit_event(
+            session,
+            organization_id=organization_id,
+            event_type="notice.published",
+            subject_id=str(notice.id),
+            data={
+                "notice_id": str(notice.id),
+                "severity": notice.severity,
+                "links": {"notices": "/v1/notices"},
+            },
+            now=now,
+            not_before=notice.starts_at,
+        )
+        queue_email(
+            session,
+            organization_id=organization_id,
+            subject=f"[{notice.severity}] {notice.title}",
+            text=f"{notice.body}\n\nSee every active notice at /v1/notices.\n",
+            idempotency_key=f"notice:{notice.id}",
+            now=now,
+            not_before=notice.starts_at,
+        )
 
 
 def update_notice(

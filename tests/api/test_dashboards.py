@@ -10,13 +10,19 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from api.routers import console
 from models.db.engine import make_engine, make_sessionmaker, transaction
-from models.db.tables import AuditLogEntry, DashboardSession
+from models.db.enums import CertificateStatus
+from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain
+from models.domain_settings import DomainSettings
+from pipelines.domains.service import add_domain, dns_config_from
 from pipelines.provider_users.service import create_user
+from tests.acme_servers import ChallTestSrv, challtestsrv  # noqa: F401 (fixture)
 from tests.api.conftest import World, completed_run
 from tests.api.test_provider_routes import summarizer, summarizer_store  # noqa: F401 (fixtures)
 from tests.api.test_route_coverage import PAGES_PREFIX, app_routes, covers
@@ -103,6 +109,7 @@ def _concrete(route: str, pages: Pages) -> tuple[str, str]:
         .replace("{slug}", pages.world.tenant_a.slug)
         .replace("{key_id}", str(pages.world.tenant_a.api_key_id))
         .replace("{notice_id}", str(uuid.uuid4()))
+        .replace("{domain_id}", str(uuid.uuid4()))
     )
     if path.startswith("/dashboards/compare"):
         path += f"?run_a={pages.baseline}&run_b={pages.challenger}&metric=exact_match"
@@ -299,10 +306,15 @@ class TestPages:
         assert str(pages.challenger) in page.text
 
 
+TENANT_CHANGES = [route for route in PAGES if route.startswith("POST /dashboards/tenant/")]
+"""A signed-in tenant's own changes (its domains); provider users are refused them."""
 ADMIN_CHANGES = [
     route
     for route in PAGES
-    if route.startswith("POST ") and route not in PUBLIC and route != "POST /dashboards/sign-out"
+    if route.startswith("POST ")
+    and route not in PUBLIC
+    and route != "POST /dashboards/sign-out"
+    and route not in TENANT_CHANGES
 ]
 
 
@@ -491,3 +503,208 @@ class TestConsole:
             if row.actor.startswith("provider_user:")
         ]
         assert row.target_id == run_id
+
+
+# --- domains and certificates ----------------------------------------------------------------
+
+EXPIRES = datetime(2031, 5, 17, 9, 30, tzinfo=UTC)
+
+
+@dataclass
+class DomainPages:
+    """`Pages` with a domain of each tenant: A's verified with a certificate, B's pending."""
+
+    pages: Pages
+    a_domain: uuid.UUID
+    a_hostname: str
+    b_domain: uuid.UUID
+    b_hostname: str
+
+    @property
+    def client(self):  # type: ignore[no-untyped-def]
+        return self.pages.world.client
+
+    def sign_in_tenant_a(self) -> str:
+        """Sign the client in as tenant A (with its API key); returns the CSRF token."""
+        self.client.cookies.clear()
+        response = self.client.post(
+            "/dashboards/tenant-sign-in",
+            data={"api_key": self.pages.world.tenant_a.api_key},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303, response.text
+        page = self.client.get("/dashboards/tenant/domains")
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert match is not None
+        return match.group(1)
+
+    def domain(self, domain_id: uuid.UUID) -> Domain | None:
+        with transaction(self.pages.owner_sessions()) as session:
+            found = session.get(Domain, domain_id)
+            if found is not None:
+                session.expunge(found)
+            return found
+
+
+@pytest.fixture
+def domain_pages(pages: Pages, challtestsrv: ChallTestSrv) -> DomainPages:  # noqa: F811
+    """DNS checks go to pebble-challtestsrv on loopback; the domains are seeded as the platform."""
+    world = pages.world
+    settings = DomainSettings(
+        home=world.state.storage.home,
+        dns_resolvers=[challtestsrv.resolver],
+        dns_timeout_seconds=2,
+        platform_domains=["streamflow.dev"],
+    )
+    world.state.domains = settings
+    a_hostname = f"a{uuid.uuid4().hex[:8]}.example.com"
+    b_hostname = f"b{uuid.uuid4().hex[:8]}.example.com"
+    now = datetime.now(UTC)
+    with transaction(pages.owner_sessions()) as session:
+        ids = []
+        for tenant, hostname in ((world.tenant_a, a_hostname), (world.tenant_b, b_hostname)):
+            detail = add_domain(
+                session,
+                organization_id=tenant.organization_id,
+                hostname=hostname,
+                actor="test",
+                now=now,
+                config=dns_config_from(settings),
+            )
+            ids.append(detail.id)
+        a = session.get(Domain, ids[0])
+        assert a is not None
+        a.status = "verified"
+        a.verified_at = now
+        session.add(
+            Certificate(
+                organization_id=world.tenant_a.organization_id,
+                domain_id=a.id,
+                hostnames=[a_hostname],
+                status=CertificateStatus.VALID,
+                not_before=now,
+                not_after=EXPIRES,
+                renew_at=EXPIRES - timedelta(days=30),
+                key_encrypted="sealed",
+                failures=1,
+                last_error="urn:ietf:params:acme:error:rateLimited: too many orders",
+            )
+        )
+    return DomainPages(pages, ids[0], a_hostname, ids[1], b_hostname)
+
+
+class TestDomains:
+    @covers(
+        "GET /dashboards/tenant/domains", "GET /dashboards/tenant/domains/{domain_id}", auth=True
+    )
+    @covers(*TENANT_CHANGES, auth=True, audit=True)
+    def test_a_tenant_adds_checks_and_removes_its_own_domains_only(
+        self,
+        domain_pages: DomainPages,
+        challtestsrv: ChallTestSrv,  # noqa: F811
+    ) -> None:
+        """A tenant lists its domains with their certificates, sees the TXT record of a new one,
+        checks it against DNS and removes it, each audited; another tenant's domain is a 404
+        for every page and form; forged forms and provider users are refused."""
+        dp = domain_pages
+        csrf = dp.sign_in_tenant_a()
+        listed = dp.client.get("/dashboards/tenant/domains").text
+        assert dp.a_hostname in listed
+        assert dp.b_hostname not in listed
+        assert "2031-05-17 09:30 UTC" in listed
+        assert 'status-valid">valid' in listed
+
+        other = f"/dashboards/tenant/domains/{dp.b_domain}"
+        assert dp.client.get(other).status_code == 404
+        for action in ("verify", "remove"):
+            refused = dp.client.post(f"{other}/{action}", data={"csrf_token": csrf})
+            assert refused.status_code == 404, action
+        assert dp.domain(dp.b_domain) is not None
+
+        for route in TENANT_CHANGES:
+            path = route.split(" ", 1)[1].replace("{domain_id}", str(dp.a_domain))
+            forged = dp.client.post(path, data={"csrf_token": "x", "hostname": "f.example.com"})
+            assert forged.status_code == 403, route
+            assert "stale or was not sent by this site" in forged.text, route
+
+        hostname = f"n{uuid.uuid4().hex[:8]}.example.com"
+        added = dp.client.post(
+            "/dashboards/tenant/domains",
+            data={"csrf_token": csrf, "hostname": hostname.upper()},
+            follow_redirects=False,
+        )
+        assert added.status_code == 303, added.text
+        new_id = uuid.UUID(added.headers["location"].rsplit("/", 1)[1])
+        claim = dp.domain(new_id)
+        assert claim is not None
+        page = dp.client.get(f"/dashboards/tenant/domains/{new_id}").text
+        record = f"_streamflow-verification.{hostname}"
+        assert record in page
+        assert claim.verification_token in page
+        hostile = dp.client.post(
+            "/dashboards/tenant/domains", data={"csrf_token": csrf, "hostname": "10.0.0.1"}
+        )
+        assert hostile.status_code == 422
+
+        missing = dp.client.post(
+            f"/dashboards/tenant/domains/{new_id}/verify", data={"csrf_token": csrf}
+        )
+        assert "missing" in missing.text
+        assert 'status-pending">pending' in missing.text
+        challtestsrv.set_txt(record, claim.verification_token)
+        try:
+            verified = dp.client.post(
+                f"/dashboards/tenant/domains/{new_id}/verify", data={"csrf_token": csrf}
+            )
+        finally:
+            challtestsrv.clear_txt(record)
+        assert 'status-verified">verified' in verified.text
+
+        removed = dp.client.post(
+            f"/dashboards/tenant/domains/{new_id}/remove",
+            data={"csrf_token": csrf},
+            follow_redirects=False,
+        )
+        assert removed.headers["location"] == "/dashboards/tenant/domains"
+        assert dp.domain(new_id) is None
+        actor = f"tenant_session:{dp.pages.world.tenant_a.organization_id}"
+        for action in ("domain.added", "domain.checked", "domain.verified", "domain.removed"):
+            rows = [row for row in dp.pages.audit(action) if row.target_id == str(new_id)]
+            assert rows, action
+            assert {row.actor for row in rows} == {actor}, action
+
+        dp.client.cookies.clear()
+        admin_csrf = dp.pages.sign_in(dp.pages.admin)
+        for route in TENANT_CHANGES:
+            path = route.split(" ", 1)[1].replace("{domain_id}", str(dp.a_domain))
+            response = dp.client.post(path, data={"csrf_token": admin_csrf})
+            assert response.status_code == 403, route
+            assert "for tenants" in response.text, route
+        assert dp.domain(dp.a_domain) is not None
+
+    @covers("GET /dashboards/domains", auth=True)
+    def test_the_provider_pages_through_every_tenants_domains(
+        self, domain_pages: DomainPages, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Analysts see each tenant's domains with certificate status, expiry and the last
+        failure, a page at a time; a tenant is refused the provider's view."""
+        dp = domain_pages
+        dp.pages.sign_in(dp.pages.analyst)
+        page = dp.client.get("/dashboards/domains").text
+        for hostname, slug in ((dp.a_hostname, "tenant-a"), (dp.b_hostname, "tenant-b")):
+            assert hostname in page
+            assert f'href="/dashboards/tenants/{slug}"' in page
+        assert "2031-05-17 09:30 UTC" in page
+        assert "rateLimited: too many orders" in page
+        assert '<a href="/dashboards/domains" aria-current="page">Domains</a>' in page
+
+        monkeypatch.setattr(console, "PAGE_SIZE", 1)
+        first = dp.client.get("/dashboards/domains").text
+        cursor = re.search(r'href="/dashboards/domains\?cursor=([^"]+)"', first)
+        assert cursor is not None
+        second = dp.client.get(f"/dashboards/domains?cursor={cursor.group(1)}").text
+        assert (dp.a_hostname in first) != (dp.a_hostname in second)
+        assert (dp.b_hostname in first) != (dp.b_hostname in second)
+
+        dp.sign_in_tenant_a()
+        assert dp.client.get("/dashboards/domains").status_code == 403

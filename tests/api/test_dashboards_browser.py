@@ -7,6 +7,7 @@ must stay free of errors. Screenshots land in `test-results/dashboards/` for a h
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
 from api.app import build_state, create_app
 from api.settings import ApiSettings, ProviderAuthSettings
@@ -34,12 +35,19 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "dashboards
 EMAIL, PASSWORD = "ana@provider.example", "a long enough passphrase"
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dict[str, object]:
-    """Debian's Chromium: Playwright's own browser download is not used (nor reachable)."""
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """A page of Debian's Chromium (Playwright's own browser download is neither used nor
+    reachable). Playwright starts and stops within the test: its event loop must not outlive it,
+    or later tests of the same process could not run their own."""
     chromium = shutil.which("chromium")
     assert chromium is not None, "install Debian's chromium (`.ci/run` does)"
-    return {**browser_type_launch_args, "executable_path": chromium}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 @dataclass
@@ -158,3 +166,8 @@ def test_an_analyst_compares_two_runs_and_finds_the_regressions(page: Page, serv
     assert overflow <= 0, "the page scrolls sideways on a phone; wide tables scroll in place"
     _shot(page, "compare-phone")
     assert errors == []
+
+
+def test_the_event_loop_is_free_after_the_browser_test() -> None:
+    """Other tests of this process run their own event loop with `asyncio.run`."""
+    assert asyncio.run(asyncio.sleep(0, result="free")) == "free"

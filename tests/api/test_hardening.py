@@ -265,6 +265,11 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "EvaluationStart": {"organization": "tenant-a", "model": "m@1", "dataset": "d"},
     "NoticeCreate": {"title": "t", "body": "b"},
     "NoticeUpdate": {"title": "t"},
+    "WebhookEndpointCreate": {"url": "https://hooks.example.com/fuzz"},
+    "AiTaskCreate": {"agent_type": "summarizer", "inputs": ["fuzz"]},
+    "JobsRetry": {"kind": "webhook"},
+    "DomainCreate": {"hostname": "fuzz.example.com"},
+    "CertificateRevocation": {"reason": 4},
 }
 """A valid body of each request schema, so that fuzzed parameters reach the handler."""
 
@@ -298,6 +303,11 @@ class FuzzRequests:
             "slug": "no-such-tenant",
             "notice_id": str(uuid.uuid4()),
             "key_id": str(uuid.uuid4()),
+            "endpoint_id": str(uuid.uuid4()),
+            "delivery_id": str(uuid.uuid4()),
+            "report_id": str(uuid.uuid4()),
+            "task_id": str(uuid.uuid4()),
+            "job_id": str(uuid.uuid4()),
         }
 
     def send(

@@ -48,6 +48,10 @@ EXEMPT = {
     "GET /healthz": "liveness probe: public by design, reads nothing",
     "GET /readyz": "readiness probe: public by design (still address rate-limited)",
     "GET /metrics": "Prometheus scrape: public by design (still address rate-limited)",
+    "GET /.well-known/acme-challenge/{token}": (
+        "ACME HTTP-01: the CA fetches it unauthenticated by design (RFC 8555 §8.3); "
+        "address rate-limited, answers only stored tokens (tests/api/test_domain_routes.py)"
+    ),
     "GET /dashboards/sign-in": "the sign-in form: public by design, reads nothing",
 }
 AUDIT_EXEMPT: dict[str, str] = {}

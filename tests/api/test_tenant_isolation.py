@@ -7,18 +7,37 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
+from pipelines.ai_tasks.service import submit_ai_task
 from pipelines.notices.service import NoticeDraft, create_notice
+from pipelines.reports.service import request_report
+from pipelines.webhooks.service import emit_event, register_endpoint
 from tests.api.conftest import World
+from tests.api.test_domain_routes import domain_with_certificate
 from tests.api.test_route_coverage import app_routes, covers
 
 TENANT_ROUTES = sorted(route for route in app_routes() if route.split(" ", 1)[1].startswith("/v1/"))
 
 
+CREATES = {
+    "POST /v1/webhook-endpoints": {"url": "https://hooks.example.com/b"},
+    "POST /v1/ai-tasks": {"agent_type": "summarizer", "inputs": ["b's text"]},
+}
+"""Routes that create a new object of the caller's own: B's call must show nothing of A's."""
+
+
 def _url(path: str, world: World) -> str:
-    return (
-        path.replace("{run_id}", str(world.tenant_a.run_id))
-        .replace("{notice_id}", str(uuid.uuid4()))
-        .replace("{key_id}", str(world.tenant_a.api_key_id))
+    for placeholder in (
+        "{notice_id}",
+        "{endpoint_id}",
+        "{delivery_id}",
+        "{report_id}",
+        "{task_id}",
+        "{domain_id}",
+        "{certificate_id}",
+    ):
+        path = path.replace(placeholder, str(uuid.uuid4()))
+    return path.replace("{run_id}", str(world.tenant_a.run_id)).replace(
+        "{key_id}", str(world.tenant_a.api_key_id)
     )
 
 
@@ -47,12 +66,22 @@ class TestTenantIsolation:
         route with another kind of parameter fails here until it gets one of A's objects.
         """
         a, b = world.tenant_a, world.tenant_b
+        domain_id, certificate_id, hostname = domain_with_certificate(world, a.organization_id)
         owned_by_a = {
             "{run_id}": str(a.run_id),
             "{key_id}": str(a.api_key_id),
             "{notice_id}": _notice_only_for(world, "tenant-a"),
+            **_jobs_of(world, a.organization_id, a.run_id),
+            "{domain_id}": domain_id,
+            "{certificate_id}": certificate_id,
         }
-        traces_of_a = [*owned_by_a.values(), a.dataset, a.slug, str(a.organization_id)]
+        traces_of_a = [
+            *owned_by_a.values(),
+            a.dataset,
+            a.slug,
+            str(a.organization_id),
+            "streamflow-verification=a-token",
+        ]
         unknown = []
         for route in TENANT_ROUTES:
             method, path = route.split(" ", 1)
@@ -63,6 +92,13 @@ class TestTenantIsolation:
             url = path
             for placeholder in placeholders:
                 url = url.replace(placeholder, owned_by_a[placeholder])
+            if route == "POST /v1/domains":
+                # B claiming A's hostname gets a pending claim of its own: nothing of A's.
+                response = world.client.post(url, json={"hostname": hostname}, headers=b.headers)
+                assert response.status_code == 201, response.text
+                assert response.json()["status"] == "pending"
+                assert [t for t in traces_of_a if t in response.text] == [], route
+                continue
             if route == "GET /v1/comparisons":
                 for pair in ((a.run_id, b.run_id), (b.run_id, a.run_id), (a.run_id, a.run_id)):
                     response = world.client.get(
@@ -74,6 +110,10 @@ class TestTenantIsolation:
             if placeholders:
                 assert response.status_code == 404, (route, response.text)
                 assert response.headers["content-type"].startswith("application/problem+json")
+            elif route in CREATES:
+                response = world.client.request(method, url, json=CREATES[route], headers=b.headers)
+                assert response.status_code in (201, 202), (route, response.text)
+                assert [t for t in traces_of_a if t in response.text] == [], route
             else:
                 assert method == "GET", f"{route}: a mutation without an object to aim at"
                 assert response.status_code == 200, (route, response.text)
@@ -93,6 +133,51 @@ class TestTenantIsolation:
             assert response.status_code == 200, response.text
             run_ids = [item["run_id"] for item in response.json()["items"]]
             assert run_ids == [str(tenant.run_id)]
+
+
+def _jobs_of(world: World, organization_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, str]:
+    """A webhook endpoint, a delivery, a report and an AI task of one tenant."""
+    engine = make_engine(world.state.storage.resolved_database_url())
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            now = datetime.now(UTC)
+            endpoint = register_endpoint(
+                session,
+                organization_id=organization_id,
+                url="https://hooks.example.com/a",
+                event_types=None,
+                description="",
+                actor="test",
+                now=now,
+            )
+            (delivery,) = emit_event(
+                session,
+                organization_id=organization_id,
+                event_type="evaluation.completed",
+                subject_id=str(run_id),
+                data={},
+                now=now,
+            )
+            report = request_report(
+                session, organization_id=organization_id, run_id=run_id, actor="test", now=now
+            )
+            task = submit_ai_task(
+                session,
+                organization_id=organization_id,
+                agent_type="summarizer",
+                inputs=["a's text"],
+                idempotency_key=None,
+                actor="test",
+                now=now,
+            )
+            return {
+                "{endpoint_id}": str(endpoint.id),
+                "{delivery_id}": str(delivery.id),
+                "{report_id}": str(report.id),
+                "{task_id}": str(task.id),
+            }
+    finally:
+        engine.dispose()
 
 
 def _notice_only_for(world: World, slug: str) -> str:

@@ -70,6 +70,11 @@ def _seed(url: str) -> Seeded:
         for name in ("ds_p", "ds_a", "ds_b", "v_p", "v_a", "run_a", "run_b", "n_all", "n_a", "n_b")
     }
     ids |= {"key_a_id": uuid.uuid4(), "key_b_id": uuid.uuid4(), "rec_a": uuid.uuid4()}
+    ids |= {name: uuid.uuid4() for name in ("ep_a", "ep_b", "sec_a", "sec_b", "job_a", "job_b")}
+    ids |= {
+        name: uuid.uuid4()
+        for name in ("dom_a", "dom_b", "cert_a", "cert_b", "try_a", "try_b", "acme")
+    }
     key_a, hash_a = _key(uuid.uuid4().hex[:12])
     key_b, hash_b = _key(uuid.uuid4().hex[:12])
     revoked_b, hash_revoked_b = _key(uuid.uuid4().hex[:12])
@@ -163,6 +168,80 @@ def _seed(url: str) -> Seeded:
             " (now(), 'b', %s, 'x', 't', '2', '{}'),"
             " (now(), 'provider', NULL, 'x', 't', '3', '{}')",
             (ids["a"], ids["b"]),
+        ),
+        (
+            "INSERT INTO webhook_endpoints (id, organization_id, url, description, event_types,"
+            " status, created_at) VALUES (%s, %s, 'https://a.example/hook', '', '[]', 'active',"
+            " now()), (%s, %s, 'https://b.example/hook', '', '[]', 'active', now())",
+            (ids["ep_a"], ids["a"], ids["ep_b"], ids["b"]),
+        ),
+        (
+            "INSERT INTO webhook_secrets (id, endpoint_id, organization_id, secret, created_at)"
+            " VALUES (%s, %s, %s, 'whsec_a', now()), (%s, %s, %s, 'whsec_b', now())",
+            (ids["sec_a"], ids["ep_a"], ids["a"], ids["sec_b"], ids["ep_b"], ids["b"]),
+        ),
+        (
+            "INSERT INTO jobs (id, organization_id, kind, status, payload, idempotency_key,"
+            " webhook_endpoint_id, attempts, max_attempts, next_attempt_at, result, created_at,"
+            " updated_at) VALUES (%s, %s, 'webhook', 'succeeded', '{}', 'k', %s, 1, 10, now(),"
+            " '{}', now(), now()), (%s, %s, 'webhook', 'succeeded', '{}', 'k', %s, 1, 10, now(),"
+            " '{}', now(), now())",
+            (ids["job_a"], ids["a"], ids["ep_a"], ids["job_b"], ids["b"], ids["ep_b"]),
+        ),
+        (
+            "INSERT INTO job_attempts (job_id, organization_id, number, lease_owner, started_at,"
+            " finished_at, outcome, status_code) VALUES (%s, %s, 1, 'd', now(), now(),"
+            " 'succeeded', 204), (%s, %s, 1, 'd', now(), now(), 'succeeded', 204)",
+            (ids["job_a"], ids["a"], ids["job_b"], ids["b"]),
+        ),
+        (
+            "INSERT INTO job_artifacts (job_id, name, organization_id, media_type, content,"
+            " created_at) VALUES (%s, 'report.html', %s, 'text/html', 'a secret', now()),"
+            " (%s, 'report.html', %s, 'text/html', 'b', now())",
+            (ids["job_a"], ids["a"], ids["job_b"], ids["b"]),
+        ),
+        (
+            "INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+            " verification_token, status, ownership_found, routing_found, checks,"
+            " unavailable_streak, verified_at, created_at, updated_at) VALUES "
+            "(%s, %s, 'a.example', 'a.example', 'ta', 'verified', '[]', '[]', 1, 0, now(), now(),"
+            " now()), (%s, %s, 'b.example', 'b.example', 'tb', 'pending', '[]', '[]', 0, 0, NULL,"
+            " now(), now())",
+            (ids["dom_a"], ids["a"], ids["dom_b"], ids["b"]),
+        ),
+        (
+            "INSERT INTO acme_accounts (id, directory_url, key_encrypted, created_at, updated_at)"
+            " VALUES (%s, 'https://ca.example/dir', 'sealed account key', now(), now())",
+            (ids["acme"],),
+        ),
+        (
+            "INSERT INTO certificates (id, organization_id, domain_id, hostnames, status,"
+            " acme_account_id, key_encrypted, failures, consecutive_failures, created_at,"
+            " updated_at) VALUES (%s, %s, %s, '[\"a.example\"]', 'valid', %s, 'sealed a', 0, 0,"
+            " now(), now()), (%s, %s, %s, '[\"b.example\"]', 'valid', %s, 'sealed b', 0, 0, now(),"
+            " now())",
+            (
+                ids["cert_a"],
+                ids["a"],
+                ids["dom_a"],
+                ids["acme"],
+                ids["cert_b"],
+                ids["b"],
+                ids["dom_b"],
+                ids["acme"],
+            ),
+        ),
+        (
+            "INSERT INTO certificate_attempts (id, organization_id, certificate_id, kind, status,"
+            " claimed_by, lease_until, started_at, retries) VALUES "
+            "(%s, %s, %s, 'issue', 'succeeded', 'w', now(), now(), 0),"
+            " (%s, %s, %s, 'issue', 'failed', 'w', now(), now(), 0)",
+            (ids["try_a"], ids["a"], ids["cert_a"], ids["try_b"], ids["b"], ids["cert_b"]),
+        ),
+        (
+            "INSERT INTO http01_challenges (token, key_authorization, hostname, expires_at)"
+            " VALUES ('tok', 'tok.thumbprint', 'a.example', now() + interval '1 hour')",
+            (),
         ),
     ]
     with psycopg.connect(_plain(url), autocommit=False) as connection:
@@ -384,6 +463,104 @@ CASES = [
         delete="DELETE FROM idempotency_records WHERE organization_id = %(a)s"
         " OR organization_id IS NULL",
     ),
+    Case(
+        "webhook_endpoints",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO webhook_endpoints (id, organization_id, url, description, event_types,"
+        " status, created_at) VALUES (gen_random_uuid(), %(a)s, 'https://evil.example', '', '[]',"
+        " 'active', now())",
+        update="UPDATE webhook_endpoints SET status = 'disabled' WHERE organization_id = %(a)s",
+        delete="DELETE FROM webhook_endpoints WHERE organization_id = %(a)s",
+        # Its own endpoint keeps its URL: a tenant disables an endpoint and registers another.
+        shared_update="UPDATE webhook_endpoints SET url = 'https://evil.example'"
+        " WHERE id = %(ep_b)s",
+    ),
+    Case(
+        "webhook_secrets",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        # B's own row, on A's endpoint.
+        insert="INSERT INTO webhook_secrets (id, endpoint_id, organization_id, secret,"
+        " created_at) VALUES (gen_random_uuid(), %(ep_a)s, %(b)s, 'whsec_evil', now())",
+        update="UPDATE webhook_secrets SET expires_at = now() WHERE organization_id = %(a)s",
+        delete="DELETE FROM webhook_secrets WHERE organization_id = %(a)s",
+        shared_update="UPDATE webhook_secrets SET secret = 'whsec_evil' WHERE id = %(sec_b)s",
+    ),
+    Case(
+        "jobs",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO jobs (id, organization_id, kind, status, payload, idempotency_key,"
+        " attempts, max_attempts, next_attempt_at, result, created_at, updated_at) VALUES"
+        " (gen_random_uuid(), %(a)s, 'report', 'queued', '{}', 'evil', 0, 5, now(), '{}', now(),"
+        " now())",
+        update="UPDATE jobs SET status = 'queued' WHERE organization_id = %(a)s",
+        delete="DELETE FROM jobs WHERE organization_id = %(a)s",
+        # Only the dispatcher changes a job, B's own included.
+        shared_update="UPDATE jobs SET status = 'queued', attempts = 0 WHERE id = %(job_b)s",
+    ),
+    Case(
+        "job_attempts",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO job_attempts (job_id, organization_id, number, lease_owner,"
+        " started_at, finished_at, outcome) VALUES (%(job_a)s, %(a)s, 2, 'evil', now(), now(),"
+        " 'succeeded')",
+        update="UPDATE job_attempts SET outcome = 'failed' WHERE organization_id = %(a)s",
+        delete="DELETE FROM job_attempts WHERE organization_id = %(a)s",
+        # Read-only for B, its own attempts included.
+        shared_update="INSERT INTO job_attempts (job_id, organization_id, number, lease_owner,"
+        " started_at, finished_at, outcome) VALUES (%(job_b)s, %(b)s, 2, 'evil', now(), now(),"
+        " 'succeeded')",
+    ),
+    Case(
+        "job_artifacts",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO job_artifacts (job_id, name, organization_id, media_type, content,"
+        " created_at) VALUES (%(job_a)s, 'evil.html', %(a)s, 'text/html', 'x', now())",
+        update="UPDATE job_artifacts SET content = 'x' WHERE organization_id = %(a)s",
+        delete="DELETE FROM job_artifacts WHERE organization_id = %(a)s",
+        # Read-only for B, its own reports included.
+        shared_update="UPDATE job_artifacts SET content = 'forged' WHERE job_id = %(job_b)s",
+    ),
+    Case(
+        "domains",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+        " verification_token, status, ownership_found, routing_found, checks, unavailable_streak,"
+        " created_at, updated_at) VALUES (gen_random_uuid(), %(a)s, 'evil.example',"
+        " 'evil.example', 'x', 'pending', '[]', '[]', 0, 0, now(), now())",
+        update="UPDATE domains SET verification_token = 'x' WHERE organization_id = %(a)s",
+        delete="DELETE FROM domains WHERE organization_id = %(a)s",
+        # Only a check (run by the platform) verifies a claim.
+        shared_update="UPDATE domains SET status = 'verified', verified_at = now()"
+        " WHERE id = %(dom_b)s",
+    ),
+    Case(
+        "certificates",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO certificates (id, organization_id, domain_id, hostnames, status,"
+        " failures, consecutive_failures, created_at, updated_at) VALUES (gen_random_uuid(),"
+        " %(b)s, %(dom_b)s, '[]', 'valid', 0, 0, now(), now())",
+        update="UPDATE certificates SET status = 'revoked' WHERE organization_id = %(a)s",
+        delete="DELETE FROM certificates WHERE organization_id = %(a)s",
+        shared_update="UPDATE certificates SET not_after = now() WHERE id = %(cert_b)s",
+    ),
+    Case(
+        "certificate_attempts",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO certificate_attempts (id, organization_id, certificate_id, kind,"
+        " status, claimed_by, lease_until, started_at, retries) VALUES (gen_random_uuid(),"
+        " %(b)s, %(cert_b)s, 'issue', 'running', 'evil', now(), now(), 0)",
+        update="UPDATE certificate_attempts SET error = 'x' WHERE organization_id = %(a)s",
+        delete="DELETE FROM certificate_attempts WHERE organization_id = %(a)s",
+        shared_update="UPDATE certificate_attempts SET status = 'abandoned' WHERE id = %(try_b)s",
+    ),
 ]
 
 
@@ -393,6 +570,10 @@ PLATFORM_ONLY = {
     "dashboard_sessions": "INSERT INTO dashboard_sessions (token_hash, organization_id,"
     " csrf_token, created_at, expires_at) VALUES (repeat('e', 64), %(a)s, 'c', now(),"
     " now() + interval '1 day')",
+    "acme_accounts": "INSERT INTO acme_accounts (id, directory_url, key_encrypted, created_at,"
+    " updated_at) VALUES (gen_random_uuid(), 'https://evil.example/dir', 'k', now(), now())",
+    "http01_challenges": "INSERT INTO http01_challenges (token, key_authorization, hostname,"
+    " expires_at) VALUES ('evil', 'evil.x', 'a.example', now() + interval '1 hour')",
 }
 """Tables only the platform reads or writes (no tenant policy, no grant), with a write to try."""
 
@@ -408,7 +589,8 @@ def test_every_table_is_covered_here_and_protected_in_the_database(seeded: Seede
             "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,"
             " array_agg(p.polname ORDER BY p.polname) FROM pg_class c"
             " LEFT JOIN pg_policy p ON p.polrelid = c.oid"
-            " WHERE c.relname = ANY(%s) GROUP BY 1, 2, 3",
+            " WHERE c.relname = ANY(%s) AND c.relnamespace = 'public'::regnamespace"
+            " GROUP BY 1, 2, 3",
             (list(Base.metadata.tables),),
         ).fetchall()
     for table, enabled, forced, policies in rows:
@@ -457,6 +639,24 @@ class TestTenantBOnEachTable:
             )
 
 
+def _tenant_job(
+    kind: str,
+    endpoint: str,
+    *,
+    status: str = "queued",
+    attempts: int = 0,
+    lease_owner: str = "NULL",
+) -> str:
+    """A job B queues for itself, as the report, AI task and replay routes do."""
+    return (
+        "INSERT INTO jobs (id, organization_id, kind, status, payload, idempotency_key,"
+        " webhook_endpoint_id, attempts, max_attempts, next_attempt_at, lease_owner, result,"
+        f" created_at, updated_at) VALUES (gen_random_uuid(), %(b)s, '{kind}', '{status}', '{{}}',"
+        f" gen_random_uuid()::text, {endpoint}, {attempts}, 5, now(), {lease_owner}, '{{}}', now(),"
+        " now())"
+    )
+
+
 class TestTenantWrites:
     def test_writes_within_its_own_organisation_pass(
         self, seeded: Seeded, tenant_b: psycopg.Connection[Any]
@@ -473,9 +673,52 @@ class TestTenantWrites:
             " status_code, response_body, created_at) VALUES (gen_random_uuid(), 'b', %(b)s,"
             " 'k2', repeat('0', 64), 201, '{}', now())",
             "UPDATE evaluation_runs SET status = 'failed' WHERE id = %(run_b)s",
+            # Registering an endpoint, rotating its secret, queueing a report and a replay,
+            # disabling the endpoint: what the webhook, report and AI task routes write.
+            "INSERT INTO webhook_endpoints (id, organization_id, url, description, event_types,"
+            " status, created_at) VALUES (gen_random_uuid(), %(b)s, 'https://b.example/2', '',"
+            " '[]', 'active', now())",
+            "UPDATE webhook_secrets SET expires_at = now() + interval '1 day' WHERE id = %(sec_b)s",
+            "INSERT INTO webhook_secrets (id, endpoint_id, organization_id, secret, created_at)"
+            " VALUES (gen_random_uuid(), %(ep_b)s, %(b)s, 'whsec_new', now())",
+            _tenant_job("report", "NULL"),
+            _tenant_job("webhook", "%(ep_b)s"),
+            "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'b',"
+            " disabled_at = now() WHERE id = %(ep_b)s",
+            "INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+            " verification_token, status, ownership_found, routing_found, checks,"
+            " unavailable_streak, created_at, updated_at) VALUES (gen_random_uuid(), %(b)s,"
+            " 'new.b.example', 'new.b.example', 't', 'pending', '[]', '[]', 0, 0, now(), now())",
+            "DELETE FROM domains WHERE id = %(dom_b)s",
         ]
         for statement in statements:
             assert tenant_b.execute(statement, ids).rowcount == 1, statement  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            _tenant_job("email", "NULL"),
+            _tenant_job("webhook", "%(ep_a)s"),
+            _tenant_job("report", "NULL", status="succeeded"),
+            _tenant_job("report", "NULL", attempts=3),
+            _tenant_job("report", "NULL", lease_owner="'evil'"),
+        ],
+        ids=["e-mail", "to-A's-endpoint", "already-succeeded", "already-attempted", "leased"],
+    )
+    def test_it_queues_only_new_jobs_its_requests_queue(
+        self, statement: str, seeded: Seeded, tenant_b: psycopg.Connection[Any]
+    ) -> None:
+        """Reports, AI tasks and webhooks to its own endpoints, never attempted; e-mail is the
+        platform's (it goes to the address the platform keeps)."""
+        assert _refused(tenant_b, statement, seeded.ids) == "denied"
+
+    def test_its_notification_email_is_the_platforms_to_set(
+        self, seeded: Seeded, tenant_b: psycopg.Connection[Any]
+    ) -> None:
+        statement = (
+            "UPDATE organizations SET notification_email = 'evil@example.com' WHERE id = %(b)s"
+        )
+        assert _refused(tenant_b, statement, seeded.ids) == "denied"
 
     def test_its_own_key_keeps_its_scopes_hash_and_organisation(
         self, seeded: Seeded, tenant_b: psycopg.Connection[Any]
@@ -489,6 +732,35 @@ class TestTenantWrites:
             statement = f"UPDATE api_keys SET {column} = %(value)s WHERE id = %(key_b_id)s"
             params = seeded.ids | {"value": value}
             assert _refused(tenant_b, statement, params) == "denied", column
+
+
+class TestDomainsAndCertificates:
+    def test_a_claim_cannot_arrive_verified(
+        self, seeded: Seeded, tenant_b: psycopg.Connection[Any]
+    ) -> None:
+        """A tenant claims a hostname as pending; only the platform's check verifies it."""
+        for status, verified_at in (("verified", "now()"), ("pending", "now()")):
+            statement = (
+                "INSERT INTO domains (id, organization_id, hostname, unicode_hostname,"
+                " verification_token, status, ownership_found, routing_found, checks,"
+                " unavailable_streak, verified_at, created_at, updated_at) VALUES"
+                " (gen_random_uuid(), %(b)s, 'forged.example', 'forged.example', 't',"
+                f" '{status}', '[]', '[]', 0, 0, {verified_at}, now(), now())"
+            )
+            assert _refused(tenant_b, statement, seeded.ids) == "denied", status
+
+    def test_private_keys_are_out_of_the_tenants_reach(
+        self, seeded: Seeded, tenant_b: psycopg.Connection[Any]
+    ) -> None:
+        """Even its own certificate's sealed key, and any ACME account key; the rest it reads."""
+        own = "SELECT count(*) FROM certificates WHERE id = %(cert_b)s"
+        assert _count(tenant_b, own, seeded.ids) == 1
+        for statement in (
+            "SELECT key_encrypted FROM certificates WHERE id = %(cert_b)s",
+            "SELECT * FROM certificates",
+            "SELECT key_encrypted FROM acme_accounts",
+        ):
+            assert _refused(tenant_b, statement, seeded.ids) == "denied", statement
 
 
 class TestScopeCannotBeForged:

@@ -17,7 +17,7 @@ from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion,
 from tests.conftest import BACKENDS, fresh_database_url
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-BEFORE = "0005_label_sets"
+BEFORE = "0007_domains"
 """The revision this migration follows."""
 
 

@@ -1,7 +1,7 @@
 """run claims: one active run per identity, claimed by one flow at a time
 
 Revision ID: 0008_runs
-Revises: 0005_label_sets
+Revises: 0007_domains
 Create Date: 2026-12-01 06:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import models.db.base
 
 revision: str = "0008_runs"
-down_revision: str | None = "0005_label_sets"
+down_revision: str | None = "0007_domains"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,293 @@
+"""The jobs table as a queue: enqueue in the caller's transaction, claim due jobs with a lease,
+finish them as their lease holder, return expired leases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from models.db.enums import JobAttemptOutcome, JobStatus
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
+from models.db.tables import Job, JobArtifact, JobAttempt
+
+QUEUED, RUNNING = str(JobStatus.QUEUED), str(JobStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class ClaimLimits:
+    """How many jobs one claim may take, and how many may run at once per tenant and endpoint."""
+
+    batch: int
+    per_tenant: int
+    per_endpoint: int
+
+
+class JobRepository(Repository):
+    """SQL for jobs, their attempts and artifacts."""
+
+    ORDER = Keyset.of(Job.created_at, Job.id, descending=True)
+    """Listings: newest first."""
+    ATTEMPT_ORDER = Keyset.of(JobAttempt.number)
+
+    def enqueue(self, job: Job) -> tuple[Job, bool]:
+        """Add `job` unless one with its (organisation, kind, idempotency key) exists:
+        (the stored job, whether it was added). Runs in the caller's transaction: one
+        INSERT … ON CONFLICT DO NOTHING, so concurrent enqueuers of one key add one job."""
+        existing = self.by_key(job.organization_id, job.kind, job.idempotency_key)
+        if existing is not None:
+            return existing, False
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        values = {
+            column.key: getattr(job, column.key)
+            for column in cast(Table, Job.__table__).columns
+            if getattr(job, column.key) is not None
+        }
+        table = cast(Table, Job.__table__)
+        statement = (
+            insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["organization_id", "kind", "idempotency_key"])
+            .returning(table.c.id)
+        )
+        added = self.session.execute(statement).scalar_one_or_none() is not None
+        stored = self.by_key(job.organization_id, job.kind, job.idempotency_key)
+        if stored is None:
+            raise RuntimeError("a job vanished right after it was enqueued")
+        return stored, added
+
+    def by_key(self, organization_id: uuid.UUID, kind: str, key: str) -> Job | None:
+        return self.session.scalars(
+            select(Job).where(
+                Job.organization_id == organization_id, Job.kind == kind, Job.idempotency_key == key
+            )
+        ).first()
+
+    def get(self, job_id: uuid.UUID, *, organization_id: uuid.UUID | None = None) -> Job | None:
+        query = select(Job).where(Job.id == job_id)
+        if organization_id is not None:
+            query = query.where(Job.organization_id == organization_id)
+        return self.session.scalars(query).first()
+
+    def page_matching(
+        self,
+        *,
+        organization_id: uuid.UUID | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        webhook_endpoint_id: uuid.UUID | None = None,
+        after: Key | None,
+        limit: int,
+    ) -> KeysetPage[Job]:
+        query = select(Job)
+        if organization_id is not None:
+            query = query.where(Job.organization_id == organization_id)
+        if kind is not None:
+            query = query.where(Job.kind == kind)
+        if status is not None:
+            query = query.where(Job.status == status)
+        if webhook_endpoint_id is not None:
+            query = query.where(Job.webhook_endpoint_id == webhook_endpoint_id)
+        return self.page(query, self.ORDER, after=after, limit=limit)
+
+    def ids_matching(self, *, kind: str, status: str, limit: int) -> list[uuid.UUID]:
+        return list(
+            self.session.scalars(
+                select(Job.id)
+                .where(Job.kind == kind, Job.status == status)
+                .order_by(Job.created_at)
+                .limit(limit)
+            )
+        )
+
+    # --- the queue ---------------------------------------------------------------------------
+
+    def candidates(self, now: datetime, limits: ClaimLimits) -> list[Job]:
+        """Due queued jobs, oldest due first, within the concurrency limits (running jobs
+        with a live lease count against them). On PostgreSQL the rows are locked, skipping
+        rows other dispatchers hold."""
+        query = (
+            select(Job)
+            .where(Job.status == QUEUED, Job.next_attempt_at <= now)
+            .order_by(Job.next_attempt_at, Job.id)
+            .limit(limits.batch * 2)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(self.session.scalars(query))
+        per_tenant = self._running_counts(Job.organization_id)
+        per_endpoint = self._running_counts(Job.webhook_endpoint_id)
+        chosen: list[Job] = []
+        for job in rows:
+            if len(chosen) >= limits.batch:
+                break
+            if per_tenant.get(job.organization_id, 0) >= limits.per_tenant:
+                continue
+            endpoint = job.webhook_endpoint_id
+            if endpoint is not None and per_endpoint.get(endpoint, 0) >= limits.per_endpoint:
+                continue
+            per_tenant[job.organization_id] = per_tenant.get(job.organization_id, 0) + 1
+            if endpoint is not None:
+                per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + 1
+            chosen.append(job)
+        return chosen
+
+    def _running_counts(self, column: Any) -> dict[Any, int]:
+        rows = self.session.execute(
+            select(column, func.count()).where(Job.status == RUNNING).group_by(column)
+        )
+        return {key: count for key, count in rows if key is not None}
+
+    def lease(
+        self,
+        ids: Sequence[uuid.UUID],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        flow_run_id: str | None,
+    ) -> dict[uuid.UUID, int]:
+        """Take the lease of those of `ids` still queued (one atomic UPDATE): their ids and
+        attempt numbers."""
+        if not ids:
+            return {}
+        statement = (
+            update(Job)
+            .where(Job.id.in_(list(ids)), Job.status == QUEUED)
+            .values(
+                status=RUNNING,
+                lease_owner=owner,
+                lease_expires_at=lease_until,
+                attempts=Job.attempts + 1,
+                flow_run_id=flow_run_id,
+                updated_at=now,
+            )
+            .returning(Job.id, Job.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        return {row[0]: row[1] for row in self.session.execute(statement)}
+
+    def leased(self, job_id: uuid.UUID, owner: str) -> Job | None:
+        """The job if `owner` still holds its lease."""
+        return self.session.scalars(
+            select(Job)
+            .where(Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def expired_leases(self, now: datetime) -> list[Job]:
+        query = select(Job).where(Job.status == RUNNING, Job.lease_expires_at < now)
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
+
+    def take_expired(self, job_id: uuid.UUID, now: datetime) -> bool:
+        """Take a job whose lease expired away from its holder (one guarded UPDATE), so two
+        dispatchers never both return it to the queue."""
+        statement = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == RUNNING, Job.lease_expires_at < now)
+            .values(lease_expires_at=None, updated_at=now)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+        return self.session.execute(statement).first() is not None
+
+    def add_attempt(
+        self,
+        job: Job,
+        *,
+        owner: str,
+        started_at: datetime,
+        finished_at: datetime,
+        outcome: JobAttemptOutcome,
+        status_code: int | None = None,
+        error: str | None = None,
+    ) -> JobAttempt:
+        attempt = JobAttempt(
+            job_id=job.id,
+            organization_id=job.organization_id,
+            number=job.attempts,
+            lease_owner=owner,
+            started_at=started_at,
+            finished_at=finished_at,
+            outcome=str(outcome),
+            status_code=status_code,
+            error=error,
+        )
+        self.session.add(attempt)
+        self.session.flush()
+        return attempt
+
+    def page_attempts(
+        self, job_id: uuid.UUID, *, after: Key | None, limit: int
+    ) -> KeysetPage[JobAttempt]:
+        query = select(JobAttempt).where(JobAttempt.job_id == job_id)
+        return self.page(query, self.ATTEMPT_ORDER, after=after, limit=limit)
+
+    def attempts_of(self, job_id: uuid.UUID) -> list[JobAttempt]:
+        return list(
+            self.session.scalars(
+                select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
+            )
+        )
+
+    # --- artifacts ---------------------------------------------------------------------------
+
+    def put_artifact(self, job: Job, name: str, media_type: str, content: str) -> JobArtifact:
+        """Store (or replace) one artifact of a job."""
+        artifact = self.session.get(JobArtifact, (job.id, name))
+        if artifact is None:
+            artifact = JobArtifact(job_id=job.id, organization_id=job.organization_id, name=name)
+            self.session.add(artifact)
+        artifact.media_type = media_type
+        artifact.content = content
+        self.session.flush()
+        return artifact
+
+    def artifact(self, job_id: uuid.UUID, name: str) -> JobArtifact | None:
+        return self.session.get(JobArtifact, (job_id, name))
+
+    def artifact_names(self, job_id: uuid.UUID) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(JobArtifact.name)
+                .where(JobArtifact.job_id == job_id)
+                .order_by(JobArtifact.name)
+            )
+        )
+
+    # --- gauges ------------------------------------------------------------------------------
+
+    def queued_by_kind(self) -> dict[str, int]:
+        rows = self.session.execute(
+            select(Job.kind, func.count()).where(Job.status == QUEUED).group_by(Job.kind)
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    def oldest_due(self, now: datetime) -> datetime | None:
+        found: datetime | None = self.session.scalar(
+            select(func.min(Job.next_attempt_at)).where(
+                Job.status == QUEUED, Job.next_attempt_at <= now
+            )
+        )
+        return found
+
+    def count_status(self, status: str) -> int:
+        return int(self.session.scalar(select(func.count()).where(Job.status == status)) or 0)
+
+    def attempt_outcomes(self, kind: str) -> dict[str, int]:
+        rows = self.session.execute(
+            select(JobAttempt.outcome, func.count())
+            .join(Job, Job.id == JobAttempt.job_id)
+            .where(Job.kind == kind)
+            .group_by(JobAttempt.outcome)
+        )
+        return {str(row[0]): int(row[1]) for row in rows}

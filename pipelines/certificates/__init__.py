@@ -1,0 +1,1 @@
+"""ACME certificates for tenants' verified domains: issuance, renewal, revocation, export."""

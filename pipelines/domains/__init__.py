@@ -1,0 +1,1 @@
+"""Tenant custom domains: hostname validation and DNS ownership verification."""

@@ -1,0 +1,1 @@
+"""E-mail through SMTP: notices and report links."""

@@ -1,0 +1,334 @@
+"""The jobs use cases: enqueue in the cause's transaction, claim due jobs under a lease, record
+each attempt's outcome (success, a retry at the scheduled time, or `dead`), return expired
+leases, and let operators retry or cancel. Every function takes the caller's session."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from models.db.enums import JobAttemptOutcome, JobKind, JobStatus
+from models.db.repositories.audit import record_audit
+from models.db.repositories.jobs import ClaimLimits as ClaimLimits
+from models.db.repositories.jobs import JobRepository
+from models.db.tables import Job
+from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.jobs.retry import schedule_for
+
+log = structlog.get_logger()
+
+FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD, JobStatus.CANCELLED}
+RETRYABLE = {JobStatus.FAILED, JobStatus.DEAD, JobStatus.CANCELLED}
+ERROR_LENGTH = 1000
+
+
+def enqueue(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    kind: JobKind,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    now: datetime,
+    not_before: datetime | None = None,
+    webhook_endpoint_id: uuid.UUID | None = None,
+    job_id: uuid.UUID | None = None,
+) -> tuple[Job, bool]:
+    """Queue a job in the caller's transaction (it commits or rolls back with its cause).
+
+    The same (organisation, kind, idempotency key) returns the stored job: (job, added)."""
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise InvalidInput("idempotency_key: give 1 to 200 characters", field="idempotency_key")
+    job = Job(
+        id=job_id or uuid.uuid4(),
+        organization_id=organization_id,
+        kind=str(kind),
+        status=str(JobStatus.QUEUED),
+        payload=payload,
+        idempotency_key=idempotency_key,
+        webhook_endpoint_id=webhook_endpoint_id,
+        attempts=0,
+        max_attempts=schedule_for(kind).max_attempts,
+        next_attempt_at=max(not_before or now, now),
+        created_at=now,
+        updated_at=now,
+        result={},
+    )
+    return JobRepository(session).enqueue(job)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job leased to one dispatcher: what its handler needs, detached from any session."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    webhook_endpoint_id: uuid.UUID | None
+    created_at: datetime
+    owner: str
+    started_at: datetime
+
+
+def claim(
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+    limits: ClaimLimits,
+    flow_run_id: str | None = None,
+) -> list[ClaimedJob]:
+    """Lease up to `limits.batch` due jobs to `owner` until now + `lease_seconds`.
+
+    On PostgreSQL the candidates are locked with SKIP LOCKED; on both backends the lease is
+    one UPDATE of rows still queued, so two dispatchers never hold the same job."""
+    jobs = JobRepository(session)
+    candidates = jobs.candidates(now, limits)
+    leased = jobs.lease(
+        [job.id for job in candidates],
+        owner=owner,
+        now=now,
+        lease_until=now + timedelta(seconds=lease_seconds),
+        flow_run_id=flow_run_id,
+    )
+    claimed = [
+        ClaimedJob(
+            id=job.id,
+            organization_id=job.organization_id,
+            kind=job.kind,
+            payload=dict(job.payload),
+            attempt=leased[job.id],
+            max_attempts=job.max_attempts,
+            webhook_endpoint_id=job.webhook_endpoint_id,
+            created_at=job.created_at,
+            owner=owner,
+            started_at=now,
+        )
+        for job in candidates
+        if job.id in leased
+    ]
+    claimed.sort(key=lambda c: (c.created_at, str(c.id)))
+    return claimed
+
+
+def reclaim_expired(session: Session, *, now: datetime, draw: float = 0.5) -> list[uuid.UUID]:
+    """Return jobs whose lease expired (their dispatcher died) to the queue, or to `dead` if
+    that was their last attempt; the lost attempt is recorded."""
+    jobs = JobRepository(session)
+    reclaimed = []
+    for job in jobs.expired_leases(now):
+        owner = job.lease_owner or "unknown"
+        started_at = job.updated_at
+        if not jobs.take_expired(job.id, now):
+            continue  # another dispatcher returned it first
+        jobs.add_attempt(
+            job,
+            owner=owner,
+            started_at=started_at,
+            finished_at=now,
+            outcome=JobAttemptOutcome.LEASE_EXPIRED,
+            error=f"the lease of {owner} expired before the job finished",
+        )
+        _reschedule(session, job, now=now, error="lease expired", draw=draw, retry_after=None)
+        log.warning("job.lease_expired", job_id=str(job.id), owner=owner, status=job.status)
+        reclaimed.append(job.id)
+    return reclaimed
+
+
+def _reschedule(
+    session: Session,
+    job: Job,
+    *,
+    now: datetime,
+    error: str,
+    draw: float,
+    retry_after: float | None,
+) -> None:
+    schedule = schedule_for(job.kind)
+    # An operator's retry grants a fresh schedule: count the attempts made since then.
+    made = max(job.attempts - (job.max_attempts - schedule.max_attempts), 1)
+    delay = schedule.delay_after(made, draw=draw, retry_after=retry_after)
+    job.lease_owner = None
+    job.lease_expires_at = None
+    job.last_error = error[:ERROR_LENGTH]
+    job.updated_at = now
+    if delay is None or job.attempts >= job.max_attempts:
+        job.status = str(JobStatus.DEAD)
+        job.finished_at = now
+        record_audit(
+            session,
+            "job.dead",
+            job.id,
+            actor="system:jobs",
+            organization_id=job.organization_id,
+            details={"kind": job.kind, "attempts": job.attempts, "error": job.last_error[:300]},
+        )
+    else:
+        job.status = str(JobStatus.QUEUED)
+        job.next_attempt_at = now + timedelta(seconds=delay)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as a handler reports it."""
+
+    outcome: JobAttemptOutcome
+    error: str | None = None
+    status_code: int | None = None
+    retry_after: float | None = None
+    """Seconds the other side asked to wait before retrying."""
+    permanent: bool = False
+    """No retry can help (bad payload, endpoint gone): the job fails at once."""
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == JobAttemptOutcome.SUCCEEDED
+
+
+def record(
+    session: Session, claimed: ClaimedJob, outcome: Outcome, *, now: datetime, draw: float
+) -> str | None:
+    """Store an attempt's outcome if `claimed.owner` still holds the lease; the job's new
+    status, or None when the lease was lost (another dispatcher owns the job now)."""
+    jobs = JobRepository(session)
+    job = jobs.leased(claimed.id, claimed.owner)
+    if job is None:
+        log.warning("job.lease_lost", job_id=str(claimed.id), owner=claimed.owner)
+        return None
+    jobs.add_attempt(
+        job,
+        owner=claimed.owner,
+        started_at=claimed.started_at,
+        finished_at=now,
+        outcome=outcome.outcome,
+        status_code=outcome.status_code,
+        error=outcome.error[:ERROR_LENGTH] if outcome.error else None,
+    )
+    if outcome.succeeded:
+        job.status = str(JobStatus.SUCCEEDED)
+        job.result = outcome.result
+        job.last_error = None
+        job.finished_at = now
+        job.updated_at = now
+        job.lease_owner = None
+        job.lease_expires_at = None
+    elif outcome.permanent:
+        job.status = str(JobStatus.FAILED)
+        job.last_error = (outcome.error or "failed")[:ERROR_LENGTH]
+        job.finished_at = now
+        job.updated_at = now
+        job.lease_owner = None
+        job.lease_expires_at = None
+    else:
+        _reschedule(
+            session,
+            job,
+            now=now,
+            error=outcome.error or "failed",
+            draw=draw,
+            retry_after=outcome.retry_after,
+        )
+    log.info(
+        "job.attempt_recorded",
+        job_id=str(job.id),
+        kind=job.kind,
+        attempt=job.attempts,
+        outcome=str(outcome.outcome),
+        status=job.status,
+    )
+    return job.status
+
+
+# --- operations --------------------------------------------------------------------------
+
+
+def get_job(
+    session: Session, *, job_id: uuid.UUID, organization_id: uuid.UUID | None = None
+) -> Job:
+    """A job (of one organisation when given); NotFound otherwise."""
+    job = JobRepository(session).get(job_id, organization_id=organization_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found", field="job_id")
+    return job
+
+
+def retry_job(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    actor: str,
+    now: datetime,
+    organization_id: uuid.UUID | None = None,
+) -> Job:
+    """Queue a dead, failed or cancelled job again with a fresh set of attempts."""
+    job = get_job(session, job_id=job_id, organization_id=organization_id)
+    if job.status not in RETRYABLE:
+        raise Conflict(
+            f"job {job.id} is {job.status}; only dead, failed or cancelled jobs are retried",
+            field="job_id",
+        )
+    previous = job.status
+    job.status = str(JobStatus.QUEUED)
+    job.max_attempts = job.attempts + schedule_for(job.kind).max_attempts
+    job.next_attempt_at = now
+    job.finished_at = None
+    job.updated_at = now
+    record_audit(
+        session,
+        "job.retried",
+        job.id,
+        actor=actor,
+        organization_id=job.organization_id,
+        details={"kind": job.kind, "previous_status": previous},
+    )
+    return job
+
+
+def retry_dead(
+    session: Session, *, kind: str, actor: str, now: datetime, limit: int = 1000
+) -> list[Job]:
+    """Queue again every dead job of a kind (up to `limit`)."""
+    if kind not in set(JobKind):
+        raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(JobKind)}", field="kind")
+    ids = JobRepository(session).ids_matching(kind=kind, status=str(JobStatus.DEAD), limit=limit)
+    return [retry_job(session, job_id=job_id, actor=actor, now=now) for job_id in ids]
+
+
+def cancel_job(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    actor: str,
+    now: datetime,
+    organization_id: uuid.UUID | None = None,
+) -> Job:
+    """Cancel a queued or running job (a running attempt's result is then discarded)."""
+    job = get_job(session, job_id=job_id, organization_id=organization_id)
+    if job.status == JobStatus.CANCELLED:
+        return job
+    if job.status in FINISHED:
+        raise Conflict(f"job {job.id} is already {job.status}", field="job_id")
+    job.status = str(JobStatus.CANCELLED)
+    job.lease_owner = None
+    job.lease_expires_at = None
+    job.finished_at = now
+    job.updated_at = now
+    record_audit(
+        session,
+        "job.cancelled",
+        job.id,
+        actor=actor,
+        organization_id=job.organization_id,
+        details={"kind": job.kind},
+    )
+    return job

@@ -1,0 +1,1 @@
+"""Evaluation reports (HTML and CSV) generated as background jobs."""

@@ -1,0 +1,1 @@
+"""Webhooks after Standard Webhooks: endpoints, rotating secrets, signed deliveries."""
