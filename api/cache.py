@@ -1,8 +1,11 @@
 """Read-through caching of the API's expensive reads: a completed run's detail, comparisons.
 
 A read asks the cache first and opens the database only on a miss; what it loaded is stored
-only when it can never change (results of completed runs). The keys and tags come from
-`models.cache.keys`, which the evaluation flow also uses to warm a finished run's detail.
+only when it can never change (results of completed runs: a completed run is final, every
+status change is conditional on the run not being completed, so a cached document is never
+contradicted by the database and needs no invalidation when other runs change). The keys and
+tags come from `models.cache.keys`, which the evaluation flow also uses to warm a finished
+run's detail.
 
 A comparison costs seconds of CPU (paired bootstrap over every example), so a missing one is
 guarded three ways (`ExpensiveReads`):

@@ -137,9 +137,9 @@ def _evaluate_without_prefect(evaluation: Any, predictions_path: str) -> None:
     prepared = evaluation.prepare_evaluation.fn("provider", "bench", request, predictions_path)
     for batch_index in prepared.pending_batches:
         evaluation.evaluate_batch.fn(
-            "provider", str(prepared.run_id), batch_index, predictions_path
+            "provider", str(prepared.run_id), batch_index, predictions_path, prepared.claim
         )
-    evaluation.finish_evaluation.fn("provider", "bench", str(prepared.run_id))
+    evaluation.finish_evaluation.fn("provider", "bench", str(prepared.run_id), prepared.claim)
 
 
 def main() -> None:

@@ -8,9 +8,13 @@ Dask cluster through prefect-dask; otherwise one after another in this process.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,8 @@ from pipelines.organizations import get_organization
 log = structlog.get_logger()
 
 DASK_ADDRESS_VARIABLE = "STREAMFLOW_DASK_ADDRESS"
+WAIT_POLL_SECONDS = 1.0
+"""How often a flow waiting for another one's run looks at it."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,7 @@ def prepare_evaluation(
     actor: str,
     request: service.EvaluationRequest,
     predictions_path: str | None,
+    holder: str | None = None,
 ) -> service.PreparedEvaluation:
     rt = runtime()
     if predictions_path is not None:
@@ -235,11 +242,13 @@ def prepare_evaluation(
             request=request,
             storage_dir=rt.storage.golden_dataset_dir,
             flow_run_id=_flow_run_id(),
+            holder=holder,
+            lease=_lease(),
         )
 
 
 @task(name="resume-evaluation", **RETRIES)
-def resume_evaluation(organization: str, run_id: str) -> service.PreparedEvaluation:
+def resume_evaluation(organization: str, run_id: str, holder: str) -> service.PreparedEvaluation:
     rt = runtime()
     with transaction(rt.sessions) as session:
         org = get_organization(session, organization)
@@ -249,7 +258,66 @@ def resume_evaluation(organization: str, run_id: str) -> service.PreparedEvaluat
             run_id=uuid.UUID(run_id),
             storage_dir=rt.storage.golden_dataset_dir,
             flow_run_id=_flow_run_id(),
+            holder=holder,
+            lease=_lease(),
         )
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=runtime().evaluation.claim_lease_seconds)
+
+
+def _wait_for_other_flow(
+    organization: str, run_id: str, prepare_again: Callable[[], service.PreparedEvaluation]
+) -> service.PreparedEvaluation:
+    """Wait while another live flow carries the run out: reuse its result once it completed,
+    or take the run over (prepare again) once that flow went silent for a lease."""
+    rt = runtime()
+    log.info("evaluation.waiting_for_other_flow", run_id=run_id)
+    while True:
+        with rt.sessions() as session:
+            org = get_organization(session, organization)
+            holding, done, total = service.holding(
+                session, organization_id=org.id, run_id=uuid.UUID(run_id), lease=_lease()
+            )
+        report_progress("waiting for the flow scoring this run", done, total)
+        if holding is service.Holding.COMPLETED:
+            return service.PreparedEvaluation(
+                uuid.UUID(run_id), True, False, total, (), pd.DataFrame()
+            )
+        if holding is service.Holding.CLAIMABLE:
+            prepared = prepare_again()
+            if not prepared.waiting:
+                return prepared
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+@contextmanager
+def _keeping_claim(run_id: str, claim: str) -> Iterator[None]:
+    """Show, every third of the lease, that this flow still carries the run out."""
+    rt = runtime()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(rt.evaluation.claim_lease_seconds / 3):
+            try:
+                with transaction(rt.sessions) as session:
+                    service.renew_claim(session, run_id=uuid.UUID(run_id), claim=claim)
+            except service.RunTakenOver:
+                # The run just completed here, or was taken over: the flow's next write says
+                # so (a one-line error), the heartbeat simply stops.
+                log.info("evaluation.claim_ended", run_id=run_id)
+                return
+            except Exception:  # the next beat or the next batch tries again
+                log.exception("evaluation.heartbeat_failed", run_id=run_id)
+
+    beating = threading.Thread(target=beat, name=f"claim-{run_id[:8]}", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
 
 
 @lru_cache(maxsize=4)
@@ -287,7 +355,11 @@ def _predictions(path: str, digest: str) -> dict[str, str]:
 # (about 50 ms for a 5,000-row batch), and a worker on another machine could not receive them.
 @task(name="evaluate-batch", **RETRIES)
 def evaluate_batch(
-    organization: str, run_id: str, batch_index: int, predictions_path: str | None
+    organization: str,
+    run_id: str,
+    batch_index: int,
+    predictions_path: str | None,
+    claim: str | None = None,
 ) -> int:
     """Predict (if a model is evaluated), score and store one batch; returns its example count."""
     rt = runtime()
@@ -323,13 +395,14 @@ def evaluate_batch(
             examples=examples,
             predictions=predictions,
             scores=scores,
+            claim=claim,
         )
     log.info("evaluation.batch_stored", run_id=run_id, batch=batch_index, examples=len(examples))
     return len(examples)
 
 
 @task(name="finish-evaluation", **RETRIES)
-def finish_evaluation(organization: str, actor: str, run_id: str) -> None:
+def finish_evaluation(organization: str, actor: str, run_id: str, claim: str | None = None) -> None:
     """Aggregate with bootstrap CIs, log the MLflow run, mark the run completed."""
     rt = runtime()
     with transaction(rt.sessions) as session:
@@ -340,6 +413,7 @@ def finish_evaluation(organization: str, actor: str, run_id: str) -> None:
             actor=actor,
             experiment_id=registry.experiment_id(rt.registry),
             storage_dir=rt.storage.golden_dataset_dir,
+            claim=claim,
         )
         organization_id, mlflow_run_id = run.organization_id, run.mlflow_run_id
     _warm_cache(organization_id, uuid.UUID(run_id))
@@ -352,13 +426,22 @@ def _warm_cache(organization_id: uuid.UUID, run_id: uuid.UUID) -> None:
         warm_run_detail(session, CacheSettings(), organization_id=organization_id, run_id=run_id)
 
 
-def _fail(organization: str, actor: str, run_id: str, error: BaseException) -> None:
-    """Mark a run failed with the reason users will read."""
+def _fail(
+    organization: str, actor: str, run_id: str, error: BaseException, claim: str | None
+) -> None:
+    """Mark a run failed with the reason users will read: the run this flow holds (`claim`),
+    or, holding none, a run still waiting `pending` for a flow. Any other is left alone."""
     rt = runtime()
     with transaction(rt.sessions) as session:
         org = get_organization(session, organization)
         service.fail_run(
-            session, organization_id=org.id, run_id=uuid.UUID(run_id), actor=actor, error=error
+            session,
+            organization_id=org.id,
+            run_id=uuid.UUID(run_id),
+            actor=actor,
+            error=error,
+            claim=claim,
+            statuses=(service.RUNNING,) if claim else (service.PENDING,),
         )
 
 
@@ -373,6 +456,7 @@ def _score_batches(
     prepared: service.PreparedEvaluation,
     predictions_path: str | None,
 ) -> None:
+    claim = prepared.claim
     """Run the batch tasks: on Dask when configured, else one after another here."""
     batches, total = prepared.pending_batches, prepared.batch_count
     done = total - len(batches)
@@ -380,7 +464,7 @@ def _score_batches(
     address = dask_address()
     if address is None:
         for batch_index in batches:
-            evaluate_batch(organization, run_id, batch_index, predictions_path)
+            evaluate_batch(organization, run_id, batch_index, predictions_path, claim)
             done += 1
             report_progress("scoring", done, total)
         return
@@ -399,6 +483,7 @@ def _score_batches(
                     "run_id": run_id,
                     "batch_index": batch_index,
                     "predictions_path": predictions_path,
+                    "claim": claim,
                 },
             )
             for batch_index in batches
@@ -433,12 +518,18 @@ def evaluate_model_version(
     then starts this). Call `run_evaluation` to check the request before the flow starts.
     """
     structlog.contextvars.bind_contextvars(flow_run_id=_flow_run_id())
+    holder = uuid.uuid4().hex  # this flow's claim on its run, once it holds it
+    again: Callable[[], service.PreparedEvaluation]
     if run_id is not None:
+        resumed_id = run_id
         try:
-            prepared = resume_evaluation(organization, run_id)
+            prepared = resume_evaluation(organization, resumed_id, holder)
         except Exception as error:
-            _fail(organization, actor, run_id, error)
+            _fail(organization, actor, resumed_id, error, claim=None)
             raise
+
+        def again() -> service.PreparedEvaluation:
+            return resume_evaluation(organization, resumed_id, holder)
     else:
         request = _request(
             dataset=dataset,
@@ -454,19 +545,28 @@ def evaluate_model_version(
             chrf_word_order=chrf_word_order,
         )
         # The predictions file is read inside the task: Prefect walks every task parameter.
-        prepared = prepare_evaluation(organization, actor, request, predictions_path)
+        prepared = prepare_evaluation(organization, actor, request, predictions_path, holder)
+
+        def again() -> service.PreparedEvaluation:
+            return prepare_evaluation(organization, actor, request, predictions_path, holder)
+
     run = str(prepared.run_id)
     structlog.contextvars.bind_contextvars(evaluation_run_id=run)
+    if prepared.waiting:
+        # Another flow carries this run out: one flow at a time scores a run.
+        prepared = _wait_for_other_flow(organization, run, again)
     if prepared.reused:
         log.info("evaluation.reused", run_id=run)
         return EvaluationOutcome(run, True, False, 0)
+    claim = prepared.claim
     try:
-        _score_batches(organization, run, prepared, predictions_path)
-        report_progress("aggregating", 0, 1)
-        finish_evaluation(organization, actor, run)
-        report_progress("aggregating", 1, 1)
+        with _keeping_claim(run, str(claim)):
+            _score_batches(organization, run, prepared, predictions_path)
+            report_progress("aggregating", 0, 1)
+            finish_evaluation(organization, actor, run, claim)
+            report_progress("aggregating", 1, 1)
     except Exception as error:
-        _fail(organization, actor, run, error)
+        _fail(organization, actor, run, error, claim=claim)
         raise
     return EvaluationOutcome(run, False, prepared.resumed, len(prepared.pending_batches))
 

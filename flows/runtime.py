@@ -37,6 +37,9 @@ class EvaluationSettings(BaseSettings):
     """Slices (and runs) with fewer examples are flagged `small_n` (`STREAMFLOW_EVAL_MIN_N`)."""
     processes: int = 2
     """Worker processes for scoring large batches (this machine kind has 2 cores)."""
+    claim_lease_seconds: float = 30
+    """How long a flow's claim on a run holds without a sign of life (it shows one every
+    third of that): a flow killed mid-run is taken over by the next identical one after it."""
     organization: str = "provider"
     """Organisation slug the CLI acts as without `--org` (`STREAMFLOW_EVAL_ORGANIZATION`)."""
     provider: str = "provider"

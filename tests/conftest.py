@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -169,6 +170,14 @@ class TemplateCache:
         for template in self.built.values():
             template.drop()
         self.built.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging_context() -> Iterator[None]:
+    """Each test starts with no request or flow-run id bound (audit rows read them)."""
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture(scope="session")

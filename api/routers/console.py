@@ -276,13 +276,14 @@ def start(
         storage_dir=state.storage.golden_dataset_dir,
         force=force,
     )
-    if not started.reused:
+    if started.needs_flow:
         parameters = {
             "organization": started.organization_slug,
             "actor": context.actor,
             "run_id": str(started.run.id),
         }
         # After the response, so after the commit: the flow must find the run.
+        # An identical run pending or running has its flow already: none is added.
         background.add_task(
             launch_or_fail, state, parameters, started.run.organization_id, context.actor
         )

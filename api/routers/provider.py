@@ -185,8 +185,9 @@ def launch_evaluation(
             storage_dir=state.storage.golden_dataset_dir,
             force=body.force,
         )
-        if not started.reused:
+        if started.needs_flow:
             # Launched after the response, so after the commit: the flow must find the run.
+            # An identical run pending or running has its flow already: none is added.
             parameters: dict[str, Any] = {
                 "organization": started.organization_slug,
                 "actor": ctx.actor,

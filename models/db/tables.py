@@ -43,6 +43,8 @@ from models.db.enums import (
 
 EVALUATION_STATUSES = tuple(RunStatus)
 """Every run status, in lifecycle order (for counts that list zeros too)."""
+ACTIVE_RUN = f"status IN ('{RunStatus.PENDING}', '{RunStatus.RUNNING}')"
+"""Runs a flow is about to carry out or carrying out: one per identity at most."""
 
 
 class Organization(Base):
@@ -152,6 +154,18 @@ class EvaluationRun(Base):
     __table_args__ = (
         CheckConstraint(check_in("status", RunStatus), name="status"),
         Index("ix_evaluation_runs_lookup", "organization_id", "subject_key", "config_hash"),
+        # At most one active (pending or running) run per identity: concurrent identical
+        # requests meet on this index instead of scoring the same thing twice.
+        Index(
+            "uq_evaluation_runs_active",
+            "organization_id",
+            "subject_key",
+            "golden_dataset_version_id",
+            "config_hash",
+            unique=True,
+            sqlite_where=text(ACTIVE_RUN),
+            postgresql_where=text(ACTIVE_RUN),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -176,6 +190,10 @@ class EvaluationRun(Base):
     batch_count: Mapped[int] = mapped_column(Integer, default=0)
     example_count: Mapped[int] = mapped_column(Integer, default=0)
     flow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The claim of the flow carrying the run out (a token of that flow), while `running`."""
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When the claiming flow last showed it is alive; an old one lets another flow take over."""
     mlflow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     scoring_signatures: Mapped[dict[str, Any] | None] = mapped_column(default=None)

@@ -11,16 +11,16 @@ returns for `score(target=reference, prediction=prediction)`.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from itertools import chain, pairwise
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from rapidfuzz.distance import LCSseq
+
+from pipelines.evaluation.workers import process_pool
 
 ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 ROUGE_COLUMNS: tuple[str, ...] = tuple(
@@ -307,7 +307,7 @@ def score_rouge(
     n_chunks = workers * _CHUNKS_PER_PROCESS
     bounds = np.linspace(0, len(predictions), n_chunks + 1).astype(int).tolist()
     predictions, references = list(predictions), list(references)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_process_context()) as pool:
+    with process_pool(workers) as pool:
         parts = pool.map(
             _score_chunk,
             [predictions[start:stop] for start, stop in pairwise(bounds)],
@@ -315,10 +315,3 @@ def score_rouge(
             [use_stemmer] * n_chunks,
         )
         return _frame(np.concatenate(list(parts)))
-
-
-def _process_context() -> multiprocessing.context.BaseContext:
-    """Fork where the platform has it: a spawned worker re-imports pandas and nltk (seconds)."""
-    if "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context()

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,11 @@ FAILED = RunStatus.FAILED
 
 DEFAULT_PENDING_TIMEOUT = timedelta(minutes=10)
 """How long a run may stay `pending` before it counts as stuck (its flow never started)."""
+DEFAULT_LEASE = timedelta(seconds=30)
+"""How long a flow's claim on a run holds without a sign of life (`heartbeat_at`); after that
+another flow may take the run over (its flow was killed) and resume it."""
+_CREATE_ATTEMPTS = 3
+"""How often `prepare_evaluation` looks again after a concurrent request created the run."""
 
 # The quality weighting an agent type without one of its own borrows, by task. Never used to
 # decide the agent type itself: that is given, read from the model's tags, or inferred.
@@ -88,6 +94,10 @@ utc_now: Clock = utcnow
 
 class AgentUnavailable(StreamflowError):
     """A registered model version whose agent cannot be loaded where the evaluation runs."""
+
+
+class RunTakenOver(Conflict):
+    """The calling flow no longer holds its run: another flow took it over, or it ended."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,11 @@ class PreparedEvaluation:
     batch_count: int
     pending_batches: tuple[int, ...]
     examples: pd.DataFrame
+    claim: str | None = None
+    """The claim the caller holds on the run: pass it to every later step (None: none held)."""
+    waiting: bool = False
+    """Another flow holds the run (or will: it is `pending`); nothing is claimed. A flow waits
+    for it to finish (then reuses it) or to go silent (then prepares again, taking it over)."""
 
 
 @dataclass(frozen=True)
@@ -286,12 +301,17 @@ def prepare_evaluation(
     storage_dir: Path,
     flow_run_id: str | None,
     claim: bool = True,
+    holder: str | None = None,
     clock: Clock = utc_now,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> PreparedEvaluation:
     """Reuse a finished run of the same inputs, resume an unfinished one, or start a new one.
 
-    With `claim` (a flow calling), the run is `running`; without, it stays `pending` until the
-    flow started for it claims it with `resume_evaluation`.
+    With `claim` (a flow calling), the run is `running` and claimed for `holder` (a token of
+    the calling flow; one is made when none is given), which every later step passes back;
+    without, it stays `pending` until the flow started for it claims it with
+    `resume_evaluation`. A run is claimed by one flow at a time: when another flow holds it
+    and was seen alive within `lease`, nothing is claimed and the result says `waiting`.
     """
     checked = check_evaluation(
         session, organization_id=organization_id, request=request, storage_dir=storage_dir
@@ -315,55 +335,66 @@ def prepare_evaluation(
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     runs = EvaluationRepository(session)
     now = clock()
-    existing = None
-    if not request.force:
+    holder = (holder or uuid.uuid4().hex) if claim else None
+    batch_count = max(1, -(-len(examples) // request.batch_size))
+    name, number, alias = request.model_version or (None, None, None)
+    for _ in range(_CREATE_ATTEMPTS):
         existing = runs.find_reusable(
             organization_id,
             subject_key=subject_key,
             golden_dataset_version_id=version.id,
             config_hash=config_hash,
         )
-    if existing is not None:
-        done = runs.stored_batches(existing.id)
-        pending = tuple(i for i in range(existing.batch_count) if i not in done)
-        reused = existing.status == COMPLETED
-        if not reused:
-            _hand_over(existing, claim=claim, flow_run_id=flow_run_id, now=now)
-            log.info("evaluation.resumed", run_id=str(existing.id), pending_batches=len(pending))
-        return PreparedEvaluation(
-            existing.id, reused, not reused, existing.batch_count, pending, examples
+        # --force recomputes a finished run, but joins one that is being carried out.
+        if existing is not None and (not request.force or existing.status in (PENDING, RUNNING)):
+            return _join(
+                runs,
+                existing,
+                examples,
+                holder=holder,
+                flow_run_id=flow_run_id,
+                now=now,
+                lease=lease,
+            )
+        run = runs.add(
+            EvaluationRun(
+                organization_id=organization_id,
+                golden_dataset_version_id=version.id,
+                task=dataset.task,
+                agent_type=request.agent_type,
+                registered_model_name=name,
+                model_version=number,
+                model_alias=alias,
+                predictions_digest=request.predictions.digest if request.predictions else None,
+                predictions_filename=(
+                    request.predictions.filename if request.predictions else None
+                ),
+                subject_key=subject_key,
+                config=config,
+                config_hash=config_hash,
+                status=RUNNING if holder else PENDING,
+                batch_size=request.batch_size,
+                batch_count=batch_count,
+                example_count=len(examples),
+                flow_run_id=flow_run_id,
+                scoring_signatures=scoring_signatures(
+                    dataset.task,
+                    request.options.text_metrics(),
+                    use_stemmer=request.options.use_stemmer,
+                ),
+                claimed_by=holder,
+                heartbeat_at=now if holder else None,
+                created_at=now,
+                started_at=now if holder else None,
+            )
         )
-
-    batch_count = max(1, -(-len(examples) // request.batch_size))
-    name, number, alias = request.model_version or (None, None, None)
-    run = runs.add(
-        EvaluationRun(
-            organization_id=organization_id,
-            golden_dataset_version_id=version.id,
-            task=dataset.task,
-            agent_type=request.agent_type,
-            registered_model_name=name,
-            model_version=number,
-            model_alias=alias,
-            predictions_digest=request.predictions.digest if request.predictions else None,
-            predictions_filename=request.predictions.filename if request.predictions else None,
-            subject_key=subject_key,
-            config=config,
-            config_hash=config_hash,
-            status=RUNNING if claim else PENDING,
-            batch_size=request.batch_size,
-            batch_count=batch_count,
-            example_count=len(examples),
-            flow_run_id=flow_run_id,
-            scoring_signatures=scoring_signatures(
-                dataset.task,
-                request.options.text_metrics(),
-                use_stemmer=request.options.use_stemmer,
-            ),
-            created_at=now,
-            started_at=now if claim else None,
+        if run is not None:
+            break
+        # A concurrent identical request created the run first: look again and join it.
+    else:
+        raise Conflict(
+            "identical evaluations are being started at the same time; start this one again"
         )
-    )
     record_audit(
         session,
         "evaluation_run.created",
@@ -374,21 +405,61 @@ def prepare_evaluation(
     )
     log.info("evaluation.created", run_id=str(run.id), subject=subject_key, batches=batch_count)
     return PreparedEvaluation(
-        run.id, False, False, batch_count, tuple(range(batch_count)), examples
+        run.id, False, False, batch_count, tuple(range(batch_count)), examples, claim=holder
     )
 
 
-def _hand_over(run: EvaluationRun, *, claim: bool, flow_run_id: str | None, now: datetime) -> None:
-    """Claim an unfinished run for the calling flow, or set it back to wait for one."""
-    run.error = None
-    run.finished_at = None
-    run.flow_run_id = flow_run_id
-    if claim:
-        run.status = RUNNING
-        run.started_at = now
-    else:
-        run.status = PENDING
-        run.started_at = None
+def _join(
+    runs: EvaluationRepository,
+    existing: EvaluationRun,
+    examples: pd.DataFrame,
+    *,
+    holder: str | None,
+    flow_run_id: str | None,
+    now: datetime,
+    lease: timedelta,
+) -> PreparedEvaluation:
+    """An existing run of the same inputs: reuse it, claim it for `holder`, or wait for it.
+
+    Without a holder (the API), a failed run is set `pending` for the flow the caller starts;
+    a pending or running one is left to the flow it has.
+    """
+    if existing.status != COMPLETED:
+        if holder is not None:
+            claimed = runs.claim(
+                existing.id,
+                claim=holder,
+                flow_run_id=flow_run_id,
+                now=now,
+                stale_before=now - lease,
+            )
+        else:
+            claimed = runs.settle(
+                existing.id,
+                claim=None,
+                statuses=(FAILED,),
+                status=PENDING,
+                error=None,
+                started_at=None,
+                finished_at=None,
+                flow_run_id=None,
+                claimed_by=None,
+                heartbeat_at=None,
+            )
+        if claimed:
+            done = runs.stored_batches(existing.id)
+            pending = tuple(i for i in range(existing.batch_count) if i not in done)
+            log.info("evaluation.resumed", run_id=str(existing.id), pending_batches=len(pending))
+            return PreparedEvaluation(
+                existing.id, False, True, existing.batch_count, pending, examples, claim=holder
+            )
+        existing = runs.reload(existing.id) or existing
+    if existing.status == COMPLETED:
+        return PreparedEvaluation(existing.id, True, False, existing.batch_count, (), examples)
+    log.info("evaluation.held_elsewhere", run_id=str(existing.id), status=existing.status)
+    return PreparedEvaluation(
+        existing.id, False, False, existing.batch_count, (), examples, waiting=True
+    )
 
 
 def resume_evaluation(
@@ -398,28 +469,85 @@ def resume_evaluation(
     run_id: uuid.UUID,
     storage_dir: Path,
     flow_run_id: str | None,
+    holder: str | None = None,
     clock: Clock = utc_now,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> PreparedEvaluation:
-    """Claim a run created earlier (e.g. by the API): it becomes `running` for this flow."""
+    """Claim a run created earlier (e.g. by the API): it becomes `running` for this flow.
+
+    A completed run is reused; a run another flow holds and was seen alive within `lease` is
+    left to it (`waiting`).
+    """
     run = get_run(session, organization_id=organization_id, run_id=run_id)
-    found = GoldenDatasetRepository(session).get_version_by_id(
-        organization_id, run.golden_dataset_version_id
-    )
-    if found is None:
-        raise NotFound(f"golden dataset version of run {run.id} not found")
-    examples = load_version_frame(storage_dir, found[1]).sort_values("id", ignore_index=True)
+    runs = EvaluationRepository(session)
     if run.status == COMPLETED:
-        return PreparedEvaluation(run.id, True, False, run.batch_count, (), examples)
+        return PreparedEvaluation(run.id, True, False, run.batch_count, (), pd.DataFrame())
     if run.registered_model_name is None:
         raise InvalidInput(
             f"run {run.id} evaluates a predictions file; evaluate the file again to finish it",
             field="run_id",
         )
     _check_agent_module(_model_info(run.registered_model_name, str(run.model_version)))
-    done = EvaluationRepository(session).stored_batches(run.id)
-    pending = tuple(i for i in range(run.batch_count) if i not in done)
-    _hand_over(run, claim=True, flow_run_id=flow_run_id, now=clock())
-    return PreparedEvaluation(run.id, False, bool(done), run.batch_count, pending, examples)
+    found = GoldenDatasetRepository(session).get_version_by_id(
+        organization_id, run.golden_dataset_version_id
+    )
+    if found is None:
+        raise NotFound(f"golden dataset version of run {run.id} not found")
+    examples = load_version_frame(storage_dir, found[1]).sort_values("id", ignore_index=True)
+    prepared = _join(
+        runs,
+        run,
+        examples,
+        holder=holder or uuid.uuid4().hex,
+        flow_run_id=flow_run_id,
+        now=clock(),
+        lease=lease,
+    )
+    # Resumed means: batches were stored before (a run the API created has none yet).
+    stored_before = len(prepared.pending_batches) < prepared.batch_count
+    return replace(prepared, resumed=prepared.resumed and stored_before)
+
+
+class Holding(StrEnum):
+    """Who may carry out a run now, for a flow waiting on another one."""
+
+    COMPLETED = "completed"
+    """Finished: reuse it."""
+    HELD = "held"
+    """Another flow holds it and was seen alive within the lease: keep waiting."""
+    CLAIMABLE = "claimable"
+    """Nobody live holds it: prepare again to take it over."""
+
+
+def holding(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_id: uuid.UUID,
+    clock: Clock = utc_now,
+    lease: timedelta = DEFAULT_LEASE,
+) -> tuple[Holding, int, int]:
+    """Where a run held elsewhere stands: (holding, batches stored, batches in all)."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    runs = EvaluationRepository(session)
+    run = runs.reload(run.id) or run
+    if run.status == COMPLETED:
+        return Holding.COMPLETED, run.batch_count, run.batch_count
+    done = len(runs.stored_batches(run.id))
+    alive = run.heartbeat_at is not None and _aware(run.heartbeat_at) >= clock() - lease
+    if run.status == RUNNING and alive:
+        return Holding.HELD, done, run.batch_count
+    return Holding.CLAIMABLE, done, run.batch_count
+
+
+def renew_claim(session: Session, *, run_id: uuid.UUID, claim: str, clock: Clock = utc_now) -> None:
+    """Show that the flow holding `claim` on a run is alive; raise if it holds it no more."""
+    if not EvaluationRepository(session).renew(run_id, claim=claim, now=clock()):
+        raise RunTakenOver(
+            f"evaluation run {run_id} is no longer carried out by this flow: another flow "
+            "took it over after this one went silent, or it ended; its result is the other "
+            "flow's"
+        )
 
 
 def quality_weights_for(agent_type: str, task: str, spec: str | None) -> QualityWeights | None:
@@ -490,8 +618,16 @@ def store_batch(
     examples: pd.DataFrame,
     predictions: Sequence[str],
     scores: pd.DataFrame,
+    claim: str | None = None,
+    clock: Clock = utc_now,
 ) -> int:
-    """Insert one batch's per-example scores; the whole batch lands in one transaction."""
+    """Insert one batch's per-example scores; the whole batch lands in one transaction.
+
+    With `claim`, only while the caller still holds the run (which shows it alive); an example
+    whose score is stored already keeps it, so a retried batch adds nothing twice.
+    """
+    if claim is not None:
+        renew_claim(session, run_id=run_id, claim=claim, clock=clock)
     records = scores.to_dict(orient="records")
     slices = examples["slice"].fillna("").astype(str).tolist()
     rows = [
@@ -587,22 +723,39 @@ def complete_run(
     actor: str,
     metrics: Sequence[MetricRow],
     mlflow_run_id: str | None,
+    claim: str | None = None,
     clock: Clock = utc_now,
     confusion: Mapping[str, Any] | None = None,
 ) -> EvaluationRun:
     """Store the aggregates (and a classification run's confusion matrix) and mark the run
-    completed (one transaction)."""
+    completed (one transaction).
+
+    Only a `running` run is completed, and with `claim` only by its holder: a run completed
+    once is never completed (or failed) again, so what readers cached of it stays true.
+    """
     run = get_run(session, organization_id=organization_id, run_id=run_id)
-    EvaluationRepository(session).replace_metrics(run.id, [asdict(m) for m in metrics])
+    runs = EvaluationRepository(session)
     if confusion is None and run.task == CLASSIFICATION:
         scores, _, _ = load_scores(session, run.id)
         labels = run_labels(run, scores)
         confusion = artifacts.confusion_document(scores, labels) if labels else None
-    run.confusion_matrix = None if confusion is None else dict(confusion)
-    run.status = COMPLETED
-    run.error = None
-    run.mlflow_run_id = mlflow_run_id
-    run.finished_at = clock()
+    settled = runs.settle(
+        run.id,
+        claim=claim,
+        statuses=(RUNNING,),
+        status=COMPLETED,
+        error=None,
+        mlflow_run_id=mlflow_run_id,
+        finished_at=clock(),
+        confusion_matrix=None if confusion is None else dict(confusion),
+    )
+    if not settled:
+        now = runs.reload(run.id) or run
+        raise RunTakenOver(
+            f"evaluation run {run.id} is {now.status} and no longer carried out by this flow; "
+            "its result is the other flow's"
+        )
+    runs.replace_metrics(run.id, [asdict(m) for m in metrics])
     record_audit(
         session,
         "evaluation_run.completed",
@@ -611,6 +764,7 @@ def complete_run(
         organization_id=organization_id,
         details={"metrics": len(metrics), "mlflow_run_id": mlflow_run_id},
     )
+    run = runs.reload(run.id) or run  # the stored row, as the conditional UPDATE left it
     _announce(session, run, "evaluation.completed")
     return run
 
@@ -661,14 +815,24 @@ def fail_run(
     run_id: uuid.UUID,
     actor: str,
     error: BaseException | str,
+    claim: str | None = None,
+    statuses: Sequence[str] = (PENDING, RUNNING),
     clock: Clock = utc_now,
 ) -> EvaluationRun:
-    """Mark a run failed with a reason users can read (see `failure_reason`)."""
+    """Mark a run failed with a reason users can read (see `failure_reason`).
+
+    Only a run in `statuses` (with `claim`: a running run held by it) fails; any other, and a
+    completed run always, is left as it is and returned unchanged.
+    """
     run = get_run(session, organization_id=organization_id, run_id=run_id)
+    runs = EvaluationRepository(session)
     reason = failure_reason(error)
-    run.status = FAILED
-    run.error = reason
-    run.finished_at = clock()
+    if not runs.settle(
+        run.id, claim=claim, statuses=statuses, status=FAILED, error=reason, finished_at=clock()
+    ):
+        current = runs.reload(run.id) or run
+        log.info("evaluation.fail_skipped", run_id=str(run.id), status=current.status)
+        return current
     record_audit(
         session,
         "evaluation_run.failed",
@@ -677,6 +841,7 @@ def fail_run(
         organization_id=organization_id,
         details={"error": reason[:500]},
     )
+    run = runs.reload(run.id) or run  # the stored row, as the conditional UPDATE left it
     _announce(session, run, "evaluation.failed")
     return run
 
@@ -906,6 +1071,13 @@ class StartedEvaluation:
     organization_slug: str
     reused: bool
     """True when an identical run had completed already: nothing is left to do."""
+    in_progress: bool = False
+    """True when an identical run is pending or running with a flow of its own: start none."""
+
+    @property
+    def needs_flow(self) -> bool:
+        """Whether the caller starts a flow for the run."""
+        return not (self.reused or self.in_progress)
 
 
 def start_evaluation(
@@ -944,7 +1116,12 @@ def start_evaluation(
         clock=clock,
     )
     run = get_run(session, organization_id=owner.id, run_id=prepared.run_id)
-    return StartedEvaluation(run=run, organization_slug=owner.slug, reused=prepared.reused)
+    return StartedEvaluation(
+        run=run,
+        organization_slug=owner.slug,
+        reused=prepared.reused,
+        in_progress=prepared.waiting,
+    )
 
 
 def launch_failed(
@@ -956,7 +1133,7 @@ def launch_failed(
     error: BaseException,
     clock: Clock = utc_now,
 ) -> EvaluationRun:
-    """Mark a run failed because its flow could not be launched."""
+    """Mark a run failed because its flow could not be launched (if it is still `pending`)."""
     return fail_run(
         session,
         organization_id=organization_id,
@@ -964,6 +1141,7 @@ def launch_failed(
         actor=actor,
         error=f"the flow could not be started: {failure_reason(error)}; check that the "
         "orchestrator is reachable, then start the evaluation again",
+        statuses=(PENDING,),
         clock=clock,
     )
 
@@ -1036,6 +1214,7 @@ def fail_stuck_runs(
             run_id=run.id,
             actor=actor,
             error=STUCK_REASON,
+            statuses=(PENDING,),
             clock=lambda: now,
         )
         log.warning("evaluation.stuck_run_failed", run_id=str(run.id))
@@ -1050,9 +1229,11 @@ def finish_run(
     actor: str,
     experiment_id: str,
     storage_dir: Path,
+    claim: str | None = None,
     clock: Clock = utc_now,
 ) -> EvaluationRun:
-    """Aggregate a fully scored run, log it to MLflow and store it completed.
+    """Aggregate a fully scored run, log it to MLflow and store it completed (see
+    `complete_run`; `claim` is the caller's claim on the run).
 
     The MLflow run carries the organisation, the model version (alias, `models:/` URI, and its
     logged model linked to the metrics), the dataset digest, every overall metric with its CI,
@@ -1060,6 +1241,8 @@ def finish_run(
     """
     owner = get_organization(session, organization)
     run = get_run(session, organization_id=owner.id, run_id=run_id)
+    if claim is not None:
+        renew_claim(session, run_id=run.id, claim=claim, clock=clock)
     dataset, version = run_dataset(session, organization_id=owner.id, run=run)
     rows = EvaluationRepository(session).score_rows(run.id)
     ids, slices = [row[0] for row in rows], [row[1] for row in rows]
@@ -1108,6 +1291,7 @@ def finish_run(
         actor=actor,
         metrics=metrics,
         mlflow_run_id=mlflow_run_id,
+        claim=claim,
         clock=clock,
         confusion=confusion,
     )

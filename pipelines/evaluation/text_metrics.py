@@ -16,11 +16,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, pairwise, repeat
-from multiprocessing import get_all_start_methods, get_context
-from multiprocessing.context import BaseContext
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +25,7 @@ import pandas as pd
 
 from pipelines.errors import InvalidInput
 from pipelines.evaluation.suite import FloatArray
+from pipelines.evaluation.workers import process_pool
 from pipelines.golden_datasets.canonical import normalise_value
 
 IndexArray = npt.NDArray[np.intp]
@@ -471,16 +469,8 @@ def _statistics_matrix(
     bounds = [n * i // n_chunks for i in range(n_chunks + 1)]
     chunks_p = [list(predictions[a:b]) for a, b in pairwise(bounds)]
     chunks_r = [list(references[a:b]) for a, b in pairwise(bounds)]
-    with ProcessPoolExecutor(workers, mp_context=_process_context()) as pool:
+    with process_pool(workers) as pool:
         return np.concatenate(list(pool.map(_statistics, chunks_p, chunks_r)))
-
-
-def _process_context() -> BaseContext:
-    """Fork where the platform has it: spawned workers re-import numpy and pandas, which can take
-    longer than the scoring they would share."""
-    if "fork" in get_all_start_methods():
-        return get_context("fork")
-    return get_context()
 
 
 def _sacrebleu_statistics(

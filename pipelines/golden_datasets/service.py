@@ -23,6 +23,9 @@ from pipelines.golden_datasets.versions import VersionDiff, diff_versions
 
 log = structlog.get_logger()
 
+_VERSION_ATTEMPTS = 5
+"""How often an import reads again after concurrent imports took the next version number."""
+
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -80,37 +83,46 @@ def import_golden_dataset(
         data, filename=filename, task=parsed_task, labels=labels, max_row_bytes=max_row_bytes
     )
     datasets = GoldenDatasetRepository(session)
-    dataset = datasets.get_owned(organization_id, name)
-    if dataset is None:
-        dataset = datasets.add(organization_id=organization_id, name=name, task=parsed_task.value)
-    elif dataset.task != parsed_task.value:
+    dataset = datasets.get_owned(organization_id, name) or datasets.add(
+        organization_id=organization_id, name=name, task=parsed_task.value
+    )
+    if dataset.task != parsed_task.value:
         raise Conflict(
             f"golden dataset {name!r} is a {dataset.task} dataset; import it as task "
             f"{dataset.task} or choose another name",
             field="task",
         )
-    existing = datasets.get_version_by_hash(dataset.id, validated.content_hash)
-    if existing is not None:
-        log.info("golden_dataset.import_unchanged", dataset=name, version=existing.version)
-        return ImportResult(dataset=dataset, version=existing, created=False)
-
-    latest = datasets.get_version(dataset.id)
-    number = 1 if latest is None else latest.version + 1
     relative = Path(str(dataset.id)) / f"{validated.content_hash}.parquet"
-    _write_parquet_atomically(validated.frame, storage_dir / relative)
     slices = validated.frame["slice"].fillna("").astype(str)
-    version = datasets.add_version(
-        GoldenDatasetVersion(
-            golden_dataset_id=dataset.id,
-            version=number,
-            content_hash=validated.content_hash,
-            row_count=len(validated.frame),
-            storage_path=relative.as_posix(),
-            source_filename=Path(filename).name,
-            slice_counts={k: int(v) for k, v in slices[slices != ""].value_counts().items()},
-            label_set=None if validated.label_set is None else list(validated.label_set),
+    # A concurrent import of the same name may store a version between our read and our
+    # insert: the insert then skips, and we read again (same content: reuse; else: next number).
+    for _ in range(_VERSION_ATTEMPTS):
+        existing = datasets.get_version_by_hash(dataset.id, validated.content_hash)
+        if existing is not None:
+            log.info("golden_dataset.import_unchanged", dataset=name, version=existing.version)
+            return ImportResult(dataset=dataset, version=existing, created=False)
+        latest = datasets.get_version(dataset.id)
+        number = 1 if latest is None else latest.version + 1
+        _write_parquet_atomically(validated.frame, storage_dir / relative)
+        version = datasets.add_version(
+            GoldenDatasetVersion(
+                golden_dataset_id=dataset.id,
+                version=number,
+                content_hash=validated.content_hash,
+                row_count=len(validated.frame),
+                storage_path=relative.as_posix(),
+                source_filename=Path(filename).name,
+                slice_counts={k: int(v) for k, v in slices[slices != ""].value_counts().items()},
+                label_set=None if validated.label_set is None else list(validated.label_set),
+            )
         )
-    )
+        if version is not None:
+            break
+    else:
+        raise Conflict(
+            f"golden dataset {name!r} is being changed by other imports at the same time; "
+            "import the file again"
+        )
     record_audit(
         session,
         "golden_dataset_version.created",

@@ -520,7 +520,8 @@ class TestConsole:
         pages: Pages,
         summarizer: str,  # noqa: F811 (the fixture imported above)
     ) -> None:
-        """The run is created, handed to the launcher after the response, and its page polls."""
+        """The run is created, handed to the launcher after the response (once: an identical
+        start joins the pending run), and its page polls."""
         csrf = pages.sign_in(pages.admin)
         client = pages.world.client
         assert "Start an evaluation" in client.get("/dashboards/evaluations/new").text
@@ -546,6 +547,17 @@ class TestConsole:
         )
         assert started.status_code == 303
         run_id = started.headers["location"].rsplit("/", 1)[1]
+        again = client.post(  # the same start while the run waits for its flow: joins it
+            "/dashboards/evaluations",
+            data={
+                "csrf_token": csrf,
+                "organization": "tenant-a",
+                "model": summarizer,
+                "dataset": pages.world.tenant_a.dataset,
+            },
+            follow_redirects=False,
+        )
+        assert again.headers["location"] == started.headers["location"]
         [launched] = pages.world.launcher.launched
         assert launched["run_id"] == run_id
         page = client.get(f"/dashboards/evaluations/{run_id}").text

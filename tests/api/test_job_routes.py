@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from flows.dispatcher import Dispatcher, JobSettings, dispatch_once
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.repositories.evaluations import EvaluationRepository
-from models.db.tables import AuditLogEntry, Job
+from models.db.tables import AuditLogEntry, EvaluationRun, Job
 from pipelines.evaluation import service as evaluation
 from pipelines.evaluation.scoring import MetricRow
 from pipelines.webhooks.service import DeliverySettings, emit_event
@@ -322,8 +322,15 @@ class TestOutboxAndMetrics:
         """complete_run rolled back queues nothing; committed, one delivery per endpoint."""
         a = world.tenant_a
         _endpoint(world, "https://hooks.example.com/a", a.headers)
-        with platform() as session:
+        with transaction(platform) as session:
             metrics = EvaluationRepository(session).metrics(a.run_id)
+            # The seeded run is completed, which is final: make it the running run a flow
+            # finishes.
+            session.execute(
+                update(EvaluationRun)
+                .where(EvaluationRun.id == a.run_id)
+                .values(status="running", finished_at=None)
+            )
         rows = [MetricRow(m.slice, m.name, m.value, m.ci_low, m.ci_high, m.n) for m in metrics]
 
         def finish(session: Session) -> None:

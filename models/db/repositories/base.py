@@ -7,11 +7,13 @@ exists, and the key of the page's last item is where the next page starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, TypeDecorator, and_, or_
+from sqlalchemy import ColumnElement, CursorResult, Select, TypeDecorator, and_, or_
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 Item = TypeVar("Item")
@@ -89,6 +91,26 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def insert_unless_taken(self, table: type[Any], row: Mapping[str, Any]) -> bool:
+        """Insert `row` into `table` unless its unique key is taken; True when inserted.
+
+        `INSERT … ON CONFLICT DO NOTHING` (PostgreSQL and SQLite alike) waits for a concurrent
+        transaction writing the same key, then skips the row: the transaction stays usable,
+        unlike after a failed plain INSERT, so the caller can read what the other one wrote.
+        """
+        result = self.session.execute(self._insert(table).values(dict(row)))
+        return bool(cast(CursorResult[Any], result).rowcount)
+
+    def insert_many_unless_taken(self, table: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` (one executemany), skipping each whose unique key is taken."""
+        if rows:
+            self.session.execute(self._insert(table), [dict(row) for row in rows])
+
+    def _insert(self, table: type[Any]) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        return insert(table).on_conflict_do_nothing()
 
     def page(
         self, query: Select[*tuple[Any, ...]], keyset: Keyset, *, after: Key | None, limit: int

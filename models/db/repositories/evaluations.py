@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import typing
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, insert, select
+from sqlalchemy import CursorResult, String, case, cast, delete, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
+from models.db.base import new_id
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
     EvaluationExampleScore,
@@ -19,6 +21,15 @@ from models.db.tables import (
     GoldenDatasetVersion,
     Organization,
 )
+
+ACTIVE = ("pending", "running")
+"""Statuses of a run a flow is about to carry out or carrying out (one per identity)."""
+
+
+def cast_result(result: Any) -> CursorResult[Any]:
+    """An UPDATE's result, whose `rowcount` says how many rows it changed."""
+    return typing.cast(CursorResult[Any], result)
+
 
 PAIRED_A = aliased(EvaluationExampleScore, name="score_a")
 PAIRED_B = aliased(EvaluationExampleScore, name="score_b")
@@ -67,7 +78,9 @@ class EvaluationRepository(Repository):
         golden_dataset_version_id: uuid.UUID,
         config_hash: str,
     ) -> EvaluationRun | None:
-        """The newest run of the same subject, dataset version and config (any status)."""
+        """The active (pending or running) run of the same subject, dataset version and config,
+        else the newest of any status."""
+        active = case((EvaluationRun.status.in_(ACTIVE), 0), else_=1)
         return self.session.scalars(
             select(EvaluationRun)
             .where(
@@ -76,14 +89,94 @@ class EvaluationRepository(Repository):
                 EvaluationRun.golden_dataset_version_id == golden_dataset_version_id,
                 EvaluationRun.config_hash == config_hash,
             )
-            .order_by(EvaluationRun.created_at.desc())
+            .order_by(active, EvaluationRun.created_at.desc())
             .limit(1)
+            .execution_options(populate_existing=True)
         ).first()
 
-    def add(self, run: EvaluationRun) -> EvaluationRun:
-        self.session.add(run)
-        self.session.flush()
-        return run
+    def add(self, run: EvaluationRun) -> EvaluationRun | None:
+        """Store a new run; None when an active run of the same identity exists already (a
+        concurrent request stored it first): find that one and decide."""
+        run.id = run.id or new_id()
+        values = {
+            column.key: getattr(run, column.key)
+            for column in EvaluationRun.__table__.columns
+            if getattr(run, column.key) is not None
+        }
+        if not self.insert_unless_taken(EvaluationRun, values):
+            return None
+        return self.reload(run.id)
+
+    def reload(self, run_id: uuid.UUID) -> EvaluationRun | None:
+        """A run as stored now (an UPDATE of another transaction or statement included)."""
+        return self.session.get(EvaluationRun, run_id, populate_existing=True)
+
+    def claim(
+        self,
+        run_id: uuid.UUID,
+        *,
+        claim: str,
+        flow_run_id: str | None,
+        now: datetime,
+        stale_before: datetime,
+    ) -> bool:
+        """Make a run `running` for the holder of `claim`, in one statement; False when it is
+        completed, or running for a holder seen alive since `stale_before`."""
+        claimable = or_(
+            EvaluationRun.status.in_(("pending", "failed")),
+            (EvaluationRun.status == "running")
+            & (EvaluationRun.heartbeat_at.is_(None) | (EvaluationRun.heartbeat_at < stale_before)),
+        )
+        return self._update(
+            (EvaluationRun.id == run_id) & claimable,
+            status="running",
+            claimed_by=claim,
+            heartbeat_at=now,
+            started_at=now,
+            flow_run_id=flow_run_id,
+            error=None,
+            finished_at=None,
+        )
+
+    def renew(self, run_id: uuid.UUID, *, claim: str, now: datetime) -> bool:
+        """Show the holder of `claim` is alive; False when the run is no longer its own."""
+        return self._update(self._held(run_id, claim), heartbeat_at=now)
+
+    def settle(
+        self,
+        run_id: uuid.UUID,
+        *,
+        claim: str | None,
+        statuses: Sequence[str],
+        **values: Any,
+    ) -> bool:
+        """Change a run that is in one of `statuses` (and, with `claim`, held by it); False when
+        it is not. A completed run is never in `statuses`: it is never reopened."""
+        if "completed" in statuses:
+            raise ValueError("a completed run is final")
+        where = (
+            self._held(run_id, claim)
+            if claim is not None
+            else (EvaluationRun.id == run_id) & EvaluationRun.status.in_(statuses)
+        )
+        return self._update(where & EvaluationRun.status.in_(statuses), **values)
+
+    @staticmethod
+    def _held(run_id: uuid.UUID, claim: str) -> Any:
+        return (
+            (EvaluationRun.id == run_id)
+            & (EvaluationRun.status == "running")
+            & (EvaluationRun.claimed_by == claim)
+        )
+
+    def _update(self, where: Any, **values: Any) -> bool:
+        result = self.session.execute(
+            update(EvaluationRun)
+            .where(where)
+            .values(**values)
+            .execution_options(synchronize_session="fetch")
+        )
+        return bool(cast_result(result).rowcount)
 
     def page_with_datasets(
         self,
@@ -239,9 +332,9 @@ class EvaluationRepository(Repository):
         return set(rows)
 
     def insert_scores(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Bulk insert per-example score rows (one executemany)."""
-        if rows:
-            self.session.execute(insert(EvaluationExampleScore), list(rows))
+        """Bulk insert per-example score rows (one executemany); a row already stored (a batch
+        retried after its commit) is skipped, so an example keeps exactly one score."""
+        self.insert_many_unless_taken(EvaluationExampleScore, rows)
 
     def page_scores(
         self, run_id: uuid.UUID, *, after: Key | None = None, limit: int = 50

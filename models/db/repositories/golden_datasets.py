@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from models.db.base import new_id
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import GoldenDataset, GoldenDatasetVersion, Organization
 
@@ -44,9 +45,14 @@ class GoldenDatasetRepository(Repository):
         ).first()
 
     def add(self, *, organization_id: uuid.UUID, name: str, task: str) -> GoldenDataset:
-        dataset = GoldenDataset(organization_id=organization_id, name=name, task=task)
-        self.session.add(dataset)
-        self.session.flush()
+        """The organisation's dataset `name`, created unless a concurrent import created it
+        first (then that one, whatever its task)."""
+        self.insert_unless_taken(
+            GoldenDataset,
+            {"id": new_id(), "organization_id": organization_id, "name": name, "task": task},
+        )
+        dataset = self.get_owned(organization_id, name)
+        assert dataset is not None, "a dataset just inserted or found taken must be readable"
         return dataset
 
     def page_visible(
@@ -115,7 +121,15 @@ class GoldenDatasetRepository(Repository):
             )
         ).first()
 
-    def add_version(self, version: GoldenDatasetVersion) -> GoldenDatasetVersion:
-        self.session.add(version)
-        self.session.flush()
-        return version
+    def add_version(self, version: GoldenDatasetVersion) -> GoldenDatasetVersion | None:
+        """Store `version`; None when its number or content is taken already (a concurrent
+        import stored one first): read again and decide."""
+        version.id = version.id or new_id()
+        values = {
+            column.key: getattr(version, column.key)
+            for column in GoldenDatasetVersion.__table__.columns
+            if getattr(version, column.key) is not None
+        }
+        if not self.insert_unless_taken(GoldenDatasetVersion, values):
+            return None
+        return self.session.get(GoldenDatasetVersion, version.id)

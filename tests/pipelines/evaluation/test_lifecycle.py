@@ -216,3 +216,102 @@ class TestFailureReasons:
             f"the flow could not be started: {service.failure_reason(TimeoutError())}"
         )
         assert launch == "the flow could not be started: TimeoutError"
+
+
+def _score_all(session: Session, prepared: service.PreparedEvaluation, **claim) -> None:
+    predictions = ["note"] * len(prepared.examples)
+    service.store_batch(
+        session,
+        run_id=prepared.run_id,
+        batch_index=0,
+        examples=prepared.examples,
+        predictions=predictions,
+        scores=service.score_batch(
+            task="text_generation",
+            examples=prepared.examples,
+            predictions=predictions,
+            options=service.ScoringOptions(n_resamples=50),
+        ),
+        **claim,
+    )
+
+
+def _actions(session: Session) -> list[str]:
+    return list(
+        session.scalars(
+            select(AuditLogEntry.action)
+            .where(AuditLogEntry.action.like("evaluation_run.%"))
+            .order_by(AuditLogEntry.occurred_at)
+        )
+    )
+
+
+class TestOneFlowAtATime:
+    def test_a_completed_run_is_never_reopened(self, session: Session, tmp_path: Path) -> None:
+        """Once completed, no failure, claim, launch failure or second completion changes a
+        run: what readers cached of it stays true."""
+        org, _ = _dataset(session, tmp_path)
+        prepared = _prepare(session, org, tmp_path)
+        _score_all(session, prepared, claim=prepared.claim)
+        metrics = service.aggregate_run(session, organization_id=org.id, run_id=prepared.run_id)
+        done = {"organization_id": org.id, "run_id": prepared.run_id, "actor": "t"}
+        service.complete_run(session, **done, metrics=metrics, mlflow_run_id=None)
+        later = T0 + timedelta(hours=1)
+        for attempt in (
+            lambda: service.fail_run(session, **done, error=RuntimeError("late")),
+            lambda: service.fail_run(session, **done, error="late", claim=prepared.claim),
+            lambda: service.launch_failed(session, **done, error=TimeoutError()),
+        ):
+            assert attempt().status == "completed"
+        for claim in (False, True):
+            again = _prepare(session, org, tmp_path, claim=claim, clock=lambda: later)
+            assert (again.run_id, again.reused, again.claim) == (prepared.run_id, True, None)
+        with pytest.raises(service.RunTakenOver, match="is completed"):
+            service.complete_run(session, **done, metrics=metrics, mlflow_run_id=None)
+        run = session.get(EvaluationRun, prepared.run_id)
+        assert (run.status, run.error) == ("completed", None)
+        assert _actions(session) == ["evaluation_run.created", "evaluation_run.completed"]
+
+    def test_a_live_claim_is_kept_and_a_silent_one_is_taken_over(
+        self, session: Session, tmp_path: Path
+    ) -> None:
+        """A second flow waits while the first shows signs of life within the lease; after a
+        lease of silence it takes the run over, and the first may no longer write to it."""
+        org, _ = _dataset(session, tmp_path)
+        lease = timedelta(seconds=30)
+        first = _prepare(session, org, tmp_path, holder="first", lease=lease)
+        assert first.claim == "first"
+        soon = T0 + timedelta(seconds=20)
+        second = _prepare(session, org, tmp_path, holder="second", clock=lambda: soon)
+        assert (second.run_id, second.waiting, second.claim) == (first.run_id, True, None)
+        where = {"organization_id": org.id, "run_id": first.run_id, "lease": lease}
+        assert service.holding(session, **where, clock=lambda: soon)[0] == service.Holding.HELD
+        silent = T0 + timedelta(seconds=31)
+        assert service.holding(session, **where, clock=lambda: silent)[0] == "claimable"
+        taken = _prepare(session, org, tmp_path, holder="second", clock=lambda: silent)
+        assert (taken.run_id, taken.resumed, taken.claim) == (first.run_id, True, "second")
+        with pytest.raises(service.RunTakenOver, match="no longer carried out by this flow"):
+            _score_all(session, first, claim="first")
+        failed = service.fail_run(
+            session,
+            organization_id=org.id,
+            run_id=first.run_id,
+            actor="t",
+            error="x",
+            claim="first",
+        )
+        assert (failed.status, failed.claimed_by, failed.error) == ("running", "second", None)
+        _score_all(session, taken, claim="second")
+        assert _runs(session) == 1
+
+    def test_an_identical_start_joins_the_pending_run(
+        self, session: Session, tmp_path: Path
+    ) -> None:
+        """Without a claim (the API), an identical request finds the pending run in progress:
+        the same run, and no second flow to start."""
+        org, _ = _dataset(session, tmp_path)
+        first = _prepare(session, org, tmp_path, claim=False)
+        second = _prepare(session, org, tmp_path, claim=False)
+        assert (first.waiting, second.waiting) == (False, True)
+        assert second.run_id == first.run_id
+        assert _runs(session) == 1

@@ -250,7 +250,7 @@ class TestScoreRouge:
         def no_pool(*args: object, **kwargs: object) -> None:
             raise AssertionError("a pool was started")
 
-        monkeypatch.setattr(rouge, "ProcessPoolExecutor", no_pool)
+        monkeypatch.setattr(rouge, "process_pool", no_pool)
         predictions, references = generate_pairs(5, seed=5)
         scores = score_rouge(predictions, references, processes=4)
         assert len(scores) == 5
