@@ -960,3 +960,14 @@ def test_a_dashboard_session_opens_its_tenants_scope_only(seeded: Seeded) -> Non
         assert _count(tenant, runs, {"x": seeded.ids["b"]}) == 1
         assert _count(tenant, runs, {"x": seeded.ids["a"]}) == 0
         tenant.rollback()
+
+
+def test_a_revoked_key_stays_revoked(seeded: Seeded, tenant_b: psycopg.Connection[Any]) -> None:
+    """B revokes and uses its live keys, but cannot bring a revoked key back."""
+    unrevoke = (
+        "UPDATE api_keys SET revoked_at = NULL"
+        " WHERE organization_id = %(b)s AND revoked_at IS NOT NULL"
+    )
+    assert _refused(tenant_b, unrevoke, seeded.ids) == "no rows"
+    revoke = "UPDATE api_keys SET revoked_at = now(), last_used_at = now() WHERE id = %(key_b_id)s"
+    assert tenant_b.execute(revoke, seeded.ids).rowcount == 1

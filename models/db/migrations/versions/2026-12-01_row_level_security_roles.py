@@ -62,7 +62,8 @@ def _visible_run(table: str) -> str:
 # visible, shared rows included: a forgotten scope fails closed.
 TENANT_POLICIES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {
     "organizations": (f"id = {TENANT} OR ({SCOPED} AND kind = 'provider')", None, None, None),
-    "api_keys": (OWN, None, OWN, None),
+    # A tenant revokes its own keys and records their use; a revoked key stays revoked.
+    "api_keys": (OWN, None, f"{OWN} AND revoked_at IS NULL", None),
     "audit_log": (OWN, OWN, None, None),
     "golden_datasets": (f"{OWN} OR ({SCOPED} AND {PROVIDER})", OWN, OWN, OWN),
     "golden_dataset_versions": (
@@ -102,6 +103,9 @@ TENANT_POLICIES: dict[str, tuple[str | None, str | None, str | None, str | None]
     "idempotency_records": (OWN, OWN, OWN, OWN),
 }
 ACTIONS = ("select", "insert", "update", "delete")
+UPDATE_CHECKS = {"api_keys": OWN}
+"""Where the row an update writes is checked by less than the row it changes: a tenant updates
+only its unrevoked keys (so a revoked key stays revoked) and may revoke them."""
 
 # Table privileges the tenant role gives up: what no tenant request does, and the columns of
 # a key a tenant must never change (its hash, scopes, organisation, expiry).
@@ -299,7 +303,8 @@ def upgrade() -> None:
             elif action == "insert":
                 clause = f"WITH CHECK ({condition})"
             else:
-                clause = f"USING ({condition}) WITH CHECK ({condition})"
+                check = UPDATE_CHECKS.get(table, condition)
+                clause = f"USING ({condition}) WITH CHECK ({check})"
             op.execute(
                 f"CREATE POLICY {name} ON {table} FOR {action.upper()} TO {APP_ROLE} {clause}"
             )
