@@ -61,6 +61,24 @@ class NoticeAudience(StrEnum):
     LISTED = "listed"
 
 
+class PeriodKind(StrEnum):
+    """The length of a profitability period: a UTC calendar day or month."""
+
+    DAY = "day"
+    MONTH = "month"
+
+
+class AdoptionBasis(StrEnum):
+    """How adoption of the AI features is measured for the discount tiers.
+
+    `jobs`: share of a tenant's jobs (distinct job ids of its usage events) with at least one
+    AI event; `users`: active AI users / active users (distinct end-user keys).
+    """
+
+    JOBS = "jobs"
+    USERS = "users"
+
+
 def check_in(column: str, values: type[StrEnum]) -> str:
     """The SQL of a CHECK constraint keeping `column` to the enumeration's values."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
