@@ -392,9 +392,7 @@ class TenantProfitability(Base):
     __tablename__ = "tenant_profitability"
     __table_args__ = (
         CheckConstraint(check_in("period_kind", PeriodKind), name="period_kind"),
-        Index(
-            "ix_tenant_profitability_ranking", "period_kind", "period_start", "margin_micros"
-        ),
+        Index("ix_tenant_profitability_ranking", "period_kind", "period_start", "margin_micros"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
