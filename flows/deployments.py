@@ -17,6 +17,7 @@ def deployments() -> list[Any]:
     from prefect.types.entrypoint import EntrypointType
 
     from flows.evaluation import evaluate_model_version, fail_stuck_evaluations
+    from flows.profitability import rollup_profitability
 
     # Imported as `flows.evaluation`, not loaded as a script from a file path.
     return [
@@ -29,6 +30,12 @@ def deployments() -> list[Any]:
             name="every-5-minutes",
             description="Fail evaluation runs whose flow never started.",
             interval=300,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        rollup_profitability.to_deployment(
+            name="hourly",
+            description="Recompute tenants' profitability where events or prices changed.",
+            interval=3600,
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
     ]

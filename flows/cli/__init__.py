@@ -36,6 +36,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("flows.cli.models", "Model versions in the MLflow registry."),
     "eval": ("flows.cli.evaluations", "Evaluations of model versions on golden datasets."),
     "keys": ("flows.cli.keys", "Tenants' API keys: issue, list, revoke."),
+    "usage": ("flows.cli.usage", "Usage events: import (idempotent by event id)."),
+    "profitability": (
+        "flows.cli.profitability",
+        "Prices, rollups and profitability per tenant.",
+    ),
     "serve": ("flows.cli.serve", "Serve the tenant and provider APIs with uvicorn."),
     "server": ("flows.cli.server", "The local orchestrator: start, stop, status, logs."),
     "worker": ("flows.cli.worker", "Serve StreamFlow's deployments (schedules run here)."),

@@ -1,0 +1,319 @@
+"""Prices (versions by effective date), periods to recompute, and tenants' profitability rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, distinct, func, insert, or_, select, tuple_, update
+
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
+from models.db.tables import (
+    AdoptionTierSchedule,
+    AiCostRate,
+    InfrastructureCostRule,
+    Organization,
+    ProfitabilityDirtyPeriod,
+    TenantPlan,
+    TenantProfitability,
+    UsageEvent,
+)
+
+FIGURES = (
+    "currency",
+    "events",
+    "tokens_in",
+    "tokens_out",
+    "requests",
+    "subscription_micros",
+    "overage_micros",
+    "gross_revenue_micros",
+    "discount_micros",
+    "revenue_micros",
+    "ai_cost_micros",
+    "infra_cost_micros",
+    "margin_micros",
+    "margin_bps",
+    "adoption_basis",
+    "adoption_numerator",
+    "adoption_denominator",
+    "adoption_ppm",
+    "tier",
+    "discount_bps",
+    "unpriced_events",
+    "ai_cost_breakdown",
+    "explanation",
+)
+"""The computed columns of a profitability row (all but its key and `computed_at`)."""
+
+
+class ProfitabilityRepository(Repository):
+    """SQL for prices, dirty periods and profitability rows."""
+
+    PERIOD_ORDER = Keyset.of(
+        TenantProfitability.period_start, TenantProfitability.organization_id, descending=True
+    )
+    """Analysts' listing: latest period first."""
+    TREND_ORDER = Keyset.of(TenantProfitability.period_start)
+    """A tenant's trend: oldest period first."""
+    RANKING_ORDER = Keyset.of(
+        TenantProfitability.margin_micros, TenantProfitability.organization_id, descending=True
+    )
+    """Tenants ranked by margin, highest first."""
+
+    # --- prices -------------------------------------------------------------------------------
+
+    def currencies(self) -> set[str]:
+        found: set[str] = set()
+        for table in (TenantPlan, AiCostRate, InfrastructureCostRule):
+            found.update(self.session.scalars(select(distinct(table.currency))))
+        return found
+
+    def plan_on(self, organization_id: uuid.UUID, effective_from: date) -> TenantPlan | None:
+        return self.session.scalars(
+            select(TenantPlan).where(
+                TenantPlan.organization_id == organization_id,
+                TenantPlan.effective_from == effective_from,
+            )
+        ).first()
+
+    def cost_rate_on(self, model_version: str, effective_from: date) -> AiCostRate | None:
+        return self.session.scalars(
+            select(AiCostRate).where(
+                AiCostRate.model_version == model_version,
+                AiCostRate.effective_from == effective_from,
+            )
+        ).first()
+
+    def infrastructure_rule_on(self, effective_from: date) -> InfrastructureCostRule | None:
+        return self.session.scalars(
+            select(InfrastructureCostRule).where(
+                InfrastructureCostRule.effective_from == effective_from
+            )
+        ).first()
+
+    def tier_schedule_on(self, effective_from: date) -> AdoptionTierSchedule | None:
+        return self.session.scalars(
+            select(AdoptionTierSchedule).where(
+                AdoptionTierSchedule.effective_from == effective_from
+            )
+        ).first()
+
+    def add(self, row: Any) -> Any:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def plans(self, organization_ids: Sequence[uuid.UUID] | None = None) -> list[TenantPlan]:
+        query = select(TenantPlan).order_by(TenantPlan.organization_id, TenantPlan.effective_from)
+        if organization_ids is not None:
+            query = query.where(TenantPlan.organization_id.in_(list(organization_ids)))
+        return list(self.session.scalars(query))
+
+    def cost_rates(self) -> list[AiCostRate]:
+        return list(
+            self.session.scalars(
+                select(AiCostRate).order_by(AiCostRate.model_version, AiCostRate.effective_from)
+            )
+        )
+
+    def infrastructure_rules(self) -> list[InfrastructureCostRule]:
+        return list(
+            self.session.scalars(
+                select(InfrastructureCostRule).order_by(InfrastructureCostRule.effective_from)
+            )
+        )
+
+    def tier_schedules(self) -> list[AdoptionTierSchedule]:
+        return list(
+            self.session.scalars(
+                select(AdoptionTierSchedule).order_by(AdoptionTierSchedule.effective_from)
+            )
+        )
+
+    PLAN_ORDER = Keyset.of(TenantPlan.effective_from, TenantPlan.id, descending=True)
+
+    def page_plans(
+        self, *, organization_id: uuid.UUID | None, after: Key | None, limit: int
+    ) -> KeysetPage[tuple[TenantPlan, str]]:
+        query = select(TenantPlan, Organization.slug).join(
+            Organization, Organization.id == TenantPlan.organization_id
+        )
+        if organization_id is not None:
+            query = query.where(TenantPlan.organization_id == organization_id)
+        return self.page(query, self.PLAN_ORDER, after=after, limit=limit)
+
+    # --- which tenant-months to compute -------------------------------------------------------
+
+    def tenants_with_plans(self) -> list[uuid.UUID]:
+        return list(self.session.scalars(select(distinct(TenantPlan.organization_id))))
+
+    def tenants_with_events_since(
+        self, since: datetime, model_version: str | None = None
+    ) -> list[uuid.UUID]:
+        query = select(distinct(UsageEvent.organization_id)).where(UsageEvent.occurred_at >= since)
+        if model_version is not None:
+            query = query.where(UsageEvent.model_version == model_version)
+        return list(self.session.scalars(query))
+
+    def tenants_with_events_between(self, since: datetime, until: datetime) -> list[uuid.UUID]:
+        return list(
+            self.session.scalars(
+                select(distinct(UsageEvent.organization_id)).where(
+                    UsageEvent.occurred_at >= since, UsageEvent.occurred_at < until
+                )
+            )
+        )
+
+    def mark_dirty(self, periods: Iterable[tuple[uuid.UUID, date]], *, now: datetime) -> int:
+        """Mark tenant-months to recompute (again, if marked already)."""
+        rows = sorted(set(periods))
+        if not rows:
+            return 0
+        keys = [tuple_(org, month) for org, month in rows]
+        for start in range(0, len(keys), 500):
+            self.session.execute(
+                update(ProfitabilityDirtyPeriod)
+                .where(
+                    tuple_(
+                        ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
+                    ).in_(keys[start : start + 500])
+                )
+                .values(marked_at=now)
+            )
+        existing = set(self.dirty())
+        fresh = [
+            {"organization_id": org, "month": month, "marked_at": now}
+            for org, month in rows
+            if (org, month) not in existing
+        ]
+        if fresh:
+            self.session.execute(insert(ProfitabilityDirtyPeriod), fresh)
+        return len(rows)
+
+    def dirty(
+        self, *, since: date | None = None, until: date | None = None
+    ) -> list[tuple[uuid.UUID, date]]:
+        query = select(ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month)
+        if since is not None:
+            query = query.where(ProfitabilityDirtyPeriod.month >= since)
+        if until is not None:
+            query = query.where(ProfitabilityDirtyPeriod.month < until)
+        return [(org, month) for org, month in self.session.execute(query)]
+
+    def clear_dirty(
+        self, periods: Sequence[tuple[uuid.UUID, date]], *, marked_until: datetime
+    ) -> None:
+        """Forget marks of these tenant-months made no later than `marked_until`."""
+        keys = [tuple_(org, month) for org, month in periods]
+        for start in range(0, len(keys), 500):
+            self.session.execute(
+                delete(ProfitabilityDirtyPeriod).where(
+                    tuple_(
+                        ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
+                    ).in_(keys[start : start + 500]),
+                    ProfitabilityDirtyPeriod.marked_at <= marked_until,
+                )
+            )
+
+    # --- profitability rows -------------------------------------------------------------------
+
+    def rows_of(
+        self, periods: Sequence[tuple[uuid.UUID, date]]
+    ) -> dict[tuple[uuid.UUID, str, date], TenantProfitability]:
+        """Stored day and month rows of these tenant-months."""
+        found: dict[tuple[uuid.UUID, str, date], TenantProfitability] = {}
+        by_org: dict[uuid.UUID, list[date]] = {}
+        for org, month in periods:
+            by_org.setdefault(org, []).append(month)
+        clauses = []
+        for org, months in by_org.items():
+            for month in months:
+                following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+                clauses.append(
+                    and_(
+                        TenantProfitability.organization_id == org,
+                        TenantProfitability.period_start >= month,
+                        TenantProfitability.period_start < following,
+                    )
+                )
+        for start in range(0, len(clauses), 200):
+            query = select(TenantProfitability).where(or_(*clauses[start : start + 200]))
+            for row in self.session.scalars(query):
+                found[(row.organization_id, row.period_kind, row.period_start)] = row
+        return found
+
+    def insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.session.execute(insert(TenantProfitability), rows)
+
+    def update_row(self, row: TenantProfitability, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(row, name, value)
+
+    def delete_row(self, row: TenantProfitability) -> None:
+        self.session.delete(row)
+
+    def _matching(
+        self,
+        *,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        organization_id: uuid.UUID | None,
+    ) -> Any:
+        query = select(TenantProfitability, Organization.slug).join(
+            Organization, Organization.id == TenantProfitability.organization_id
+        )
+        query = query.where(TenantProfitability.period_kind == period_kind)
+        if since is not None:
+            query = query.where(TenantProfitability.period_start >= since)
+        if until is not None:
+            query = query.where(TenantProfitability.period_start < until)
+        if organization_id is not None:
+            query = query.where(TenantProfitability.organization_id == organization_id)
+        return query
+
+    def page_periods(
+        self,
+        *,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        organization_id: uuid.UUID | None,
+        after: Key | None,
+        limit: int,
+        keyset: Keyset | None = None,
+    ) -> KeysetPage[tuple[TenantProfitability, str]]:
+        query = self._matching(
+            period_kind=period_kind, since=since, until=until, organization_id=organization_id
+        )
+        return self.page(query, keyset or self.PERIOD_ORDER, after=after, limit=limit)
+
+    def all_periods(
+        self,
+        *,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        organization_id: uuid.UUID | None,
+    ) -> list[tuple[TenantProfitability, str]]:
+        query = self._matching(
+            period_kind=period_kind, since=since, until=until, organization_id=organization_id
+        ).order_by(TenantProfitability.period_start, Organization.slug)
+        return [(row, slug) for row, slug in self.session.execute(query)]
+
+    def totals(self, *, period_kind: str, period_start: date) -> dict[str, int]:
+        row = self.session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(TenantProfitability.revenue_micros), 0),
+                func.coalesce(func.sum(TenantProfitability.margin_micros), 0),
+            ).where(
+                TenantProfitability.period_kind == period_kind,
+                TenantProfitability.period_start == period_start,
+            )
+        ).one()
+        return {"tenants": int(row[0]), "revenue_micros": int(row[1]), "margin_micros": int(row[2])}
