@@ -57,7 +57,7 @@ def _tenants(session: Session) -> dict[str, Any]:
             Organization.kind == OrganizationKind.TENANT
         )
     )
-    return dict(rows.tuples().all())
+    return {slug: org for slug, org in rows}  # noqa: C416 - rows are Row objects
 
 
 def ingest_usage(

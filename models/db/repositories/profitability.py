@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, distinct, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
@@ -68,7 +68,7 @@ class ProfitabilityRepository(Repository):
     def currencies(self) -> set[str]:
         found: set[str] = set()
         for table in (TenantPlan, AiCostRate, InfrastructureCostRule):
-            found.update(self.session.scalars(select(distinct(table.currency))))
+            found.update(self.session.scalars(select(table.currency).distinct()))
         return found
 
     def plan_on(self, organization_id: uuid.UUID, effective_from: date) -> TenantPlan | None:
@@ -148,12 +148,12 @@ class ProfitabilityRepository(Repository):
     # --- which tenant-months to compute -------------------------------------------------------
 
     def tenants_with_plans(self) -> list[uuid.UUID]:
-        return list(self.session.scalars(select(distinct(TenantPlan.organization_id))))
+        return list(self.session.scalars(select(TenantPlan.organization_id).distinct()))
 
     def tenants_with_events_since(
         self, since: datetime, model_version: str | None = None
     ) -> list[uuid.UUID]:
-        query = select(distinct(UsageEvent.organization_id)).where(UsageEvent.occurred_at >= since)
+        query = select(UsageEvent.organization_id).distinct().where(UsageEvent.occurred_at >= since)
         if model_version is not None:
             query = query.where(UsageEvent.model_version == model_version)
         return list(self.session.scalars(query))
@@ -161,7 +161,7 @@ class ProfitabilityRepository(Repository):
     def tenants_with_events_between(self, since: datetime, until: datetime) -> list[uuid.UUID]:
         return list(
             self.session.scalars(
-                select(distinct(UsageEvent.organization_id)).where(
+                select(UsageEvent.organization_id).distinct().where(
                     UsageEvent.occurred_at >= since, UsageEvent.occurred_at < until
                 )
             )
