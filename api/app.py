@@ -14,7 +14,7 @@ from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
-from api.routers import docs, health, provider, tenant
+from api.routers import docs, health, profitability, provider, tenant
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
@@ -125,5 +125,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenant.router)
     app.include_router(provider.router)
+    app.include_router(profitability.provider_router)
+    app.include_router(profitability.tenant_router)
     docs.install(app)
     return app
