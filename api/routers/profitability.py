@@ -45,7 +45,7 @@ TenantQuery = Annotated[str | None, Query(max_length=63, description="Only this 
 
 
 def _page(found: Paged[Any], model: Any) -> Any:
-    return Page[model](  # type: ignore[valid-type]
+    return Page[model](
         items=[model.model_validate(asdict(item)) for item in found.items],
         next_cursor=found.next_cursor,
     )

@@ -161,9 +161,9 @@ class ProfitabilityRepository(Repository):
     def tenants_with_events_between(self, since: datetime, until: datetime) -> list[uuid.UUID]:
         return list(
             self.session.scalars(
-                select(UsageEvent.organization_id).distinct().where(
-                    UsageEvent.occurred_at >= since, UsageEvent.occurred_at < until
-                )
+                select(UsageEvent.organization_id)
+                .distinct()
+                .where(UsageEvent.occurred_at >= since, UsageEvent.occurred_at < until)
             )
         )
 

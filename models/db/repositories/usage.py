@@ -235,7 +235,9 @@ class UsageRepository(Repository):
             rows = cursor.fetchall()
         finally:
             cursor.close()
-        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in EXTRACTED.names]
+        columns: list[Any] = (
+            list(zip(*rows, strict=True)) if rows else [() for _ in EXTRACTED.names]
+        )
         organization_ids = [str(uuid.UUID(hex_id)) for hex_id in columns[0]]
         return pa.table(
             {

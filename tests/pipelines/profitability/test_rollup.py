@@ -67,30 +67,53 @@ def tenants(session: Session) -> dict[str, uuid.UUID]:
         found[name] = create_organization(session, slug=slug).id
         found[f"{name}_slug"] = slug  # type: ignore[assignment]
     service.set_ai_cost_rate(
-        session, model_version="summ@1", effective_from=date(2026, 1, 1), currency="USD",
-        micros_per_1k_tokens_in=300, micros_per_1k_tokens_out=900, micros_per_request=50,
-        actor="test", now=NOW,
+        session,
+        model_version="summ@1",
+        effective_from=date(2026, 1, 1),
+        currency="USD",
+        micros_per_1k_tokens_in=300,
+        micros_per_1k_tokens_out=900,
+        micros_per_request=50,
+        actor="test",
+        now=NOW,
     )
     service.set_infrastructure_rule(
-        session, effective_from=date(2026, 1, 1), currency="USD", micros_per_request=7,
-        micros_per_1k_tokens=11, micros_per_tenant_month=3_100_000, actor="test", now=NOW,
+        session,
+        effective_from=date(2026, 1, 1),
+        currency="USD",
+        micros_per_request=7,
+        micros_per_1k_tokens=11,
+        micros_per_tenant_month=3_100_000,
+        actor="test",
+        now=NOW,
     )
     service.set_adoption_tiers(
-        session, effective_from=date(2026, 1, 1), basis="jobs",
+        session,
+        effective_from=date(2026, 1, 1),
+        basis="jobs",
         tiers=[Tier("starter", 0, 0), Tier("silver", 5000, 1000), Tier("gold", 8000, 2500)],
-        actor="test", now=NOW,
+        actor="test",
+        now=NOW,
     )
     for name in ("acme", "globex", "idle"):
         service.set_tenant_plan(
-            session, tenant=found[f"{name}_slug"], effective_from=date(2026, 1, 1),  # type: ignore[arg-type]
-            currency="USD", monthly_fee_micros=31_000_000, included_tokens=3_000,
-            overage_micros_per_1k_tokens=2_000_000, actor="test", now=NOW,
+            session,
+            tenant=found[f"{name}_slug"],
+            effective_from=date(2026, 1, 1),  # type: ignore[arg-type]
+            currency="USD",
+            monthly_fee_micros=31_000_000,
+            included_tokens=3_000,
+            overage_micros_per_1k_tokens=2_000_000,
+            actor="test",
+            now=NOW,
         )
     return found
 
 
 class TestIngestion:
-    def test_resending_a_batch_adds_nothing(self, session: Session, tenants: dict[str, Any]) -> None:
+    def test_resending_a_batch_adds_nothing(
+        self, session: Session, tenants: dict[str, Any]
+    ) -> None:
         rows = [_event(tenants["acme_slug"], n, 2) for n in range(5)]
         first = _ingest(session, rows)
         again = _ingest(session, rows + rows[:2])
@@ -144,8 +167,18 @@ class TestRollup:
         # globex: 5 jobs, 4 with AI → exactly 80 %: the gold boundary is reached.
         globex = tenants["globex_slug"]
         rows += [_event(globex, n, 3) for n in range(4)]
-        rows += [_event(globex, 9, 3, agent_type="", model_version="", tokens_in="0",
-                        tokens_out="0", requests="0")]
+        rows += [
+            _event(
+                globex,
+                9,
+                3,
+                agent_type="",
+                model_version="",
+                tokens_in="0",
+                tokens_out="0",
+                requests="0",
+            )
+        ]
         rows += [_event(free, n, 5) for n in range(2)]  # no plan: revenue 0
         _ingest(session, rows)
         result = _rollup(session)
@@ -158,7 +191,10 @@ class TestRollup:
         assert month.discount_micros == 5_500_000
         assert month.revenue_micros == 16_500_000
         assert month.ai_cost_micros == 4 * (180 + 360 + 50)
-        assert month.margin_micros == month.revenue_micros - month.ai_cost_micros - month.infra_cost_micros
+        assert (
+            month.margin_micros
+            == month.revenue_micros - month.ai_cost_micros - month.infra_cost_micros
+        )
         assert month.margin_bps is not None
         boundary = _row(session, tenants["globex"], "month", MARCH)
         assert (boundary.adoption_numerator, boundary.adoption_denominator) == (4, 5)
@@ -166,7 +202,8 @@ class TestRollup:
         idle = _row(session, tenants["idle"], "month", MARCH)
         assert (idle.events, idle.revenue_micros, idle.tier) == (0, 20_000_000, None)
         zero = _row(session, tenants["free"], "month", MARCH)
-        assert zero.revenue_micros == 0 and zero.margin_bps is None
+        assert zero.revenue_micros == 0
+        assert zero.margin_bps is None
         assert zero.margin_micros == -(zero.ai_cost_micros + zero.infra_cost_micros)
 
     def test_a_rerun_changes_nothing_and_late_events_are_picked_up(
@@ -194,9 +231,15 @@ class TestRollup:
         _ingest(session, [_event(acme, 1, 10), _event(acme, 2, 18)])
         _rollup(session)
         service.set_ai_cost_rate(
-            session, model_version="summ@1", effective_from=date(2026, 3, 15), currency="USD",
-            micros_per_1k_tokens_in=3000, micros_per_1k_tokens_out=9000, micros_per_request=500,
-            actor="test", now=NOW,
+            session,
+            model_version="summ@1",
+            effective_from=date(2026, 3, 15),
+            currency="USD",
+            micros_per_1k_tokens_in=3000,
+            micros_per_1k_tokens_out=9000,
+            micros_per_request=500,
+            actor="test",
+            now=NOW,
         )
         assert (tenants["acme"], MARCH) in service.plan_rollup(session, now=NOW).targets
         _rollup(session)
@@ -210,7 +253,14 @@ class TestRollup:
     ) -> None:
         acme = tenants["acme_slug"]
         rows = [
-            _event(acme, n, 1 + n % 19, tokens_in=str(37 * n + 1), tokens_out=str(13 * n), requests=str(n % 4))
+            _event(
+                acme,
+                n,
+                1 + n % 19,
+                tokens_in=str(37 * n + 1),
+                tokens_out=str(13 * n),
+                requests=str(n % 4),
+            )
             for n in range(60)
         ]
         _ingest(session, rows)
