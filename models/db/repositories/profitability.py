@@ -170,27 +170,31 @@ class ProfitabilityRepository(Repository):
     def mark_dirty(self, periods: Iterable[tuple[uuid.UUID, date]], *, now: datetime) -> int:
         """Mark tenant-months to recompute (again, if marked already)."""
         rows = sorted(set(periods))
-        if not rows:
-            return 0
-        keys = [tuple_(org, month) for org, month in rows]
-        for start in range(0, len(keys), 500):
-            self.session.execute(
-                update(ProfitabilityDirtyPeriod)
-                .where(
-                    tuple_(
+        key = tuple_(ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month)
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            wanted = [tuple_(org, month) for org, month in chunk]
+            existing = {
+                (org, month)
+                for org, month in self.session.execute(
+                    select(
                         ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
-                    ).in_(keys[start : start + 500])
+                    ).where(key.in_(wanted))
                 )
-                .values(marked_at=now)
-            )
-        existing = set(self.dirty())
-        fresh = [
-            {"organization_id": org, "month": month, "marked_at": now}
-            for org, month in rows
-            if (org, month) not in existing
-        ]
-        if fresh:
-            self.session.execute(insert(ProfitabilityDirtyPeriod), fresh)
+            }
+            if existing:
+                self.session.execute(
+                    update(ProfitabilityDirtyPeriod)
+                    .where(key.in_([tuple_(org, month) for org, month in existing]))
+                    .values(marked_at=now)
+                )
+            fresh = [
+                {"organization_id": org, "month": month, "marked_at": now}
+                for org, month in chunk
+                if (org, month) not in existing
+            ]
+            if fresh:
+                self.session.execute(insert(ProfitabilityDirtyPeriod), fresh)
         return len(rows)
 
     def dirty(
