@@ -38,6 +38,19 @@ def in_effect(versions: Sequence[V], day: date) -> V | None:
     return versions[position - 1] if position else None
 
 
+def day_by_day(versions: Sequence[V], days: Sequence[date]) -> list[V | None]:
+    """The version in force on each of these ascending days (one pass, no search per day)."""
+    found: list[V | None] = []
+    position = 0
+    current: V | None = None
+    for day in days:
+        while position < len(versions) and versions[position].effective_from <= day:
+            current = versions[position]
+            position += 1
+        found.append(current)
+    return found
+
+
 def round_half_even(numerator: int, denominator: int) -> int:
     """numerator / denominator rounded to the nearest integer, ties to even (denominator > 0)."""
     if denominator <= 0:

@@ -37,7 +37,12 @@ import duckdb
 import pyarrow as pa
 
 from models.db.enums import PeriodKind
-from pipelines.profitability.pricing import PriceBook, TierSchedule, in_effect, round_half_even
+from pipelines.profitability.pricing import (
+    PriceBook,
+    TierSchedule,
+    day_by_day,
+    round_half_even,
+)
 
 FAR_FUTURE = date(9999, 12, 31)
 
@@ -285,12 +290,20 @@ def _adoption_terms(
     return str(schedule.basis), adoption.ai_jobs, adoption.jobs
 
 
+def _tier_list(schedule: TierSchedule | None) -> list[dict[str, Any]]:
+    return [
+        {"name": t.name, "min_rate_bps": t.min_rate_bps, "discount_bps": t.discount_bps}
+        for t in (schedule.tiers if schedule else ())
+    ]
+
+
 def _figures(
     organization_id: str,
     kind: PeriodKind,
     start: date,
     *,
     book: PriceBook,
+    schedule: TierSchedule | None,
     exact: _Exact,
     denominator: int,
     totals: _Totals | None,
@@ -299,7 +312,6 @@ def _figures(
     days: int,
 ) -> PeriodFigures:
     totals = totals or _Totals()
-    schedule = in_effect(book.tiers, start)
     basis, numerator, measured = _adoption_terms(schedule, adoption)
     tier = schedule.reached(numerator, measured) if schedule is not None else None
     discount_bps = tier.discount_bps if tier is not None else 0
@@ -322,10 +334,7 @@ def _figures(
             "numerator": numerator,
             "denominator": measured,
             "tiers_effective_from": schedule.effective_from.isoformat() if schedule else None,
-            "tiers": [
-                {"name": t.name, "min_rate_bps": t.min_rate_bps, "discount_bps": t.discount_bps}
-                for t in (schedule.tiers if schedule else ())
-            ],
+            "tiers": _tier_list(schedule),
             "next_tier": next_tier.name if next_tier else None,
             "next_tier_min_rate_bps": next_tier.min_rate_bps if next_tier else None,
         },
@@ -418,16 +427,17 @@ def _tenant_month(
     denominator = days * 1000
     plans = book.plans.get(organization_id, ())
     all_days = month_days(month, month.replace(day=days))
-    allowance = sum(
-        plan.included_tokens for day in all_days if (plan := in_effect(plans, day)) is not None
-    )
+    plan_of_day = day_by_day(plans, all_days)
+    rule_of_day = day_by_day(book.infrastructure, all_days)
+    tiers_of_day = day_by_day(book.tiers, all_days)
+    allowance = sum(plan.included_tokens for plan in plan_of_day if plan is not None)
     used = 0
     month_exact = _Exact()
     found: list[PeriodFigures] = []
-    for day in month_days(month, through):
+    for index, day in enumerate(month_days(month, through)):
         key = (organization_id, day)
         totals = day_totals.get(key)
-        plan = in_effect(plans, day)
+        plan = plan_of_day[index]
         if totals is None and plan is None and key not in day_adoption:
             continue
         exact = _Exact()
@@ -439,7 +449,7 @@ def _tenant_month(
             exact.overage = over * plan.overage_micros_per_1k_tokens
             exact.overage_tokens = over
             exact.plans.add(plan.effective_from)
-        rule = in_effect(book.infrastructure, day)
+        rule = rule_of_day[index]
         if rule is not None:
             requests = totals.requests if totals else 0
             exact.infra = (
@@ -453,6 +463,7 @@ def _tenant_month(
                 PeriodKind.DAY,
                 day,
                 book=book,
+                schedule=tiers_of_day[index],
                 exact=exact,
                 denominator=denominator,
                 totals=totals,
@@ -468,6 +479,7 @@ def _tenant_month(
                 PeriodKind.MONTH,
                 month,
                 book=book,
+                schedule=tiers_of_day[0],
                 exact=month_exact,
                 denominator=denominator,
                 totals=month_totals.get((organization_id, month)),

@@ -444,12 +444,6 @@ class RollupResult:
 EMPTY = RollupResult(0, 0, 0, 0, 0, 0)
 
 
-def _values(figures: PeriodFigures) -> dict[str, Any]:
-    values = {name: getattr(figures, name) for name in FIGURES}
-    values["adoption_basis"] = figures.adoption_basis
-    return values
-
-
 def rollup_chunk(
     session: Session,
     targets: Sequence[tuple[uuid.UUID, date]],
@@ -489,37 +483,29 @@ def store_figures(
     """Upsert the figures of these tenant-months: insert new rows, update changed ones, delete
     rows that no longer have figures; unchanged rows are not touched."""
     repository = ProfitabilityRepository(session)
-    stored = repository.rows_of(targets)
+    stored = repository.stored_figures(targets)
     fresh: list[dict[str, Any]] = []
-    updated = unchanged = 0
+    changed: list[dict[str, Any]] = []
+    unchanged = 0
     seen = set()
     for figure in figures:
         key = (uuid.UUID(figure.organization_id), str(figure.period_kind), figure.period_start)
         seen.add(key)
-        values = _values(figure)
-        row = stored.get(key)
-        if row is None:
-            fresh.append(
-                {
-                    "organization_id": key[0],
-                    "period_kind": key[1],
-                    "period_start": key[2],
-                    "computed_at": now,
-                    **values,
-                }
-            )
-        elif _same(row, values):
+        values = tuple(getattr(figure, name) for name in FIGURES)
+        before = stored.get(key)
+        if before == values:
             unchanged += 1
-        else:
-            repository.update_row(row, {**values, "computed_at": now})
-            updated += 1
-    gone = [row for key, row in stored.items() if key not in seen]
-    for row in gone:
-        repository.delete_row(row)
+            continue
+        row = dict(zip(ProfitabilityRepository.KEY, key, strict=True))
+        row.update(zip(FIGURES, values, strict=True))
+        row["computed_at"] = now
+        (fresh if before is None else changed).append(row)
+    gone = [key for key in stored if key not in seen]
+    repository.delete_rows(gone)
+    repository.update_rows(changed)
     repository.insert_rows(fresh)
     repository.clear_dirty(targets, marked_until=started_at)
-    session.flush()
-    return RollupResult(len(targets), len(fresh), updated, unchanged, len(gone), events)
+    return RollupResult(len(targets), len(fresh), len(changed), unchanged, len(gone), events)
 
 
 def tenant_id(session: Session, slug: str) -> uuid.UUID:

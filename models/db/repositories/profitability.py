@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
@@ -47,6 +48,7 @@ FIGURES = (
     "explanation",
 )
 """The computed columns of a profitability row (all but its key and `computed_at`)."""
+JSON_FIGURES = ("ai_cost_breakdown", "explanation")
 
 
 class ProfitabilityRepository(Repository):
@@ -224,41 +226,65 @@ class ProfitabilityRepository(Repository):
 
     # --- profitability rows -------------------------------------------------------------------
 
-    def rows_of(
+    KEY = ("organization_id", "period_kind", "period_start")
+
+    def stored_figures(
         self, periods: Sequence[tuple[uuid.UUID, date]]
-    ) -> dict[tuple[uuid.UUID, str, date], TenantProfitability]:
-        """Stored day and month rows of these tenant-months."""
-        found: dict[tuple[uuid.UUID, str, date], TenantProfitability] = {}
-        by_org: dict[uuid.UUID, list[date]] = {}
-        for org, month in periods:
-            by_org.setdefault(org, []).append(month)
-        clauses = []
-        for org, months in by_org.items():
-            for month in months:
-                following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-                clauses.append(
-                    and_(
-                        TenantProfitability.organization_id == org,
-                        TenantProfitability.period_start >= month,
-                        TenantProfitability.period_start < following,
-                    )
-                )
-        for start in range(0, len(clauses), 200):
-            query = select(TenantProfitability).where(or_(*clauses[start : start + 200]))
-            for row in self.session.scalars(query):
-                found[(row.organization_id, row.period_kind, row.period_start)] = row
+    ) -> dict[tuple[uuid.UUID, str, date], tuple[Any, ...]]:
+        """The computed columns (`FIGURES` order) of the stored rows of these tenant-months."""
+        wanted = set(periods)
+        found: dict[tuple[uuid.UUID, str, date], tuple[Any, ...]] = {}
+        organizations = sorted({org for org, _ in wanted})
+        first = min((month for _, month in wanted), default=None)
+        last = max((month for _, month in wanted), default=None)
+        if first is None or last is None:
+            return found
+        following = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+        columns = [getattr(TenantProfitability, name) for name in (*self.KEY, *FIGURES)]
+        for start in range(0, len(organizations), 500):
+            query = select(*columns).where(
+                TenantProfitability.organization_id.in_(organizations[start : start + 500]),
+                TenantProfitability.period_start >= first,
+                TenantProfitability.period_start < following,
+            )
+            for row in self.session.execute(query):
+                org, kind, period_start = row[0], row[1], row[2]
+                if (org, period_start.replace(day=1)) in wanted:
+                    found[(org, kind, period_start)] = tuple(row[3:])
         return found
 
     def insert_rows(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
+        """Add rows (PostgreSQL: COPY; SQLite: executemany)."""
+        if not rows:
+            return
+        if self.session.get_bind().dialect.name != "postgresql":
             self.session.execute(insert(TenantProfitability), rows)
+            return
+        names = [*self.KEY, *FIGURES, "computed_at"]
+        driver: Any = self.session.connection().connection.driver_connection
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY tenant_profitability ({', '.join(names)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(
+                    [json.dumps(row[name]) if name in JSON_FIGURES else row[name] for name in names]
+                )
 
-    def update_row(self, row: TenantProfitability, values: dict[str, Any]) -> None:
-        for name, value in values.items():
-            setattr(row, name, value)
+    def update_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Change rows by primary key (each dict holds the key and the new values)."""
+        if rows:
+            self.session.execute(update(TenantProfitability), rows)
 
-    def delete_row(self, row: TenantProfitability) -> None:
-        self.session.delete(row)
+    def delete_rows(self, keys: Sequence[tuple[uuid.UUID, str, date]]) -> None:
+        for key in keys:
+            self.session.execute(
+                delete(TenantProfitability).where(
+                    TenantProfitability.organization_id == key[0],
+                    TenantProfitability.period_kind == key[1],
+                    TenantProfitability.period_start == key[2],
+                )
+            )
 
     def _matching(
         self,
