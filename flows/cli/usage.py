@@ -14,6 +14,11 @@ from flows.cli.output import JsonOption, emit, progress_display
 app = typer.Typer(help="Usage events: import.", no_args_is_help=True)
 
 
+@app.callback()
+def usage() -> None:
+    """Usage events: import (idempotent by event id)."""
+
+
 @app.command("import")
 def import_(
     file: Annotated[
