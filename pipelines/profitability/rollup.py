@@ -28,6 +28,7 @@ The rules, stated once:
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -39,6 +40,7 @@ import pyarrow as pa
 from models.db.enums import PeriodKind
 from pipelines.profitability.pricing import (
     PriceBook,
+    Tier,
     TierSchedule,
     day_by_day,
     round_half_even,
@@ -290,11 +292,20 @@ def _adoption_terms(
     return str(schedule.basis), adoption.ai_jobs, adoption.jobs
 
 
-def _tier_list(schedule: TierSchedule | None) -> list[dict[str, Any]]:
-    return [
+@functools.lru_cache(maxsize=64)
+def _ladder(
+    schedule: TierSchedule | None,
+) -> tuple[list[dict[str, Any]], dict[str | None, Tier | None]]:
+    """A schedule's tiers as explained, and the tier after each (None: after no tier)."""
+    if schedule is None:
+        return [], {}
+    tiers = [
         {"name": t.name, "min_rate_bps": t.min_rate_bps, "discount_bps": t.discount_bps}
-        for t in (schedule.tiers if schedule else ())
+        for t in schedule.tiers
     ]
+    following: dict[str | None, Tier | None] = {None: schedule.next_after(None)}
+    following.update({t.name: schedule.next_after(t) for t in schedule.tiers})
+    return tiers, following
 
 
 def _figures(
@@ -323,7 +334,8 @@ def _figures(
     ai_cost = round_half_even(exact.ai_cost, denominator)
     infra = round_half_even(exact.infra, denominator)
     margin = revenue - ai_cost - infra
-    next_tier = schedule.next_after(tier) if schedule is not None else None
+    ladder, following = _ladder(schedule)
+    next_tier = following.get(tier.name if tier else None)
     breakdown = list(totals.breakdown)
     explanation: dict[str, Any] = {
         "plans_effective_from": sorted(day.isoformat() for day in exact.plans),
@@ -334,7 +346,7 @@ def _figures(
             "numerator": numerator,
             "denominator": measured,
             "tiers_effective_from": schedule.effective_from.isoformat() if schedule else None,
-            "tiers": _tier_list(schedule),
+            "tiers": ladder,
             "next_tier": next_tier.name if next_tier else None,
             "next_tier_min_rate_bps": next_tier.min_rate_bps if next_tier else None,
         },

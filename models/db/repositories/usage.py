@@ -153,6 +153,8 @@ class UsageRepository(Repository):
         driver = self._driver()
         if self.dialect == "postgresql":
             with driver.cursor() as cursor:
+                # Statistics let the planner join the staged rows by hash, not row by row.
+                cursor.execute("ANALYZE usage_staging")
                 cursor.execute(_MARK_NEW.format(now="%s"), (now,))
                 cursor.execute(_MERGE)
                 return int(cursor.rowcount)
