@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -44,6 +44,8 @@ from pipelines.profitability.pricing import (
 from pipelines.profitability.rollup import PeriodFigures, month_of, rollup
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+COMPLETION_DAYS = 3
+"""Days into a month during which scheduled rollups still complete the previous month."""
 MAX_AMOUNT = 10**15
 """Largest amount or count a price may carry (micro-units or tokens)."""
 
@@ -398,7 +400,8 @@ def plan_rollup(
 ) -> RollupPlan:
     """What to compute: the marked tenant-months; with a range [since, until) of months, every
     tenant-month in it with events or a plan as well. Without a range, the current month of
-    every tenant with a plan is computed too (its fee accrues by the day)."""
+    every tenant with a plan is computed too (fees accrue by the day), and in the first
+    `COMPLETION_DAYS` days of a month the previous one."""
     prices = ProfitabilityRepository(session)
     through = now.date()
     if since is not None and until is not None and until <= since:
@@ -418,8 +421,14 @@ def plan_rollup(
             )
             targets.update((org, month) for org in {*planned, *active})
     else:
+        # The current month accrues by the day; in its first days the previous month is
+        # recomputed too, so its last day is complete even if a run was missed at its end.
         current = month_of(through)
-        targets.update((org, current) for org in prices.tenants_with_plans())
+        months = [current]
+        if through.day <= COMPLETION_DAYS:
+            months.append(month_of(current - timedelta(days=1)))
+        for org in prices.tenants_with_plans():
+            targets.update((org, month) for month in months)
     future = month_of(through)
     return RollupPlan(sorted(t for t in targets if t[1] <= future), now, through)
 
