@@ -375,8 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args(argv)
+    # The clock stands at the end of the last generated day; the new day comes after it.
     now = datetime.combine(
-        FIRST_DAY + timedelta(days=DAYS), datetime.min.time(), tzinfo=UTC
+        FIRST_DAY + timedelta(days=DAYS - 1), datetime.min.time(), tzinfo=UTC
     ) + timedelta(hours=23)
     name, url = _fresh_database()
     engine = make_engine(url)
