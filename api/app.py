@@ -8,13 +8,24 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
+from api.dashboards.pages import static_files
 from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
-from api.routers import docs, health, profitability, provider, tenant
+from api.routers import (
+    console,
+    dashboards,
+    docs,
+    health,
+    profitability,
+    provider,
+    tenant,
+    tenant_dashboards,
+)
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
@@ -23,10 +34,12 @@ from models.cache.nonces import make_nonce_store
 from models.cache.rate_limit import make_rate_limiter
 from models.cache.settings import CacheSettings
 from models.db.engine import make_engine, make_sessionmaker
-from models.db.migrate import upgrade
+from models.db.migrate import ensure_schema
 from models.registry import client as registry
-from models.settings import RegistrySettings, StorageSettings
+from models.settings import RegistrySettings, StorageSettings, normalize_database_url
 from pipelines.logging import configure_logging
+
+log = structlog.get_logger()
 
 DESCRIPTION = """
 Results of StreamFlow evaluations for tenants (`/v1`, API keys) and the platform's operations
@@ -49,9 +62,17 @@ def build_state(
     cache_settings = cache_settings or CacheSettings()
     provider_auth = provider_auth or ProviderAuthSettings()
     storage.home.mkdir(parents=True, exist_ok=True)
-    url = storage.resolved_database_url()
-    upgrade(make_engine(url))
-    engine = make_engine(url, tenant_scoped_role=api.database_app_role)
+    engine = make_engine(storage.resolved_database_url())
+    ensure_schema(engine, migration_url=storage.resolved_migration_url())
+    tenant_engine = engine
+    if api.database_tenant_url:
+        tenant_engine = make_engine(normalize_database_url(api.database_tenant_url))
+    elif engine.dialect.name == "postgresql":
+        log.warning(
+            "database.tenant_login_unset",
+            detail="tenant requests use the platform's login: set STREAMFLOW_DATABASE_TENANT_URL "
+            "so row-level security backs tenant isolation",
+        )
     registry_settings = RegistrySettings()
     registry.configure(registry_settings)
     metrics = Metrics()
@@ -64,6 +85,8 @@ def build_state(
         cache_settings=cache_settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
+        tenant_engine=tenant_engine,
+        tenant_sessions=make_sessionmaker(tenant_engine),
         cache=shared_cache,
         immutable_cache=make_immutable_result_cache(
             cache_settings, metrics.cache_counters, shared_cache
@@ -104,6 +127,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         opened.launcher.shutdown()
         if opened.redis is not None:
             await opened.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
+        opened.tenant_engine.dispose()
         opened.engine.dispose()
 
     app = FastAPI(
@@ -127,5 +151,10 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(provider.router)
     app.include_router(profitability.provider_router)
     app.include_router(profitability.tenant_router)
+    # The console first: its /dashboards/evaluations/new must not be read as a run id.
+    app.include_router(console.router)
+    app.include_router(dashboards.router)
+    app.include_router(tenant_dashboards.router)
+    app.mount("/dashboards/static", static_files(), name="dashboard-static")
     docs.install(app)
     return app

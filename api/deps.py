@@ -18,8 +18,13 @@ from api.signing import SignatureRejected, SignedRequest, verify
 from api.state import ApiState
 from models.cache.nonces import ReplayProtectionUnavailable
 from models.cache.rate_limit import RateLimit
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
-from pipelines.access.service import Principal, Unauthenticated, authenticate, record_key_use
+from pipelines.access.service import (
+    Principal,
+    Unauthenticated,
+    authenticate,
+    enter_key_scope,
+    record_key_use,
+)
 
 bearer = HTTPBearer(
     auto_error=False, description="A tenant API key: `Bearer sf_<prefix>_<secret>`."
@@ -95,18 +100,32 @@ class TenantContext:
     The session opens lazily so that a read served from the cache never touches the database.
     """
 
-    def __init__(self, principal: Principal, now: datetime, state: ApiState) -> None:
+    def __init__(self, principal: Principal, now: datetime, state: ApiState, token: str) -> None:
         self.principal = principal
         self.now = now
         self._state = state
+        self._token = token
         self._session: Session | None = None
 
     @property
     def session(self) -> Session:
+        """The request's transaction, scoped by the database to the key's organisation.
+
+        The key is presented again in every transaction: a key revoked or expired since it was
+        remembered gets 401 here, not rows.
+        """
         if self._session is None:
-            session = self._state.sessions()
+            session = self._state.tenant_sessions()
             session.begin()
-            set_row_scope(session, organization_id=str(self.principal.organization_id))
+            try:
+                enter_key_scope(session, self._token)
+            except Unauthenticated:
+                session.close()
+                self._state.principals.forget(self._token)
+                raise
+            except BaseException:
+                session.close()
+                raise
             self._session = session
         return self._session
 
@@ -130,10 +149,8 @@ class TenantContext:
 
 
 def _authenticate(state: ApiState, token: str, now: datetime) -> Principal:
-    with state.sessions() as session, session.begin():
-        set_row_scope(session, scope="authenticate")
+    with state.tenant_sessions() as session, session.begin():
         principal = authenticate(session, token, now=now)
-        set_row_scope(session, organization_id=str(principal.organization_id))
         record_key_use(session, principal, now=now)
     return principal
 
@@ -159,7 +176,7 @@ async def _tenant_session(
             await failed_authentication(request, state)
             raise
         state.principals.put(token, principal, now=now)
-    context = TenantContext(principal, now, state)
+    context = TenantContext(principal, now, state, token)
     try:
         yield context
     except BaseException:
@@ -232,7 +249,6 @@ def _provider_session(
     state: StateDep, key_id: Annotated[str, Depends(_verified_provider_key)]
 ) -> Iterator[ProviderContext]:
     with state.sessions() as session, session.begin():
-        set_row_scope(session, scope=SYSTEM_SCOPE)
         yield ProviderContext(key_id=key_id, session=session, now=datetime.now(UTC))
 
 

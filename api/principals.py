@@ -68,6 +68,13 @@ class PrincipalCache:
         with self._lock:
             self._entries[self._digest(token)] = _Entry(principal, lifetime)
 
+    def forget(self, token: str) -> None:
+        """Drop the entry of this key (the database refused it)."""
+        if self._entries is None:
+            return
+        with self._lock:
+            self._entries.pop(self._digest(token), None)
+
     def forget_all(self) -> None:
         """Drop every entry (a key was revoked or a tenant suspended)."""
         if self._entries is None:

@@ -17,12 +17,15 @@ HIDDEN = "<hidden>"
 
 
 class ApiSettings(BaseSettings):
-    """Limits, paging and database role of the HTTP API."""
+    """Limits, paging and database login of the HTTP API."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
 
-    database_app_role: str | None = None
-    """PostgreSQL role the API takes so row-level security applies (e.g. `streamflow_app`)."""
+    database_tenant_url: str | None = None
+    """Database login of tenant requests (`/v1`), e.g. `postgresql+psycopg://streamflow_api@db/
+    streamflow`: a member of `streamflow_app`, so row-level security holds each request to the
+    organisation of its API key. Unset: tenant requests use `STREAMFLOW_DATABASE_URL` too (the
+    embedded default; on PostgreSQL only the queries' own scoping then isolates tenants)."""
     rate_limit_per_minute: int = 600
     """Requests per minute per API key (or provider key id), for scopes not listed below."""
     rate_limits_per_minute: dict[str, int] = {"predict": 120, "results:read": 1200}
@@ -55,6 +58,10 @@ class ApiSettings(BaseSettings):
     page_size_max: int = 200
     cache_results: bool = True
     """Read-through cache of result reads (Redis when configured, else in-process)."""
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    """How long a dashboard sign-in lasts."""
+    dashboard_secure_cookies: bool = False
+    """Mark the dashboard session cookie `Secure` (`__Host-` prefixed): set it behind HTTPS."""
 
 
 class ProviderAuthSettings(BaseSettings):

@@ -37,7 +37,11 @@ class ApiState:
     registry: RegistrySettings
     cache_settings: CacheSettings
     engine: Engine
+    """The platform's login (provider requests, probes, metrics)."""
     sessions: sessionmaker[Session]
+    tenant_engine: Engine
+    """The login of tenant requests (row-level security scopes it per API key); may be `engine`."""
+    tenant_sessions: sessionmaker[Session]
     cache: ResultCache
     immutable_cache: ResultCache
     """`cache` with an in-process tier in front, for results that never change."""

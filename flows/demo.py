@@ -227,6 +227,10 @@ def run_demo(console: Console | None) -> dict[str, Any]:
             console.print()
             print_comparison(console, comparison)
         report["comparisons"].append(comparison_payload(comparison))
+        report.setdefault("compare_pages", []).append(
+            "/dashboards/compare"
+            f"?run_a={outcomes['champion'].run_id}&run_b={outcomes['challenger'].run_id}"
+        )
     # Each tenant gets a run of its own to read through /v1: the summariser champion on the
     # provider's shared golden dataset, evaluated as the tenant.
     report["tenant_runs"] = {}
@@ -260,4 +264,10 @@ def run_demo(console: Console | None) -> dict[str, Any]:
             f"  streamflow keys create {tenant} --name demo --scope results:read"
             "   then GET /v1/evaluations with it"
         )
+        console.print(
+            "  streamflow users create you@example.com --name You   then streamflow serve"
+            " and open, signed in:"
+        )
+        for page in report["compare_pages"]:
+            console.print(f"    http://127.0.0.1:8000{page}", highlight=False, soft_wrap=True)
     return report

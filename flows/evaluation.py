@@ -84,6 +84,10 @@ def _request(
     batch_size: int | None,
     use_stemmer: bool,
     quality_weights: str | None,
+    bleu_tokenize: str = "13a",
+    bleu_lowercase: bool = False,
+    chrf_char_order: int = 6,
+    chrf_word_order: int = 0,
 ) -> service.EvaluationRequest:
     """An evaluation request from the flow's parameters, its model reference resolved."""
     if dataset is None:
@@ -94,16 +98,21 @@ def _request(
         model_version = (ref.name, ref.version, ref.alias)
         agent_type = agent_type or info.agent_type or None
     settings = runtime().evaluation
+    options = ScoringOptions(
+        use_stemmer=use_stemmer,
+        n_resamples=settings.bootstrap_resamples,
+        confidence=settings.confidence,
+        seed=settings.seed,
+        bleu_tokenize=bleu_tokenize,
+        bleu_lowercase=bleu_lowercase,
+        chrf_char_order=chrf_char_order,
+        chrf_word_order=chrf_word_order,
+    )
     return service.EvaluationRequest(
         dataset=dataset,
         model_version=model_version,
         agent_type=agent_type,
-        options=ScoringOptions(
-            use_stemmer=use_stemmer,
-            n_resamples=settings.bootstrap_resamples,
-            confidence=settings.confidence,
-            seed=settings.seed,
-        ),
+        options=options,
         quality_weights=quality_weights,
         batch_size=batch_size or settings.batch_size,
         force=force,
@@ -120,6 +129,10 @@ def check_evaluation(
     force: bool = False,
     batch_size: int | None = None,
     use_stemmer: bool = True,
+    bleu_tokenize: str = "13a",
+    bleu_lowercase: bool = False,
+    chrf_char_order: int = 6,
+    chrf_word_order: int = 0,
     quality_weights: str | None = None,
 ) -> None:
     """Refuse a request whose references, task or files are wrong, before any flow starts.
@@ -141,6 +154,10 @@ def check_evaluation(
         batch_size=batch_size,
         use_stemmer=use_stemmer,
         quality_weights=quality_weights,
+        bleu_tokenize=bleu_tokenize,
+        bleu_lowercase=bleu_lowercase,
+        chrf_char_order=chrf_char_order,
+        chrf_word_order=chrf_word_order,
     )
     if predictions_path is not None:
         request = replace(request, predictions=_predictions_file(predictions_path))
@@ -166,6 +183,10 @@ def run_evaluation(
     force: bool = False,
     batch_size: int | None = None,
     use_stemmer: bool = True,
+    bleu_tokenize: str = "13a",
+    bleu_lowercase: bool = False,
+    chrf_char_order: int = 6,
+    chrf_word_order: int = 0,
     quality_weights: str | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> EvaluationOutcome:
@@ -179,6 +200,10 @@ def run_evaluation(
         "force": force,
         "batch_size": batch_size,
         "use_stemmer": use_stemmer,
+        "bleu_tokenize": bleu_tokenize,
+        "bleu_lowercase": bleu_lowercase,
+        "chrf_char_order": chrf_char_order,
+        "chrf_word_order": chrf_word_order,
         "quality_weights": quality_weights,
     }
     # Checked in milliseconds before the orchestrator starts: a refused request leaves no run.
@@ -286,7 +311,7 @@ def evaluate_batch(
         task=run.task,
         examples=examples,
         predictions=predictions,
-        options=ScoringOptions(**run.config["options"]),
+        options=ScoringOptions.from_config(run.config["options"]),
         processes=processes,
     )
     with transaction(rt.sessions) as session:
@@ -394,6 +419,10 @@ def evaluate_model_version(
     force: bool = False,
     batch_size: int | None = None,
     use_stemmer: bool = True,
+    bleu_tokenize: str = "13a",
+    bleu_lowercase: bool = False,
+    chrf_char_order: int = 6,
+    chrf_word_order: int = 0,
     quality_weights: str | None = None,
     run_id: str | None = None,
 ) -> EvaluationOutcome:
@@ -418,6 +447,10 @@ def evaluate_model_version(
             batch_size=batch_size,
             use_stemmer=use_stemmer,
             quality_weights=quality_weights,
+            bleu_tokenize=bleu_tokenize,
+            bleu_lowercase=bleu_lowercase,
+            chrf_char_order=chrf_char_order,
+            chrf_word_order=chrf_word_order,
         )
         # The predictions file is read inside the task: Prefect walks every task parameter.
         prepared = prepare_evaluation(organization, actor, request, predictions_path)

@@ -95,17 +95,31 @@ def print_comparison(console: Console, result: RunComparison | StoredComparison)
             continue
         table.add_row(
             name,
-            _with_ci(metrics_a.get(name)),
-            _with_ci(metrics_b.get(name)),
+            _with_ci(metrics_a.get(name)) if name in metrics_a else fmt(row.a),
+            _with_ci(metrics_b.get(name)) if name in metrics_b else fmt(row.b),
             f"{fmt(row.difference)} {_ci(row.ci_low, row.ci_high)}",
             _p(row.p_value),
             _verdict(row),
         )
     console.print(table)
-    for test in result.mcnemar:
+    if result.quality_weights is not None:
+        weights = ", ".join(f"{k}={v:g}" for k, v in result.quality_weights.weights.items())
+        origin = (
+            "both runs' weights"
+            if result.quality_weights.source == "runs"
+            else f"declared weights of {result.quality_weights.agent_type} (the runs' differ)"
+        )
+        console.print(f"quality_score for both runs: {weights} ({origin})")
+    if result.labels:
         console.print(
-            f"McNemar on {test.metric}: only A right {test.only_a_correct}, only B right "
-            f"{test.only_b_correct}, exact p = {test.p_value:.3g}"
+            f"classes: the dataset version's label set ({len(result.labels)}), the same for both"
+        )
+    for test in result.mcnemar:
+        where = f" in slice {test.slice}" if test.slice else ""
+        holm = f", Holm p = {test.p_value_holm:.3g}" if test.p_value_holm is not None else ""
+        console.print(
+            f"McNemar on {test.metric}{where}: only A right {test.only_a_correct}, only B right "
+            f"{test.only_b_correct}, exact p = {test.p_value:.3g}{holm}"
         )
     per_slice = [row for row in result.slices if row.name == "quality_score"]
     if per_slice:
@@ -148,3 +162,38 @@ def print_run(console: Console, run: EvaluationDetail, *, slices: bool = False) 
                         group.slice, m.name, fmt(m.value), _ci(m.ci_low, m.ci_high), str(m.n)
                     )
         console.print(by_slice)
+        total = len(run.labels or [])
+        for group in run.slices:
+            present = group.averaged_over
+            if present is not None and len(present) < total:
+                console.print(
+                    f"slice {group.slice}: macro averages over the {len(present)} of {total}"
+                    f" labels present in it ({', '.join(present)})"
+                )
+    if slices and run.confusion_matrix is not None:
+        print_confusion(console, run)
+    if slices and run.scoring_signatures:
+        for name, signature in sorted(run.scoring_signatures.items()):
+            console.print(f"{name}: {signature}", highlight=False)
+
+
+def print_confusion(console: Console, run: EvaluationDetail) -> None:
+    """The confusion matrix over the label set: rows expected, columns predicted."""
+    matrix = run.confusion_matrix
+    if matrix is None:
+        return
+    strays = any(matrix.out_of_set)
+    table = Table(
+        "expected \\ predicted",
+        *matrix.labels,
+        *(["out of set"] if strays else []),
+        title="confusion matrix (label set × label set)",
+    )
+    for label, row, outside in zip(matrix.labels, matrix.matrix, matrix.out_of_set, strict=True):
+        table.add_row(label, *map(str, row), *([str(outside)] if strays else []))
+    console.print(table)
+    if matrix.out_of_set_values:
+        values = ", ".join(
+            f"{value!r} ×{count}" for value, count in matrix.out_of_set_values.items()
+        )
+        console.print(f"predictions outside the label set (counted as errors): {values}")

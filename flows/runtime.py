@@ -10,13 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
-from models.db.migrate import upgrade
+from models.db.migrate import ensure_schema
 from models.settings import RegistrySettings, StorageSettings
+from pipelines.golden_datasets.validation import DEFAULT_MAX_ROW_BYTES
 from pipelines.organizations import ensure_provider
 
 
@@ -38,6 +40,16 @@ class EvaluationSettings(BaseSettings):
     """Slug of the provider organisation created with the schema (`STREAMFLOW_EVAL_PROVIDER`)."""
 
 
+class DatasetSettings(BaseSettings):
+    """Limits of golden dataset imports (`STREAMFLOW_DATASET_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_DATASET_", extra="ignore")
+
+    max_row_bytes: int = Field(default=DEFAULT_MAX_ROW_BYTES, ge=1)
+    """Largest row an import accepts: UTF-8 bytes of its normalised id, input, expected, slice
+    and tags together (`STREAMFLOW_DATASET_MAX_ROW_BYTES`)."""
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Opened resources of this process."""
@@ -55,7 +67,7 @@ def runtime() -> Runtime:
     storage = StorageSettings()
     storage.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(storage.resolved_database_url())
-    upgrade(engine)
+    ensure_schema(engine, migration_url=storage.resolved_migration_url())
     evaluation = EvaluationSettings()
     sessions = make_sessionmaker(engine)
     # The README's commands work in the order written: the provider exists from the start.

@@ -20,7 +20,17 @@ class StorageSettings(BaseSettings):
     home: Path = Path(".streamflow")
     """Folder for the embedded default's files (`STREAMFLOW_HOME`)."""
     database_url: str | None = None
-    """SQLAlchemy URL, e.g. `postgresql+psycopg://app@db/streamflow`; default SQLite under home."""
+    """SQLAlchemy URL, e.g. `postgresql+psycopg://streamflow_worker@db/streamflow`; default SQLite
+    under home. On PostgreSQL its login acts for the platform (a member of `streamflow_system`)."""
+    database_migration_url: str | None = None
+    """URL of the schema owner's login, which alone migrates (`streamflow db upgrade`); unset:
+    `database_url` migrates (the embedded default). Leave it unset where the API runs."""
+
+    def resolved_migration_url(self) -> str | None:
+        """The schema owner's URL, when it differs from the database URL in force."""
+        if not self.database_migration_url:
+            return None
+        return normalize_database_url(self.database_migration_url)
 
     def resolved_database_url(self) -> str:
         """The database URL in force: the configured one or the embedded SQLite file."""

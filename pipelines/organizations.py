@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from sqlalchemy.orm import Session
 
@@ -96,3 +97,16 @@ def ensure_provider(session: Session, *, slug: str, actor: str) -> Organization:
         session, slug=slug, name=slug, kind=OrganizationKind.PROVIDER, actor=actor
     )
     return organization
+
+
+def all_organizations(session: Session) -> list[Organization]:
+    """Every organisation by slug: the provider's pickers (a few thousand at most)."""
+    return OrganizationRepository(session).list()
+
+
+def organization_slug(session: Session, organization_id: uuid.UUID) -> str:
+    """The slug of the organisation with this id."""
+    organization = OrganizationRepository(session).get(organization_id)
+    if organization is None:
+        raise NotFound(f"organization {organization_id} not found", field="organization")
+    return organization.slug

@@ -46,6 +46,37 @@ def _create_postgres_database(template: str | None = None) -> tuple[str, str]:
     return name, _postgres_url(name)
 
 
+TENANT_LOGIN = "streamflow_test_tenant"
+"""Login the API's tenant requests use in tests: a member of `streamflow_app`, like production's."""
+PLATFORM_LOGIN = "streamflow_test_platform"
+"""Login the API's provider requests use in tests: a member of `streamflow_system`."""
+
+
+def ensure_test_logins() -> None:
+    """Create the tests' logins once per server (roles are server-wide; other checkouts share
+    them, so never drop or alter them). The migration creates the roles they join."""
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        logins = ((TENANT_LOGIN, "streamflow_app"), (PLATFORM_LOGIN, "streamflow_system"))
+        for login, role in logins:
+            connection.execute(
+                f"""
+                DO $$
+                BEGIN
+                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{login}') THEN
+                        CREATE ROLE {login} LOGIN IN ROLE {role};
+                    END IF;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                END
+                $$
+                """
+            )
+
+
+def as_login(url: str, login: str) -> str:
+    """`url` with another user (trust authentication on the test server)."""
+    return make_url(url).set(username=login, password=None).render_as_string(hide_password=False)
+
+
 def _drop_postgres_database(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -111,6 +142,8 @@ def build_template(
     engine = make_engine(url)
     try:
         upgrade(engine)
+        if backend == "postgresql":
+            ensure_test_logins()
         if seed is not None:
             seed(engine)
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 import redis.asyncio
@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.deps import AddressLimited, StateDep
 from api.errors import problem_response, problem_responses
 from models.cache.client import async_health_check
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.repositories.health import ping
 from models.db.tables import EVALUATION_STATUSES
@@ -52,13 +51,16 @@ def _database_answers(sessions: sessionmaker[Session]) -> bool:
 
 
 async def components_down(
-    sessions: sessionmaker[Session], redis_client: redis.asyncio.Redis[bytes] | None
+    sessions: Sequence[sessionmaker[Session]], redis_client: redis.asyncio.Redis[bytes] | None
 ) -> list[str]:
-    """Names of the dependencies that do not answer now: `database`, `redis` (if configured)."""
+    """Names of the dependencies that do not answer now: `database` (any of its logins),
+    `redis` (if configured)."""
     down = []
     # The database driver blocks; keep the event loop free while it connects or times out.
-    if not await asyncio.to_thread(_database_answers, sessions):
-        down.append("database")
+    for logins in sessions:
+        if not await asyncio.to_thread(_database_answers, logins):
+            down.append("database")
+            break
     if redis_client is not None and not await async_health_check(redis_client):
         down.append("redis")
     return down
@@ -71,7 +73,6 @@ def evaluation_runs_by_status(sessions: sessionmaker[Session]) -> dict[str, int]
     """
     try:
         with sessions() as session, session.begin():
-            set_row_scope(session, scope=SYSTEM_SCOPE)
             counts = EvaluationRepository(session).count_by_status()
     except Exception as error:
         log.warning("metrics.database_down", error_type=type(error).__name__)
@@ -109,7 +110,10 @@ def healthz() -> Health:
 )
 async def readyz(request: Request, state: StateDep) -> Response:
     """Readiness: the database answers `SELECT 1` and, when configured, Redis answers PING."""
-    down = await components_down(state.sessions, state.redis)
+    logins = [state.sessions]
+    if state.tenant_engine is not state.engine:
+        logins.append(state.tenant_sessions)
+    down = await components_down(logins, state.redis)
     if down:
         return problem_response(
             request,

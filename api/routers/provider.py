@@ -15,6 +15,7 @@ from api.deps import Cursor, Limit, Provider, ProviderContext, StateDep, page_si
 from api.edge import SignedRoute
 from api.errors import problem_responses
 from api.idempotency import Idempotent, respond
+from api.launching import launch_or_fail
 from api.schemas.common import Instant, Page, RunId
 from api.schemas.provider import (
     ApiKeyCreate,
@@ -29,11 +30,9 @@ from api.schemas.provider import (
     Tenant,
     TenantCreate,
 )
-from api.state import ApiState
-from models.db.engine import SYSTEM_SCOPE, set_row_scope
 from pipelines.access.service import issue_tenant_api_key, set_tenant_suspended
 from pipelines.audit.service import audit_log_page
-from pipelines.evaluation.service import launch_failed, run_progress, start_evaluation
+from pipelines.evaluation.service import run_progress, start_evaluation
 from pipelines.notices.service import (
     create_notice_view,
     notice_views_page,
@@ -180,7 +179,7 @@ def launch_evaluation(
                 "run_id": str(started.run.id),
             }
             background.add_task(
-                _launch_or_fail, state, parameters, started.run.organization_id, ctx.actor
+                launch_or_fail, state, parameters, started.run.organization_id, ctx.actor
             )
         return EvaluationStarted.of(started)
 
@@ -192,24 +191,6 @@ def launch_evaluation(
         status_code=202,
         produce=start,
     )
-
-
-def _launch_or_fail(
-    state: ApiState, parameters: dict[str, Any], organization_id: uuid.UUID, actor: str
-) -> None:
-    """Launch a committed run's flow; if the launch fails, the run is failed with the reason."""
-    try:
-        state.launcher.launch(parameters)
-    except Exception as error:
-        with state.sessions() as session, session.begin():
-            set_row_scope(session, scope=SYSTEM_SCOPE)
-            launch_failed(
-                session,
-                organization_id=organization_id,
-                run_id=uuid.UUID(parameters["run_id"]),
-                actor=actor,
-                error=error,
-            )
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationStatus, responses=ONE_ERRORS)

@@ -22,13 +22,21 @@ def import_(
     ],
     name: Annotated[str, typer.Option(help="Golden dataset name.")],
     task: Annotated[Task, typer.Option(help="What the dataset evaluates.")],
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Classification: the label set, comma-separated (default: the expected "
+            "values); every expected value must be one of them."
+        ),
+    ] = None,
     org: OrgOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import a file as a new immutable version (the same content returns the existing one)."""
-    from flows.runtime import cli_actor, runtime
+    from flows.runtime import DatasetSettings, cli_actor, runtime
     from pipelines.golden_datasets.service import import_golden_dataset
 
+    declared = None if labels is None else labels.split(",")
     with session() as opened:
         imported = import_golden_dataset(
             opened,
@@ -39,12 +47,15 @@ def import_(
             data=file.read_bytes(),
             filename=file.name,
             storage_dir=runtime().storage.golden_dataset_dir,
+            labels=declared,
+            max_row_bytes=DatasetSettings().max_row_bytes,
         )
         result: dict[str, Any] = {
             "dataset": imported.dataset.name,
             "version": imported.version.version,
             "rows": imported.version.row_count,
             "content_hash": imported.version.content_hash,
+            "labels": imported.version.label_set,
             "created": imported.created,
         }
     emit(result, as_json=as_json, render=_imported)
@@ -55,6 +66,8 @@ def _imported(console: Console, r: dict[str, Any]) -> None:
     console.print(
         f"{verb} {r['dataset']}@{r['version']}: {r['rows']} rows, sha256 {r['content_hash'][:12]}"
     )
+    if r.get("labels"):
+        console.print(f"label set ({len(r['labels'])}): {', '.join(r['labels'])}")
 
 
 @app.command("list")
@@ -138,6 +151,7 @@ def show(
                 for v in versions
             ],
             "shown_version": chosen.version,
+            "labels": _labels(dataset.task, chosen, frame),
             "slices": chosen.slice_counts,
             "head": frame.head(5).to_dict(orient="records"),
         }
@@ -163,10 +177,21 @@ def _dataset(console: Console, r: dict[str, Any]) -> None:
     for name, count in sorted(r["slices"].items()):
         slices.add_row(name, str(count))
     console.print(slices)
+    if r.get("labels"):
+        console.print(f"label set ({len(r['labels'])}): {', '.join(r['labels'])}")
     head = Table("id", "input", "expected", title="first rows")
     for row in r["head"]:
         head.add_row(str(row["id"]), str(row["input"])[:80], str(row["expected"])[:60])
     console.print(head)
+
+
+def _labels(task: str, version: Any, frame: Any) -> list[str] | None:
+    """A classification version's label set (stored, or its expected values)."""
+    from pipelines.golden_datasets.service import version_labels
+
+    if task != "classification":
+        return None
+    return list(version_labels(version, frame["expected"].astype(str).tolist()))
 
 
 @app.command("diff")

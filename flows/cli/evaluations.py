@@ -37,6 +37,14 @@ def run(
     force: Annotated[bool, typer.Option(help="Recompute even if the same run exists.")] = False,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Examples per batch task.")] = None,
     stemmer: Annotated[bool, typer.Option(help="Porter stemming for ROUGE.")] = True,
+    bleu_tokenize: Annotated[
+        str, typer.Option(help="sacrebleu tokenizer for BLEU: 13a, intl, char, zh or none.")
+    ] = "13a",
+    bleu_lowercase: Annotated[bool, typer.Option(help="Lowercase texts for BLEU.")] = False,
+    chrf_char_order: Annotated[int, typer.Option(help="chrF character n-gram order.")] = 6,
+    chrf_word_order: Annotated[
+        int, typer.Option(help="chrF word n-gram order (2 gives chrF++).")
+    ] = 0,
     quality_weights: Annotated[
         str | None, typer.Option(help="e.g. 'rougeL_f=0.5,chrf=0.5'.")
     ] = None,
@@ -64,6 +72,10 @@ def run(
             force=force,
             batch_size=batch_size,
             use_stemmer=stemmer,
+            bleu_tokenize=bleu_tokenize,
+            bleu_lowercase=bleu_lowercase,
+            chrf_char_order=chrf_char_order,
+            chrf_word_order=chrf_word_order,
             quality_weights=quality_weights,
             announce=announce,
         )
@@ -104,7 +116,8 @@ def _print_detail(console: Console, detail: EvaluationDetail, *, slices: bool) -
 
 @app.command("show")
 def show(run: Run, org: OrgOption = None, as_json: JsonOption = False) -> None:
-    """Show a run: subject, dataset, metrics with CIs, per slice (`--json`: the API's document)."""
+    """Show a run: metrics with CIs, per slice, the confusion matrix (`--json`: the API's
+    document)."""
     emit(
         _detail(run, org),
         as_json=as_json,
@@ -197,7 +210,9 @@ def compare(
     org: OrgOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Paired comparison of run B against run A: bootstrap CIs, McNemar, per-slice Holm."""
+    """Paired comparison of run B against run A: bootstrap CIs, McNemar, per-slice Holm.
+
+    Refused when the runs were scored with different options or label sets."""
     from flows.reporting import print_comparison
     from pipelines.evaluation.views import compare_runs, comparison
 

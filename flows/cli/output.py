@@ -187,6 +187,9 @@ def error_line(error: BaseException) -> str | None:
             hint = HINTS.get(error.field)
             return f"{error}; {hint}" if hint else str(error)
         return f"{flag(error.field)}: {error}"
+    migrate = sys.modules.get("models.db.migrate")
+    if migrate is not None and isinstance(error, migrate.SchemaNotMigrated):
+        return str(error)
     if isinstance(error, (GoldenDatasetInvalid, *registry_errors)):
         return str(error)
     return None

@@ -40,6 +40,7 @@ def up(
     ]
     console.print("worker        serving StreamFlow's deployments", highlight=False)
     console.print(f"api           http://{host}:{port}/docs", highlight=False)
+    console.print(f"dashboards    http://{host}:{port}/dashboards", highlight=False)
     console.print("Ctrl-C stops them.", highlight=False)
     failed = False
     try:

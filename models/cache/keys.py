@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-DOCUMENT_VERSION = "v1"
+DOCUMENT_VERSION = "v2"
 """Version of the cached documents' shape; bump it when their fields change."""
 
 

@@ -79,6 +79,13 @@ class AdoptionBasis(StrEnum):
     USERS = "users"
 
 
+class ProviderRole(StrEnum):
+    """What a provider user may do in the dashboards: everything, or read only."""
+
+    ADMIN = "admin"
+    ANALYST = "analyst"
+
+
 def check_in(column: str, values: type[StrEnum]) -> str:
     """The SQL of a CHECK constraint keeping `column` to the enumeration's values."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

@@ -28,6 +28,7 @@ from models.db.enums import (
     OrganizationKind,
     OrganizationStatus,
     PeriodKind,
+    ProviderRole,
     RunStatus,
     check_in,
 )
@@ -128,6 +129,9 @@ class GoldenDatasetVersion(Base):
     storage_path: Mapped[str] = mapped_column(String(500))
     source_filename: Mapped[str] = mapped_column(String(500))
     slice_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    label_set: Mapped[list[str] | None] = mapped_column(default=None)
+    """Classification: the declared label set, sorted (null for text generation, and for
+    versions imported before label sets were stored: their `expected` values are the set)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -164,6 +168,10 @@ class EvaluationRun(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(100), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    scoring_signatures: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    """What the metrics equal: sacrebleu signatures, rouge-score / scikit-learn versions."""
+    confusion_matrix: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    """Classification, once completed: counts over the label set (see `ConfusionMatrix`)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -426,3 +434,43 @@ class TenantProfitability(Base):
     ai_cost_breakdown: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
     explanation: Mapped[dict[str, Any]] = mapped_column()
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderUser(Base):
+    """A person at the provider who signs in to the dashboards, with a role."""
+
+    __tablename__ = "provider_users"
+    __table_args__ = (CheckConstraint(check_in("role", ProviderRole), name="role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DashboardSession(Base):
+    """A signed-in browser: a provider user, or a tenant that exchanged an API key for it.
+
+    Looked up by the hash of its cookie, never by the cookie itself.
+    """
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (
+        CheckConstraint(
+            "(user_id IS NULL) <> (organization_id IS NULL)", name="one_kind_of_signed_in"
+        ),
+    )
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("provider_users.id", ondelete="CASCADE"), index=True, default=None
+    )
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True, default=None
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -156,25 +156,50 @@ def api_keys_page(
     return as_paged(page, lambda key: key)
 
 
+REFUSALS = {
+    "unknown": "unknown API key",
+    "revoked": "this API key was revoked",
+    "expired": "this API key has expired",
+    "suspended": "this organisation is suspended; contact the provider",
+}
+"""Why a key does not authenticate, in the words the caller gets."""
+
+
+def enter_key_scope(session: Session, presented: str) -> None:
+    """Scope the transaction to the organisation of the presented key, or Unauthenticated.
+
+    On PostgreSQL the database checks the key and scopes the transaction itself, so a tenant
+    session sees its own organisation's rows only with one of its valid keys; elsewhere the
+    queries' own scoping is all there is (nothing to do here).
+    """
+    if "\x00" in presented:  # no key holds one, and the database refuses the character
+        raise Unauthenticated(REFUSALS["unknown"])
+    verdict = ApiKeyRepository(session).enter_scope(presented.strip())
+    if verdict is not None and verdict != "ok":
+        raise Unauthenticated(REFUSALS.get(verdict, REFUSALS["unknown"]))
+
+
 def authenticate(session: Session, presented: str, *, now: datetime) -> Principal:
-    """The principal behind a presented key, or Unauthenticated."""
+    """The principal behind a presented key, or Unauthenticated; the transaction is then scoped
+    to its organisation (see `enter_key_scope`)."""
     parts = presented.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != "sf" or not parts[1] or not parts[2]:
         raise Unauthenticated(
             "the API key is malformed; send `Authorization: Bearer sf_<prefix>_<secret>`"
         )
+    enter_key_scope(session, presented)
     found = ApiKeyRepository(session).by_prefix(parts[1])
     if found is None:
-        raise Unauthenticated("unknown API key")
+        raise Unauthenticated(REFUSALS["unknown"])
     key, organization = found
     if not hmac.compare_digest(key.key_hash, _hash(presented.strip())):
-        raise Unauthenticated("unknown API key")
+        raise Unauthenticated(REFUSALS["unknown"])
     if key.revoked_at is not None:
-        raise Unauthenticated("this API key was revoked")
+        raise Unauthenticated(REFUSALS["revoked"])
     if key.expires_at is not None and key.expires_at <= now:
-        raise Unauthenticated("this API key has expired")
+        raise Unauthenticated(REFUSALS["expired"])
     if organization.status != "active":
-        raise Unauthenticated("this organisation is suspended; contact the provider")
+        raise Unauthenticated(REFUSALS["suspended"])
     return Principal(
         organization_id=organization.id,
         organization_slug=organization.slug,
@@ -188,8 +213,8 @@ def authenticate(session: Session, presented: str, *, now: datetime) -> Principa
 def record_key_use(session: Session, principal: Principal, *, now: datetime) -> None:
     """Write `last_used_at`, at most once per `LAST_USED_RESOLUTION` per key.
 
-    Called once the transaction is scoped to the key's organisation: row-level security lets
-    an organisation write only its own keys.
+    Called in the transaction `authenticate` scoped to the key's organisation: row-level
+    security lets an organisation write only its own keys (and of them only these columns).
     """
     last = principal.last_used_at
     if last is None or now - last >= LAST_USED_RESOLUTION:

@@ -8,20 +8,45 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.evaluation.classification import classes_of, confusion_matrix
-from pipelines.evaluation.scoring import ALL_EXAMPLES, CLASSIFICATION, MetricRow
+from pipelines.evaluation.classification import confusion_matrix, out_of_set_counts
+from pipelines.evaluation.scoring import ALL_EXAMPLES, MetricRow
 
 INTERVALS = "intervals.json"
 SLICES = "metrics_by_slice.csv"
 CONFUSION_MATRIX = "confusion_matrix.json"
 EXAMPLES = "examples.parquet"
+STRAY_VALUES_SHOWN = 20
+"""Out-of-set predicted values a confusion matrix lists (the most frequent)."""
+
+
+def confusion_document(scores: pd.DataFrame, labels: Sequence[str]) -> dict[str, Any]:
+    """The confusion matrix over the label set (rows expected, columns predicted), with the
+    predictions outside the set counted per expected label and the most frequent stray values.
+
+    The shape of `read_models.ConfusionMatrix`.
+    """
+    expected = scores["label"].astype(str).tolist()
+    predicted = scores["prediction"].astype(str).tolist()
+    per_label, strays = out_of_set_counts(expected, predicted, labels)
+    frequent = sorted(strays.items(), key=lambda item: (-item[1], item[0]))[:STRAY_VALUES_SHOWN]
+    return {
+        "labels": list(labels),
+        "rows": "expected label",
+        "columns": "predicted label",
+        "matrix": confusion_matrix(expected, predicted, labels).tolist(),
+        "out_of_set": per_label,
+        "out_of_set_values": dict(frequent),
+    }
 
 
 def documents(
-    task: str, options: Mapping[str, Any], metrics: Sequence[MetricRow], scores: pd.DataFrame
+    task: str,
+    options: Mapping[str, Any],
+    metrics: Sequence[MetricRow],
+    confusion: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """JSON artifacts: the overall intervals with how they were computed, and for
-    classification the confusion matrix (rows expected, columns predicted)."""
+    classification the confusion matrix (`confusion_document`)."""
     found: dict[str, Any] = {
         INTERVALS: {
             "method": "percentile bootstrap over examples",
@@ -35,16 +60,8 @@ def documents(
             },
         }
     }
-    if task == CLASSIFICATION and {"label", "prediction"} <= set(scores.columns):
-        labels = scores["label"].astype(str).tolist()
-        predictions = scores["prediction"].astype(str).tolist()
-        classes = classes_of(labels, predictions)
-        found[CONFUSION_MATRIX] = {
-            "labels": list(classes),
-            "rows": "expected label",
-            "columns": "predicted label",
-            "matrix": confusion_matrix(labels, predictions, classes).tolist(),
-        }
+    if confusion is not None:
+        found[CONFUSION_MATRIX] = {"task": task, **confusion}
     return found
 
 

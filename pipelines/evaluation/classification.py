@@ -1,9 +1,21 @@
 """Per-example classification scores and the suite of accuracy / precision / recall / F1.
 
-Values match scikit-learn's `accuracy_score` and `precision_recall_fscore_support(labels,
-predictions, labels=classes, average=..., zero_division=0)`. The sufficient statistics per
-example are one-hot indicators of its true class, its predicted class and a hit on the diagonal
-(the confusion matrix's margins and diagonal, O(classes) rather than O(classes²) columns).
+The classes are the dataset version's label set, the same for every run on it; a prediction
+outside the set is wrong and is nobody's prediction (it never adds a class). Values match
+scikit-learn:
+
+* accuracy: `accuracy_score(labels, predictions)`;
+* per class: `precision_recall_fscore_support(labels, predictions, labels=classes,
+  average=None, zero_division=np.nan)`: a value whose denominator is zero is undefined (NaN,
+  shown as null): precision of a class never predicted, recall of a class with no support, F1
+  of a class neither present nor predicted;
+* macro: the same with `labels=` the classes *with support* in the examples scored (a slice, a
+  resample) and `zero_division=0`, so a class absent from a slice does not count as F1 = 0;
+* micro and weighted: `labels=classes`, `zero_division=0` (classes without support weigh 0).
+
+The sufficient statistics per example are one-hot indicators of its true class, its predicted
+class and a hit on the diagonal (the confusion matrix's margins and diagonal, O(classes) rather
+than O(classes²) columns).
 """
 
 from __future__ import annotations
@@ -81,10 +93,26 @@ def confusion_matrix(
     return cells.reshape(k, k).astype(np.int64)
 
 
-def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
-    """numerator / denominator, 0 where the denominator is 0 (zero_division=0)."""
+def out_of_set_counts(
+    labels: Sequence[str], predictions: Sequence[str], classes: Sequence[str]
+) -> tuple[list[int], dict[str, int]]:
+    """Predictions outside `classes`: how many per true class (in `classes` order), and how
+    often each stray value was predicted."""
+    classes = _check_classes(classes)
+    true, pred = _indices(labels, classes), _indices(predictions, classes)
+    outside = pred < 0
+    per_class = np.bincount(true[outside & (true >= 0)], minlength=len(classes))
+    strays: dict[str, int] = {}
+    for value, is_outside in zip(predictions, outside.tolist(), strict=True):
+        if is_outside:
+            strays[value] = strays.get(value, 0) + 1
+    return [int(count) for count in per_class], strays
+
+
+def _divide(numerator: FloatArray, denominator: FloatArray, undefined: float = 0.0) -> FloatArray:
+    """numerator / denominator, `undefined` where the denominator is 0 (zero_division)."""
     safe = np.where(denominator == 0, 1.0, denominator)
-    return np.where(denominator == 0, 0.0, numerator / safe)
+    return np.where(denominator == 0, undefined, numerator / safe)
 
 
 class ClassificationSuite:
@@ -101,6 +129,11 @@ class ClassificationSuite:
     def names(self) -> tuple[str, ...]:
         """Summary metric names, then precision[c], recall[c], f1[c] for each class c."""
         return self._names
+
+    def averaged_over(self, scores: pd.DataFrame) -> tuple[str, ...]:
+        """The classes macro averages of `scores` run over: those with support in them."""
+        present = set(scores["label"].astype(str))
+        return tuple(c for c in self.classes if c in present)
 
     def statistics(self, scores: pd.DataFrame) -> FloatArray:
         """Per example: [1, correct, true one-hot (K), predicted one-hot (K), hit one-hot (K)]."""
@@ -127,12 +160,30 @@ class ClassificationSuite:
         precision = _divide(hit, pred)
         recall = _divide(hit, true)
         f1 = _divide(2.0 * hit, true + pred)
-        per_class = np.stack([precision, recall, f1], axis=2)  # (R, K, 3)
+        undefined = np.nan
+        per_class = np.stack(
+            [
+                _divide(hit, pred, undefined),
+                _divide(hit, true, undefined),
+                _divide(2.0 * hit, true + pred, undefined),
+            ],
+            axis=2,
+        )  # (R, K, 3)
 
+        # Macro averages run over the classes with support in these examples.
+        present = true > 0
+        counted = present.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            macro = np.stack(
+                [(m * present).sum(axis=1) / counted for m in (precision, recall, f1)], axis=1
+            )
+        macro[counted == 0] = np.nan
+
+        zeroed = np.stack([precision, recall, f1], axis=2)
         support = true.sum(axis=1, keepdims=True)
         # scikit-learn falls back to the unweighted mean when every support is zero.
         weights = np.where(support > 0, true, 1.0)
-        weighted = (per_class * weights[:, :, None]).sum(axis=1) / weights.sum(axis=1)[:, None]
+        weighted = (zeroed * weights[:, :, None]).sum(axis=1) / weights.sum(axis=1)[:, None]
 
         hit_all, true_all, pred_all = hit.sum(axis=1), true.sum(axis=1), pred.sum(axis=1)
         micro = np.stack(
@@ -148,7 +199,7 @@ class ClassificationSuite:
         return np.column_stack(
             [
                 accuracy,
-                per_class.mean(axis=1),
+                macro,
                 micro,
                 weighted,
                 per_class.reshape(len(sums), 3 * k),

@@ -86,8 +86,13 @@ class TextGenerationSuite:
     `score_text_generation`.
     """
 
-    def __init__(self, mean_columns: Sequence[str]) -> None:
+    def __init__(
+        self, mean_columns: Sequence[str], chrf_columns: Sequence[str] = CHRF_STAT_COLUMNS
+    ) -> None:
         self._means = MeanSuite(mean_columns)
+        self._chrf_columns = tuple(chrf_columns)
+        if not self._chrf_columns or len(self._chrf_columns) % 3:
+            raise ValueError("chrF statistics come in (hyp, ref, match) triples per order")
         clash = {"bleu", "chrf"} & set(self._means.names)
         if clash:
             raise ValueError(f"{sorted(clash)} are corpus metrics here, not mean columns")
@@ -100,7 +105,7 @@ class TextGenerationSuite:
 
     def statistics(self, scores: pd.DataFrame) -> FloatArray:
         """The mean statistics, then the BLEU and chrF sufficient statistics."""
-        corpus = scores.loc[:, [*BLEU_STAT_COLUMNS, *CHRF_STAT_COLUMNS]].to_numpy(np.float64)
+        corpus = scores.loc[:, [*BLEU_STAT_COLUMNS, *self._chrf_columns]].to_numpy(np.float64)
         return np.column_stack([self._means.statistics(scores), corpus])
 
     def finalize(self, sums: FloatArray) -> FloatArray:

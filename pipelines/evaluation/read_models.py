@@ -102,6 +102,29 @@ class SliceMetrics(ReadModel):
 
     slice: str = Field(examples=["billing"])
     metrics: list[Metric]
+    averaged_over: list[str] | None = Field(
+        default=None,
+        description="Classification: the labels of the label set with support in this slice, "
+        "which its macro precision, recall and F1 average over; null for text generation.",
+        examples=[["billing", "refund"]],
+    )
+
+
+class ConfusionMatrix(ReadModel):
+    """Counts of (expected label, predicted label) over the dataset version's label set."""
+
+    labels: list[str] = Field(description="The label set: row and column order.")
+    rows: str = Field(default="expected label")
+    columns: str = Field(default="predicted label")
+    matrix: list[list[int]] = Field(description="matrix[i][j]: expected labels[i], predicted j.")
+    out_of_set: list[int] = Field(
+        description="Per expected label: predictions outside the label set (counted as errors, "
+        "never as a class)."
+    )
+    out_of_set_values: dict[str, int] = Field(
+        default_factory=dict,
+        description="The most frequent predicted values outside the label set, with counts.",
+    )
 
 
 class Progress(ReadModel):
@@ -121,6 +144,24 @@ class EvaluationDetail(EvaluationSummary):
     quality_score: Metric | None
     metrics: list[Metric] = Field(description="Overall metrics.")
     slices: list[SliceMetrics]
+    labels: list[str] | None = Field(
+        default=None,
+        description="Classification: the dataset version's label set the run was scored "
+        "against (every run on the version has the same); null for text generation.",
+    )
+    averaged_over: list[str] | None = Field(
+        default=None,
+        description="Classification: the labels with support in the whole dataset, which the "
+        "overall macro averages run over.",
+    )
+    confusion_matrix: ConfusionMatrix | None = Field(
+        default=None, description="Classification runs, once completed."
+    )
+    scoring_signatures: dict[str, str] | None = Field(
+        default=None,
+        description="What the metrics are equal to: sacrebleu signatures of BLEU, sentence "
+        "BLEU and chrF, and rouge-score's version and options; null for runs stored earlier.",
+    )
 
 
 class ExampleScore(ReadModel):
@@ -173,6 +214,11 @@ class McNemarTest(ReadModel):
     only_a_correct: int
     only_b_correct: int
     p_value: float
+    slice: str = Field(default="", description='"" for the whole dataset.')
+    n: int | None = Field(default=None, description="Paired examples tested.")
+    p_value_holm: float | None = Field(
+        default=None, description="Per slice: Holm-adjusted across the slices."
+    )
 
 
 class RunRef(ReadModel):
@@ -181,6 +227,18 @@ class RunRef(ReadModel):
     id: uuid.UUID
     subject: str
     metrics: list[Metric] = Field(default_factory=list, description="The run's overall metrics.")
+
+
+class QualityWeightsUsed(ReadModel):
+    """The one weighting a comparison computes both runs' quality scores with."""
+
+    agent_type: str
+    weights: dict[str, float]
+    source: str = Field(
+        description="`runs`: both runs were evaluated with these weights; `declared`: the "
+        "runs' weights differ, so the current declared weighting of run B's agent type is used "
+        "for both."
+    )
 
 
 class RunComparison(ReadModel):
@@ -193,3 +251,46 @@ class RunComparison(ReadModel):
     overall: list[MetricDifference]
     slices: list[MetricDifference]
     mcnemar: list[McNemarTest]
+    labels: list[str] | None = Field(
+        default=None,
+        description="Classification: the dataset version's label set both runs are scored "
+        "against (not what either happened to predict).",
+    )
+    scoring_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The scoring options both runs share (runs that differ are not compared).",
+    )
+    quality_weights: QualityWeightsUsed | None = None
+
+
+class OrganizationRunSummary(EvaluationSummary):
+    """A run as the provider lists it, across organisations: with the organisation's slug."""
+
+    organization: str = Field(examples=["acme"])
+
+
+class PairedExample(ReadModel):
+    """One golden example in two runs: the expected text, both predictions and scores."""
+
+    example_id: str
+    slice: str
+    input: str | None
+    expected: str | None
+    prediction_a: str
+    prediction_b: str
+    score_a: float | None = Field(description="Run A's per-example value of the chosen metric.")
+    score_b: float | None
+    difference: float | None = Field(description="score_b − score_a.")
+
+
+class AliasMove(ReadModel):
+    """An alias of a registered model pointed at a version, at a time (from the audit log)."""
+
+    at: datetime
+    model: str
+    alias: str
+    version: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.alias} → {self.model} v{self.version}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,6 @@ import pandas as pd
 from pipelines.evaluation.metrics import (
     ClassificationSuite,
     TextGenerationSuite,
-    classes_of,
     score_classification,
     score_text_generation,
 )
@@ -32,6 +32,8 @@ from pipelines.evaluation.statistics import (
     paired_bootstrap_by_slice,
 )
 from pipelines.evaluation.suite import MetricSuite
+from pipelines.evaluation.text_metrics import TextMetricOptions
+from pipelines.golden_datasets.canonical import normalise_value
 
 CLASSIFICATION = "classification"
 TEXT_GENERATION = "text_generation"
@@ -39,14 +41,64 @@ ALL_EXAMPLES = ""
 """The slice name of the overall aggregate."""
 
 
+TEXT_NORMALIZATION = "nfc-newlines-strip"
+"""How predictions and references are normalised before scoring (as import does `expected`)."""
+LEGACY_NORMALIZATION = "none"
+"""Runs stored before predictions were normalised."""
+
+
 @dataclass(frozen=True)
 class ScoringOptions:
-    """How examples are scored and aggregated; part of an evaluation's identity."""
+    """How examples are scored and aggregated; part of an evaluation's identity.
+
+    `SCORING_FIELDS` change per-example scores: runs compare only when they agree on them.
+    The others (resamples, confidence, seed) shape the intervals only.
+    """
 
     use_stemmer: bool = True
     n_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    bleu_tokenize: str = "13a"
+    bleu_lowercase: bool = False
+    chrf_char_order: int = 6
+    chrf_word_order: int = 0
+    text_normalization: str = TEXT_NORMALIZATION
+
+    def __post_init__(self) -> None:
+        self.text_metrics()  # refuses unknown tokenizers and orders out of range
+
+    def text_metrics(self) -> TextMetricOptions:
+        """The BLEU and chrF options."""
+        return TextMetricOptions(
+            bleu_tokenize=self.bleu_tokenize,
+            bleu_lowercase=self.bleu_lowercase,
+            chrf_char_order=self.chrf_char_order,
+            chrf_word_order=self.chrf_word_order,
+        )
+
+    @classmethod
+    def from_config(cls, stored: Mapping[str, Any]) -> ScoringOptions:
+        """The options a run stored; a run stored before predictions were normalised (and
+        before BLEU / chrF options existed, at their defaults) says so."""
+        values = dict(stored)
+        values.setdefault("text_normalization", LEGACY_NORMALIZATION)
+        return cls(**values)
+
+    def scoring(self) -> dict[str, object]:
+        """The options that change per-example scores."""
+        return {name: getattr(self, name) for name in SCORING_FIELDS}
+
+
+SCORING_FIELDS: tuple[str, ...] = (
+    "text_normalization",
+    "use_stemmer",
+    "bleu_tokenize",
+    "bleu_lowercase",
+    "chrf_char_order",
+    "chrf_word_order",
+)
+"""Options that change per-example scores (the others shape intervals only)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +123,11 @@ class Comparison:
     mcnemar: tuple[McNemarTest, ...] = field(default_factory=tuple)
 
 
+def normalise_texts(values: Sequence[str]) -> list[str]:
+    """Texts normalised as import normalises `expected` (see `normalise_value`)."""
+    return [normalise_value(str(value)) for value in values]
+
+
 def score_examples(
     task: str,
     *,
@@ -78,26 +135,44 @@ def score_examples(
     expected: Sequence[str],
     use_stemmer: bool = True,
     processes: int = 1,
+    text_options: TextMetricOptions | None = None,
+    normalise: bool = True,
 ) -> pd.DataFrame:
     """Per-example scores, one row per example in input order.
 
+    Predictions and references are first normalised alike (`normalise_value`: NFC, "\\n" line
+    endings, surrounding whitespace stripped), unless `normalise` is False.
     Text generation: ROUGE (P/R/F), exact match, sentence BLEU and chrF, and the sufficient
     statistics of corpus BLEU and chrF. Classification: label, prediction, correct.
     """
+    if normalise:
+        predictions, expected = normalise_texts(predictions), normalise_texts(expected)
     if task == CLASSIFICATION:
         return score_classification(predictions, expected)
     rouge = score_rouge(predictions, expected, use_stemmer=use_stemmer, processes=processes)
-    other = score_text_generation(predictions, expected)
+    other = score_text_generation(
+        predictions, expected, processes=1, options=text_options or TextMetricOptions()
+    )
     return pd.concat([rouge.reset_index(drop=True), other.reset_index(drop=True)], axis=1)
 
 
-def suite_for(task: str, scores: Sequence[pd.DataFrame]) -> MetricSuite:
-    """The metric suite of a task; classification classes span every frame given."""
+def suite_for(
+    task: str,
+    scores: pd.DataFrame | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    options: ScoringOptions | None = None,
+) -> MetricSuite:
+    """The metric suite of a task: classification over the dataset version's label set
+    (`labels`; without it, the expected labels of `scores`), never over what was predicted."""
     if task == CLASSIFICATION:
-        labels = [label for frame in scores for label in frame["label"].astype(str)]
-        predictions = [p for frame in scores for p in frame["prediction"].astype(str)]
-        return ClassificationSuite(classes_of(labels, predictions))
-    return TextGenerationSuite([*ROUGE_COLUMNS, "exact_match"])
+        if not labels:
+            if scores is None or not len(scores):
+                raise ValueError("a classification suite needs the dataset version's label set")
+            labels = sorted(set(scores["label"].astype(str)))
+        return ClassificationSuite(labels)
+    chrf = (options or ScoringOptions()).text_metrics().chrf_columns
+    return TextGenerationSuite([*ROUGE_COLUMNS, "exact_match"], chrf)
 
 
 def summarize(
@@ -107,9 +182,13 @@ def summarize(
     slices: Sequence[str],
     options: ScoringOptions,
     quality: QualityWeights | None,
+    labels: Sequence[str] | None = None,
 ) -> list[MetricRow]:
-    """Every metric with its CI, overall and per non-empty slice; plus the quality score."""
-    suite = suite_for(task, [scores])
+    """Every metric with its CI, overall and per non-empty slice; plus the quality score.
+
+    Classification metrics are over `labels`, the dataset version's label set.
+    """
+    suite = suite_for(task, scores, labels=labels, options=options)
     statistics = suite.statistics(scores)
     parts = {
         ALL_EXAMPLES: bootstrap(
@@ -152,11 +231,16 @@ def compare(
     slices: Sequence[str],
     options: ScoringOptions,
     quality: QualityWeights | None,
+    labels: Sequence[str] | None = None,
 ) -> Comparison:
-    """Paired comparison of two runs whose rows are the same examples in the same order."""
+    """Paired comparison of two runs whose rows are the same examples in the same order.
+
+    Classification metrics of both runs are over `labels`, the dataset version's label set, so
+    what one run happened to predict never changes the other's values.
+    """
     if len(scores_a) != len(scores_b):
         raise ValueError("paired comparison needs the same examples in both runs")
-    suite = suite_for(task, [scores_a, scores_b])
+    suite = suite_for(task, scores_b, labels=labels, options=options)
     stats_a, stats_b = suite.statistics(scores_a), suite.statistics(scores_b)
     overall = _differences(
         ALL_EXAMPLES,
@@ -189,22 +273,47 @@ def compare(
         )
         for slice_name, differences in by_slice.items():
             per_slice += _differences(slice_name, differences)
-    column = "correct" if task == CLASSIFICATION else "exact_match"
-    result = mcnemar(
-        scores_a[column].to_numpy(dtype=float) > 0.5, scores_b[column].to_numpy(dtype=float) > 0.5
-    )
-    test = McNemarTest(
-        metric="accuracy" if task == CLASSIFICATION else "exact_match",
-        only_a_correct=int(result.b),
-        only_b_correct=int(result.c),
-        p_value=float(result.p_value),
-    )
     return Comparison(
         n=len(scores_a),
         overall=tuple(overall),
         slices=tuple(_holm_per_metric(per_slice)),
-        mcnemar=(test,),
+        mcnemar=tuple(mcnemar_tests(task, scores_a, scores_b, slices)),
     )
+
+
+def mcnemar_tests(
+    task: str, scores_a: pd.DataFrame, scores_b: pd.DataFrame, slices: Sequence[str]
+) -> list[McNemarTest]:
+    """McNemar's exact test on accuracy / exact match: overall, then per slice (Holm-adjusted
+    across the slices)."""
+    column = "correct" if task == CLASSIFICATION else "exact_match"
+    metric = "accuracy" if task == CLASSIFICATION else "exact_match"
+    correct_a = scores_a[column].to_numpy(dtype=float) > 0.5
+    correct_b = scores_b[column].to_numpy(dtype=float) > 0.5
+    groups: dict[str, list[int]] = {ALL_EXAMPLES: list(range(len(correct_a)))}
+    per_slice: dict[str, list[int]] = {}
+    for index, name in enumerate(slices):
+        if name:
+            per_slice.setdefault(name, []).append(index)
+    groups.update(sorted(per_slice.items()))
+    tests: list[McNemarTest] = []
+    for name, rows in groups.items():
+        result = mcnemar(correct_a[rows], correct_b[rows])
+        tests.append(
+            McNemarTest(
+                slice=name,
+                metric=metric,
+                only_a_correct=int(result.b),
+                only_b_correct=int(result.c),
+                p_value=float(result.p_value),
+                n=len(rows),
+            )
+        )
+    adjusted = holm([test.p_value for test in tests[1:]]) if len(tests) > 1 else []
+    return [tests[0]] + [
+        test.model_copy(update={"p_value_holm": value})
+        for test, value in zip(tests[1:], adjusted, strict=True)
+    ]
 
 
 def _differences(

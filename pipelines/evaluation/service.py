@@ -43,6 +43,8 @@ from pipelines.evaluation.runs import run_dataset as run_dataset
 from pipelines.evaluation.scoring import (
     ALL_EXAMPLES,
     CLASSIFICATION,
+    LEGACY_NORMALIZATION,
+    SCORING_FIELDS,
     Comparison,
     MetricRow,
     ScoringOptions,
@@ -50,7 +52,12 @@ from pipelines.evaluation.scoring import (
     score_examples,
     summarize,
 )
-from pipelines.golden_datasets.service import load_version_frame, resolve_version
+from pipelines.evaluation.signatures import scoring_signatures
+from pipelines.golden_datasets.service import (
+    load_version_frame,
+    resolve_version,
+    version_labels,
+)
 from pipelines.organizations import get_organization
 
 log = structlog.get_logger()
@@ -293,12 +300,14 @@ def prepare_evaluation(
     else:
         assert request.model_version is not None
         subject_key = f"model:{request.model_version[0]}@{request.model_version[1]}"
-    config = {
+    config: dict[str, Any] = {
         "task": dataset.task,
         "agent_type": request.agent_type,
         "options": asdict(request.options),
         "quality_weights": None if quality is None else dict(quality.weights),
     }
+    if dataset.task == CLASSIFICATION:
+        config["labels"] = list(version_labels(version, examples["expected"].astype(str).tolist()))
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     runs = EvaluationRepository(session)
     now = clock()
@@ -342,6 +351,11 @@ def prepare_evaluation(
             batch_count=batch_count,
             example_count=len(examples),
             flow_run_id=flow_run_id,
+            scoring_signatures=scoring_signatures(
+                dataset.task,
+                request.options.text_metrics(),
+                use_stemmer=request.options.use_stemmer,
+            ),
             created_at=now,
             started_at=now if claim else None,
         )
@@ -448,13 +462,19 @@ def score_batch(
     options: ScoringOptions,
     processes: int = 1,
 ) -> pd.DataFrame:
-    """Per-example scores of one batch (pure; no storage)."""
+    """Per-example scores of one batch (pure; no storage).
+
+    Predictions and references are normalised alike first (as import normalises `expected`),
+    unless the run's options say it was started before that (`text_normalization` "none").
+    """
     return score_examples(
         task,
         predictions=predictions,
         expected=examples["expected"].astype(str).tolist(),
         use_stemmer=options.use_stemmer,
         processes=processes,
+        text_options=options.text_metrics(),
+        normalise=options.text_normalization != LEGACY_NORMALIZATION,
     )
 
 
@@ -523,9 +543,27 @@ def aggregate_scores(
             f"run {run.id} has {len(ids)} of {run.example_count} example scores; "
             "rerun the evaluation to finish the missing batches"
         )
-    options = ScoringOptions(**run.config["options"])
+    options = ScoringOptions.from_config(run.config["options"])
     quality = _stored_quality(run)
-    return summarize(run.task, scores, slices=slices, options=options, quality=quality)
+    return summarize(
+        run.task,
+        scores,
+        slices=slices,
+        options=options,
+        quality=quality,
+        labels=run_labels(run, scores),
+    )
+
+
+def run_labels(run: EvaluationRun, scores: pd.DataFrame) -> tuple[str, ...] | None:
+    """The label set a classification run is scored against (None for text generation): the
+    one stored with the run, else (runs stored before label sets) its `expected` values."""
+    if run.task != CLASSIFICATION:
+        return None
+    stored = run.config.get("labels")
+    if stored:
+        return tuple(str(label) for label in stored)
+    return tuple(sorted(set(scores["label"].astype(str)))) if len(scores) else None
 
 
 def predict_batch(run: EvaluationRun, examples: pd.DataFrame) -> list[str]:
@@ -546,10 +584,17 @@ def complete_run(
     metrics: Sequence[MetricRow],
     mlflow_run_id: str | None,
     clock: Clock = utc_now,
+    confusion: Mapping[str, Any] | None = None,
 ) -> EvaluationRun:
-    """Store the aggregates and mark the run completed (one transaction)."""
+    """Store the aggregates (and a classification run's confusion matrix) and mark the run
+    completed (one transaction)."""
     run = get_run(session, organization_id=organization_id, run_id=run_id)
     EvaluationRepository(session).replace_metrics(run.id, [asdict(m) for m in metrics])
+    if confusion is None and run.task == CLASSIFICATION:
+        scores, _, _ = load_scores(session, run.id)
+        labels = run_labels(run, scores)
+        confusion = artifacts.confusion_document(scores, labels) if labels else None
+    run.confusion_matrix = None if confusion is None else dict(confusion)
     run.status = COMPLETED
     run.error = None
     run.mlflow_run_id = mlflow_run_id
@@ -628,6 +673,64 @@ class RunComparison:
     metrics_a: dict[str, EvaluationMetric]
     """Run a's stored overall metrics (with their own CIs), by name."""
     metrics_b: dict[str, EvaluationMetric]
+    labels: tuple[str, ...] | None = None
+    """Classification: the dataset version's label set both runs were scored against."""
+    scoring_options: dict[str, Any] = field(default_factory=dict)
+    """The scoring options both runs share."""
+    quality: QualityWeights | None = None
+    """The one weighting both quality scores are computed with."""
+    quality_source: str | None = None
+    """`runs` (both runs stored these weights) or `declared` (run B's agent type's weights)."""
+
+
+def comparable(run_a: EvaluationRun, run_b: EvaluationRun) -> dict[str, Any]:
+    """The scoring options two runs share; Conflict naming every difference otherwise.
+
+    Runs compare only when their per-example scores mean the same thing: the same
+    normalisation, ROUGE stemming, BLEU and chrF options, and (classification) label set.
+    """
+    options_a = ScoringOptions.from_config(run_a.config["options"]).scoring()
+    options_b = ScoringOptions.from_config(run_b.config["options"]).scoring()
+    reasons = [
+        f"{name} is {options_a[name]!r} in run A but {options_b[name]!r} in run B"
+        for name in SCORING_FIELDS
+        if options_a[name] != options_b[name]
+    ]
+    if run_a.task == CLASSIFICATION:
+        labels_a, labels_b = run_a.config.get("labels"), run_b.config.get("labels")
+        if labels_a and labels_b and list(labels_a) != list(labels_b):
+            only_a = sorted(set(labels_a) - set(labels_b))
+            only_b = sorted(set(labels_b) - set(labels_a))
+            reasons.append(
+                f"the label sets differ (only in run A: {', '.join(only_a) or 'none'}; "
+                f"only in run B: {', '.join(only_b) or 'none'})"
+            )
+    if reasons:
+        raise Conflict(
+            f"runs {str(run_a.id)[:8]} and {str(run_b.id)[:8]} were scored differently, so "
+            f"their scores are not comparable: {'; '.join(reasons)}; evaluate both with the "
+            "same scoring options"
+        )
+    return options_a
+
+
+def comparison_weights(
+    run_a: EvaluationRun, run_b: EvaluationRun
+) -> tuple[QualityWeights | None, str | None]:
+    """The one quality weighting for both sides of a comparison, and where it comes from.
+
+    The weights both runs were evaluated with when they agree (`runs`); otherwise the current
+    declared weighting of run B's agent type (`declared`), the same for both sides.
+    """
+    stored_a, stored_b = _stored_quality(run_a), _stored_quality(run_b)
+    if (
+        stored_a is not None
+        and stored_b is not None
+        and dict(stored_a.weights) == dict(stored_b.weights)
+    ):
+        return stored_b, "runs"
+    declared = quality_weights_for(run_b.agent_type, run_b.task, None)
+    return declared, None if declared is None else "declared"
 
 
 def compare_runs(
@@ -637,7 +740,12 @@ def compare_runs(
     run_a: uuid.UUID | str,
     run_b: uuid.UUID | str,
 ) -> RunComparison:
-    """Paired comparison of run b against run a."""
+    """Paired comparison of run b against run a.
+
+    Refused (Conflict) unless both are completed, on the same dataset version and examples,
+    and scored with the same options and label set. Classification metrics of both are over
+    the version's label set; both quality scores use one weighting (`comparison_weights`).
+    """
     first = get_run(session, organization_id=organization_id, run_id=run_a)
     second = get_run(session, organization_id=organization_id, run_id=run_b)
     for run in (first, second):
@@ -648,23 +756,45 @@ def compare_runs(
             "runs were evaluated on different golden dataset versions; a paired comparison "
             "needs the same examples (evaluate both on one NAME@VERSION)"
         )
+    shared = comparable(first, second)
     scores_a, slices, ids_a = load_scores(session, first.id)
     scores_b, _, ids_b = load_scores(session, second.id)
     if ids_a != ids_b:
         raise Conflict("the runs do not cover the same examples")
-    options = ScoringOptions(**first.config["options"])
+    labels = run_labels(second, scores_b)
+    options = ScoringOptions.from_config(first.config["options"])
+    quality, source = comparison_weights(first, second)
     comparison = compare(
         first.task,
         scores_a,
         scores_b,
         slices=slices,
         options=options,
-        quality=_stored_quality(first),
+        quality=quality,
+        labels=labels,
     )
     runs = EvaluationRepository(session)
-    overall_a = {m.name: m for m in runs.metrics(first.id) if m.slice == ""}
-    overall_b = {m.name: m for m in runs.metrics(second.id) if m.slice == ""}
-    return RunComparison(first, second, comparison, overall_a, overall_b)
+    overall_a = _overall(runs, first, quality)
+    overall_b = _overall(runs, second, quality)
+    return RunComparison(
+        first, second, comparison, overall_a, overall_b, labels, shared, quality, source
+    )
+
+
+def _overall(
+    runs: EvaluationRepository, run: EvaluationRun, quality: QualityWeights | None
+) -> dict[str, EvaluationMetric]:
+    """A run's stored overall metrics; its quality score only if it used `quality`'s weights
+    (the comparison's A and B values are then the ones to read)."""
+    stored = _stored_quality(run)
+    same = (
+        stored is not None and quality is not None and dict(stored.weights) == dict(quality.weights)
+    )
+    return {
+        m.name: m
+        for m in runs.metrics(run.id)
+        if m.slice == "" and (same or m.name != "quality_score")
+    }
 
 
 @dataclass(frozen=True)
@@ -835,7 +965,10 @@ def finish_run(
     scores = pd.DataFrame.from_records([row[3] for row in rows])
     metrics = aggregate_scores(run, scores, slices, ids)
     golden = load_version_frame(storage_dir, version).set_index("id")
-    options = run.config["options"]
+    options = asdict(ScoringOptions.from_config(run.config["options"]))
+    labels = run_labels(run, scores)
+    confusion = artifacts.confusion_document(scores, labels) if labels and len(scores) else None
+    signatures = run.scoring_signatures or {}
     mlflow_run_id = log_evaluation(
         TrackedEvaluation(
             experiment_id=experiment_id,
@@ -845,6 +978,8 @@ def finish_run(
                 "task": run.task,
                 "agent_type": run.agent_type,
                 **{f"option.{k}": str(v) for k, v in options.items()},
+                **{f"signature.{k}": str(v) for k, v in signatures.items()},
+                **({"labels": ",".join(labels)[:6000]} if labels else {}),
             },
             tags=_tracking_tags(run, owner.slug),
             metrics=[
@@ -856,7 +991,7 @@ def finish_run(
             dataset_digest=version.content_hash,
             dataset_uri=f"streamflow://golden-datasets/{dataset.name}/{version.version}",
             model_id=_logged_model_id(run),
-            documents=artifacts.documents(run.task, options, metrics, scores),
+            documents=artifacts.documents(run.task, options, metrics, confusion),
             tables={
                 artifacts.SLICES: artifacts.slice_table(metrics),
                 artifacts.EXAMPLES: artifacts.example_table(
@@ -873,6 +1008,7 @@ def finish_run(
         metrics=metrics,
         mlflow_run_id=mlflow_run_id,
         clock=clock,
+        confusion=confusion,
     )
 
 

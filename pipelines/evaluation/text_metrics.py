@@ -1,10 +1,14 @@
 """Per-example text-generation scores and the sufficient statistics of corpus BLEU and chrF.
 
 The statistics are exactly sacrebleu 2.6's per-segment statistics for a single reference:
-BLEU with the 13a tokenizer (``[sys_len, ref_len, correct_1..4, total_1..4]``) and chrF with
-char_order=6, word_order=0, whitespace removed (``[hyp, ref, match]`` per order). Summing them
-over examples and applying `bleu_from_statistics` / `chrf_from_statistics` reproduces sacrebleu's
-corpus scores; both are vectorised over rows so a bootstrap can score many resamples at once.
+BLEU (``[sys_len, ref_len, correct_1..4, total_1..4]``) and chrF (``[hyp, ref, match]`` per
+order, whitespace removed). Summing them over examples and applying `bleu_from_statistics` /
+`chrf_from_statistics` reproduces sacrebleu's corpus scores; both are vectorised over rows so a
+bootstrap can score many resamples at once.
+
+The defaults (BLEU with the 13a tokenizer, chrF with char_order=6, word_order=0) are computed
+here, several times faster than sacrebleu; other `TextMetricOptions` (another tokenizer,
+lowercased BLEU, other chrF orders, chrF++) take sacrebleu's own per-segment statistics.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from itertools import chain, pairwise, repeat
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.context import BaseContext
@@ -21,7 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pipelines.errors import InvalidInput
 from pipelines.evaluation.suite import FloatArray
+from pipelines.golden_datasets.canonical import normalise_value
 
 IndexArray = npt.NDArray[np.intp]
 IntArray = npt.NDArray[np.int64]
@@ -36,9 +43,78 @@ BLEU_STAT_COLUMNS: tuple[str, ...] = (
     *(f"bleu_correct_{n}" for n in range(1, BLEU_ORDER + 1)),
     *(f"bleu_total_{n}" for n in range(1, BLEU_ORDER + 1)),
 )
-CHRF_STAT_COLUMNS: tuple[str, ...] = tuple(
-    f"chrf_{kind}_{n}" for n in range(1, CHRF_ORDER + 1) for kind in ("hyp", "ref", "match")
-)
+
+
+def chrf_stat_columns(orders: int = CHRF_ORDER) -> tuple[str, ...]:
+    """Names of chrF's statistics over `orders` orders (character orders, then word orders)."""
+    return tuple(
+        f"chrf_{kind}_{n}" for n in range(1, orders + 1) for kind in ("hyp", "ref", "match")
+    )
+
+
+CHRF_STAT_COLUMNS: tuple[str, ...] = chrf_stat_columns()
+BLEU_TOKENIZERS: tuple[str, ...] = ("13a", "intl", "char", "zh", "none")
+"""sacrebleu tokenizers BLEU may use here (the others need extra packages or downloads)."""
+MAX_CHRF_CHAR_ORDER = 10
+MAX_CHRF_WORD_ORDER = 4
+
+
+@dataclass(frozen=True)
+class TextMetricOptions:
+    """sacrebleu's BLEU and chrF options that change scores; the defaults are sacrebleu's."""
+
+    bleu_tokenize: str = "13a"
+    bleu_lowercase: bool = False
+    chrf_char_order: int = CHRF_ORDER
+    chrf_word_order: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bleu_tokenize not in BLEU_TOKENIZERS:
+            raise InvalidInput(
+                f"BLEU tokenizer {self.bleu_tokenize!r} is not available; use one of "
+                f"{', '.join(BLEU_TOKENIZERS)}",
+                field="bleu_tokenize",
+            )
+        if not 1 <= self.chrf_char_order <= MAX_CHRF_CHAR_ORDER:
+            raise InvalidInput(
+                f"chrF character order {self.chrf_char_order} is out of range; use 1 to "
+                f"{MAX_CHRF_CHAR_ORDER} (sacrebleu's default is 6)",
+                field="chrf_char_order",
+            )
+        if not 0 <= self.chrf_word_order <= MAX_CHRF_WORD_ORDER:
+            raise InvalidInput(
+                f"chrF word order {self.chrf_word_order} is out of range; use 0 to "
+                f"{MAX_CHRF_WORD_ORDER} (0 is chrF, 2 is chrF++)",
+                field="chrf_word_order",
+            )
+
+    @property
+    def chrf_orders(self) -> int:
+        """Orders chrF counts: character orders, then word orders."""
+        return self.chrf_char_order + self.chrf_word_order
+
+    @property
+    def chrf_columns(self) -> tuple[str, ...]:
+        """Names of the chrF statistics under these options."""
+        return chrf_stat_columns(self.chrf_orders)
+
+    @property
+    def fast_bleu(self) -> bool:
+        """BLEU statistics computed here (13a) rather than by sacrebleu."""
+        return self.bleu_tokenize == "13a"
+
+    @property
+    def fast_chrf(self) -> bool:
+        """chrF statistics computed here (character orders 1..6 only) rather than by sacrebleu."""
+        return (self.chrf_char_order, self.chrf_word_order) == (CHRF_ORDER, 0)
+
+    @property
+    def default(self) -> bool:
+        """Everything as sacrebleu's defaults."""
+        return self == TextMetricOptions()
+
+
+DEFAULT_TEXT_OPTIONS = TextMetricOptions()
 TEXT_SCORE_COLUMNS: tuple[str, ...] = ("exact_match", "bleu", "chrf")
 
 _N_BLEU = len(BLEU_STAT_COLUMNS)
@@ -355,7 +431,8 @@ def bleu_from_statistics(sums: FloatArray, *, effective_order: bool = False) -> 
 def chrf_from_statistics(sums: FloatArray) -> FloatArray:
     """chrF (0-100, beta=2, effective-order averaging) of each row of summed chrF statistics.
 
-    Shape (R, 18) -> (R,); mirrors sacrebleu's `CHRF._compute_f_score` without eps smoothing.
+    Shape (R, 3 * orders) -> (R,), 18 columns by default; mirrors sacrebleu's
+    `CHRF._compute_f_score` without eps smoothing (character and word orders alike).
     """
     sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
     n_hyp = sums[:, 0::3]
@@ -369,7 +446,7 @@ def chrf_from_statistics(sums: FloatArray) -> FloatArray:
         order = effective.sum(axis=1)
         avg_precision = np.zeros(len(sums))
         avg_recall = np.zeros(len(sums))
-        for n in range(CHRF_ORDER):
+        for n in range(n_hyp.shape[1]):
             avg_precision = avg_precision + precision[:, n]
             avg_recall = avg_recall + recall[:, n]
         avg_precision = np.where(order > 0, avg_precision / order, 0.0)
@@ -406,18 +483,72 @@ def _process_context() -> BaseContext:
     return get_context()
 
 
+def _sacrebleu_statistics(
+    predictions: Sequence[str], references: Sequence[str], options: TextMetricOptions, *, bleu: bool
+) -> IntArray:
+    """sacrebleu's own per-segment BLEU or chrF statistics under non-default options."""
+    from sacrebleu.metrics.bleu import BLEU
+    from sacrebleu.metrics.chrf import CHRF
+
+    metric: BLEU | CHRF
+    if bleu:
+        metric = BLEU(tokenize=options.bleu_tokenize, lowercase=options.bleu_lowercase, force=True)
+        width = _N_BLEU
+    else:
+        metric = CHRF(char_order=options.chrf_char_order, word_order=options.chrf_word_order)
+        width = 3 * options.chrf_orders
+    if not predictions:
+        return np.zeros((0, width), dtype=np.int64)
+    rows = metric._extract_corpus_statistics(list(predictions), [list(references)])
+    return np.asarray(rows, dtype=np.int64).reshape(len(predictions), width)
+
+
+def _statistics_with(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    options: TextMetricOptions,
+    processes: int,
+) -> IntArray:
+    """BLEU then chrF statistics of each pair under `options`."""
+    if options.default:
+        return _statistics_matrix(predictions, references, processes)
+    if options.fast_bleu:
+        if options.bleu_lowercase:  # sacrebleu lowercases before it tokenizes
+            bleu_part = _statistics(
+                [p.lower() for p in predictions], [r.lower() for r in references], chrf=False
+            )
+        else:
+            bleu_part = _statistics(predictions, references, chrf=False)
+    else:
+        bleu_part = _sacrebleu_statistics(predictions, references, options, bleu=True)
+    if options.fast_chrf:
+        chrf_part = _statistics(predictions, references, bleu=False)
+    else:
+        chrf_part = _sacrebleu_statistics(predictions, references, options, bleu=False)
+    return np.concatenate([bleu_part.reshape(len(predictions), _N_BLEU), chrf_part], axis=1)
+
+
 def score_text_generation(
-    predictions: Sequence[str], references: Sequence[str], *, processes: int = 1
+    predictions: Sequence[str],
+    references: Sequence[str],
+    *,
+    processes: int = 1,
+    options: TextMetricOptions = DEFAULT_TEXT_OPTIONS,
 ) -> pd.DataFrame:
     """One row per (prediction, reference) pair: exact_match, sentence bleu and chrf (0-100),
-    then the BLEU and chrF sufficient statistics (`BLEU_STAT_COLUMNS`, `CHRF_STAT_COLUMNS`).
+    then the BLEU and chrF sufficient statistics (`BLEU_STAT_COLUMNS`, `options.chrf_columns`).
 
+    exact_match is 1 when both texts are equal after `normalise_value` (NFC, "\\n" line
+    endings, surrounding whitespace stripped), case and inner whitespace included.
     `processes > 1` spreads large inputs (2,000 pairs or more per process) over a process pool.
     """
     _check_pairs(predictions, references)
-    stats = _statistics_matrix(predictions, references, processes).astype(np.float64)
+    stats = _statistics_with(predictions, references, options, processes).astype(np.float64)
     exact = np.fromiter(
-        (p.strip() == r.strip() for p, r in zip(predictions, references, strict=True)),
+        (
+            p == r or normalise_value(p) == normalise_value(r)
+            for p, r in zip(predictions, references, strict=True)
+        ),
         dtype=np.float64,
         count=len(predictions),
     )
@@ -430,5 +561,5 @@ def score_text_generation(
         ]
     )
     return pd.DataFrame(
-        values, columns=[*TEXT_SCORE_COLUMNS, *BLEU_STAT_COLUMNS, *CHRF_STAT_COLUMNS]
+        values, columns=[*TEXT_SCORE_COLUMNS, *BLEU_STAT_COLUMNS, *options.chrf_columns]
     )

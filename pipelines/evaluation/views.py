@@ -10,24 +10,33 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from models.cache.keys import run_detail_key, run_tag
 from models.cache.settings import CacheSettings
 from models.db.enums import RunStatus
+from models.db.repositories.audit import AuditRepository
 from models.db.repositories.evaluations import EvaluationRepository
 from models.db.tables import EvaluationRun, GoldenDataset, GoldenDatasetVersion
+from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation.read_models import (
+    AliasMove,
+    ConfusionMatrix,
     DatasetRef,
     EvaluationDetail,
     EvaluationSummary,
     ExampleScore,
     Metric,
     ModelRef,
+    OrganizationRunSummary,
+    PairedExample,
     Progress,
     QualityScorePoint,
+    QualityWeightsUsed,
     RunRef,
     SliceMetrics,
 )
@@ -106,6 +115,8 @@ def evaluation_detail(
     stored_batches = (
         len(runs.stored_batches(run.id)) if run.status != RunStatus.COMPLETED else run.batch_count
     )
+    classification = run.task == "classification"
+    labels = run.config.get("labels") or (version.label_set if classification else None)
     return EvaluationDetail(
         **_summary_fields(run, dataset, version),
         progress=Progress(batches_done=stored_batches, batches_total=run.batch_count),
@@ -114,8 +125,26 @@ def evaluation_detail(
         error=run.error,
         quality_score=quality,
         metrics=overall,
-        slices=[SliceMetrics(slice=name, metrics=rows) for name, rows in sorted(slices.items())],
+        slices=[
+            SliceMetrics(
+                slice=name,
+                metrics=rows,
+                averaged_over=averaged_over(rows) if classification else None,
+            )
+            for name, rows in sorted(slices.items())
+        ],
+        labels=list(labels) if labels else None,
+        averaged_over=averaged_over(overall) if classification and overall else None,
+        confusion_matrix=(
+            ConfusionMatrix.model_validate(run.confusion_matrix) if run.confusion_matrix else None
+        ),
+        scoring_signatures=run.scoring_signatures,
     )
+
+
+def averaged_over(metrics: list[Metric]) -> list[str]:
+    """The labels macro averages ran over: those with support, i.e. a defined recall."""
+    return [m.label for m in metrics if m.name == "recall" and m.label and m.value is not None]
 
 
 def run_detail(
@@ -181,6 +210,17 @@ def comparison(result: RunComparison) -> ComparisonView:
         overall=list(result.comparison.overall),
         slices=list(result.comparison.slices),
         mcnemar=list(result.comparison.mcnemar),
+        labels=list(result.labels) if result.labels else None,
+        scoring_options=result.scoring_options,
+        quality_weights=(
+            QualityWeightsUsed(
+                agent_type=result.quality.agent_type,
+                weights=dict(result.quality.weights),
+                source=result.quality_source or "declared",
+            )
+            if result.quality is not None
+            else None
+        ),
     )
 
 
@@ -252,3 +292,191 @@ def quality_scores_page(
 def _finished(run: EvaluationRun) -> datetime:
     assert run.finished_at is not None, "completed runs have finished_at"
     return run.finished_at
+
+
+def run_summary(
+    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID | str
+) -> EvaluationSummary:
+    """A run as listed, with the dataset version it evaluated."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    dataset, version = run_dataset(session, organization_id=organization_id, run=run)
+    return evaluation_summary(run, dataset, version)
+
+
+def runs_across_organizations_page(
+    session: Session,
+    *,
+    organization_id: uuid.UUID | None = None,
+    agent_type: str | None = None,
+    model_name: str | None = None,
+    dataset_name: str | None = None,
+    status: str | None = None,
+    cursor: str | None,
+    limit: int,
+) -> Paged[OrganizationRunSummary]:
+    """Runs of every organisation (or one), newest first: what the provider's analysts browse."""
+    page = EvaluationRepository(session).page_across_organizations(
+        organization_id=organization_id,
+        agent_type=agent_type,
+        model_name=model_name,
+        dataset_name=dataset_name,
+        status=status,
+        after=after_key(cursor, EvaluationRepository.ORDER),
+        limit=limit,
+    )
+    return Paged(
+        [
+            OrganizationRunSummary(
+                **_summary_fields(run, dataset, version), organization=organization.slug
+            )
+            for run, dataset, version, organization in page.items
+        ],
+        next_cursor(page),
+    )
+
+
+def run_owner(session: Session, run_id: str) -> uuid.UUID:
+    """The organisation that owns a run, given its full id (provider views see every one)."""
+    try:
+        parsed = uuid.UUID(run_id)
+    except ValueError:
+        raise InvalidInput(f"{run_id!r} is not a run id", field="run_id") from None
+    owner = EvaluationRepository(session).organization_of(parsed)
+    if owner is None:
+        raise NotFound(f"evaluation run {parsed} not found", field="run_id")
+    return owner
+
+
+def pair_owner(session: Session, run_a: str, run_b: str) -> uuid.UUID:
+    """The organisation owning both runs (full ids); two organisations' runs are not compared."""
+    owner = run_owner(session, run_a)
+    if run_owner(session, run_b) != owner:
+        raise InvalidInput("both runs must belong to the same organisation", field="run_b")
+    return owner
+
+
+def per_example_metrics(
+    session: Session, *, organization_id: uuid.UUID, run_id: uuid.UUID
+) -> list[str]:
+    """The numeric per-example scores a run stored (what an example table can filter on)."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    page = EvaluationRepository(session).page_scores(run.id, after=None, limit=1)
+    if not page.items:
+        return []
+    scores = page.items[0].scores
+    return sorted(
+        name
+        for name, value in scores.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    )
+
+
+def paired_examples_page(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_a: uuid.UUID | str,
+    run_b: uuid.UUID | str,
+    storage_dir: Path,
+    metric: str,
+    show: str,
+    threshold: float | None,
+    cursor: str | None,
+    limit: int,
+) -> Paged[PairedExample]:
+    """Examples of two runs side by side with the golden input and expected text.
+
+    Filtered on one per-example metric: every example, the regressed (B < A), the improved
+    (B > A), or those where B is below `threshold`. Only one page is read, from the database and
+    from the golden dataset's file.
+    """
+    first = get_run(session, organization_id=organization_id, run_id=run_a)
+    second = get_run(session, organization_id=organization_id, run_id=run_b)
+    if first.golden_dataset_version_id != second.golden_dataset_version_id:
+        raise InvalidInput(
+            "the two runs evaluated different golden dataset versions; pick runs on the same one",
+            field="run_b",
+        )
+    if metric not in per_example_metrics(session, organization_id=organization_id, run_id=first.id):
+        raise InvalidInput(f"run {first.id} has no per-example metric {metric!r}", field="metric")
+    runs = EvaluationRepository(session)
+    page = runs.page_paired_scores(
+        first.id,
+        second.id,
+        metric=metric,
+        show=show,
+        threshold=threshold,
+        after=after_key(cursor, EvaluationRepository.PAIRED_ORDER),
+        limit=limit,
+    )
+    _, version = run_dataset(session, organization_id=organization_id, run=first)
+    golden = _golden_texts(
+        storage_dir / version.storage_path, [a.example_id for a, _ in page.items]
+    )
+    items = []
+    for a, b in page.items:
+        value_a, value_b = _number(a.scores.get(metric)), _number(b.scores.get(metric))
+        source, expected = golden.get(a.example_id, (None, None))
+        items.append(
+            PairedExample(
+                example_id=a.example_id,
+                slice=a.slice,
+                input=source,
+                expected=expected,
+                prediction_a=a.prediction,
+                prediction_b=b.prediction,
+                score_a=value_a,
+                score_b=value_b,
+                difference=None if value_a is None or value_b is None else value_b - value_a,
+            )
+        )
+    return Paged(items, next_cursor(page))
+
+
+def paired_counts(
+    session: Session, *, organization_id: uuid.UUID, run_a: uuid.UUID, run_b: uuid.UUID, metric: str
+) -> dict[str, int]:
+    """How many examples regressed, improved or stayed equal between two runs on `metric`."""
+    first = get_run(session, organization_id=organization_id, run_id=run_a)
+    second = get_run(session, organization_id=organization_id, run_id=run_b)
+    return EvaluationRepository(session).count_paired(first.id, second.id, metric=metric)
+
+
+def _golden_texts(path: Path, example_ids: list[str]) -> dict[str, tuple[str, str]]:
+    if not example_ids or not path.exists():
+        return {}
+    table = pq.read_table(
+        path, columns=["id", "input", "expected"], filters=[("id", "in", example_ids)]
+    )
+    rows = table.to_pydict()
+    return {
+        example_id: (source, expected)
+        for example_id, source, expected in zip(
+            rows["id"], rows["input"], rows["expected"], strict=True
+        )
+    }
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def alias_moves(session: Session, *, model_names: set[str], limit: int = 500) -> list[AliasMove]:
+    """When an alias of one of these registered models moved, and to which version, oldest first."""
+    page = AuditRepository(session).page_matching(action="model_alias.moved", limit=limit)
+    moves = []
+    for entry, _ in page.items:
+        name, _, alias = entry.target_id.partition("@")
+        if name in model_names:
+            version = entry.details.get("to_version")
+            moves.append(
+                AliasMove(
+                    at=entry.occurred_at,
+                    model=name,
+                    alias=alias,
+                    version=None if version is None else str(version),
+                )
+            )
+    return sorted(moves, key=lambda move: move.at)

@@ -26,6 +26,12 @@ separators=(",", ":"))`` followed by "\\n". That escapes only '"', "\\\\" and U+
   point order (ids are unique, so the order is total).
 
 The content hash is the lowercase hex SHA-256 of those bytes.
+
+Declared label sets (classification): a dataset's label set is its `expected` values unless the
+import declares more labels. Only then is the set part of the content, and the header line is
+``["streamflow.golden_dataset",2,TASK,LABELS]``, LABELS the declared labels (normalised as
+`expected` is) sorted by code point; the rows follow as above. A declared set equal to the
+`expected` values changes nothing, so such a file hashes as version 1 always did.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import hashlib
 import json
 import json.encoder
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import numpy as np
@@ -45,6 +51,7 @@ from pipelines.golden_datasets.schema import COLUMNS, TEXT, GoldenDatasetTask
 
 CANONICAL_FORMAT: Final = "streamflow.golden_dataset"
 CANONICAL_VERSION: Final = 1
+CANONICAL_VERSION_WITH_LABELS: Final = 2
 
 # Exactly the characters Python's str.strip() removes; pandas would otherwise use Arrow's own
 # (slightly different) definition of whitespace.
@@ -59,6 +66,15 @@ _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encod
 # The string escaper json.dumps(ensure_ascii=False) itself uses; calling it per value skips
 # building an encoder per row, the bulk of the hashing time.
 _encode_json_string = json.encoder.encode_basestring
+
+
+def normalise_value(value: str) -> str:
+    """One `expected` value (or a prediction) as import stores `expected`: NFC, "\\n" line
+    endings, no leading or trailing whitespace. Predictions are scored after the same steps."""
+    text = unicodedata.normalize("NFC", value) if not value.isascii() else value
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.strip()
 
 
 def _normalise_text(values: pd.Series[str]) -> pd.Series[str]:
@@ -123,8 +139,21 @@ def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.take(order).reset_index(drop=True)
 
 
-def canonical_lines(frame: pd.DataFrame, task: GoldenDatasetTask) -> list[str]:
-    """The canonical serialisation of normalised rows, one JSON text per line (no newlines)."""
+def extra_labels(frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str] | None:
+    """A declared label set, sorted, when it holds labels beyond the `expected` values."""
+    if labels is None:
+        return None
+    declared = sorted(set(labels))
+    return declared if set(declared) != set(frame["expected"].astype(str)) else None
+
+
+def canonical_lines(
+    frame: pd.DataFrame, task: GoldenDatasetTask, labels: Sequence[str] | None = None
+) -> list[str]:
+    """The canonical serialisation of normalised rows, one JSON text per line (no newlines).
+
+    `labels` is a declared label set; it enters the header only when it adds labels.
+    """
     missing = [name for name in COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks dataset columns {missing}")
@@ -136,11 +165,25 @@ def canonical_lines(frame: pd.DataFrame, task: GoldenDatasetTask) -> list[str]:
         list(map(_encode_json_string, frame[name].fillna("").astype(TEXT).take(order).tolist()))
         for name in COLUMNS
     ]
-    header = _encode_json([CANONICAL_FORMAT, CANONICAL_VERSION, str(GoldenDatasetTask(task))])
+    declared = extra_labels(frame, labels)
+    if declared is None:
+        header = _encode_json([CANONICAL_FORMAT, CANONICAL_VERSION, str(GoldenDatasetTask(task))])
+    else:
+        header = _encode_json(
+            [
+                CANONICAL_FORMAT,
+                CANONICAL_VERSION_WITH_LABELS,
+                str(GoldenDatasetTask(task)),
+                declared,
+            ]
+        )
     return [header, *("[" + ",".join(row) + "]" for row in zip(*escaped, strict=True))]
 
 
-def content_hash(frame: pd.DataFrame, task: GoldenDatasetTask) -> str:
-    """SHA-256 hex of the canonical serialisation of normalised rows and their task."""
-    lines = canonical_lines(frame, task)
+def content_hash(
+    frame: pd.DataFrame, task: GoldenDatasetTask, labels: Sequence[str] | None = None
+) -> str:
+    """SHA-256 hex of the canonical serialisation of normalised rows, their task and (when it
+    adds labels) their declared label set."""
+    lines = canonical_lines(frame, task, labels)
     return hashlib.sha256(("\n".join(lines) + "\n").encode("utf-8")).hexdigest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from models.db.repositories.golden_datasets import GoldenDatasetRepository
 from models.db.tables import GoldenDataset, GoldenDatasetVersion
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.golden_datasets.schema import GoldenDatasetTask
-from pipelines.golden_datasets.validation import read_golden_file
+from pipelines.golden_datasets.validation import DEFAULT_MAX_ROW_BYTES, read_golden_file
 from pipelines.golden_datasets.versions import VersionDiff, diff_versions
 
 log = structlog.get_logger()
@@ -61,14 +62,23 @@ def import_golden_dataset(
     data: bytes,
     filename: str,
     storage_dir: Path,
+    labels: Sequence[str] | None = None,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> ImportResult:
-    """Validate a file and store it as the next version of `name` (or find the same content)."""
+    """Validate a file and store it as the next version of `name` (or find the same content).
+
+    A classification dataset's label set is `labels` when given (every `expected` value must
+    be one of them), else its `expected` values; it is stored with the version, and every run
+    on the version is scored against it. `max_row_bytes` caps a row's text (UTF-8 bytes).
+    """
     try:
         parsed_task = GoldenDatasetTask(task)
     except ValueError:
         choices = ", ".join(t.value for t in GoldenDatasetTask)
         raise InvalidInput(f"task {task!r} is not one of: {choices}", field="task") from None
-    validated = read_golden_file(data, filename=filename, task=parsed_task)
+    validated = read_golden_file(
+        data, filename=filename, task=parsed_task, labels=labels, max_row_bytes=max_row_bytes
+    )
     datasets = GoldenDatasetRepository(session)
     dataset = datasets.get_owned(organization_id, name)
     if dataset is None:
@@ -98,6 +108,7 @@ def import_golden_dataset(
             storage_path=relative.as_posix(),
             source_filename=Path(filename).name,
             slice_counts={k: int(v) for k, v in slices[slices != ""].value_counts().items()},
+            label_set=None if validated.label_set is None else list(validated.label_set),
         )
     )
     record_audit(
@@ -111,6 +122,7 @@ def import_golden_dataset(
             "version": number,
             "content_hash": validated.content_hash,
             "rows": len(validated.frame),
+            "labels": None if validated.label_set is None else len(validated.label_set),
         },
     )
     log.info("golden_dataset.imported", dataset=name, version=number, rows=len(validated.frame))
@@ -178,6 +190,14 @@ def list_versions(
     if dataset is None:
         raise NotFound(f"golden dataset {name!r} not found", field="dataset")
     return dataset, datasets.versions(dataset.id)
+
+
+def version_labels(version: GoldenDatasetVersion, expected: Sequence[str]) -> tuple[str, ...]:
+    """A classification version's label set: stored at import, else (versions imported before
+    label sets were stored) its `expected` values, sorted."""
+    if version.label_set is not None:
+        return tuple(version.label_set)
+    return tuple(sorted({str(value) for value in expected}))
 
 
 def diff(

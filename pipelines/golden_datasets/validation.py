@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +23,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.errors import InvalidInput
 from pipelines.golden_datasets.canonical import (
     WHITESPACE,
     content_hash,
     normalise_columns,
+    normalise_value,
     sort_rows,
 )
 from pipelines.golden_datasets.errors import GoldenDatasetInvalid, Problem
@@ -34,6 +36,8 @@ from pipelines.golden_datasets.parsing import RawTable, parse_golden_file
 from pipelines.golden_datasets.schema import COLUMNS, REQUIRED_COLUMNS, GoldenDatasetTask
 
 _PREVIEW = 40
+DEFAULT_MAX_ROW_BYTES = 64_000
+"""Largest row (UTF-8 bytes of its normalised values) an import accepts by default."""
 
 _EMPTY_MESSAGES = {
     "id": "the id is empty",
@@ -59,6 +63,8 @@ class ValidatedRows:
     frame: pd.DataFrame
     content_hash: str
     warnings: tuple[Problem, ...] = ()
+    label_set: tuple[str, ...] | None = None
+    """Classification: the declared labels (or the `expected` values), sorted; else None."""
 
 
 def read_golden_file(
@@ -66,15 +72,19 @@ def read_golden_file(
     *,
     filename: str,
     task: GoldenDatasetTask,
-    max_row_bytes: int = 64_000,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
     max_rows: int = 1_000_000,
+    labels: Sequence[str] | None = None,
 ) -> ValidatedRows:
     """The validated rows of a dataset file, or GoldenDatasetInvalid listing every problem.
 
     `filename` only chooses the format (.csv, .jsonl/.ndjson, .parquet). A row's size is the
-    UTF-8 length of its normalised values; `max_rows` counts data rows.
+    UTF-8 length of its normalised values; `max_rows` counts data rows. `labels` declares a
+    classification dataset's label set (normalised like `expected`); every expected value
+    must be one of them. Without it the label set is the expected values.
     """
     task = GoldenDatasetTask(task)
+    declared = _declared_labels(labels, task)
     if max_row_bytes < 1 or max_rows < 1:
         raise ValueError("max_row_bytes and max_rows must be positive")
     table = parse_golden_file(data, filename=filename, max_rows=max_rows)
@@ -85,6 +95,8 @@ def read_golden_file(
     problems += _column_problems(table)
     frame = normalise_columns(table.columns, table.row_count)
     problems += _row_problems(frame, table, max_row_bytes)
+    if declared is not None and "expected" in table.columns:
+        problems += _label_problems(frame, table, declared)
     if table.row_count == 0 and not problems:
         problems.append(
             Problem(None, None, "the file has no examples", "add at least one row below the header")
@@ -93,11 +105,58 @@ def read_golden_file(
         raise GoldenDatasetInvalid(problems)
 
     warnings = _warnings(frame, table, task)
+    label_set = None
+    if task is GoldenDatasetTask.CLASSIFICATION:
+        label_set = tuple(sorted(declared or set(frame["expected"].astype(str))))
     return ValidatedRows(
         frame=sort_rows(frame),
-        content_hash=content_hash(frame, task),
+        content_hash=content_hash(frame, task, None if declared is None else sorted(declared)),
         warnings=tuple(sorted(warnings, key=lambda w: (w.row is not None, w.row or 0))),
+        label_set=label_set,
     )
+
+
+def _declared_labels(labels: Sequence[str] | None, task: GoldenDatasetTask) -> set[str] | None:
+    """A declared label set, normalised like `expected`; InvalidInput naming `labels`."""
+    if labels is None:
+        return None
+    if task is not GoldenDatasetTask.CLASSIFICATION:
+        raise InvalidInput(
+            "a label set applies to classification datasets only; leave it out for "
+            f"{task.value} datasets",
+            field="labels",
+        )
+    normalised = [normalise_value(str(label)) for label in labels]
+    if not normalised or "" in normalised:
+        raise InvalidInput(
+            "the label set has an empty label; give the labels separated by commas, e.g. "
+            "billing,refund,other",
+            field="labels",
+        )
+    repeated = sorted({label for label in normalised if normalised.count(label) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"the label set names {_quoted(repeated)} more than once; give each label once",
+            field="labels",
+        )
+    return set(normalised)
+
+
+def _label_problems(frame: pd.DataFrame, table: RawTable, declared: set[str]) -> list[Problem]:
+    """Expected values outside the declared label set."""
+    expected = frame["expected"]
+    outside = _mask(~expected.isin(sorted(declared)) & (expected != ""))
+    return [
+        Problem(
+            int(location),
+            "expected",
+            f"the label {_preview(str(value))} is not in the declared label set"
+            f" ({_quoted(sorted(declared))})",
+            "add it to the label set, or correct the label",
+            table.unit,
+        )
+        for location, value in zip(table.locations[outside], expected[outside], strict=True)
+    ]
 
 
 def _quoted(names: Iterable[str]) -> str:

@@ -219,7 +219,7 @@ def tenant_usage_page(
     """A tenant's own usage by period, latest first."""
     _range(since, until)
     repository = ProfitabilityRepository(session)
-    page = repository.page_periods(
+    page = repository.page_own_periods(
         period_kind=_kind(period_kind),
         since=since,
         until=until,
@@ -247,7 +247,7 @@ def tenant_discounts_page(
 ) -> Paged[DiscountExplanation]:
     """A tenant's adoption discount explained, month by month, latest first."""
     repository = ProfitabilityRepository(session)
-    page = repository.page_periods(
+    page = repository.page_own_periods(
         period_kind=PeriodKind.MONTH,
         since=None,
         until=None,

@@ -29,7 +29,14 @@ from pipelines.evaluation import service as evaluation_service
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 from tests.api.test_route_coverage import ATTRIBUTE
-from tests.conftest import DatabaseTemplate, build_template, copy_sqlite
+from tests.conftest import (
+    PLATFORM_LOGIN,
+    TENANT_LOGIN,
+    DatabaseTemplate,
+    as_login,
+    build_template,
+    copy_sqlite,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PROVIDER_KEYS = {"key-2026a": "a" * 40, "key-2026b": "b" * 48}
@@ -94,10 +101,18 @@ class World:
         return ProviderSigningAuth(key_id, PROVIDER_KEYS[key_id])
 
 
-def _completed_run(
-    sessions: sessionmaker[Session], storage_dir: Path, org_id: uuid.UUID, dataset: str
+def completed_run(
+    sessions: sessionmaker[Session],
+    storage_dir: Path,
+    org_id: uuid.UUID,
+    dataset: str,
+    *,
+    wrong_every: int = 3,
 ) -> uuid.UUID:
-    """A finished evaluation made through the services (the flow is tested in tests/flows)."""
+    """A finished evaluation made through the services (the flow is tested in tests/flows).
+
+    Every `wrong_every`-th example is predicted wrong; the rest repeat the reference.
+    """
     rows = [
         {
             "id": f"e{i}",
@@ -108,7 +123,8 @@ def _completed_run(
         for i in range(12)
     ]
     predictions = {
-        row["id"]: (row["expected"] if int(row["id"][1:]) % 3 else "checked unit") for row in rows
+        row["id"]: (row["expected"] if int(row["id"][1:]) % wrong_every else "checked unit")
+        for row in rows
     }
     with transaction(sessions) as session:
         import_golden_dataset(
@@ -197,7 +213,7 @@ def _seed_template(backend: str, folder: Path) -> SeededTemplate:
                 issued_keys.append((slug, org.id, issued.plaintext, issued.key.id))
         for slug, org_id, plaintext, key_id in issued_keys:
             dataset = f"{slug}-notes"
-            run_id = _completed_run(sessions, storage_dir, org_id, dataset)
+            run_id = completed_run(sessions, storage_dir, org_id, dataset)
             tenants.append(
                 Tenant(slug, org_id, plaintext, key_id, run_id, dataset, _bearer(plaintext))
             )
@@ -268,14 +284,19 @@ def world(
     shutil.copytree(template.home, home)
     with template.database.copy(tmp_path) as url:
         launcher = RecordingLauncher()
+        # On PostgreSQL the API logs in as production's do: the platform's login for provider
+        # requests, a tenant login (row-level security per API key) for `/v1`.
+        postgres = request.param == "postgresql"
         state = build_state(
             api=ApiSettings(
-                database_app_role="streamflow_app" if request.param == "postgresql" else None,
+                database_tenant_url=as_login(url, TENANT_LOGIN) if postgres else None,
                 rate_limit_per_minute=10_000,
                 rate_limits_per_minute={},
                 rate_limit_per_address_per_minute=10_000,
             ),
-            storage=StorageSettings(home=home, database_url=url),
+            storage=StorageSettings(
+                home=home, database_url=as_login(url, PLATFORM_LOGIN) if postgres else url
+            ),
             cache_settings=CacheSettings(
                 redis_url=REDIS_URL, key_prefix=prefix, redis_socket_timeout_seconds=5
             ),
@@ -292,6 +313,7 @@ def world(
                     client, state, launcher, tenant_a, tenant_b, request.param, prefix, requested
                 )
         finally:
+            state.tenant_engine.dispose()
             state.engine.dispose()
             _drop_redis_prefix(prefix)
 

@@ -29,7 +29,7 @@ from api.provider_client import sign_request
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState
 from models.cache.settings import CacheSettings
-from models.db.engine import SYSTEM_SCOPE, make_engine, set_row_scope
+from models.db.engine import make_engine
 from models.registry import client as registry
 from models.settings import RegistrySettings
 from pipelines.access.service import SCOPES
@@ -777,13 +777,11 @@ class TestIdempotency:
         def duplicate() -> None:
             try:
                 with sessions() as session, session.begin():
-                    set_row_scope(session, scope=SYSTEM_SCOPE)
                     outcome.append(claim(session))
             except BaseException as error:  # reported by the assertion below
                 outcome.append(error)
 
         with sessions() as first, first.begin():
-            set_row_scope(first, scope=SYSTEM_SCOPE)
             assert claim(first) is None
             racer = threading.Thread(target=duplicate)
             racer.start()

@@ -22,6 +22,7 @@ from models.db.engine import transaction
 from pipelines.access.service import issue_api_key
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
+from tests.conftest import TENANT_LOGIN, as_login
 
 SECRET = "s" * 40
 
@@ -71,9 +72,10 @@ class TestEvaluationStartedThroughTheApi:
             actor="test",
         )
         launcher = BackgroundThreadLauncher()
+        url = streamflow.storage.resolved_database_url()
         postgres = streamflow.engine.dialect.name == "postgresql"
         state = build_state(
-            api=ApiSettings(database_app_role="streamflow_app" if postgres else None),
+            api=ApiSettings(database_tenant_url=as_login(url, TENANT_LOGIN) if postgres else None),
             storage=streamflow.storage,
             cache_settings=CacheSettings(redis_url="redis://127.0.0.1:6379/0", key_prefix=prefix),
             provider_auth=ProviderAuthSettings(provider_keys={"ops": SECRET}),
@@ -110,6 +112,7 @@ class TestEvaluationStartedThroughTheApi:
                 assert exact["value"] == 1.0
                 assert detail["progress"] == {"batches_done": 1, "batches_total": 1}
         finally:
+            state.tenant_engine.dispose()
             state.engine.dispose()
         store = redis.Redis.from_url("redis://127.0.0.1:6379/0")
         try:

@@ -95,6 +95,34 @@ class TestDatasetsCommands:
             actions = set(session.scalars(select(AuditLogEntry.action)))
         assert "golden_dataset_version.created" not in actions
 
+    def test_label_sets_and_the_row_limit(
+        self, streamflow: Runtime, tmp_path: Path, monkeypatch
+    ) -> None:
+        """--labels declares the label set (shown by import and show); a bad one names the flag;
+        STREAMFLOW_DATASET_MAX_ROW_BYTES is the per-row limit."""
+        _run("orgs", "create", "provider", "--kind", "provider")
+        tickets = tmp_path / "tickets.csv"
+        tickets.write_text("id,input,expected\nt1,my invoice,billing\nt2,money back,refund\n")
+        imported = _json(
+            "datasets", "import", str(tickets), "--name", "t", "--task", "classification",
+            "--labels", "billing,refund,other",
+        )  # fmt: skip
+        assert imported["labels"] == ["billing", "other", "refund"]
+        assert _json("datasets", "show", "t")["labels"] == ["billing", "other", "refund"]
+        code, _, err = _run(
+            "datasets", "import", str(tickets), "--name", "u", "--task", "classification",
+            "--labels", "billing,billing,refund",
+        )  # fmt: skip
+        assert code == 1
+        assert err.count("\n") == 1
+        assert "--labels: the label set names 'billing' more than once" in err
+        monkeypatch.setenv("STREAMFLOW_DATASET_MAX_ROW_BYTES", "12")
+        code, _, err = _run(
+            "datasets", "import", str(tickets), "--name", "v", "--task", "classification"
+        )
+        assert code == 1
+        assert "the limit is 12" in err
+
     def test_unknown_dataset_names_the_fix(self, streamflow: Runtime) -> None:
         """Asking for a dataset that does not exist says how to list them."""
         _run("orgs", "create", "provider", "--kind", "provider")
@@ -269,6 +297,14 @@ class TestCliEdge:
             "organization 'x' not found; create it with `streamflow orgs create SLUG`"
         )
         assert error_line(RuntimeError("bug")) is None
+
+    def test_a_schema_this_login_cannot_migrate_is_one_line(self) -> None:
+        """A login that may not migrate an old schema says what to run, not a traceback."""
+        from flows.cli.output import error_line
+        from models.db.migrate import SchemaNotMigrated
+
+        line = error_line(SchemaNotMigrated("run `streamflow db upgrade` with the owner's URL"))
+        assert line == "run `streamflow db upgrade` with the owner's URL"
 
     def test_results_printed_after_progress_stop_the_progress_display(self, monkeypatch) -> None:
         """Printing a result takes the progress bars off the screen first, so nothing overlaps."""

@@ -116,6 +116,9 @@ class TestEvaluateModelVersion:
         assert tracked.data.metrics["rougeL_f"] == pytest.approx(overall.value, abs=1e-12)
         assert tracked.data.tags["golden_dataset.sha256"]
         assert tracked.data.tags["streamflow.organization"] == "provider"
+        assert "tok:13a" in tracked.data.params["signature.sacrebleu.bleu"]
+        assert tracked.data.params["signature.rouge_score"].startswith("rouge-score ")
+        assert tracked.data.params["option.text_normalization"] == "nfc-newlines-strip"
         artifacts = {a.path for a in MlflowClient().list_artifacts(run.mlflow_run_id)}
         assert {"intervals.json", "metrics_by_slice.csv", "examples.parquet"} <= artifacts
         assert "confusion_matrix.json" not in artifacts  # text generation has none
@@ -131,6 +134,48 @@ class TestEvaluateModelVersion:
         by_slice = pd.read_csv(Path(folder) / "metrics_by_slice.csv")
         hvac = by_slice[(by_slice["slice"] == "hvac") & (by_slice["metric"] == "rougeL_f")]
         assert hvac["value"].item() == pytest.approx(metrics[("hvac", "rougeL_f")].value)
+
+    def test_classification_run_files_its_confusion_matrix_over_the_label_set(
+        self, streamflow: Runtime, tmp_path: Path
+    ) -> None:
+        """A classification run stores and logs the label set × label set confusion matrix;
+        a stray predicted label is counted beside it, never as a class."""
+        rows = [
+            {"id": f"t{i}", "input": f"ticket {i}", "expected": ["billing", "refund"][i % 2]}
+            for i in range(10)
+        ]
+        import_golden_rows(streamflow, "intents", rows, task="classification")
+        path = tmp_path / "labels.jsonl"
+        path.write_text(
+            "\n".join(
+                json.dumps(
+                    {"id": r["id"], "prediction": "spam" if r["id"] == "t3" else r["expected"]}
+                )
+                for r in rows
+            )
+        )
+        outcome = run_evaluation(
+            "provider",
+            "test",
+            dataset="intents",
+            predictions_path=str(path),
+            agent_type="intent_classifier",
+        )
+        with streamflow.sessions() as session:
+            run = session.get(EvaluationRun, uuid.UUID(outcome.run_id))
+            assert run is not None
+            stored = run.confusion_matrix
+            assert run.scoring_signatures is not None
+        assert stored is not None
+        assert stored["labels"] == ["billing", "refund"]
+        assert stored["matrix"] == [[5, 0], [0, 4]]
+        assert stored["out_of_set"] == [0, 1]
+        tracked = mlflow.get_run(run.mlflow_run_id)
+        logged = mlflow.artifacts.load_dict(f"{tracked.info.artifact_uri}/confusion_matrix.json")
+        assert logged["matrix"] == stored["matrix"]
+        assert logged["out_of_set_values"] == {"spam": 1}
+        assert tracked.data.params["labels"] == "billing,refund"
+        assert "signature.scikit_learn" in tracked.data.params
 
     def test_same_inputs_return_the_finished_run_and_force_recomputes(
         self, streamflow: Runtime, tmp_path: Path

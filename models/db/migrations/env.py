@@ -13,10 +13,19 @@ config = context.config
 target_metadata = Base.metadata
 
 
+INTERNAL_TABLES = frozenset({"streamflow_row_scope_secret"})
+"""Tables the migrations keep outside the models (PostgreSQL's row-scope secret)."""
+
+
+def _include_name(name: str | None, type_: str, _parents: object) -> bool:
+    return not (type_ == "table" and name in INTERNAL_TABLES)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=_include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import ApiKey, Organization
@@ -35,6 +35,21 @@ class ApiKeyRepository(Repository):
             .where(ApiKey.prefix == prefix)
         ).first()
         return None if row is None else (row[0], row[1])
+
+    def enter_scope(self, presented: str) -> str | None:
+        """Scope this transaction to the organisation of the presented key.
+
+        PostgreSQL checks the key itself (`streamflow_enter_tenant`, see migration 0003_rls) and
+        answers `ok`, or why not: `unknown`, `revoked`, `expired` or `suspended`; a tenant
+        login sees no rows until it answered `ok`. Elsewhere (SQLite) there is nothing to
+        scope: None.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return None
+        verdict: str = self.session.execute(
+            text("SELECT streamflow_enter_tenant(:key)"), {"key": presented}
+        ).scalar_one()
+        return verdict
 
     def page_for(
         self, organization_id: uuid.UUID, *, after: Key | None, limit: int

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, insert, select
+from sqlalchemy.orm import aliased
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
@@ -16,7 +17,13 @@ from models.db.tables import (
     EvaluationRun,
     GoldenDataset,
     GoldenDatasetVersion,
+    Organization,
 )
+
+PAIRED_A = aliased(EvaluationExampleScore, name="score_a")
+PAIRED_B = aliased(EvaluationExampleScore, name="score_b")
+PAIRED_FILTERS = ("all", "regressed", "improved", "below")
+"""Which paired examples to list: every one, B worse than A, B better, or B under a threshold."""
 
 
 class EvaluationRepository(Repository):
@@ -96,6 +103,107 @@ class EvaluationRepository(Repository):
             .where(EvaluationRun.organization_id == organization_id)
         )
         return self.page(query, self.ORDER, after=after, limit=limit)
+
+    def page_across_organizations(
+        self,
+        *,
+        organization_id: uuid.UUID | None = None,
+        agent_type: str | None = None,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        status: str | None = None,
+        after: Key | None = None,
+        limit: int = 50,
+    ) -> KeysetPage[tuple[EvaluationRun, GoldenDataset, GoldenDatasetVersion, Organization]]:
+        """Runs of every organisation (or one) in `ORDER`, filtered, for the provider's views."""
+        query = (
+            select(EvaluationRun, GoldenDataset, GoldenDatasetVersion, Organization)
+            .join(
+                GoldenDatasetVersion,
+                GoldenDatasetVersion.id == EvaluationRun.golden_dataset_version_id,
+            )
+            .join(GoldenDataset, GoldenDataset.id == GoldenDatasetVersion.golden_dataset_id)
+            .join(Organization, Organization.id == EvaluationRun.organization_id)
+        )
+        if organization_id is not None:
+            query = query.where(EvaluationRun.organization_id == organization_id)
+        if agent_type:
+            query = query.where(EvaluationRun.agent_type == agent_type)
+        if model_name:
+            query = query.where(EvaluationRun.registered_model_name == model_name)
+        if dataset_name:
+            query = query.where(GoldenDataset.name == dataset_name)
+        if status:
+            query = query.where(EvaluationRun.status == status)
+        return self.page(query, self.ORDER, after=after, limit=limit)
+
+    def organization_of(self, run_id: uuid.UUID) -> uuid.UUID | None:
+        """The organisation owning a run (provider views, which see every organisation)."""
+        return self.session.scalar(
+            select(EvaluationRun.organization_id).where(EvaluationRun.id == run_id)
+        )
+
+    def agent_types(self) -> list[str]:
+        """Agent types with at least one run."""
+        return list(
+            self.session.scalars(
+                select(EvaluationRun.agent_type).distinct().order_by(EvaluationRun.agent_type)
+            )
+        )
+
+    PAIRED_ORDER = Keyset.of(PAIRED_A.example_id)
+    """Paired examples of two runs: by example id."""
+
+    def page_paired_scores(
+        self,
+        run_a: uuid.UUID,
+        run_b: uuid.UUID,
+        *,
+        metric: str,
+        show: str = "all",
+        threshold: float | None = None,
+        after: Key | None = None,
+        limit: int = 50,
+    ) -> KeysetPage[tuple[EvaluationExampleScore, EvaluationExampleScore]]:
+        """The examples both runs scored, side by side, filtered on one per-example metric."""
+        score_a = PAIRED_A.scores[metric].as_float()
+        score_b = PAIRED_B.scores[metric].as_float()
+        query = (
+            select(PAIRED_A, PAIRED_B)
+            .join(PAIRED_B, PAIRED_B.example_id == PAIRED_A.example_id)
+            .where(PAIRED_A.run_id == run_a, PAIRED_B.run_id == run_b)
+        )
+        if show == "regressed":
+            query = query.where(score_b < score_a)
+        elif show == "improved":
+            query = query.where(score_b > score_a)
+        elif show == "below":
+            query = query.where(score_b < (threshold if threshold is not None else 0.5))
+        elif show != "all":
+            raise ValueError(f"show must be one of {PAIRED_FILTERS}, not {show!r}")
+        return self.page(query, self.PAIRED_ORDER, after=after, limit=limit)
+
+    def count_paired(self, run_a: uuid.UUID, run_b: uuid.UUID, *, metric: str) -> dict[str, int]:
+        """How many paired examples regressed, improved or stayed equal on `metric`."""
+        score_a = PAIRED_A.scores[metric].as_float()
+        score_b = PAIRED_B.scores[metric].as_float()
+        row = self.session.execute(
+            select(
+                func.count(),
+                func.count().filter(score_b < score_a),
+                func.count().filter(score_b > score_a),
+            )
+            .select_from(PAIRED_A)
+            .join(PAIRED_B, PAIRED_B.example_id == PAIRED_A.example_id)
+            .where(PAIRED_A.run_id == run_a, PAIRED_B.run_id == run_b)
+        ).one()
+        total, regressed, improved = (int(value) for value in row)
+        return {
+            "all": total,
+            "regressed": regressed,
+            "improved": improved,
+            "equal": total - regressed - improved,
+        }
 
     def quality_scores(
         self,

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import load_only
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
@@ -49,6 +50,28 @@ FIGURES = (
 )
 """The computed columns of a profitability row (all but its key and `computed_at`)."""
 JSON_FIGURES = ("ai_cost_breakdown", "explanation")
+TENANT_VISIBLE = (
+    TenantProfitability.organization_id,
+    TenantProfitability.period_kind,
+    TenantProfitability.period_start,
+    TenantProfitability.currency,
+    TenantProfitability.events,
+    TenantProfitability.tokens_in,
+    TenantProfitability.tokens_out,
+    TenantProfitability.requests,
+    TenantProfitability.gross_revenue_micros,
+    TenantProfitability.discount_micros,
+    TenantProfitability.adoption_basis,
+    TenantProfitability.adoption_numerator,
+    TenantProfitability.adoption_denominator,
+    TenantProfitability.adoption_ppm,
+    TenantProfitability.tier,
+    TenantProfitability.discount_bps,
+    TenantProfitability.explanation,
+    TenantProfitability.computed_at,
+)
+"""The columns a tenant reads of its own rows (on PostgreSQL its login may read no others):
+usage and the discount explanation, never costs or margins."""
 
 
 class ProfitabilityRepository(Repository):
@@ -260,16 +283,28 @@ class ProfitabilityRepository(Repository):
         if self.session.get_bind().dialect.name != "postgresql":
             self.session.execute(insert(TenantProfitability), rows)
             return
-        names = [*self.KEY, *FIGURES, "computed_at"]
+        names = ", ".join([*self.KEY, *FIGURES, "computed_at"])
         driver: Any = self.session.connection().connection.driver_connection
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY tenant_profitability ({', '.join(names)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(
-                    [json.dumps(row[name]) if name in JSON_FIGURES else row[name] for name in names]
-                )
+        # COPY into a table under row-level security is refused: COPY into a temporary table
+        # of the same shape, then one INSERT … SELECT (which the policies check).
+        with driver.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS profitability_staging "
+                "(LIKE tenant_profitability) ON COMMIT DROP"
+            )
+            cursor.execute("TRUNCATE profitability_staging")
+            with cursor.copy(f"COPY profitability_staging ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            json.dumps(row[name]) if name in JSON_FIGURES else row[name]
+                            for name in [*self.KEY, *FIGURES, "computed_at"]
+                        ]
+                    )
+            cursor.execute(
+                f"INSERT INTO tenant_profitability ({names}) "
+                f"SELECT {names} FROM profitability_staging"
+            )
 
     def update_rows(self, rows: list[dict[str, Any]]) -> None:
         """Change rows by primary key (each dict holds the key and the new values)."""
@@ -321,6 +356,22 @@ class ProfitabilityRepository(Repository):
             period_kind=period_kind, since=since, until=until, organization_id=organization_id
         )
         return self.page(query, keyset or self.PERIOD_ORDER, after=after, limit=limit)
+
+    def page_own_periods(
+        self,
+        *,
+        organization_id: uuid.UUID,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        after: Key | None,
+        limit: int,
+    ) -> KeysetPage[tuple[TenantProfitability, str]]:
+        """A tenant's own rows, loading only the columns it may read."""
+        query = self._matching(
+            period_kind=period_kind, since=since, until=until, organization_id=organization_id
+        ).options(load_only(*TENANT_VISIBLE))
+        return self.page(query, self.PERIOD_ORDER, after=after, limit=limit)
 
     def all_periods(
         self,

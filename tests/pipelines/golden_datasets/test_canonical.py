@@ -17,6 +17,8 @@ from pipelines.golden_datasets.canonical import (
     canonical_lines,
     canonical_tags,
     content_hash,
+    normalise_columns,
+    normalise_value,
 )
 from pipelines.golden_datasets.schema import COLUMNS, TEXT, GoldenDatasetTask
 from tests.pipelines.golden_datasets.files import csv_file, jsonl_file, parquet_file, read
@@ -158,3 +160,30 @@ class TestCanonicalForm:
     def test_canonical_tags(self, tags: str, canonical: str) -> None:
         """Tags are stripped, de-duplicated, code-point sorted and joined by commas."""
         assert canonical_tags(tags) == canonical
+
+
+class TestOneNormalisation:
+    @settings(max_examples=50, deadline=None)
+    @given(st.text(alphabet=st.sampled_from("ae\u0301\u0308 \t\r\nÅ\u212b\u00a0x")))
+    def test_normalise_value_is_what_import_does_to_expected(self, value: str) -> None:
+        """The function scoring applies to predictions equals import's `expected` column."""
+        frame = normalise_columns({"expected": pd.Series([value], dtype=TEXT)}, 1)
+        assert normalise_value(value) == frame.loc[0, "expected"]
+
+
+class TestDeclaredLabels:
+    def test_a_declared_set_equal_to_the_expected_values_changes_nothing(self) -> None:
+        """Declaring exactly the expected values hashes as before (format version 1)."""
+        frame = _frame([("1", "x", "b", "", ""), ("2", "y", "a", "", "")])
+        assert content_hash(frame, CLASSIFICATION, ["a", "b"]) == content_hash(
+            frame, CLASSIFICATION
+        )
+
+    def test_extra_labels_enter_the_header(self) -> None:
+        """Labels beyond the expected values are part of the content: header version 2."""
+        frame = _frame([("1", "x", "b", "", "")])
+        lines = canonical_lines(frame, CLASSIFICATION, ["c", "b"])
+        assert lines[0] == '["streamflow.golden_dataset",2,"classification",["b","c"]]'
+        assert content_hash(frame, CLASSIFICATION, ["b", "c"]) != content_hash(
+            frame, CLASSIFICATION
+        )

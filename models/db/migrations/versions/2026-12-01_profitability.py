@@ -1,8 +1,16 @@
 """usage and profitability
 
-Revision ID: 0003_profitability
-Revises: 0002
+Revision ID: 0009_profitability
+Revises: 0005_label_sets
 Create Date: 2026-12-01 05:41:39.628191
+
+Row-level security as in 0003_rls (PostgreSQL only): every new table enables and forces it,
+with one permissive `<table>_platform` policy for `streamflow_system` (flows, the CLI and the
+provider API do everything). Tenant requests read only their own figures' usage columns and
+discount explanation: `streamflow_app` gets SELECT on those columns of `tenant_profitability`
+(never costs, margins or the cost breakdown) under a `tenant_profitability_tenant_select` policy
+trusting only `streamflow_tenant()`. Usage events, prices, tiers and the dirty periods are the
+platform's alone: no grant, no tenant policy.
 """
 
 from collections.abc import Sequence
@@ -13,47 +21,58 @@ from sqlalchemy.dialects import postgresql
 
 import models.db.base
 
-revision: str = "0003_profitability"
-down_revision: str | None = "0002"
+revision: str = "0009_profitability"
+down_revision: str | None = "0005_label_sets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP_ROLE = "streamflow_app"
-SYSTEM = "current_setting('streamflow.scope', true) = 'system'"
-OWN_ORG = "organization_id = NULLIF(current_setting('streamflow.org_id', true), '')::uuid"
+PLATFORM_ROLE = "streamflow_system"
+TENANT = "(SELECT streamflow_tenant())"
+OWN = f"organization_id = {TENANT}"
 
-# (table, read condition, write condition), as in 0002: flows and the provider act with
-# scope = system; a tenant's API transaction sees its own rows only. Prices and tiers are the
-# provider's; tenants read their own figures (and their discount explanation) only.
-POLICIES = (
-    ("usage_events", f"{SYSTEM} OR {OWN_ORG}", SYSTEM),
-    ("tenant_plans", f"{SYSTEM} OR {OWN_ORG}", SYSTEM),
-    ("ai_cost_rates", SYSTEM, SYSTEM),
-    ("infrastructure_cost_rules", SYSTEM, SYSTEM),
-    ("adoption_tier_schedules", SYSTEM, SYSTEM),
-    ("profitability_dirty_periods", SYSTEM, SYSTEM),
-    ("tenant_profitability", f"{SYSTEM} OR {OWN_ORG}", SYSTEM),
+TABLES = (
+    "usage_events",
+    "tenant_plans",
+    "ai_cost_rates",
+    "infrastructure_cost_rules",
+    "adoption_tier_schedules",
+    "profitability_dirty_periods",
+    "tenant_profitability",
 )
+# What a tenant request reads of its own rows: usage and the discount explanation.
+TENANT_COLUMNS = {
+    "tenant_profitability": (
+        "organization_id, period_kind, period_start, currency, events, tokens_in, tokens_out, "
+        "requests, gross_revenue_micros, discount_micros, adoption_basis, adoption_numerator, "
+        "adoption_denominator, adoption_ppm, tier, discount_bps, explanation, computed_at"
+    ),
+}
 
 
 def _enable_row_level_security() -> None:
-    for table, read, write in POLICIES:
-        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}")
+    for table in TABLES:
+        # The platform's default privileges (0003_rls) cover new tables; say so anyway.
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {PLATFORM_ROLE}")
+        op.execute(f"REVOKE ALL ON {table} FROM {APP_ROLE}")
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(f"CREATE POLICY {table}_read ON {table} FOR SELECT USING ({read})")
-        op.execute(f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({write})")
         op.execute(
-            f"CREATE POLICY {table}_update ON {table} FOR UPDATE "
-            f"USING ({write}) WITH CHECK ({write})"
+            f"CREATE POLICY {table}_platform ON {table} FOR ALL TO {PLATFORM_ROLE} "
+            "USING (true) WITH CHECK (true)"
         )
-        op.execute(f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({write})")
+    for table, columns in TENANT_COLUMNS.items():
+        op.execute(f"GRANT SELECT ({columns}) ON {table} TO {APP_ROLE}")
+        op.execute(
+            f"CREATE POLICY {table}_tenant_select ON {table} FOR SELECT TO {APP_ROLE} USING ({OWN})"
+        )
 
 
 def _disable_row_level_security() -> None:
-    for table, _, _ in POLICIES:
-        for action in ("read", "insert", "update", "delete"):
-            op.execute(f"DROP POLICY IF EXISTS {table}_{action} ON {table}")
+    for table in TENANT_COLUMNS:
+        op.execute(f"DROP POLICY IF EXISTS {table}_tenant_select ON {table}")
+    for table in TABLES:
+        op.execute(f"DROP POLICY IF EXISTS {table}_platform ON {table}")
 
 
 def upgrade() -> None:
