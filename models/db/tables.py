@@ -296,9 +296,10 @@ class UsageEvent(Base):
     )
 
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE")
-    )
+    organization_id: Mapped[uuid.UUID] = mapped_column()
+    """No foreign key: an import checks its tenants once per batch (every tenant slug must name
+    a tenant), where a per-row check would cost more than the rest of a bulk load.
+    Organisations are suspended, never deleted."""
     occurred_at: Mapped[datetime] = mapped_column()
     agent_type: Mapped[str | None] = mapped_column(String(64), default=None)
     model_version: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -323,12 +323,6 @@ def upgrade() -> None:
             "tokens_in >= 0 AND tokens_out >= 0 AND requests >= 0",
             name=op.f("ck_usage_events_counts"),
         ),
-        sa.ForeignKeyConstraint(
-            ["organization_id"],
-            ["organizations.id"],
-            name=op.f("fk_usage_events_organization_id_organizations"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_usage_events")),
     )
     with op.batch_alter_table("usage_events", schema=None) as batch_op:
