@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import load_only
 
@@ -75,22 +72,6 @@ TENANT_VISIBLE = (
 )
 """The columns a tenant reads of its own rows (on PostgreSQL its login may read no others):
 usage and the discount explanation, never costs or margins."""
-
-
-def _as_csv(rows: list[dict[str, Any]], names: list[str]) -> bytes:
-    """Rows as CSV for COPY, written by Arrow (text quoted, nulls empty) column by column."""
-    columns: dict[str, pa.Array] = {}
-    for name in names:
-        values = [row[name] for row in rows]
-        if name in JSON_FIGURES:
-            columns[name] = pa.array([json.dumps(value) for value in values], pa.string())
-        elif name in ("organization_id", "period_kind"):
-            columns[name] = pa.array([str(value) for value in values], pa.string())
-        else:
-            columns[name] = pa.array(values)
-    buffer = io.BytesIO()
-    pa_csv.write_csv(pa.table(columns), buffer, pa_csv.WriteOptions(include_header=False))
-    return buffer.getvalue()
 
 
 class ProfitabilityRepository(Repository):
@@ -312,10 +293,14 @@ class ProfitabilityRepository(Repository):
                 "(LIKE tenant_profitability) ON COMMIT DROP"
             )
             cursor.execute("TRUNCATE profitability_staging")
-            with cursor.copy(
-                f"COPY profitability_staging ({names}) FROM STDIN (FORMAT csv)"
-            ) as copy:
-                copy.write(_as_csv(rows, [*self.KEY, *FIGURES, "computed_at"]))
+            with cursor.copy(f"COPY profitability_staging ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            json.dumps(row[name]) if name in JSON_FIGURES else row[name]
+                            for name in [*self.KEY, *FIGURES, "computed_at"]
+                        ]
+                    )
             cursor.execute(
                 f"INSERT INTO tenant_profitability ({names}) "
                 f"SELECT {names} FROM profitability_staging"
