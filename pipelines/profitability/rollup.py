@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import calendar
 import functools
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -119,10 +118,10 @@ SELECT org, period, sum(tokens_in)::BIGINT AS tokens_in,
        sum(tokens_out)::BIGINT AS tokens_out, sum(requests)::BIGINT AS requests,
        sum(cost_num)::HUGEINT AS cost_num,
        sum(CASE WHEN priced THEN 0 ELSE events END)::BIGINT AS unpriced_events,
-       to_json(list({{'agent_type': agent_type, 'model_version': model_version,
-              'events': events, 'tokens_in': tokens_in, 'tokens_out': tokens_out,
-              'requests': requests, 'cost_micros': cost_micros, 'priced': priced}}
-            ORDER BY agent_type, model_version))::VARCHAR AS breakdown
+       list({{'agent_type': agent_type, 'model_version': model_version, 'events': events,
+              'tokens_in': tokens_in, 'tokens_out': tokens_out, 'requests': requests,
+              'cost_micros': cost_micros, 'priced': priced}}
+            ORDER BY agent_type, model_version) AS breakdown
 FROM (
     SELECT org, {period} AS period, agent_type, model_version, sum(events)::BIGINT AS events,
            sum(tokens_in)::BIGINT AS tokens_in, sum(tokens_out)::BIGINT AS tokens_out,
@@ -235,7 +234,7 @@ def _totals(connection: duckdb.DuckDBPyConnection, period: str) -> dict[tuple[st
             requests=columns["requests"][index],
             cost_num=int(columns["cost_num"][index]),
             unpriced_events=columns["unpriced_events"][index],
-            breakdown=json.loads(columns["breakdown"][index]),
+            breakdown=columns["breakdown"][index],
         )
     return found
 
