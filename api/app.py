@@ -24,6 +24,7 @@ from api.routers import (
     docs,
     health,
     jobs,
+    profitability,
     provider,
     tenant,
     tenant_dashboards,
@@ -176,6 +177,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(jobs.provider_router)
     app.include_router(acme.router)
+    app.include_router(profitability.provider_router)
+    app.include_router(profitability.tenant_router)
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)

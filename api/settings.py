@@ -46,9 +46,10 @@ class ApiSettings(BaseSettings):
     Revocations through this process apply at once; other processes see them within this time."""
     max_body_bytes: int = Field(default=1_048_576, ge=0)
     """Largest request body accepted (bytes); larger ones get 413 before they are read."""
-    max_body_bytes_by_path: dict[str, int] = {}
+    max_body_bytes_by_path: dict[str, int] = {"/provider/v1/usage-events": 8 * 1_048_576}
     """Other body limits by path prefix, e.g. `{"/provider/v1/evaluations": 8388608}` (JSON in
-    the environment); the longest matching prefix wins."""
+    the environment); the longest matching prefix wins. Usage batches (up to 10,000 events)
+    get 8 MiB by default."""
     metrics_enabled: bool = True
     """Serve `/metrics` (off: 404; scrape a process bound to an internal port instead)."""
     metrics_token: SecretStr | None = None

@@ -78,6 +78,93 @@ def _register_builtin(
     )
 
 
+def _profitability(rt: Any, say: Any) -> list[dict[str, Any]]:
+    """The tenants' last 30 days of usage (synthetic, seeded), prices, and the rollup flow."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from flows.profitability import run_rollup
+    from pipelines.profitability import service as profitability
+    from pipelines.profitability.pricing import Tier, as_units
+    from pipelines.profitability.views import periods_page
+    from pipelines.usage.service import ingest_usage
+    from pipelines.usage.synthetic import AGENTS, synthetic_usage
+
+    now = datetime.now(UTC)
+    first_day = now.date() - timedelta(days=29)
+    since = first_day.replace(day=1)
+    with transaction(rt.sessions) as session:
+        for model_version in AGENTS.values():
+            profitability.set_ai_cost_rate(
+                session,
+                model_version=model_version,
+                effective_from=date(2026, 1, 1),
+                currency="USD",
+                micros_per_1k_tokens_in=150,
+                micros_per_1k_tokens_out=600,
+                micros_per_request=100,
+                actor=ACTOR,
+                now=now,
+            )
+        profitability.set_infrastructure_rule(
+            session,
+            effective_from=date(2026, 1, 1),
+            currency="USD",
+            micros_per_request=200,
+            micros_per_1k_tokens=0,
+            micros_per_tenant_month=20_000_000,
+            actor=ACTOR,
+            now=now,
+        )
+        profitability.set_adoption_tiers(
+            session,
+            effective_from=date(2026, 1, 1),
+            basis="jobs",
+            tiers=[Tier("starter", 0, 0), Tier("silver", 7000, 500), Tier("gold", 9000, 1500)],
+            actor=ACTOR,
+            now=now,
+        )
+        for position, slug in enumerate(TENANTS):
+            profitability.set_tenant_plan(
+                session,
+                tenant=slug,
+                effective_from=date(2026, 1, 1),
+                currency="USD",
+                monthly_fee_micros=(400 + 200 * position) * 1_000_000,
+                included_tokens=3_000_000,
+                overage_micros_per_1k_tokens=4_000,
+                actor=ACTOR,
+                now=now,
+            )
+        events = synthetic_usage(
+            list(TENANTS), first_day=first_day, days=30, per_tenant_day=60, seed=7
+        )
+        ingested = ingest_usage(session, [events], actor=ACTOR, now=now, source="demo")
+    say(f"usage: {ingested.inserted} new events of {ingested.received} for {len(TENANTS)} tenants")
+    run_rollup(since=since, until=(now.date().replace(day=28) + timedelta(days=4)).replace(day=1))
+    with rt.sessions() as session:
+        months = periods_page(session, period_kind="month", since=since, cursor=None, limit=20)
+    rows: list[dict[str, Any]] = [
+        {
+            "tenant": p.tenant,
+            "month": p.period_start.isoformat(),
+            "revenue": f"{as_units(p.revenue_micros):.2f}",
+            "discount": f"{as_units(p.discount_micros):.2f}",
+            "ai_cost": f"{as_units(p.ai_cost_micros):.2f}",
+            "infra_cost": f"{as_units(p.infra_cost_micros):.2f}",
+            "margin": "–" if p.margin_bps is None else f"{p.margin_bps / 100:.1f}%",
+            "tier": p.tier,
+        }
+        for p in months.items
+    ]
+    for row in rows:
+        say(
+            f"profitability {row['tenant']} {row['month'][:7]}: revenue {row['revenue']} "
+            f"(discount {row['discount']}, tier {row['tier']}), AI cost {row['ai_cost']}, "
+            f"infra {row['infra_cost']}, margin {row['margin']}"
+        )
+    return rows
+
+
 def run_demo(console: Console | None) -> dict[str, Any]:
     """Create orgs, import datasets, train and register models, evaluate, compare."""
     started = time.perf_counter()
@@ -154,6 +241,7 @@ def run_demo(console: Console | None) -> dict[str, Any]:
         )
         report["tenant_runs"][slug] = outcome.run_id
         say(f"tenant {slug}: its own run {outcome.run_id[:8]} ({summaries['model']}@champion)")
+    report["profitability"] = _profitability(rt, say)
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["database"] = rt.engine.url.render_as_string(hide_password=True)
     report["mlflow_tracking_uri"] = rt.registry.resolved_tracking_uri()
@@ -170,6 +258,7 @@ def run_demo(console: Console | None) -> dict[str, Any]:
         console.print("  streamflow eval examples RUN --json per-example scores")
         console.print("  streamflow datasets show support-ticket-intents")
         console.print("  streamflow models list")
+        console.print("  streamflow profitability list --period day   revenue, costs, margin")
         tenant = next(iter(TENANTS))
         console.print(
             f"  streamflow keys create {tenant} --name demo --scope results:read"

@@ -19,6 +19,7 @@ def deployments() -> list[Any]:
     from flows.domains import recheck_domains, renew_certificates
     from flows.evaluation import evaluate_model_version, fail_stuck_evaluations
     from flows.jobs import dispatch_jobs
+    from flows.profitability import rollup_profitability
 
     # Imported as `flows.evaluation`, not loaded as a script from a file path.
     return [
@@ -49,6 +50,12 @@ def deployments() -> list[Any]:
             name="every-10-minutes",
             description="Order certificates for verified domains and renew those that are due.",
             interval=600,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        rollup_profitability.to_deployment(
+            name="hourly",
+            description="Recompute tenants' profitability where events or prices changed.",
+            interval=3600,
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
     ]

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 from models.db.repositories.base import Key, Keyset, KeysetPage
@@ -21,7 +21,7 @@ from pipelines.errors import InvalidInput
 Item = TypeVar("Item")
 Shown = TypeVar("Shown")
 
-CursorValue = datetime | uuid.UUID | str | int
+CursorValue = datetime | date | uuid.UUID | str | int
 """What a cursor may carry: the values of a keyset sort key."""
 
 
@@ -47,8 +47,13 @@ def _integer(value: Any) -> int:
     return value
 
 
+def _day(value: Any) -> date:
+    return date.fromisoformat(_text(value))
+
+
 _PARSERS: dict[type[Any], Callable[[Any], Any]] = {
     datetime: _aware,
+    date: _day,
     uuid.UUID: lambda value: uuid.UUID(_text(value)),
     str: _text,
     int: _integer,
@@ -65,7 +70,7 @@ class Paged(Generic[Item]):
 
 def encode_cursor(*values: CursorValue) -> str:
     """An opaque cursor carrying these key values."""
-    parts = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+    parts = [value.isoformat() if isinstance(value, datetime | date) else value for value in values]
     raw = json.dumps([str(p) if isinstance(p, uuid.UUID) else p for p in parts]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -38,6 +38,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("flows.cli.keys", "Tenants' API keys: issue, list, revoke."),
     "jobs": ("flows.cli.jobs", "Background jobs: list, show, retry, cancel, dispatch."),
     "domains": ("flows.cli.domains", "Custom domains and their certificates."),
+    "usage": ("flows.cli.usage", "Usage events: import (idempotent by event id)."),
+    "profitability": (
+        "flows.cli.profitability",
+        "Prices, rollups and profitability per tenant.",
+    ),
     "users": ("flows.cli.users", "Provider users of the dashboards: create, list, disable."),
     "serve": ("flows.cli.serve", "Serve the tenant and provider APIs with uvicorn."),
     "server": ("flows.cli.server", "The local orchestrator: start, stop, status, logs."),

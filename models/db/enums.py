@@ -163,6 +163,24 @@ class CertificateAttemptStatus(StrEnum):
     ABANDONED = "abandoned"
 
 
+class PeriodKind(StrEnum):
+    """The length of a profitability period: a UTC calendar day or month."""
+
+    DAY = "day"
+    MONTH = "month"
+
+
+class AdoptionBasis(StrEnum):
+    """How adoption of the AI features is measured for the discount tiers.
+
+    `jobs`: share of a tenant's jobs (distinct job ids of its usage events) with at least one
+    AI event; `users`: active AI users / active users (distinct end-user keys).
+    """
+
+    JOBS = "jobs"
+    USERS = "users"
+
+
 class ProviderRole(StrEnum):
     """What a provider user may do in the dashboards: everything, or read only."""
 

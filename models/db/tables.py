@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -20,8 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.db.base import Base, new_id, utcnow
+from models.db.base import Base, JsonDocument, new_id, utcnow
 from models.db.enums import (
+    AdoptionBasis,
     CertificateAttemptKind,
     CertificateAttemptStatus,
     CertificateStatus,
@@ -34,6 +36,7 @@ from models.db.enums import (
     OrganizationKind,
     OrganizationStatus,
     OwnershipOutcome,
+    PeriodKind,
     ProviderRole,
     RoutingOutcome,
     RunStatus,
@@ -621,3 +624,162 @@ class JobArtifact(Base):
     media_type: Mapped[str] = mapped_column(String(100))
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+BigCount = BigInteger().with_variant(Integer(), "sqlite")
+"""A count that can pass 2³¹ (a 64-bit integer on PostgreSQL; SQLite's are 64-bit anyway)."""
+
+
+class UsageEvent(Base):
+    """One metered use of the platform by a tenant, idempotent by its `event_id`.
+
+    An event with an agent type used an AI agent (tokens and requests of a model version); one
+    without records activity that used none (a job done by hand), so adoption can be measured.
+    """
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        Index("ix_usage_events_org_time", "organization_id", "occurred_at"),
+        CheckConstraint("tokens_in >= 0 AND tokens_out >= 0 AND requests >= 0", name="counts"),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column()
+    """No foreign key: an import checks its tenants once per batch (every tenant slug must name
+    a tenant), where a per-row check would cost more than the rest of a bulk load.
+    Organisations are suspended, never deleted."""
+    occurred_at: Mapped[datetime] = mapped_column()
+    agent_type: Mapped[str | None] = mapped_column(String(64), default=None)
+    model_version: Mapped[str | None] = mapped_column(String(200), default=None)
+    tokens_in: Mapped[int] = mapped_column(BigCount, default=0)
+    tokens_out: Mapped[int] = mapped_column(BigCount, default=0)
+    requests: Mapped[int] = mapped_column(BigCount, default=0)
+    end_user_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    job_id: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class TenantPlan(Base):
+    """A version of a tenant's plan for the AI features, in force from `effective_from` (UTC day)
+    until the next version: a monthly fee with included tokens, overage per 1,000 tokens."""
+
+    __tablename__ = "tenant_plans"
+    __table_args__ = (UniqueConstraint("organization_id", "effective_from"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    effective_from: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    monthly_fee_micros: Mapped[int] = mapped_column(BigCount)
+    included_tokens: Mapped[int] = mapped_column(BigCount)
+    overage_micros_per_1k_tokens: Mapped[int] = mapped_column(BigCount)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AiCostRate(Base):
+    """A version of what one model version costs the provider: per 1,000 tokens in and out and
+    per request, in force from `effective_from` (UTC day) until the next version."""
+
+    __tablename__ = "ai_cost_rates"
+    __table_args__ = (UniqueConstraint("model_version", "effective_from"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    model_version: Mapped[str] = mapped_column(String(200))
+    effective_from: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    micros_per_1k_tokens_in: Mapped[int] = mapped_column(BigCount)
+    micros_per_1k_tokens_out: Mapped[int] = mapped_column(BigCount)
+    micros_per_request: Mapped[int] = mapped_column(BigCount)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InfrastructureCostRule(Base):
+    """A version of the rule allocating infrastructure cost to tenants: per request, per 1,000
+    tokens and per active tenant-month (prorated by day), in force from `effective_from`."""
+
+    __tablename__ = "infrastructure_cost_rules"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    effective_from: Mapped[date] = mapped_column(Date, unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    micros_per_request: Mapped[int] = mapped_column(BigCount)
+    micros_per_1k_tokens: Mapped[int] = mapped_column(BigCount)
+    micros_per_tenant_month: Mapped[int] = mapped_column(BigCount)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdoptionTierSchedule(Base):
+    """A version of the adoption discount tiers: each tier a minimum adoption rate and a discount
+    on the AI add-on revenue (both in basis points), in force from `effective_from`."""
+
+    __tablename__ = "adoption_tier_schedules"
+    __table_args__ = (CheckConstraint(check_in("basis", AdoptionBasis), name="basis"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    effective_from: Mapped[date] = mapped_column(Date, unique=True)
+    basis: Mapped[str] = mapped_column(String(16))
+    tiers: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProfitabilityDirtyPeriod(Base):
+    """A tenant-month whose figures are stale: new or late events, or a price change."""
+
+    __tablename__ = "profitability_dirty_periods"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TenantProfitability(Base):
+    """What a tenant's use of the AI features earned and cost in one day or month.
+
+    Money is in integer micro-units of `currency`; each figure is rounded once (half to even)
+    from its exact value, and the derived ones (revenue, margin) are integer differences.
+    """
+
+    __tablename__ = "tenant_profitability"
+    __table_args__ = (
+        CheckConstraint(check_in("period_kind", PeriodKind), name="period_kind"),
+        Index("ix_tenant_profitability_ranking", "period_kind", "period_start", "margin_micros"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    events: Mapped[int] = mapped_column(BigCount)
+    tokens_in: Mapped[int] = mapped_column(BigCount)
+    tokens_out: Mapped[int] = mapped_column(BigCount)
+    requests: Mapped[int] = mapped_column(BigCount)
+    subscription_micros: Mapped[int] = mapped_column(BigCount)
+    overage_micros: Mapped[int] = mapped_column(BigCount)
+    gross_revenue_micros: Mapped[int] = mapped_column(BigCount)
+    discount_micros: Mapped[int] = mapped_column(BigCount)
+    revenue_micros: Mapped[int] = mapped_column(BigCount)
+    ai_cost_micros: Mapped[int] = mapped_column(BigCount)
+    infra_cost_micros: Mapped[int] = mapped_column(BigCount)
+    margin_micros: Mapped[int] = mapped_column(BigCount)
+    margin_bps: Mapped[int | None] = mapped_column(BigCount, default=None)
+    """Margin / revenue in basis points; null when revenue is 0 (undefined)."""
+    adoption_basis: Mapped[str | None] = mapped_column(String(16), default=None)
+    adoption_numerator: Mapped[int] = mapped_column(BigCount, default=0)
+    adoption_denominator: Mapped[int] = mapped_column(BigCount, default=0)
+    adoption_ppm: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Adoption rate in parts per million; null when nothing was measured."""
+    tier: Mapped[str | None] = mapped_column(String(100), default=None)
+    discount_bps: Mapped[int] = mapped_column(Integer, default=0)
+    unpriced_events: Mapped[int] = mapped_column(BigCount, default=0)
+    ai_cost_breakdown: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
+    explanation: Mapped[dict[str, Any]] = mapped_column()
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

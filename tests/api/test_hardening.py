@@ -323,6 +323,29 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "JobsRetry": {"kind": "webhook"},
     "DomainCreate": {"hostname": "fuzz.example.com"},
     "CertificateRevocation": {"reason": 4},
+    "UsageBatch": {
+        "events": [
+            {"event_id": "fuzz-1", "tenant": "tenant-a", "occurred_at": "2026-03-01T00:00:00Z"}
+        ]
+    },
+    "PlanCreate": {
+        "tenant": "tenant-a",
+        "effective_from": "2026-03-01",
+        "monthly_fee_micros": 1,
+        "included_tokens": 1,
+        "overage_micros_per_1k_tokens": 1,
+    },
+    "AiCostCreate": {
+        "model_version": "m@1",
+        "effective_from": "2026-03-01",
+        "micros_per_1k_tokens_in": 1,
+        "micros_per_1k_tokens_out": 1,
+    },
+    "InfrastructureCreate": {"effective_from": "2026-03-01"},
+    "TiersCreate": {
+        "effective_from": "2026-03-01",
+        "tiers": [{"name": "t", "min_rate_bps": 0, "discount_bps": 0}],
+    },
 }
 """A valid body of each request schema, so that fuzzed parameters reach the handler."""
 

@@ -243,6 +243,17 @@ def _seed(url: str) -> Seeded:
             " VALUES ('tok', 'tok.thumbprint', 'a.example', now() + interval '1 hour')",
             (),
         ),
+        (
+            "INSERT INTO tenant_profitability (organization_id, period_kind, period_start,"
+            " currency, events, tokens_in, tokens_out, requests, subscription_micros,"
+            " overage_micros, gross_revenue_micros, discount_micros, revenue_micros,"
+            " ai_cost_micros, infra_cost_micros, margin_micros, margin_bps, adoption_numerator,"
+            " adoption_denominator, discount_bps, unpriced_events, ai_cost_breakdown,"
+            " explanation, computed_at) SELECT o, 'month', DATE '2026-03-01', 'EUR', 1, 1, 1, 1,"
+            " 5, 0, 5, 0, 5, 2, 1, 2, 4000, 0, 0, 0, 0, '[]', '{}', now()"
+            " FROM unnest(ARRAY[%s, %s]::uuid[]) AS o",
+            (ids["a"], ids["b"]),
+        ),
     ]
     with psycopg.connect(_plain(url), autocommit=False) as connection:
         for statement, params in statements:
@@ -561,6 +572,23 @@ CASES = [
         delete="DELETE FROM certificate_attempts WHERE organization_id = %(a)s",
         shared_update="UPDATE certificate_attempts SET status = 'abandoned' WHERE id = %(try_b)s",
     ),
+    Case(
+        "tenant_profitability",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO tenant_profitability (organization_id, period_kind, period_start,"
+        " currency, events, tokens_in, tokens_out, requests, subscription_micros, overage_micros,"
+        " gross_revenue_micros, discount_micros, revenue_micros, ai_cost_micros,"
+        " infra_cost_micros, margin_micros, adoption_numerator, adoption_denominator,"
+        " discount_bps, unpriced_events, ai_cost_breakdown, explanation, computed_at) VALUES"
+        " (%(b)s, 'day', DATE '2026-03-02', 'EUR', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+        " 0, '[]', '{}', now())",
+        update="UPDATE tenant_profitability SET discount_micros = 0 WHERE organization_id = %(a)s",
+        delete="DELETE FROM tenant_profitability WHERE organization_id = %(a)s",
+        # Its own figures are the rollup's: a discount granted to itself is refused.
+        shared_update="UPDATE tenant_profitability SET discount_bps = 10000"
+        " WHERE organization_id = %(b)s",
+    ),
 ]
 
 
@@ -574,6 +602,23 @@ PLATFORM_ONLY = {
     " updated_at) VALUES (gen_random_uuid(), 'https://evil.example/dir', 'k', now(), now())",
     "http01_challenges": "INSERT INTO http01_challenges (token, key_authorization, hostname,"
     " expires_at) VALUES ('evil', 'evil.x', 'a.example', now() + interval '1 hour')",
+    "usage_events": "INSERT INTO usage_events (event_id, organization_id, occurred_at,"
+    " tokens_in, tokens_out, requests) VALUES ('evil', %(b)s, now(), 0, 0, 0)",
+    "tenant_plans": "INSERT INTO tenant_plans (id, organization_id, effective_from, currency,"
+    " monthly_fee_micros, included_tokens, overage_micros_per_1k_tokens, created_by, created_at)"
+    " VALUES (gen_random_uuid(), %(b)s, DATE '2026-01-01', 'EUR', 0, 0, 0, 'b', now())",
+    "ai_cost_rates": "INSERT INTO ai_cost_rates (id, model_version, effective_from, currency,"
+    " micros_per_1k_tokens_in, micros_per_1k_tokens_out, micros_per_request, created_by,"
+    " created_at) VALUES (gen_random_uuid(), 'm@1', DATE '2026-01-01', 'EUR', 0, 0, 0, 'b',"
+    " now())",
+    "infrastructure_cost_rules": "INSERT INTO infrastructure_cost_rules (id, effective_from,"
+    " currency, micros_per_request, micros_per_1k_tokens, micros_per_tenant_month, created_by,"
+    " created_at) VALUES (gen_random_uuid(), DATE '2026-01-01', 'EUR', 0, 0, 0, 'b', now())",
+    "adoption_tier_schedules": "INSERT INTO adoption_tier_schedules (id, effective_from, basis,"
+    " tiers, created_by, created_at) VALUES (gen_random_uuid(), DATE '2026-01-01', 'jobs',"
+    " '[]', 'b', now())",
+    "profitability_dirty_periods": "INSERT INTO profitability_dirty_periods (organization_id,"
+    " month, marked_at) VALUES (%(a)s, DATE '2026-03-01', now())",
 }
 """Tables only the platform reads or writes (no tenant policy, no grant), with a write to try."""
 
@@ -971,3 +1016,17 @@ def test_a_revoked_key_stays_revoked(seeded: Seeded, tenant_b: psycopg.Connectio
     assert _refused(tenant_b, unrevoke, seeded.ids) == "no rows"
     revoke = "UPDATE api_keys SET revoked_at = now(), last_used_at = now() WHERE id = %(key_b_id)s"
     assert tenant_b.execute(revoke, seeded.ids).rowcount == 1
+
+
+def test_a_tenant_reads_its_usage_and_discount_but_no_costs_or_margins(
+    seeded: Seeded, tenant_b: psycopg.Connection[Any]
+) -> None:
+    """Of its own profitability rows, B reads usage and the discount explanation only."""
+    visible = (
+        "SELECT count(*) FROM tenant_profitability WHERE organization_id = %(b)s"
+        " AND events = 1 AND discount_bps = 0 AND explanation IS NOT NULL"
+    )
+    assert _count(tenant_b, visible, seeded.ids) == 1
+    for column in ("ai_cost_micros", "infra_cost_micros", "margin_micros", "ai_cost_breakdown"):
+        statement = f"SELECT {column} FROM tenant_profitability WHERE organization_id = %(b)s"
+        assert _refused(tenant_b, statement, seeded.ids) == "denied", column

@@ -1,0 +1,400 @@
+"""Prices (versions by effective date), periods to recompute, and tenants' profitability rows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import load_only
+
+from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
+from models.db.tables import (
+    AdoptionTierSchedule,
+    AiCostRate,
+    InfrastructureCostRule,
+    Organization,
+    ProfitabilityDirtyPeriod,
+    TenantPlan,
+    TenantProfitability,
+    UsageEvent,
+)
+
+FIGURES = (
+    "currency",
+    "events",
+    "tokens_in",
+    "tokens_out",
+    "requests",
+    "subscription_micros",
+    "overage_micros",
+    "gross_revenue_micros",
+    "discount_micros",
+    "revenue_micros",
+    "ai_cost_micros",
+    "infra_cost_micros",
+    "margin_micros",
+    "margin_bps",
+    "adoption_basis",
+    "adoption_numerator",
+    "adoption_denominator",
+    "adoption_ppm",
+    "tier",
+    "discount_bps",
+    "unpriced_events",
+    "ai_cost_breakdown",
+    "explanation",
+)
+"""The computed columns of a profitability row (all but its key and `computed_at`)."""
+JSON_FIGURES = ("ai_cost_breakdown", "explanation")
+TENANT_VISIBLE = (
+    TenantProfitability.organization_id,
+    TenantProfitability.period_kind,
+    TenantProfitability.period_start,
+    TenantProfitability.currency,
+    TenantProfitability.events,
+    TenantProfitability.tokens_in,
+    TenantProfitability.tokens_out,
+    TenantProfitability.requests,
+    TenantProfitability.gross_revenue_micros,
+    TenantProfitability.discount_micros,
+    TenantProfitability.adoption_basis,
+    TenantProfitability.adoption_numerator,
+    TenantProfitability.adoption_denominator,
+    TenantProfitability.adoption_ppm,
+    TenantProfitability.tier,
+    TenantProfitability.discount_bps,
+    TenantProfitability.explanation,
+    TenantProfitability.computed_at,
+)
+"""The columns a tenant reads of its own rows (on PostgreSQL its login may read no others):
+usage and the discount explanation, never costs or margins."""
+
+
+class ProfitabilityRepository(Repository):
+    """SQL for prices, dirty periods and profitability rows."""
+
+    PERIOD_ORDER = Keyset.of(
+        TenantProfitability.period_start, TenantProfitability.organization_id, descending=True
+    )
+    """Analysts' listing: latest period first."""
+    TREND_ORDER = Keyset.of(TenantProfitability.period_start)
+    """A tenant's trend: oldest period first."""
+    RANKING_ORDER = Keyset.of(
+        TenantProfitability.margin_micros, TenantProfitability.organization_id, descending=True
+    )
+    """Tenants ranked by margin, highest first."""
+
+    # --- prices -------------------------------------------------------------------------------
+
+    def currencies(self) -> set[str]:
+        found: set[str] = set()
+        for table in (TenantPlan, AiCostRate, InfrastructureCostRule):
+            found.update(self.session.scalars(select(table.currency).distinct()))
+        return found
+
+    def plan_on(self, organization_id: uuid.UUID, effective_from: date) -> TenantPlan | None:
+        return self.session.scalars(
+            select(TenantPlan).where(
+                TenantPlan.organization_id == organization_id,
+                TenantPlan.effective_from == effective_from,
+            )
+        ).first()
+
+    def cost_rate_on(self, model_version: str, effective_from: date) -> AiCostRate | None:
+        return self.session.scalars(
+            select(AiCostRate).where(
+                AiCostRate.model_version == model_version,
+                AiCostRate.effective_from == effective_from,
+            )
+        ).first()
+
+    def infrastructure_rule_on(self, effective_from: date) -> InfrastructureCostRule | None:
+        return self.session.scalars(
+            select(InfrastructureCostRule).where(
+                InfrastructureCostRule.effective_from == effective_from
+            )
+        ).first()
+
+    def tier_schedule_on(self, effective_from: date) -> AdoptionTierSchedule | None:
+        return self.session.scalars(
+            select(AdoptionTierSchedule).where(
+                AdoptionTierSchedule.effective_from == effective_from
+            )
+        ).first()
+
+    def add(self, row: Any) -> Any:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def plans(self, organization_ids: Sequence[uuid.UUID] | None = None) -> list[TenantPlan]:
+        query = select(TenantPlan).order_by(TenantPlan.organization_id, TenantPlan.effective_from)
+        if organization_ids is not None:
+            query = query.where(TenantPlan.organization_id.in_(list(organization_ids)))
+        return list(self.session.scalars(query))
+
+    def cost_rates(self) -> list[AiCostRate]:
+        return list(
+            self.session.scalars(
+                select(AiCostRate).order_by(AiCostRate.model_version, AiCostRate.effective_from)
+            )
+        )
+
+    def infrastructure_rules(self) -> list[InfrastructureCostRule]:
+        return list(
+            self.session.scalars(
+                select(InfrastructureCostRule).order_by(InfrastructureCostRule.effective_from)
+            )
+        )
+
+    def tier_schedules(self) -> list[AdoptionTierSchedule]:
+        return list(
+            self.session.scalars(
+                select(AdoptionTierSchedule).order_by(AdoptionTierSchedule.effective_from)
+            )
+        )
+
+    PLAN_ORDER = Keyset.of(TenantPlan.effective_from, TenantPlan.id, descending=True)
+
+    def page_plans(
+        self, *, organization_id: uuid.UUID | None, after: Key | None, limit: int
+    ) -> KeysetPage[tuple[TenantPlan, str]]:
+        query = select(TenantPlan, Organization.slug).join(
+            Organization, Organization.id == TenantPlan.organization_id
+        )
+        if organization_id is not None:
+            query = query.where(TenantPlan.organization_id == organization_id)
+        return self.page(query, self.PLAN_ORDER, after=after, limit=limit)
+
+    # --- which tenant-months to compute -------------------------------------------------------
+
+    def tenants_with_plans(self) -> list[uuid.UUID]:
+        return list(self.session.scalars(select(TenantPlan.organization_id).distinct()))
+
+    def tenants_with_events_since(
+        self, since: datetime, model_version: str | None = None
+    ) -> list[uuid.UUID]:
+        query = select(UsageEvent.organization_id).distinct().where(UsageEvent.occurred_at >= since)
+        if model_version is not None:
+            query = query.where(UsageEvent.model_version == model_version)
+        return list(self.session.scalars(query))
+
+    def tenants_with_events_between(self, since: datetime, until: datetime) -> list[uuid.UUID]:
+        return list(
+            self.session.scalars(
+                select(UsageEvent.organization_id)
+                .distinct()
+                .where(UsageEvent.occurred_at >= since, UsageEvent.occurred_at < until)
+            )
+        )
+
+    def mark_dirty(self, periods: Iterable[tuple[uuid.UUID, date]], *, now: datetime) -> int:
+        """Mark tenant-months to recompute (again, if marked already)."""
+        rows = sorted(set(periods))
+        key = tuple_(ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month)
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            wanted = [tuple_(org, month) for org, month in chunk]
+            existing = {
+                (org, month)
+                for org, month in self.session.execute(
+                    select(
+                        ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
+                    ).where(key.in_(wanted))
+                )
+            }
+            if existing:
+                self.session.execute(
+                    update(ProfitabilityDirtyPeriod)
+                    .where(key.in_([tuple_(org, month) for org, month in existing]))
+                    .values(marked_at=now)
+                )
+            fresh = [
+                {"organization_id": org, "month": month, "marked_at": now}
+                for org, month in chunk
+                if (org, month) not in existing
+            ]
+            if fresh:
+                self.session.execute(insert(ProfitabilityDirtyPeriod), fresh)
+        return len(rows)
+
+    def dirty(
+        self, *, since: date | None = None, until: date | None = None
+    ) -> list[tuple[uuid.UUID, date]]:
+        query = select(ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month)
+        if since is not None:
+            query = query.where(ProfitabilityDirtyPeriod.month >= since)
+        if until is not None:
+            query = query.where(ProfitabilityDirtyPeriod.month < until)
+        return [(org, month) for org, month in self.session.execute(query)]
+
+    def clear_dirty(
+        self, periods: Sequence[tuple[uuid.UUID, date]], *, marked_until: datetime
+    ) -> None:
+        """Forget marks of these tenant-months made no later than `marked_until`."""
+        keys = [tuple_(org, month) for org, month in periods]
+        for start in range(0, len(keys), 500):
+            self.session.execute(
+                delete(ProfitabilityDirtyPeriod).where(
+                    tuple_(
+                        ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
+                    ).in_(keys[start : start + 500]),
+                    ProfitabilityDirtyPeriod.marked_at <= marked_until,
+                )
+            )
+
+    # --- profitability rows -------------------------------------------------------------------
+
+    KEY = ("organization_id", "period_kind", "period_start")
+
+    def stored_figures(
+        self, periods: Sequence[tuple[uuid.UUID, date]]
+    ) -> dict[tuple[uuid.UUID, str, date], tuple[Any, ...]]:
+        """The computed columns (`FIGURES` order) of the stored rows of these tenant-months."""
+        wanted = set(periods)
+        found: dict[tuple[uuid.UUID, str, date], tuple[Any, ...]] = {}
+        organizations = sorted({org for org, _ in wanted})
+        first = min((month for _, month in wanted), default=None)
+        last = max((month for _, month in wanted), default=None)
+        if first is None or last is None:
+            return found
+        following = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+        columns = [getattr(TenantProfitability, name) for name in (*self.KEY, *FIGURES)]
+        for start in range(0, len(organizations), 500):
+            query = select(*columns).where(
+                TenantProfitability.organization_id.in_(organizations[start : start + 500]),
+                TenantProfitability.period_start >= first,
+                TenantProfitability.period_start < following,
+            )
+            for row in self.session.execute(query):
+                org, kind, period_start = row[0], row[1], row[2]
+                if (org, period_start.replace(day=1)) in wanted:
+                    found[(org, kind, period_start)] = tuple(row[3:])
+        return found
+
+    def insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows (PostgreSQL: COPY; SQLite: executemany)."""
+        if not rows:
+            return
+        if self.session.get_bind().dialect.name != "postgresql":
+            self.session.execute(insert(TenantProfitability), rows)
+            return
+        names = ", ".join([*self.KEY, *FIGURES, "computed_at"])
+        driver: Any = self.session.connection().connection.driver_connection
+        # COPY into a table under row-level security is refused: COPY into a temporary table
+        # of the same shape, then one INSERT … SELECT (which the policies check).
+        with driver.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS profitability_staging "
+                "(LIKE tenant_profitability) ON COMMIT DROP"
+            )
+            cursor.execute("TRUNCATE profitability_staging")
+            with cursor.copy(f"COPY profitability_staging ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            json.dumps(row[name]) if name in JSON_FIGURES else row[name]
+                            for name in [*self.KEY, *FIGURES, "computed_at"]
+                        ]
+                    )
+            cursor.execute(
+                f"INSERT INTO tenant_profitability ({names}) "
+                f"SELECT {names} FROM profitability_staging"
+            )
+
+    def update_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Change rows by primary key (each dict holds the key and the new values)."""
+        if rows:
+            self.session.execute(update(TenantProfitability), rows)
+
+    def delete_rows(self, keys: Sequence[tuple[uuid.UUID, str, date]]) -> None:
+        for key in keys:
+            self.session.execute(
+                delete(TenantProfitability).where(
+                    TenantProfitability.organization_id == key[0],
+                    TenantProfitability.period_kind == key[1],
+                    TenantProfitability.period_start == key[2],
+                )
+            )
+
+    def _matching(
+        self,
+        *,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        organization_id: uuid.UUID | None,
+    ) -> Any:
+        query = select(TenantProfitability, Organization.slug).join(
+            Organization, Organization.id == TenantProfitability.organization_id
+        )
+        query = query.where(TenantProfitability.period_kind == period_kind)
+        if since is not None:
+            query = query.where(TenantProfitability.period_start >= since)
+        if until is not None:
+            query = query.where(TenantProfitability.period_start < until)
+        if organization_id is not None:
+            query = query.where(TenantProfitability.organization_id == organization_id)
+        return query
+
+    def page_periods(
+        self,
+        *,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        organization_id: uuid.UUID | None,
+        after: Key | None,
+        limit: int,
+        keyset: Keyset | None = None,
+    ) -> KeysetPage[tuple[TenantProfitability, str]]:
+        query = self._matching(
+            period_kind=period_kind, since=since, until=until, organization_id=organization_id
+        )
+        return self.page(query, keyset or self.PERIOD_ORDER, after=after, limit=limit)
+
+    def page_own_periods(
+        self,
+        *,
+        organization_id: uuid.UUID,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        after: Key | None,
+        limit: int,
+    ) -> KeysetPage[tuple[TenantProfitability, str]]:
+        """A tenant's own rows, loading only the columns it may read."""
+        query = self._matching(
+            period_kind=period_kind, since=since, until=until, organization_id=organization_id
+        ).options(load_only(*TENANT_VISIBLE))
+        return self.page(query, self.PERIOD_ORDER, after=after, limit=limit)
+
+    def all_periods(
+        self,
+        *,
+        period_kind: str,
+        since: date | None,
+        until: date | None,
+        organization_id: uuid.UUID | None,
+    ) -> list[tuple[TenantProfitability, str]]:
+        query = self._matching(
+            period_kind=period_kind, since=since, until=until, organization_id=organization_id
+        ).order_by(TenantProfitability.period_start, Organization.slug)
+        return [(row, slug) for row, slug in self.session.execute(query)]
+
+    def totals(self, *, period_kind: str, period_start: date) -> dict[str, int]:
+        row = self.session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(TenantProfitability.revenue_micros), 0),
+                func.coalesce(func.sum(TenantProfitability.margin_micros), 0),
+            ).where(
+                TenantProfitability.period_kind == period_kind,
+                TenantProfitability.period_start == period_start,
+            )
+        ).one()
+        return {"tenants": int(row[0]), "revenue_micros": int(row[1]), "margin_micros": int(row[2])}

@@ -1,0 +1,275 @@
+"""Usage events: bulk loads (PostgreSQL COPY into a staging table, SQLite executemany into a
+temporary table) merged idempotently by event id, and extracts for the rollup as Arrow.
+
+Everything runs on the session's connection, inside the caller's transaction: a batch that
+fails part way leaves nothing behind once the caller rolls back.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy import select
+
+from models.db.repositories.base import Repository
+from models.db.tables import UsageEvent
+
+STAGED = (
+    "event_id",
+    "organization_id",
+    "occurred_at",
+    "agent_type",
+    "model_version",
+    "tokens_in",
+    "tokens_out",
+    "requests",
+    "end_user_key",
+    "job_id",
+    "month",
+)
+EVENT_COLUMNS = STAGED[:-1]
+EXTRACTED = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("occurred_at", pa.timestamp("us")),
+        ("agent_type", pa.string()),
+        ("model_version", pa.string()),
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+        ("requests", pa.int64()),
+        ("end_user_key", pa.string()),
+        ("job_id", pa.string()),
+    ]
+)
+"""An extract for the rollup: times are naive UTC, organisation ids canonical UUID text."""
+
+_PG_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS usage_staging (
+    event_id text, organization_id uuid, occurred_at timestamptz, agent_type text,
+    model_version text, tokens_in bigint, tokens_out bigint, requests bigint,
+    end_user_key text, job_id text, month date
+) ON COMMIT DROP
+"""
+_SQLITE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS usage_staging (
+    event_id TEXT, organization_id TEXT, occurred_at TEXT, agent_type TEXT,
+    model_version TEXT, tokens_in INTEGER, tokens_out INTEGER, requests INTEGER,
+    end_user_key TEXT, job_id TEXT, month TEXT
+)
+"""
+_MARK_NEW = """
+INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
+SELECT organization_id, month, {now} FROM usage_staging s
+WHERE NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.event_id = s.event_id)
+GROUP BY organization_id, month
+ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at
+"""
+_MERGE = f"""
+INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
+SELECT {", ".join(EVENT_COLUMNS)} FROM usage_staging WHERE true
+ON CONFLICT (event_id) DO NOTHING
+"""
+_PG_MERGE = f"""
+WITH inserted AS (
+    INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
+    SELECT {", ".join(EVENT_COLUMNS)} FROM usage_staging ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING organization_id, occurred_at
+), marked AS (
+    INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
+    SELECT organization_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, %s
+    FROM inserted GROUP BY 1, 2
+    ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at
+)
+SELECT count(*) FROM inserted
+"""
+"""One pass on PostgreSQL: the events not stored yet go in (in key order, so the primary key's
+index grows at its end rather than everywhere), and the months of exactly those are marked."""
+
+
+class UsageRepository(Repository):
+    """SQL for usage events."""
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def _driver(self) -> Any:
+        """The DB-API connection of the session's transaction (psycopg 3 or sqlite3)."""
+        return self.session.connection().connection.driver_connection
+
+    def open_staging(self) -> None:
+        """An empty staging table for this transaction."""
+        driver = self._driver()
+        if self.dialect == "postgresql":
+            with driver.cursor() as cursor:
+                cursor.execute(_PG_STAGING)
+                cursor.execute("TRUNCATE usage_staging")
+        else:
+            cursor = driver.cursor()
+            try:
+                cursor.execute(_SQLITE_STAGING)
+                cursor.execute("DELETE FROM usage_staging")
+            finally:
+                cursor.close()
+
+    def stage(self, batch: pa.Table) -> None:
+        """Add a checked batch (`pipelines.usage.events.NORMALISED`) to the staging table."""
+        if batch.num_rows == 0:
+            return
+        driver = self._driver()
+        if self.dialect == "postgresql":
+            buffer = io.BytesIO()
+            pa_csv.write_csv(
+                batch.select(list(STAGED)),
+                buffer,
+                pa_csv.WriteOptions(include_header=False, batch_size=65536),
+            )
+            with (
+                driver.cursor() as cursor,
+                cursor.copy(
+                    f"COPY usage_staging ({', '.join(STAGED)}) FROM STDIN (FORMAT csv)"
+                ) as copy,
+            ):
+                view = buffer.getbuffer()
+                step = 1 << 20
+                for start in range(0, len(view), step):
+                    copy.write(view[start : start + step])
+                view.release()
+            return
+        # SQLite stores UUIDs as 32 hex digits and times as text, as SQLAlchemy does.
+        columns = {
+            "event_id": batch.column("event_id"),
+            "organization_id": pc.replace_substring(batch.column("organization_id"), "-", ""),
+            "occurred_at": pc.strftime(
+                batch.column("occurred_at").cast(pa.timestamp("us")), "%Y-%m-%d %H:%M:%S"
+            ),
+            **{name: batch.column(name) for name in STAGED[3:10]},
+            "month": batch.column("month").cast(pa.string()),
+        }
+        rows = zip(*(columns[name].to_pylist() for name in STAGED), strict=True)
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO usage_staging VALUES ({', '.join('?' * len(STAGED))})", rows
+            )
+        finally:
+            cursor.close()
+
+    def merge_staging(self, *, now: datetime) -> int:
+        """Move staged events not stored yet into `usage_events`, marking their tenant-months
+        dirty; events already stored (same event id) are left alone. The number inserted."""
+        driver = self._driver()
+        if self.dialect == "postgresql":
+            with driver.cursor() as cursor:
+                # The sort and the marks' grouping stay in memory for large batches.
+                cursor.execute("SET LOCAL work_mem = '256MB'")
+                cursor.execute(_PG_MERGE, (now,))
+                row = cursor.fetchone()
+                return int(row[0]) if row else 0
+        cursor = driver.cursor()
+        try:
+            stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+            cursor.execute(_MARK_NEW.format(now="?"), (stamp,))
+            cursor.execute(_MERGE)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def count(self) -> int:
+        from sqlalchemy import func
+
+        return int(self.session.scalar(select(func.count()).select_from(UsageEvent)) or 0)
+
+    def extract(self, targets: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
+        """The events of these tenant-months (organisation, first day of month) as Arrow."""
+        if not targets:
+            return EXTRACTED.empty_table()
+        driver = self._driver()
+        if self.dialect == "postgresql":
+            return self._extract_postgres(driver, targets)
+        return self._extract_sqlite(driver, targets)
+
+    def _extract_postgres(self, driver: Any, targets: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
+        with driver.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS rollup_targets "
+                "(organization_id uuid, month date) ON COMMIT DROP"
+            )
+            cursor.execute("TRUNCATE rollup_targets")
+            with cursor.copy("COPY rollup_targets (organization_id, month) FROM STDIN") as copy:
+                for organization_id, month in targets:
+                    copy.write_row((organization_id, month))
+            # With statistics the planner picks: a few tenant-months by the (organisation,
+            # time) index, many by one scan hashed on (organisation, month).
+            cursor.execute("ANALYZE rollup_targets")
+            buffer = io.BytesIO()
+            # Times leave as naive UTC in PostgreSQL's own text form (faster than to_char),
+            # which the Arrow reader parses.
+            query = (
+                "COPY (SELECT e.organization_id, e.occurred_at AT TIME ZONE 'UTC', "
+                "e.agent_type, e.model_version, e.tokens_in, e.tokens_out, e.requests, "
+                "e.end_user_key, e.job_id FROM usage_events e JOIN rollup_targets t "
+                "ON e.organization_id = t.organization_id "
+                "AND date_trunc('month', e.occurred_at AT TIME ZONE 'UTC')::date = t.month "
+                "AND e.occurred_at >= (t.month::timestamp AT TIME ZONE 'UTC') "
+                "AND e.occurred_at < ((t.month + interval '1 month')::timestamp AT TIME ZONE 'UTC')"
+                ") TO STDOUT (FORMAT csv)"
+            )
+            with cursor.copy(query) as copy:
+                for data in copy:
+                    buffer.write(data)
+        buffer.seek(0)
+        if buffer.getbuffer().nbytes == 0:
+            return EXTRACTED.empty_table()
+        return pa_csv.read_csv(
+            buffer,
+            read_options=pa_csv.ReadOptions(column_names=EXTRACTED.names),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=EXTRACTED, strings_can_be_null=True, quoted_strings_can_be_null=False
+            ),
+        )
+
+    def _extract_sqlite(self, driver: Any, targets: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS rollup_targets (organization_id TEXT, month TEXT)"
+            )
+            cursor.execute("DELETE FROM rollup_targets")
+            cursor.executemany(
+                "INSERT INTO rollup_targets VALUES (?, ?)",
+                [(org.hex, month.isoformat()) for org, month in targets],
+            )
+            cursor.execute(
+                "SELECT e.organization_id, e.occurred_at, e.agent_type, e.model_version, "
+                "e.tokens_in, e.tokens_out, e.requests, e.end_user_key, e.job_id "
+                "FROM usage_events e JOIN rollup_targets t "
+                "ON e.organization_id = t.organization_id "
+                "AND e.occurred_at >= t.month AND e.occurred_at < date(t.month, '+1 month')"
+            )
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        columns: list[Any] = (
+            list(zip(*rows, strict=True)) if rows else [() for _ in EXTRACTED.names]
+        )
+        organization_ids = [str(uuid.UUID(hex_id)) for hex_id in columns[0]]
+        return pa.table(
+            {
+                "organization_id": pa.array(organization_ids, pa.string()),
+                "occurred_at": pa.array(list(columns[1]), pa.string()).cast(pa.timestamp("us")),
+                **{
+                    name: pa.array(list(values), EXTRACTED.field(name).type)
+                    for name, values in zip(EXTRACTED.names[2:], columns[2:], strict=True)
+                },
+            },
+            schema=EXTRACTED,
+        )

@@ -1,0 +1,525 @@
+"""Use cases of profitability: price versions (audited, marking the periods they change) and
+the incremental rollup into `tenant_profitability`.
+
+The rollup works on tenant-months. New or late events and price changes mark the tenant-months
+they touch; a rollup recomputes marked tenant-months (and, on demand, every tenant-month of a
+range), compares the figures with the stored rows and writes only what changed, so a rerun of
+the same range changes nothing. The caller commits each chunk of tenant-months in one
+transaction, with its marks cleared: each period is fully old or fully new.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models.db.enums import AdoptionBasis, OrganizationKind
+from models.db.repositories.audit import record_audit
+from models.db.repositories.profitability import FIGURES, ProfitabilityRepository
+from models.db.repositories.usage import UsageRepository
+from models.db.tables import (
+    AdoptionTierSchedule,
+    AiCostRate,
+    InfrastructureCostRule,
+    TenantPlan,
+)
+from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.organizations import get_tenant
+from pipelines.profitability.pricing import (
+    DEFAULT_CURRENCY,
+    CostRate,
+    InfrastructureRule,
+    PlanVersion,
+    PriceBook,
+    Tier,
+    TierSchedule,
+    check_tiers,
+)
+from pipelines.profitability.rollup import PeriodFigures, month_of, rollup
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+COMPLETION_DAYS = 3
+"""Days into a month during which scheduled rollups still complete the previous month."""
+MAX_AMOUNT = 10**15
+"""Largest amount or count a price may carry (micro-units or tokens)."""
+
+
+# --- prices -----------------------------------------------------------------------------------
+
+
+def _check_currency(session: Session, currency: str) -> None:
+    if not _CURRENCY.match(currency):
+        raise InvalidInput(
+            f"currency {currency!r} must be an ISO 4217 code such as USD", field="currency"
+        )
+    other = ProfitabilityRepository(session).currencies() - {currency}
+    if other:
+        raise InvalidInput(
+            f"prices here are in {', '.join(sorted(other))}; give every price in that currency",
+            field="currency",
+        )
+
+
+def _check_amounts(**amounts: int) -> None:
+    for name, value in amounts.items():
+        if not 0 <= value <= MAX_AMOUNT:
+            raise InvalidInput(f"{name} must be between 0 and {MAX_AMOUNT}", field=name)
+
+
+def _months_from(start: date, now: datetime) -> list[date]:
+    """First days of the months from `start`'s through `now`'s."""
+    months, month, last = [], month_of(start), month_of(now.date())
+    while month <= last:
+        months.append(month)
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return months
+
+
+def _at_midnight(day: date) -> datetime:
+    return datetime.combine(month_of(day), time(), tzinfo=UTC)
+
+
+def _mark(
+    session: Session, tenants: Sequence[uuid.UUID], effective_from: date, *, now: datetime
+) -> int:
+    months = _months_from(effective_from, now)
+    return ProfitabilityRepository(session).mark_dirty(
+        ((org, month) for org in tenants for month in months), now=now
+    )
+
+
+def _same(row: Any, values: dict[str, Any]) -> bool:
+    return all(getattr(row, name) == value for name, value in values.items())
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    """A price version as stored, whether this call created it, and periods marked."""
+
+    kind: str
+    id: uuid.UUID
+    effective_from: date
+    values: dict[str, Any]
+    created: bool
+    periods_marked: int
+
+
+def set_tenant_plan(
+    session: Session,
+    *,
+    tenant: str,
+    effective_from: date,
+    currency: str,
+    monthly_fee_micros: int,
+    included_tokens: int,
+    overage_micros_per_1k_tokens: int,
+    actor: str,
+    now: datetime,
+) -> PriceChange:
+    """A tenant's plan version from `effective_from` (the same one again: unchanged)."""
+    organization = get_tenant(session, tenant)
+    _check_amounts(
+        monthly_fee_micros=monthly_fee_micros,
+        included_tokens=included_tokens,
+        overage_micros_per_1k_tokens=overage_micros_per_1k_tokens,
+    )
+    values = {
+        "currency": currency,
+        "monthly_fee_micros": monthly_fee_micros,
+        "included_tokens": included_tokens,
+        "overage_micros_per_1k_tokens": overage_micros_per_1k_tokens,
+    }
+    prices = ProfitabilityRepository(session)
+    existing = prices.plan_on(organization.id, effective_from)
+    if existing is not None:
+        if _same(existing, values):
+            return PriceChange("plan", existing.id, effective_from, values, False, 0)
+        raise Conflict(
+            f"{tenant} has another plan from {effective_from}; plans are versions, so give "
+            "the change its own effective date",
+            field="effective_from",
+        )
+    _check_currency(session, currency)
+    plan = prices.add(
+        TenantPlan(
+            organization_id=organization.id,
+            effective_from=effective_from,
+            created_by=actor,
+            created_at=now,
+            **values,
+        )
+    )
+    marked = _mark(session, [organization.id], effective_from, now=now)
+    record_audit(
+        session,
+        "tenant_plan.created",
+        plan.id,
+        actor=actor,
+        organization_id=organization.id,
+        details={"effective_from": effective_from.isoformat(), **values},
+    )
+    return PriceChange("plan", plan.id, effective_from, values, True, marked)
+
+
+def set_ai_cost_rate(
+    session: Session,
+    *,
+    model_version: str,
+    effective_from: date,
+    currency: str,
+    micros_per_1k_tokens_in: int,
+    micros_per_1k_tokens_out: int,
+    micros_per_request: int,
+    actor: str,
+    now: datetime,
+) -> PriceChange:
+    """What a model version costs from `effective_from` (the same one again: unchanged)."""
+    if not model_version.strip() or len(model_version) > 200:
+        raise InvalidInput("name the model version (at most 200 characters)", field="model_version")
+    _check_amounts(
+        micros_per_1k_tokens_in=micros_per_1k_tokens_in,
+        micros_per_1k_tokens_out=micros_per_1k_tokens_out,
+        micros_per_request=micros_per_request,
+    )
+    values = {
+        "currency": currency,
+        "micros_per_1k_tokens_in": micros_per_1k_tokens_in,
+        "micros_per_1k_tokens_out": micros_per_1k_tokens_out,
+        "micros_per_request": micros_per_request,
+    }
+    prices = ProfitabilityRepository(session)
+    existing = prices.cost_rate_on(model_version, effective_from)
+    if existing is not None:
+        if _same(existing, values):
+            return PriceChange("ai_cost_rate", existing.id, effective_from, values, False, 0)
+        raise Conflict(
+            f"{model_version} has another cost rate from {effective_from}; give the change "
+            "its own effective date",
+            field="effective_from",
+        )
+    _check_currency(session, currency)
+    rate = prices.add(
+        AiCostRate(
+            model_version=model_version,
+            effective_from=effective_from,
+            created_by=actor,
+            created_at=now,
+            **values,
+        )
+    )
+    tenants = prices.tenants_with_events_since(_at_midnight(effective_from), model_version)
+    marked = _mark(session, tenants, effective_from, now=now)
+    record_audit(
+        session,
+        "ai_cost_rate.created",
+        rate.id,
+        actor=actor,
+        details={
+            "model_version": model_version,
+            "effective_from": effective_from.isoformat(),
+            **values,
+        },
+    )
+    return PriceChange("ai_cost_rate", rate.id, effective_from, values, True, marked)
+
+
+def _everyone(session: Session, effective_from: date) -> list[uuid.UUID]:
+    prices = ProfitabilityRepository(session)
+    tenants = set(prices.tenants_with_plans())
+    tenants.update(prices.tenants_with_events_since(_at_midnight(effective_from)))
+    return sorted(tenants)
+
+
+def set_infrastructure_rule(
+    session: Session,
+    *,
+    effective_from: date,
+    currency: str,
+    micros_per_request: int,
+    micros_per_1k_tokens: int,
+    micros_per_tenant_month: int,
+    actor: str,
+    now: datetime,
+) -> PriceChange:
+    """The infrastructure cost allocation rule from `effective_from`."""
+    _check_amounts(
+        micros_per_request=micros_per_request,
+        micros_per_1k_tokens=micros_per_1k_tokens,
+        micros_per_tenant_month=micros_per_tenant_month,
+    )
+    values = {
+        "currency": currency,
+        "micros_per_request": micros_per_request,
+        "micros_per_1k_tokens": micros_per_1k_tokens,
+        "micros_per_tenant_month": micros_per_tenant_month,
+    }
+    prices = ProfitabilityRepository(session)
+    existing = prices.infrastructure_rule_on(effective_from)
+    if existing is not None:
+        if _same(existing, values):
+            return PriceChange("infrastructure_rule", existing.id, effective_from, values, False, 0)
+        raise Conflict(
+            f"another infrastructure rule starts on {effective_from}; give the change its own "
+            "effective date",
+            field="effective_from",
+        )
+    _check_currency(session, currency)
+    rule = prices.add(
+        InfrastructureCostRule(
+            effective_from=effective_from, created_by=actor, created_at=now, **values
+        )
+    )
+    marked = _mark(session, _everyone(session, effective_from), effective_from, now=now)
+    record_audit(
+        session,
+        "infrastructure_rule.created",
+        rule.id,
+        actor=actor,
+        details={"effective_from": effective_from.isoformat(), **values},
+    )
+    return PriceChange("infrastructure_rule", rule.id, effective_from, values, True, marked)
+
+
+def set_adoption_tiers(
+    session: Session,
+    *,
+    effective_from: date,
+    basis: str,
+    tiers: Sequence[Tier],
+    actor: str,
+    now: datetime,
+) -> PriceChange:
+    """The adoption discount tiers from `effective_from`."""
+    if basis not in tuple(AdoptionBasis):
+        raise InvalidInput(f"basis {basis!r} must be 'jobs' or 'users'", field="basis")
+    try:
+        ordered = check_tiers(tiers)
+    except ValueError as error:
+        raise InvalidInput(str(error), field="tiers") from None
+    values: dict[str, Any] = {"basis": basis, "tiers": [asdict(tier) for tier in ordered]}
+    prices = ProfitabilityRepository(session)
+    existing = prices.tier_schedule_on(effective_from)
+    if existing is not None:
+        if _same(existing, values):
+            return PriceChange("adoption_tiers", existing.id, effective_from, values, False, 0)
+        raise Conflict(
+            f"other adoption tiers start on {effective_from}; give the change its own "
+            "effective date",
+            field="effective_from",
+        )
+    schedule = prices.add(
+        AdoptionTierSchedule(
+            effective_from=effective_from, created_by=actor, created_at=now, **values
+        )
+    )
+    marked = _mark(session, _everyone(session, effective_from), effective_from, now=now)
+    record_audit(
+        session,
+        "adoption_tiers.created",
+        schedule.id,
+        actor=actor,
+        details={"effective_from": effective_from.isoformat(), **values},
+    )
+    return PriceChange("adoption_tiers", schedule.id, effective_from, values, True, marked)
+
+
+def price_book(session: Session, organization_ids: Sequence[uuid.UUID] | None = None) -> PriceBook:
+    """Every price version (plans of these tenants only, when given)."""
+    prices = ProfitabilityRepository(session)
+    plans: dict[str, list[PlanVersion]] = {}
+    for plan in prices.plans(organization_ids):
+        plans.setdefault(str(plan.organization_id), []).append(
+            PlanVersion(
+                plan.effective_from,
+                plan.currency,
+                plan.monthly_fee_micros,
+                plan.included_tokens,
+                plan.overage_micros_per_1k_tokens,
+            )
+        )
+    rates: dict[str, list[CostRate]] = {}
+    for rate in prices.cost_rates():
+        rates.setdefault(rate.model_version, []).append(
+            CostRate(
+                rate.model_version,
+                rate.effective_from,
+                rate.micros_per_1k_tokens_in,
+                rate.micros_per_1k_tokens_out,
+                rate.micros_per_request,
+            )
+        )
+    currencies = prices.currencies()
+    return PriceBook(
+        currency=min(currencies) if currencies else DEFAULT_CURRENCY,
+        plans={org: tuple(versions) for org, versions in plans.items()},
+        cost_rates={model: tuple(versions) for model, versions in rates.items()},
+        infrastructure=tuple(
+            InfrastructureRule(
+                rule.effective_from,
+                rule.micros_per_request,
+                rule.micros_per_1k_tokens,
+                rule.micros_per_tenant_month,
+            )
+            for rule in prices.infrastructure_rules()
+        ),
+        tiers=tuple(
+            TierSchedule(
+                schedule.effective_from,
+                AdoptionBasis(schedule.basis),
+                tuple(Tier(**tier) for tier in schedule.tiers),
+            )
+            for schedule in prices.tier_schedules()
+        ),
+    )
+
+
+# --- the rollup -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollupPlan:
+    """The tenant-months a rollup computes, in order."""
+
+    targets: list[tuple[uuid.UUID, date]]
+    started_at: datetime
+    through: date
+
+
+def plan_rollup(
+    session: Session,
+    *,
+    now: datetime,
+    since: date | None = None,
+    until: date | None = None,
+) -> RollupPlan:
+    """What to compute: the marked tenant-months; with a range [since, until) of months, every
+    tenant-month in it with events or a plan as well. Without a range, the current month of
+    every tenant with a plan is computed too (fees accrue by the day), and in the first
+    `COMPLETION_DAYS` days of a month the previous one."""
+    prices = ProfitabilityRepository(session)
+    through = now.date()
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("the range is empty: until must come after since", field="until")
+    start = month_of(since) if since else None
+    end = month_of(until) if until else None
+    targets = set(prices.dirty(since=start, until=end))
+    if since is not None or until is not None:
+        first = start or date(2000, 1, 1)
+        last = end or date(month_of(through).year + 1, 1, 1)
+        months = [m for m in _months_from(first, now) if m < last]
+        planned = prices.tenants_with_plans()
+        for month in months:
+            following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+            active = prices.tenants_with_events_between(
+                _at_midnight(month), _at_midnight(following)
+            )
+            targets.update((org, month) for org in {*planned, *active})
+    else:
+        # The current month accrues by the day; in its first days the previous month is
+        # recomputed too, so its last day is complete even if a run was missed at its end.
+        current = month_of(through)
+        months = [current]
+        if through.day <= COMPLETION_DAYS:
+            months.append(month_of(current - timedelta(days=1)))
+        for org in prices.tenants_with_plans():
+            targets.update((org, month) for month in months)
+    future = month_of(through)
+    return RollupPlan(sorted(t for t in targets if t[1] <= future), now, through)
+
+
+@dataclass(frozen=True)
+class RollupResult:
+    """What one rollup (or chunk of it) wrote."""
+
+    tenant_months: int
+    inserted: int
+    updated: int
+    unchanged: int
+    deleted: int
+    events: int
+
+    def __add__(self, other: RollupResult) -> RollupResult:
+        return RollupResult(
+            *(getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__)
+        )
+
+
+EMPTY = RollupResult(0, 0, 0, 0, 0, 0)
+
+
+def rollup_chunk(
+    session: Session,
+    targets: Sequence[tuple[uuid.UUID, date]],
+    *,
+    through: date,
+    started_at: datetime,
+    now: datetime,
+    threads: int | None = None,
+) -> RollupResult:
+    """Compute these tenant-months and write what changed; clears their marks made before
+    `started_at`. One call is one unit of work for the caller to commit."""
+    if not targets:
+        return EMPTY
+    events = UsageRepository(session).extract(targets)
+    book = price_book(session, sorted({org for org, _ in targets}))
+    figures = rollup(
+        events,
+        [(str(org), month) for org, month in targets],
+        book,
+        through=through,
+        threads=threads,
+    )
+    return store_figures(
+        session, targets, figures, started_at=started_at, now=now, events=events.num_rows
+    )
+
+
+def store_figures(
+    session: Session,
+    targets: Sequence[tuple[uuid.UUID, date]],
+    figures: Sequence[PeriodFigures],
+    *,
+    started_at: datetime,
+    now: datetime,
+    events: int = 0,
+) -> RollupResult:
+    """Upsert the figures of these tenant-months: insert new rows, update changed ones, delete
+    rows that no longer have figures; unchanged rows are not touched."""
+    repository = ProfitabilityRepository(session)
+    stored = repository.stored_figures(targets)
+    fresh: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    unchanged = 0
+    seen = set()
+    for figure in figures:
+        key = (uuid.UUID(figure.organization_id), str(figure.period_kind), figure.period_start)
+        seen.add(key)
+        values = tuple(getattr(figure, name) for name in FIGURES)
+        before = stored.get(key)
+        if before == values:
+            unchanged += 1
+            continue
+        row = dict(zip(ProfitabilityRepository.KEY, key, strict=True))
+        row.update(zip(FIGURES, values, strict=True))
+        row["computed_at"] = now
+        (fresh if before is None else changed).append(row)
+    gone = [key for key in stored if key not in seen]
+    repository.delete_rows(gone)
+    repository.update_rows(changed)
+    repository.insert_rows(fresh)
+    repository.clear_dirty(targets, marked_until=started_at)
+    return RollupResult(len(targets), len(fresh), len(changed), unchanged, len(gone), events)
+
+
+def tenant_id(session: Session, slug: str) -> uuid.UUID:
+    """The id of the tenant `slug` (NotFound otherwise)."""
+    organization = get_tenant(session, slug)
+    if organization.kind != OrganizationKind.TENANT:
+        raise NotFound(f"tenant {slug!r} not found", field="tenant")
+    return organization.id
