@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
+from api.edge import body_limit
 from api.principals import PrincipalCache
 from api.provider_client import sign_request
 from api.settings import ProviderAuthSettings
@@ -184,7 +185,8 @@ class TestBodyLimits:
             path = _sample_path(template)
             headers = world.tenant_a.headers if path.startswith("/v1/") else FORGED_SIGNATURE
             receive = ReceiveRecorder(chunks=2)
-            too_large = {**headers, "content-length": str(world.state.api.max_body_bytes + 1)}
+            limit = body_limit(world.state.api, path)
+            too_large = {**headers, "content-length": str(limit + 1)}
             status, problem = call_app(world, method, path, too_large, receive)
             assert (status, problem["type"]) == (413, "/problems/payload-too-large"), template
             assert receive.read_bytes == 0, template
