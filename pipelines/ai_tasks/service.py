@@ -18,7 +18,9 @@ from models.db.tables import Job
 from models.registry import client as registry
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.jobs import service as jobs
+from pipelines.organizations import organization_slug
 from pipelines.pagination import Paged, decode_cursor, paged
+from pipelines.usage.service import ingest_events
 from pipelines.webhooks.service import emit_event
 
 MAX_INPUTS = 1000
@@ -181,6 +183,27 @@ def store_outputs(
     if job is None:
         return jobs.Outcome(JobAttemptOutcome.FAILED, error="job vanished", permanent=True)
     repository.put_artifact(job, OUTPUTS, "application/json", json.dumps(outputs))
+    inputs = [str(text) for text in job.payload.get("inputs", [])]
+    # One usage event per task, named by the job: a retried job records it once. Tokens are
+    # counted as whitespace-separated words (the models here have no tokenizer of their own).
+    ingest_events(
+        session,
+        [
+            {
+                "event_id": f"ai_task:{job.id}",
+                "tenant": organization_slug(session, organization_id),
+                "occurred_at": now,
+                "agent_type": str(job.payload.get("agent_type", "")) or None,
+                "model_version": f"{model.name}@{model.version}",
+                "tokens_in": sum(len(text.split()) for text in inputs),
+                "tokens_out": sum(len(text.split()) for text in outputs),
+                "requests": len(inputs),
+                "job_id": str(job.id),
+            }
+        ],
+        actor=f"job:{job.id}",
+        now=now,
+    )
     emit_event(
         session,
         organization_id=organization_id,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flows.dispatcher import Dispatcher, JobSettings, dispatch_once
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.repositories.evaluations import EvaluationRepository
-from models.db.tables import AuditLogEntry, EvaluationRun, Job
+from models.db.tables import AuditLogEntry, EvaluationRun, Job, UsageEvent
 from pipelines.evaluation import service as evaluation
 from pipelines.evaluation.scoring import MetricRow
 from pipelines.webhooks.service import DeliverySettings, emit_event
@@ -259,6 +259,19 @@ class TestAiTasks:
         listed = walk(world, outputs, a.headers, limit=2)
         assert [o["output"] for o in listed] == [f"intent-classifier@2:t{i}" for i in range(5)]
         assert [o["index"] for o in listed] == list(range(5))
+        usage = world.client.get("/v1/usage", headers=a.headers)
+        assert usage.status_code == 200, usage.text
+        with platform() as session:
+            [event] = session.scalars(select(UsageEvent)).all()
+        assert (event.event_id, event.organization_id) == (
+            f"ai_task:{task['id']}",
+            a.organization_id,
+        )
+        assert (event.agent_type, event.model_version) == (
+            "intent_classifier",
+            "intent-classifier@2",
+        )
+        assert (event.tokens_in, event.tokens_out, event.requests) == (5, 5, 5)
         assert world.client.get(f"/v1/ai-tasks/{task['id']}", headers=b.headers).status_code == 404
         assert world.client.get(outputs, headers=b.headers).status_code == 404
         mine = world.client.post(
