@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +64,18 @@ def _p_value(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _money(micros: int | None, currency: str = "") -> str:
+    """Micro-units as the currency's units, exactly (Decimal), to the cent."""
+    if micros is None:
+        return "–"
+    units = (Decimal(micros) / Decimal(1_000_000)).quantize(Decimal("0.01"))
+    return f"{units:,} {currency}".strip()
+
+
+def _basis_points(value: int | None) -> str:
+    return "–" if value is None else f"{Decimal(value) / Decimal(100):.2f}%"
+
+
 def _when(moment: datetime | None) -> str:
     return "–" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -87,7 +100,13 @@ def _diff(expected: str | None, predicted: str) -> Markup:
 
 
 templates.env.filters.update(
-    number=_number, interval=_interval, p_value=_p_value, when=_when, diff=_diff
+    number=_number,
+    interval=_interval,
+    p_value=_p_value,
+    when=_when,
+    diff=_diff,
+    money=_money,
+    percent_bps=_basis_points,
 )
 templates.env.globals.update(vega_chart=_chart)
 

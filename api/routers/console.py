@@ -8,7 +8,7 @@ with the signed-in user as the actor.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response
@@ -42,6 +42,8 @@ from pipelines.organizations import (
     organization_slug,
     tenants_page,
 )
+from pipelines.profitability.charts import margin_ranking, tenant_trend
+from pipelines.profitability.views import ranking_page, trend_page
 
 router = APIRouter(prefix="/dashboards", include_in_schema=False, route_class=PageRoute)
 
@@ -299,3 +301,52 @@ def progress(request: Request, context: Analyst, run_id: uuid.UUID) -> Response:
     if found.run.status in {"completed", "failed"}:
         response.headers["HX-Refresh"] = "true"
     return response
+
+
+# --- profitability ------------------------------------------------------------------------
+
+
+def _month(value: str | None, now: datetime) -> date:
+    if not value:
+        return now.date().replace(day=1)
+    try:
+        return date.fromisoformat(f"{value}-01") if len(value) == 7 else date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a month (YYYY-MM)", field="month") from None
+
+
+@router.get("/profitability")
+def profitability(
+    request: Request,
+    context: Analyst,
+    month: Annotated[str | None, Query(max_length=10)] = None,
+    cursor: Cursor = None,
+) -> Response:
+    """Tenants ranked by margin in a month, with revenue, discounts, costs and adoption tier."""
+    chosen = _month(month, context.now)
+    found = ranking_page(context.session, month=chosen, cursor=cursor, limit=PAGE_SIZE)
+    return render(
+        request,
+        "profitability.html",
+        context,
+        section="profitability",
+        month=chosen,
+        periods=found.items,
+        next_cursor=found.next_cursor,
+        chart=margin_ranking(found.items, title=f"Margin by tenant, {chosen:%B %Y}"),
+    )
+
+
+@router.get("/profitability/{slug}")
+def tenant_profitability(request: Request, context: Analyst, slug: str) -> Response:
+    """One tenant's months: revenue, cost and margin over time, and how its discount came about."""
+    found = trend_page(context.session, tenant=slug, cursor=None, limit=36)
+    return render(
+        request,
+        "tenant_profitability.html",
+        context,
+        section="profitability",
+        tenant=slug,
+        periods=found.items,
+        chart=tenant_trend(found.items, title=f"{slug}: revenue, cost and margin per month"),
+    )

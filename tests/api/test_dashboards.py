@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import redis
@@ -28,6 +29,7 @@ from pipelines.domains.service import add_domain, dns_config_from
 from pipelines.provider_users.service import create_user
 from tests.acme_servers import ChallTestSrv, challtestsrv  # noqa: F401 (fixture)
 from tests.api.conftest import REDIS_URL, World, completed_run
+from tests.api.test_profitability_routes import _event, _prices, _rollup
 from tests.api.test_provider_routes import summarizer, summarizer_store  # noqa: F401 (fixtures)
 from tests.api.test_route_coverage import PAGES_PREFIX, app_routes, covers
 
@@ -776,3 +778,36 @@ class TestDomains:
 
         dp.sign_in_tenant_a()
         assert dp.client.get("/dashboards/domains").status_code == 403
+
+
+class TestProfitabilityPages:
+    @covers("GET /dashboards/profitability", "GET /dashboards/profitability/{slug}", auth=True)
+    def test_tenants_ranked_by_margin_and_a_tenants_months(self, pages: Pages) -> None:
+        """The ranking and a tenant's trend show the rollup's exact figures, rounded to cents."""
+        world = pages.world
+        _prices(world)
+        events = [_event("tenant-a", n) for n in range(10)] + [
+            _event("tenant-b", n) for n in range(3)
+        ]
+        posted = world.client.post(
+            "/provider/v1/usage-events", json={"events": events}, auth=world.provider_auth()
+        )
+        assert posted.status_code in (200, 201), posted.text
+        _rollup(world)
+        api = world.client.get(
+            "/provider/v1/profitability/ranking?month=2026-03-01", auth=world.provider_auth()
+        ).json()["items"]
+        pages.sign_in(pages.analyst)
+        page = world.client.get("/dashboards/profitability?month=2026-03")
+        assert page.status_code == 200
+        rows = re.findall(r'<a href="/dashboards/profitability/([a-z-]+)">', page.text)
+        assert rows == [item["tenant"] for item in api] == ["tenant-a", "tenant-b"]
+        a = api[0]
+        revenue = f"{Decimal(a['revenue_micros']) / Decimal(1_000_000):,.2f} {a['currency']}"
+        assert revenue in page.text
+        assert "undefined (no revenue)" in page.text  # tenant B: margin % of zero revenue
+        trend = world.client.get("/dashboards/profitability/tenant-a")
+        assert trend.status_code == 200
+        assert "tier gold" in trend.text
+        assert world.client.get("/dashboards/profitability/nobody").status_code == 404
+        assert world.client.get("/dashboards/profitability?month=March").status_code == 422
