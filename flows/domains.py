@@ -32,6 +32,7 @@ from pipelines.certificates.service import (
     account_for,
     acme_client,
     acme_config_from,
+    announce_expiring,
     certificates_due,
     claim_certificate,
     drop_http01,
@@ -273,6 +274,8 @@ def renew_certificates() -> dict[str, int]:
     from flows.runtime import runtime
 
     settings = DomainSettings(home=runtime().storage.home)
+    with transaction(runtime().sessions) as session:
+        announce_expiring(session, now=utc_now())
     work = certificate_work(runtime().sessions, settings)
     if work is None:
         log.info("certificates.not_configured", reason="STREAMFLOW_ACME_DIRECTORY_URL is unset")

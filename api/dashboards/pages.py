@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from decimal import Decimal
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

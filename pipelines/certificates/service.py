@@ -76,6 +76,7 @@ from pipelines.certificates.views import certificate_detail_of
 from pipelines.domains.ownership import LookupKind
 from pipelines.domains.service import lookup, parse_server
 from pipelines.errors import Conflict, InvalidInput, NotFound, StreamflowError
+from pipelines.webhooks.service import emit_event
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -893,6 +894,37 @@ def record_failure(
         details={"error": error[:300], "failures": state.failures},
     )
     return certificate
+
+
+EXPIRY_WARNING = timedelta(days=14)
+"""Renewal starts when a third of the term is left; this close to the end it has failed."""
+
+
+def announce_expiring(
+    session: Session, *, now: datetime, within: timedelta = EXPIRY_WARNING, limit: int = 500
+) -> int:
+    """Queue `certificate.expiring` webhooks for valid certificates ending within `within`.
+
+    Once per certificate term and endpoint (the event's subject is the certificate and its end),
+    in the caller's transaction; returns how many certificates were announced.
+    """
+    expiring = CertificateRepository(session).expiring(now + within, limit=limit)
+    for certificate in expiring:
+        assert certificate.not_after is not None, "the query selects certificates with an end"
+        emit_event(
+            session,
+            organization_id=certificate.organization_id,
+            event_type="certificate.expiring",
+            subject_id=f"{certificate.id}:{certificate.not_after.isoformat()}",
+            data={
+                "certificate_id": str(certificate.id),
+                "hostnames": list(certificate.hostnames),
+                "not_after": certificate.not_after.isoformat(),
+                "links": {"self": f"/v1/domains/{certificate.domain_id}/certificate"},
+            },
+            now=now,
+        )
+    return len(expiring)
 
 
 def certificates_due(session: Session, *, now: datetime, limit: int = 500) -> list[uuid.UUID]:

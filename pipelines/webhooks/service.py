@@ -41,6 +41,7 @@ EVENT_TYPES = (
     "notice.published",
     "report.ready",
     "ai_task.completed",
+    "certificate.expiring",
 )
 """What tenants can subscribe to."""
 ACTIVE, DISABLED = str(WebhookEndpointStatus.ACTIVE), str(WebhookEndpointStatus.DISABLED)

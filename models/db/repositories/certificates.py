@@ -56,6 +56,20 @@ class CertificateRepository(Repository):
         )
         return self.page(query, self.ORDER, after=after, limit=limit)
 
+    def expiring(self, before: datetime, *, limit: int) -> list[Certificate]:
+        """Valid certificates whose term ends before `before` (platform scope)."""
+        query = (
+            select(Certificate)
+            .where(
+                Certificate.status == CertificateStatus.VALID,
+                Certificate.not_after.is_not(None),
+                Certificate.not_after < before,
+            )
+            .order_by(Certificate.not_after)
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
     def due_domains(self, now: datetime, *, limit: int) -> list[uuid.UUID]:
         """Verified domains needing an order: no certificate yet, a retry due, or renewal due."""
         query = (
