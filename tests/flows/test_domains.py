@@ -209,20 +209,29 @@ class TestRobustness:
         challtestsrv: ChallTestSrv,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> None:
-        """PEBBLE_WFE_NONCEREJECT=30 rejects 30% of nonces; our retries carry the orders."""
+        """PEBBLE_WFE_NONCEREJECT=30 rejects 30% of nonces; our retries carry the orders.
+
+        The acme library absorbs one bad nonce per request itself, so our retries engage only
+        on a second one in a row (about 9% of requests): batches of orders are placed until one
+        needed them (a handful at most; every order must be issued either way)."""
         rejecting = Pebble(
             tmp_path_factory.mktemp("pebble-nonces"),
             challtestsrv.resolver,
             env={"PEBBLE_WFE_NONCEREJECT": "30"},
         ).start()
+        retried = 0
         try:
             work = _work(sessions, rejecting, challtestsrv)
-            domains = [_verified_domain(sessions, _host()) for _ in range(3)]
-            outcomes = process_certificates(work, domains, concurrency=3)
+            for _ in range(6):
+                domains = [_verified_domain(sessions, _host()) for _ in range(3)]
+                outcomes = process_certificates(work, domains, concurrency=3)
+                assert [o.result for o in outcomes] == ["issued"] * 3, outcomes
+                retried += sum(o.retries for o in outcomes)
+                if retried:
+                    break
         finally:
             rejecting.stop()
-        assert [o.result for o in outcomes] == ["issued"] * 3, outcomes
-        assert sum(o.retries for o in outcomes) > 0
+        assert retried > 0
 
     def test_pebble_restarted_mid_order(
         self,
