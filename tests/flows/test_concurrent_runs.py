@@ -228,9 +228,12 @@ def test_an_identical_eval_run_command_waits_for_the_flow_holding_the_run(
                 if "evaluation.waiting_for_other_flow" in line:
                     command_waits.set()
 
+        # Only the reader takes stderr (communicate() would read it too and steal lines).
         reader = threading.Thread(target=read_stderr, daemon=True)
         reader.start()
-        out, _ = process.communicate(timeout=360)
+        assert process.stdout is not None
+        out = process.stdout.read()
+        process.wait(timeout=360)
         reader.join(10)
     finally:
         command_waits.set()
