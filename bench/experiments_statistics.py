@@ -113,8 +113,15 @@ def sequential_looks(
     z = np.where(ok, np.abs(estimate) / np.sqrt(safe_v), 0.0)
     critical = float(scipy_stats.norm.ppf(1.0 - ALPHA / 2.0))
     naive = np.any(z > critical, axis=1)
-    final = z[:, -1] > critical
-    return Looks(called, better, first.astype(np.int64), covered, naive, final)
+    final = np.asarray(z[:, -1] > critical)
+    return Looks(
+        np.asarray(called, dtype=np.bool_),
+        np.asarray(better, dtype=np.bool_),
+        first.astype(np.int64),
+        np.asarray(covered, dtype=np.bool_),
+        np.asarray(naive, dtype=np.bool_),
+        final,
+    )
 
 
 def simulate_paired(
