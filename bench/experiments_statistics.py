@@ -321,7 +321,8 @@ def run(*, experiments: int, seed: int) -> str:
         "Paired normal differences with sd 1 and the true effect equal to the minimum detectable "
         "effect; `plan_sample_size(mde, sd=1)` gives the fixed-horizon n and the (closed-form, "
         "conservative) sequential n; the experiment is looked at 168 times up to the sequential "
-        "n and stops at the first call. Power = share that called 'better' by then (target 80%).",
+        "n and stops at the first call (an experiment that never calls counts at the sequential "
+        "n). Power = share that called 'better' by then (target 80%).",
         "",
         "| mde | fixed-horizon n | sequential n | power | mean n at stop | median n at stop |",
         "|---|---|---|---|---|---|",
