@@ -16,7 +16,12 @@ from pipelines.experiments.gate import (
     MetricEvidence,
     Source,
     decide,
+    evidence_from_mcnemar,
+    evidence_from_quantile,
+    evidence_from_sequential,
 )
+from pipelines.experiments.quantiles import p95_difference
+from pipelines.experiments.sequential import SampleStats, mcnemar_test, paired_test
 from pipelines.experiments.srm import SrmResult
 
 CONFIG = GateConfig(
@@ -200,3 +205,20 @@ def test_rejects_a_negative_margin() -> None:
     config = GateConfig("q", True, guardrails=(Guardrail("x", -1.0, True),))
     with pytest.raises(ValueError, match="margin"):
         decide(config, evidence(good_rows()))
+
+
+def test_evidence_from_the_tests_feeds_the_gate() -> None:
+    live = evidence_from_sequential("quality", "live", paired_test(SampleStats(5_000, 0.1, 1.0)))
+    golden = evidence_from_mcnemar("quality", "golden", mcnemar_test(400, 10, 40, 50))
+    latency = evidence_from_quantile(
+        "latency_p95",
+        "live",
+        p95_difference(
+            [1.0, 2.0, 3.0, 4.0] * 50, [1.0, 2.0, 3.0, 4.01] * 50, seed=3, resamples=200
+        ),
+    )
+    errors = row("error_rate", "live", -0.004, 0.002)
+    assert (live.estimate, live.n, golden.n, latency.p_value) == (0.1, 5_000, 500, None)
+    assert latency.n == 200
+    decision = decide(CONFIG, evidence([live, golden, latency, errors]))
+    assert decision.outcome == "promote", decision.reason
