@@ -10,6 +10,7 @@ import secrets
 import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -435,6 +436,48 @@ def prepare_delivery(
 ) -> PreparedDelivery:
     """The body and Standard Webhooks headers of one attempt, signed with every live secret."""
     endpoint = WebhookRepository(session).get(organization_id, endpoint_id) if endpoint_id else None
+    live = _live(session, endpoint, now)
+    return _signed(endpoint, live, payload, settings, now)
+
+
+def prepare_deliveries(
+    session: Session,
+    claimed: Sequence[jobs.ClaimedJob],
+    *,
+    settings: DeliverySettings,
+    now: datetime,
+) -> dict[uuid.UUID, PreparedDelivery]:
+    """`prepare_delivery` for each of a round's webhook jobs, reading each endpoint and its
+    secrets once."""
+    repository = WebhookRepository(session)
+    found: dict[tuple[uuid.UUID, uuid.UUID], tuple[WebhookEndpoint | None, list[str]]] = {}
+    prepared = {}
+    for job in claimed:
+        endpoint: WebhookEndpoint | None = None
+        live: list[str] = []
+        if job.webhook_endpoint_id is not None:
+            key = (job.organization_id, job.webhook_endpoint_id)
+            if key not in found:
+                endpoint = repository.get(*key)
+                found[key] = (endpoint, _live(session, endpoint, now))
+            endpoint, live = found[key]
+        prepared[job.id] = _signed(endpoint, live, job.payload, settings, now)
+    return prepared
+
+
+def _live(session: Session, endpoint: WebhookEndpoint | None, now: datetime) -> list[str]:
+    if endpoint is None or endpoint.status != ACTIVE:
+        return []
+    return [s.secret for s in WebhookRepository(session).live_secrets(endpoint.id, now)]
+
+
+def _signed(
+    endpoint: WebhookEndpoint | None,
+    live: list[str],
+    payload: dict[str, Any],
+    settings: DeliverySettings,
+    now: datetime,
+) -> PreparedDelivery:
     if endpoint is None or endpoint.status != ACTIVE:
         return PreparedDelivery("", b"", {}, skip_reason="the endpoint is disabled or removed")
     data = dict(payload.get("data", {}))
@@ -444,7 +487,6 @@ def prepare_delivery(
         data["links"] = {name: base + str(path) for name, path in links.items()}
     document = {"type": payload["type"], "timestamp": payload["timestamp"], "data": data}
     body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-    live = [s.secret for s in WebhookRepository(session).live_secrets(endpoint.id, now)]
     headers = webhook_headers(live, str(payload["message_id"]), int(now.timestamp()), body)
     headers |= {"content-type": "application/json", "user-agent": USER_AGENT}
     return PreparedDelivery(endpoint.url, body, headers)

@@ -199,7 +199,7 @@ def test_two_dispatchers_at_once_run_each_job_once(job_world: JobWorld) -> None:
     urls = [job_world.endpoint("ok")[0] for _ in range(3)]
     queued = [job_id for i in range(8) for job_id in _emit(job_world, f"run-{i}")]
     assert len(queued) == 24
-    settings = {"batch_size": 5, "workers": 2, "poll_seconds": 0.01}
+    settings = {"prefetch": 5, "workers": 2, "poll_seconds": 0.01}
     counts: list[int] = []
 
     def run() -> None:
@@ -274,28 +274,32 @@ def test_a_killed_dispatcher_loses_nothing(job_world: JobWorld) -> None:
     assert len(job_world.receiver.at(url)) == 2
 
 
-def test_per_endpoint_concurrency_limits_a_claim(job_world: JobWorld) -> None:
+def test_a_round_leases_beyond_the_endpoint_limit_but_runs_within_it(job_world: JobWorld) -> None:
     job_world.endpoint("ok")
     for i in range(5):
         _emit(job_world, f"run-{i}")
+    limits = jobs.ClaimLimits(prefetch=10, per_tenant=10, per_endpoint=2)
     with transaction(job_world.sessions) as session:
         claimed = jobs.claim(
-            session,
-            owner="a",
-            now=job_world.clock(),
-            lease_seconds=60,
-            limits=jobs.ClaimLimits(batch=10, per_tenant=10, per_endpoint=2),
+            session, owner="a", now=job_world.clock(), lease_seconds=60, limits=limits
         )
-    assert len(claimed) == 2
+    assert len(claimed.jobs) == 5
+    assert list(claimed.endpoint_slots.values()) == [2]  # at most 2 of them at once
+    assert claimed.tenant_slots == {job_world.tenant_id: 10}
     with transaction(job_world.sessions) as session:
         more = jobs.claim(
-            session,
-            owner="b",
-            now=job_world.clock(),
-            lease_seconds=60,
-            limits=jobs.ClaimLimits(batch=10, per_tenant=10, per_endpoint=2),
+            session, owner="b", now=job_world.clock(), lease_seconds=60, limits=limits
         )
-    assert more == []
+    assert more.jobs == []  # the endpoint's limit is taken by a's round
+    with transaction(job_world.sessions) as session:
+        assert (
+            jobs.release(session, [j.id for j in claimed.jobs], owner="a", now=job_world.clock())
+            == 5
+        )
+    outcome = dispatch_once(job_world.dispatcher(workers=3, per_endpoint_concurrency=2))
+    assert (outcome.claimed, outcome.statuses) == (5, {"succeeded": 5})
+    with transaction(job_world.sessions) as session:
+        assert {(j.status, j.attempts) for j in session.scalars(select(Job))} == {("succeeded", 1)}
 
 
 def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(job_world: JobWorld) -> None:
