@@ -34,6 +34,7 @@ from models.db.enums import JobAttemptOutcome, JobKind
 from models.db.repositories.jobs import ClaimLimits
 from pipelines.email.service import SmtpSettings, send_email
 from pipelines.jobs import service as jobs
+from pipelines.links import LOCAL_PUBLIC_URL
 from pipelines.reports.service import generate_report
 from pipelines.webhooks import service as webhooks
 
@@ -68,7 +69,15 @@ class WebhookSettings(BaseSettings):
 
     timeout_seconds: float = Field(default=15.0, gt=0)
     allow_private_addresses: bool = False
-    api_base_url: str = "http://127.0.0.1:8000"
+
+
+class PublicSettings(BaseSettings):
+    """Where the API is reached from outside (`STREAMFLOW_PUBLIC_URL`): the base of the
+    absolute links in webhook payloads and e-mails. Default: `streamflow serve`'s address."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+
+    public_url: str = LOCAL_PUBLIC_URL
 
 
 class SmtpEnvironment(BaseSettings):
@@ -113,6 +122,8 @@ class Dispatcher:
     )
     predict: Callable[[Any, list[str]], list[str]] | None = None
     flow_run_id: str | None = None
+    public_url: str = LOCAL_PUBLIC_URL
+    """The API's public base URL: links in webhook payloads and e-mails are made absolute."""
 
     @classmethod
     def from_environment(cls, sessions: sessionmaker[Session]) -> Dispatcher:
@@ -123,9 +134,9 @@ class Dispatcher:
             delivery=webhooks.DeliverySettings(
                 timeout_seconds=webhook.timeout_seconds,
                 allow_private_addresses=webhook.allow_private_addresses,
-                api_base_url=webhook.api_base_url,
             ),
             smtp=SmtpEnvironment().settings(),
+            public_url=PublicSettings().public_url,
         )
 
     @property
@@ -218,8 +229,8 @@ def dispatch_once(dispatcher: Dispatcher) -> DispatchOutcome:
         prepared = webhooks.prepare_deliveries(
             session,
             [job for job in round_.jobs if job.kind == JobKind.WEBHOOK],
-            settings=dispatcher.delivery,
             now=now,
+            public_url=dispatcher.public_url,
         )
     # A job starts only while a webhook's timeout and a margin are left of the lease, so no
     # lease expires under a round that is still running.
@@ -293,7 +304,11 @@ def run_job(dispatcher: Dispatcher, job: jobs.ClaimedJob, prepared: Any = None) 
                 outcome = _webhook(dispatcher, job, prepared)
             elif job.kind == JobKind.EMAIL:
                 outcome = send_email(
-                    dispatcher.smtp, job_id=job.id, payload=job.payload, now=started_at
+                    dispatcher.smtp,
+                    job_id=job.id,
+                    payload=job.payload,
+                    now=started_at,
+                    public_url=dispatcher.public_url,
                 )
             else:
                 return _Ran(job, status=_HANDLERS[job.kind](dispatcher, job))
@@ -319,8 +334,8 @@ def _webhook(
                 organization_id=job.organization_id,
                 endpoint_id=job.webhook_endpoint_id,
                 payload=job.payload,
-                settings=dispatcher.delivery,
                 now=dispatcher.clock(),
+                public_url=dispatcher.public_url,
             )
     if prepared.skip_reason is not None:
         return jobs.Outcome(JobAttemptOutcome.FAILED, error=prepared.skip_reason, permanent=True)

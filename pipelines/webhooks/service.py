@@ -30,6 +30,7 @@ from pipelines.jobs import service as jobs
 from pipelines.jobs.read_models import AttemptView
 from pipelines.jobs.retry import parse_retry_after
 from pipelines.jobs.views import attempts_page
+from pipelines.links import LOCAL_PUBLIC_URL, absolute_links
 from pipelines.pagination import Paged, after_key, as_paged
 from pipelines.webhooks.addresses import refused_reason
 from pipelines.webhooks.signing import SECRET_BYTES, encode_secret, webhook_headers
@@ -260,7 +261,8 @@ def emit_event(
     """Queue one delivery per endpoint of the organisation subscribed to `event_type`, in the
     caller's transaction. The same event (type + subject) is queued once per endpoint.
 
-    `data` is thin: ids and `links` (paths of the tenant API), never whole objects."""
+    `data` is thin: ids and `links` (paths of the tenant API, made absolute under the public
+    URL when each delivery is sent), never whole objects."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     queued = []
@@ -411,8 +413,6 @@ class DeliverySettings:
     timeout_seconds: float = 15.0
     allow_private_addresses: bool = False
     """Allow loopback, private and link-local receivers (tests, a private network)."""
-    api_base_url: str = "http://127.0.0.1:8000"
-    """Where the links in payloads point."""
 
 
 @dataclass(frozen=True)
@@ -431,21 +431,22 @@ def prepare_delivery(
     organization_id: uuid.UUID,
     endpoint_id: uuid.UUID | None,
     payload: dict[str, Any],
-    settings: DeliverySettings,
     now: datetime,
+    public_url: str = LOCAL_PUBLIC_URL,
 ) -> PreparedDelivery:
-    """The body and Standard Webhooks headers of one attempt, signed with every live secret."""
+    """The body and Standard Webhooks headers of one attempt, signed with every live secret;
+    the payload's links made absolute under `public_url` (the API's public base URL)."""
     endpoint = WebhookRepository(session).get(organization_id, endpoint_id) if endpoint_id else None
     live = _live(session, endpoint, now)
-    return _signed(endpoint, live, payload, settings, now)
+    return _signed(endpoint, live, payload, public_url, now)
 
 
 def prepare_deliveries(
     session: Session,
     claimed: Sequence[jobs.ClaimedJob],
     *,
-    settings: DeliverySettings,
     now: datetime,
+    public_url: str = LOCAL_PUBLIC_URL,
 ) -> dict[uuid.UUID, PreparedDelivery]:
     """`prepare_delivery` for each of a round's webhook jobs, reading each endpoint and its
     secrets once."""
@@ -461,7 +462,7 @@ def prepare_deliveries(
                 endpoint = repository.get(*key)
                 found[key] = (endpoint, _live(session, endpoint, now))
             endpoint, live = found[key]
-        prepared[job.id] = _signed(endpoint, live, job.payload, settings, now)
+        prepared[job.id] = _signed(endpoint, live, job.payload, public_url, now)
     return prepared
 
 
@@ -475,7 +476,7 @@ def _signed(
     endpoint: WebhookEndpoint | None,
     live: list[str],
     payload: dict[str, Any],
-    settings: DeliverySettings,
+    public_url: str,
     now: datetime,
 ) -> PreparedDelivery:
     if endpoint is None or endpoint.status != ACTIVE:
@@ -483,8 +484,7 @@ def _signed(
     data = dict(payload.get("data", {}))
     links = data.get("links")
     if isinstance(links, dict):
-        base = settings.api_base_url.rstrip("/")
-        data["links"] = {name: base + str(path) for name, path in links.items()}
+        data["links"] = absolute_links(public_url, links)
     document = {"type": payload["type"], "timestamp": payload["timestamp"], "data": data}
     body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
     headers = webhook_headers(live, str(payload["message_id"]), int(now.timestamp()), body)
