@@ -331,6 +331,22 @@ def _apply(
     )
 
 
+def queued_jobs(
+    session: Session, *, kind: JobKind, key: str | None = None, key_prefix: str | None = None
+) -> list[Job]:
+    """The queued jobs a cause made (by their idempotency key, or its prefix), so the cause
+    can move or cancel them in its own transaction; a running job is left to finish."""
+    return JobRepository(session).queued_by_key(str(kind), key=key, key_prefix=key_prefix)
+
+
+def withdraw(session: Session, queued: list[Job], *, now: datetime, reason: str) -> int:
+    """Cancel those of the jobs still queued, whose cause is gone (the caller audits the
+    cause); how many."""
+    return JobRepository(session).cancel_queued(
+        [job.id for job in queued], now=now, reason=reason[:ERROR_LENGTH]
+    )
+
+
 # --- operations --------------------------------------------------------------------------
 
 

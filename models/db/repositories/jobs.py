@@ -108,6 +108,35 @@ class JobRepository(Repository):
             )
         )
 
+    def queued_by_key(
+        self, kind: str, *, key: str | None = None, key_prefix: str | None = None
+    ) -> list[Job]:
+        """Queued jobs of `kind` (every organisation) whose idempotency key is `key` or starts
+        with `key_prefix`, locked on PostgreSQL against a dispatcher's claim."""
+        query = select(Job).where(Job.kind == kind, Job.status == QUEUED)
+        if key is not None:
+            query = query.where(Job.idempotency_key == key)
+        if key_prefix is not None:
+            query = query.where(Job.idempotency_key.startswith(key_prefix, autoescape=True))
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        return list(self.session.scalars(query.order_by(Job.created_at, Job.id)))
+
+    def cancel_queued(self, job_ids: Sequence[uuid.UUID], *, now: datetime, reason: str) -> int:
+        """Cancel those of the jobs still queued (one guarded UPDATE); how many."""
+        if not job_ids:
+            return 0
+        statement = (
+            update(Job)
+            .where(Job.id.in_(list(job_ids)), Job.status == QUEUED)
+            .values(
+                status=str(JobStatus.CANCELLED), last_error=reason, finished_at=now, updated_at=now
+            )
+            .returning(Job.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return len(list(self.session.execute(statement)))
+
     # --- the queue ---------------------------------------------------------------------------
 
     def running_counts(self) -> list[tuple[uuid.UUID, uuid.UUID | None, int]]:
