@@ -33,19 +33,13 @@ from pipelines.jobs.views import attempts_page
 from pipelines.links import LOCAL_PUBLIC_URL, absolute_links
 from pipelines.pagination import Paged, after_key, as_paged
 from pipelines.webhooks.addresses import refused_reason
+from pipelines.webhooks.events import EventType
 from pipelines.webhooks.signing import SECRET_BYTES, encode_secret, webhook_headers
 
 log = structlog.get_logger()
 
-EVENT_TYPES = (
-    "evaluation.completed",
-    "evaluation.failed",
-    "notice.published",
-    "report.ready",
-    "ai_task.completed",
-    "certificate.expiring",
-)
-"""What tenants can subscribe to."""
+EVENT_TYPES = tuple(EventType)
+"""What tenants can subscribe to: add an event type in `pipelines/webhooks/events.py`."""
 ACTIVE, DISABLED = str(WebhookEndpointStatus.ACTIVE), str(WebhookEndpointStatus.DISABLED)
 USER_AGENT = "StreamFlow-Webhooks/1"
 
@@ -121,7 +115,7 @@ def _event_types(values: list[str] | None) -> list[str]:
             f"{', '.join(EVENT_TYPES)} (or none for every event)",
             field="event_types",
         )
-    return sorted(set(values))
+    return sorted({str(value) for value in values})
 
 
 def register_endpoint(
@@ -264,7 +258,8 @@ def emit_event(
     `data` is thin: ids and `links` (paths of the tenant API, made absolute under the public
     URL when each delivery is sent), never whole objects."""
     if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
+        raise ValueError(f"unknown event type {event_type!r}; add it to EventType")
+    event_type = str(event_type)
     queued = []
     for endpoint in WebhookRepository(session).subscribed(organization_id, event_type):
         job_id = uuid.uuid4()

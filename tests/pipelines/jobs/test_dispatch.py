@@ -21,6 +21,7 @@ from flows.dispatcher import dispatch_forever, dispatch_once
 from models.db.engine import transaction
 from models.db.tables import Job, JobAttempt, WebhookEndpoint
 from pipelines.jobs import service as jobs
+from pipelines.webhooks.events import EventType
 from pipelines.webhooks.service import emit_event, rotate_secret
 from pipelines.webhooks.signing import sign
 from tests.conftest import REPO_ROOT
@@ -333,3 +334,23 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(job_world: Jo
     assert headers["webhook-signature"] == sign(
         new, headers["webhook-id"], int(headers["webhook-timestamp"]), second.body
     )
+
+
+def test_a_challenger_promoted_event_reaches_its_subscribers(job_world: JobWorld) -> None:
+    url, _ = job_world.endpoint("ok", ["challenger.promoted"])
+    job_world.endpoint("ok", ["evaluation.completed"])
+    with transaction(job_world.sessions) as session:
+        (job,) = emit_event(
+            session,
+            organization_id=job_world.tenant_id,
+            event_type=EventType.CHALLENGER_PROMOTED,
+            subject_id="promotion-1",
+            data={"agent_type": "support", "links": {"evidence": "/v1/promotions/p1"}},
+            now=job_world.clock(),
+        )
+    assert job.payload["type"] == "challenger.promoted"
+    assert dispatch_once(job_world.dispatcher()).statuses == {"succeeded": 1}
+    (received,) = job_world.receiver.at(url)
+    assert body_of(received)["data"]["links"] == {
+        "evidence": "http://127.0.0.1:8000/v1/promotions/p1"
+    }
