@@ -354,3 +354,13 @@ def test_a_challenger_promoted_event_reaches_its_subscribers(job_world: JobWorld
     assert body_of(received)["data"]["links"] == {
         "evidence": "http://127.0.0.1:8000/v1/promotions/p1"
     }
+
+
+def test_a_round_runs_no_more_of_an_endpoint_at_once_than_its_limit(job_world: JobWorld) -> None:
+    url, _ = job_world.endpoint("slow")
+    for i in range(4):
+        _emit(job_world, f"run-{i}")
+    dispatcher = job_world.dispatcher(workers=4, per_endpoint_concurrency=2)
+    assert dispatch_once(dispatcher).statuses == {"succeeded": 4}  # one round
+    path = url.split(str(job_world.receiver.port), 1)[1]
+    assert job_world.receiver.peak[path] <= 2  # 4 workers, but the endpoint allows 2
