@@ -26,6 +26,8 @@ from pipelines.webhooks.service import emit_event
 
 SEVERITIES = ("info", "warning", "critical")
 PUBLISHED = "notice.published"
+DROPPED = "the notice is no longer addressed to this tenant"
+"""Why a tenant's notice jobs were cancelled; only those come back if it is addressed again."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ def _announce(
 ) -> None:
     """Queue `notice.published` webhooks and e-mails for each addressed tenant, due when the
     notice starts, in the notice's own transaction. Idempotent: a tenant keeps the jobs it
-    has, and one addressed again after being dropped gets its cancelled jobs back."""
+    has, and one addressed again after being dropped gets those jobs back (not jobs an
+    operator cancelled)."""
     queued: list[Job | None] = []
     for organization_id in (
         tenants if tenants is not None else WebhookRepository(session).tenant_ids()
@@ -149,7 +152,7 @@ def _announce(
         )
         queued.append(email)
     for job in queued:
-        if job is not None and job.status == JobStatus.CANCELLED and not job.attempts:
+        if job is not None and job.status == JobStatus.CANCELLED and job.last_error == DROPPED:
             job.status, job.finished_at, job.last_error = str(JobStatus.QUEUED), None, None
             job.next_attempt_at, job.updated_at = max(notice.starts_at, now), now
 
@@ -235,9 +238,7 @@ def update_notice(
         notices.set_audience(notice.id, ids)
         if notice.audience == "listed":
             dropped = [j for j in _queued_jobs(session, notice.id) if j.organization_id not in ids]
-            jobs.withdraw(
-                session, dropped, now=now, reason="the notice is no longer addressed to them"
-            )
+            jobs.withdraw(session, dropped, now=now, reason=DROPPED)
         _announce(session, notice, ids if notice.audience == "listed" else None, now)
     moved = _follow(session, notice, now)
     record_audit(
