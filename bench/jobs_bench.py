@@ -150,7 +150,7 @@ def main() -> None:
             return Dispatcher(
                 sessions=sessions,
                 settings=JobSettings(
-                    workers=2, batch_size=50, per_endpoint_concurrency=2, poll_seconds=0.02
+                    workers=2, prefetch=50, per_endpoint_concurrency=2, poll_seconds=0.02
                 ),
                 delivery=DeliverySettings(allow_private_addresses=True),
             )

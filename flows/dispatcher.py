@@ -1,11 +1,14 @@
-"""The job dispatcher: claims due jobs, runs each with its handler, records the outcome.
+"""The job dispatcher: works in rounds. A round leases due jobs, runs each with its handler,
+and records the outcomes.
 
-`dispatch_once` is one pass (return expired leases, claim a batch, run it on `workers`
-threads); the `dispatch-jobs` flow (flows/jobs.py) runs one pass as a Prefect flow run (the
-local worker serves it every 15 seconds); `streamflow jobs dispatch` runs passes without
-Prefect, once or until interrupted. A pass holds no transaction while a handler talks to the
-outside world. Importing this module imports neither Prefect nor MLflow.
-"""
+`dispatch_once` is one round: one transaction returns expired leases, leases up to `prefetch`
+due jobs and signs their webhooks; `workers` threads run them within the per-tenant and
+per-endpoint limits; one more transaction records what happened (reports and AI tasks store
+their results with their outcome in their own transaction). So a job costs a fraction of two
+commits, not two. The `dispatch-jobs` flow (flows/jobs.py) runs one round as a Prefect flow
+run (the local worker serves it every 15 seconds); `streamflow jobs dispatch` runs rounds
+without Prefect, once or until interrupted. A round holds no transaction while a handler
+talks to the outside world. Importing this module imports neither Prefect nor MLflow."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from models.db.enums import JobAttemptOutcome, JobKind
 from models.db.repositories.jobs import ClaimLimits
 from pipelines.email.service import SmtpSettings, send_email
 from pipelines.jobs import service as jobs
+from pipelines.links import LOCAL_PUBLIC_URL
 from pipelines.reports.service import generate_report
 from pipelines.webhooks import service as webhooks
 
@@ -46,8 +50,9 @@ class JobSettings(BaseSettings):
 
     workers: int = Field(default=2, ge=1)
     """Jobs run at once by one dispatcher."""
-    batch_size: int = Field(default=50, ge=1)
-    """Jobs claimed per pass."""
+    prefetch: int = Field(default=50, ge=1)
+    """Jobs leased per round (one transaction claims them, one records their outcomes); a
+    tenant or endpoint still runs at most its concurrency limit of them at once."""
     lease_seconds: float = Field(default=300.0, gt=0)
     """How long a claimed job stays with its dispatcher before it returns to the queue."""
     per_tenant_concurrency: int = Field(default=4, ge=1)
@@ -64,7 +69,15 @@ class WebhookSettings(BaseSettings):
 
     timeout_seconds: float = Field(default=15.0, gt=0)
     allow_private_addresses: bool = False
-    api_base_url: str = "http://127.0.0.1:8000"
+
+
+class PublicSettings(BaseSettings):
+    """Where the API is reached from outside (`STREAMFLOW_PUBLIC_URL`): the base of the
+    absolute links in webhook payloads and e-mails. Default: `streamflow serve`'s address."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_", extra="ignore")
+
+    public_url: str = LOCAL_PUBLIC_URL
 
 
 class SmtpEnvironment(BaseSettings):
@@ -109,6 +122,8 @@ class Dispatcher:
     )
     predict: Callable[[Any, list[str]], list[str]] | None = None
     flow_run_id: str | None = None
+    public_url: str = LOCAL_PUBLIC_URL
+    """The API's public base URL: links in webhook payloads and e-mails are made absolute."""
 
     @classmethod
     def from_environment(cls, sessions: sessionmaker[Session]) -> Dispatcher:
@@ -119,15 +134,15 @@ class Dispatcher:
             delivery=webhooks.DeliverySettings(
                 timeout_seconds=webhook.timeout_seconds,
                 allow_private_addresses=webhook.allow_private_addresses,
-                api_base_url=webhook.api_base_url,
             ),
             smtp=SmtpEnvironment().settings(),
+            public_url=PublicSettings().public_url,
         )
 
     @property
     def limits(self) -> ClaimLimits:
         return ClaimLimits(
-            batch=self.settings.batch_size,
+            prefetch=self.settings.prefetch,
             per_tenant=self.settings.per_tenant_concurrency,
             per_endpoint=self.settings.per_endpoint_concurrency,
         )
@@ -135,126 +150,198 @@ class Dispatcher:
 
 @dataclass(frozen=True)
 class DispatchOutcome:
-    """What one pass did."""
+    """What one round did."""
 
     reclaimed: int
     claimed: int
     statuses: dict[str, int]
 
 
+@dataclass(frozen=True)
+class _Ran:
+    """One job of a round: an outcome to record with the round, or a status its handler
+    already recorded (reports and AI tasks store results with their outcome), or neither
+    (never started, or the lease was lost)."""
+
+    job: jobs.ClaimedJob
+    attempted: jobs.Attempted | None = None
+    status: str | None = None
+    started: bool = True
+
+
+class _Slots:
+    """Hands a round's jobs to its workers, oldest first, while their tenant and endpoint
+    have a free slot, and only while enough of the lease is left to finish one more."""
+
+    def __init__(self, round_: jobs.Round, deadline: float) -> None:
+        self.pending = list(round_.jobs)
+        self.tenant_slots = dict(round_.tenant_slots)
+        self.endpoint_slots = dict(round_.endpoint_slots)
+        self.deadline = deadline
+        self.condition = threading.Condition()
+
+    def _fits(self, job: jobs.ClaimedJob) -> bool:
+        if self.tenant_slots[job.organization_id] < 1:
+            return False
+        endpoint = job.webhook_endpoint_id
+        return endpoint is None or self.endpoint_slots[endpoint] >= 1
+
+    def _shift(self, job: jobs.ClaimedJob, by: int) -> None:
+        self.tenant_slots[job.organization_id] += by
+        if job.webhook_endpoint_id is not None:
+            self.endpoint_slots[job.webhook_endpoint_id] += by
+
+    def take(self) -> jobs.ClaimedJob | None:
+        """The next job to run, waiting for a slot; None when the round has no more to start.
+        Every tenant and endpoint of a round has at least one slot, so a wait always ends."""
+        with self.condition:
+            while self.pending and time.monotonic() < self.deadline:
+                for index, job in enumerate(self.pending):
+                    if self._fits(job):
+                        del self.pending[index]
+                        self._shift(job, -1)
+                        return job
+                self.condition.wait()
+            return None
+
+    def done(self, job: jobs.ClaimedJob) -> None:
+        with self.condition:
+            self._shift(job, +1)
+            self.condition.notify_all()
+
+
 def dispatch_once(dispatcher: Dispatcher) -> DispatchOutcome:
-    """Return expired leases, claim a batch of due jobs and run them on `workers` threads."""
+    """One round: in one transaction return expired leases, lease up to `prefetch` due jobs
+    and sign their webhooks; run them on `workers` threads within the tenant and endpoint
+    limits; record the outcomes in one more transaction."""
+    started = time.monotonic()
     with transaction(dispatcher.sessions) as session:
-        reclaimed = jobs.reclaim_expired(session, now=dispatcher.clock(), draw=dispatcher.draw())
-    with transaction(dispatcher.sessions) as session:
-        claimed = jobs.claim(
+        now = dispatcher.clock()
+        reclaimed = jobs.reclaim_expired(session, now=now, draw=dispatcher.draw())
+        round_ = jobs.claim(
             session,
             owner=dispatcher.owner,
-            now=dispatcher.clock(),
+            now=now,
             lease_seconds=dispatcher.settings.lease_seconds,
             limits=dispatcher.limits,
             flow_run_id=dispatcher.flow_run_id,
         )
-        # Webhooks are signed in the claim's transaction: one transaction fewer per delivery.
-        prepared = {
-            job.id: _prepare(dispatcher, session, job)
-            for job in claimed
-            if job.kind == JobKind.WEBHOOK
-        }
-    statuses: dict[str, int] = {}
-    workers = min(dispatcher.settings.workers, len(claimed))
+        prepared = webhooks.prepare_deliveries(
+            session,
+            [job for job in round_.jobs if job.kind == JobKind.WEBHOOK],
+            now=now,
+            public_url=dispatcher.public_url,
+        )
+    # A job starts only while a webhook's timeout and a margin are left of the lease, so no
+    # lease expires under a round that is still running.
+    budget = max(
+        dispatcher.settings.lease_seconds - dispatcher.delivery.timeout_seconds - 5.0,
+        dispatcher.settings.lease_seconds / 2,
+    )
+    slots = _Slots(round_, deadline=started + budget)
+    ran: list[_Ran] = []
+
+    def work() -> None:
+        while (job := slots.take()) is not None:
+            try:
+                result = run_job(dispatcher, job, prepared.get(job.id))
+            finally:
+                slots.done(job)
+            ran.append(result)  # list.append is atomic
+
+    workers = min(dispatcher.settings.workers, len(round_.jobs))
     if workers == 1:
-        results = [run_job(dispatcher, job, prepared.get(job.id)) for job in claimed]
+        work()
     elif workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job") as pool:
-            results = list(
-                pool.map(lambda job: run_job(dispatcher, job, prepared.get(job.id)), claimed)
-            )
-    else:
-        results = []
-    for status in results:
+            for future in [pool.submit(work) for _ in range(workers)]:
+                future.result()
+    statuses = _record_round(dispatcher, ran, unstarted=[job.id for job in slots.pending])
+    return DispatchOutcome(len(reclaimed), len(round_.jobs), statuses)
+
+
+def _record_round(
+    dispatcher: Dispatcher, ran: list[_Ran], *, unstarted: list[uuid.UUID]
+) -> dict[str, int]:
+    """Record the round's pending outcomes (and release its unstarted jobs) in one
+    transaction; the count of each resulting status."""
+    attempted = [r.attempted for r in ran if r.attempted is not None]
+    recorded: dict[uuid.UUID, str | None] = {}
+    if attempted or unstarted:
+        with transaction(dispatcher.sessions) as session:
+            recorded = jobs.record_many(session, attempted, draw=dispatcher.draw)
+            for attempt in attempted:
+                endpoint_id = attempt.job.webhook_endpoint_id
+                if (
+                    attempt.outcome.outcome == JobAttemptOutcome.GONE
+                    and endpoint_id is not None
+                    and recorded.get(attempt.job.id) is not None
+                ):
+                    webhooks.endpoint_gone(
+                        session,
+                        organization_id=attempt.job.organization_id,
+                        endpoint_id=endpoint_id,
+                        now=attempt.finished_at,
+                    )
+            jobs.release(session, unstarted, owner=dispatcher.owner, now=dispatcher.clock())
+    statuses: dict[str, int] = {}
+    for result in ran:
+        status = recorded.get(result.job.id) if result.attempted is not None else result.status
         key = status or "lease_lost"
         statuses[key] = statuses.get(key, 0) + 1
-    return DispatchOutcome(len(reclaimed), len(claimed), statuses)
+    if unstarted:
+        statuses["released"] = len(unstarted)
+    return statuses
 
 
-def _prepare(
-    dispatcher: Dispatcher, session: Session, job: jobs.ClaimedJob
-) -> webhooks.PreparedDelivery:
-    return webhooks.prepare_delivery(
-        session,
-        organization_id=job.organization_id,
-        endpoint_id=job.webhook_endpoint_id,
-        payload=job.payload,
-        settings=dispatcher.delivery,
-        now=dispatcher.clock(),
-    )
-
-
-def run_job(dispatcher: Dispatcher, job: jobs.ClaimedJob, prepared: Any = None) -> str | None:
-    """Run one claimed job (a webhook already `prepared` when given) and record its outcome;
-    the job's new status."""
+def run_job(dispatcher: Dispatcher, job: jobs.ClaimedJob, prepared: Any = None) -> _Ran:
+    """Run one claimed job (a webhook already `prepared` when given): its outcome for the
+    round to record, or the status its handler recorded."""
     with structlog.contextvars.bound_contextvars(job_id=str(job.id), job_kind=job.kind):
+        started_at = dispatcher.clock()
         try:
             if job.kind == JobKind.WEBHOOK:
-                return _webhook(dispatcher, job, prepared)
-            return _HANDLERS[job.kind](dispatcher, job)
+                outcome = _webhook(dispatcher, job, prepared)
+            elif job.kind == JobKind.EMAIL:
+                outcome = send_email(
+                    dispatcher.smtp,
+                    job_id=job.id,
+                    payload=job.payload,
+                    now=started_at,
+                    public_url=dispatcher.public_url,
+                )
+            else:
+                return _Ran(job, status=_HANDLERS[job.kind](dispatcher, job))
         except _LeaseLost:
-            return None
+            return _Ran(job)
         except Exception as error:  # an unexpected failure is retried like any other
             log.exception("job.handler_crashed")
             outcome = jobs.Outcome(
                 JobAttemptOutcome.FAILED, error=f"{type(error).__name__}: {error}"
             )
-            return _record(dispatcher, job, outcome)
-
-
-def _record(
-    dispatcher: Dispatcher,
-    job: jobs.ClaimedJob,
-    outcome: jobs.Outcome,
-    then: Callable[[Session], None] | None = None,
-) -> str | None:
-    with transaction(dispatcher.sessions) as session:
-        status = jobs.record(session, job, outcome, now=dispatcher.clock(), draw=dispatcher.draw())
-        if status is not None and then is not None:
-            then(session)
-    return status
+        return _Ran(job, attempted=jobs.Attempted(job, outcome, started_at, dispatcher.clock()))
 
 
 def _webhook(
     dispatcher: Dispatcher,
     job: jobs.ClaimedJob,
     prepared: webhooks.PreparedDelivery | None = None,
-) -> str | None:
+) -> jobs.Outcome:
     if prepared is None:
         with transaction(dispatcher.sessions) as session:
-            prepared = _prepare(dispatcher, session, job)
-    if prepared.skip_reason is not None:
-        outcome = jobs.Outcome(JobAttemptOutcome.FAILED, error=prepared.skip_reason, permanent=True)
-        return _record(dispatcher, job, outcome)
-    outcome = webhooks.send_delivery(prepared, settings=dispatcher.delivery, now=dispatcher.clock())
-    log.info("webhook.attempted", status_code=outcome.status_code, outcome=str(outcome.outcome))
-    then = None
-    if outcome.outcome == JobAttemptOutcome.GONE and job.webhook_endpoint_id is not None:
-        endpoint_id = job.webhook_endpoint_id
-
-        def then(session: Session) -> None:
-            webhooks.endpoint_gone(
+            prepared = webhooks.prepare_delivery(
                 session,
                 organization_id=job.organization_id,
-                endpoint_id=endpoint_id,
+                endpoint_id=job.webhook_endpoint_id,
+                payload=job.payload,
                 now=dispatcher.clock(),
+                public_url=dispatcher.public_url,
             )
-
-    return _record(dispatcher, job, outcome, then)
-
-
-def _email(dispatcher: Dispatcher, job: jobs.ClaimedJob) -> str | None:
-    outcome = send_email(
-        dispatcher.smtp, job_id=job.id, payload=job.payload, now=dispatcher.clock()
-    )
-    return _record(dispatcher, job, outcome)
+    if prepared.skip_reason is not None:
+        return jobs.Outcome(JobAttemptOutcome.FAILED, error=prepared.skip_reason, permanent=True)
+    outcome = webhooks.send_delivery(prepared, settings=dispatcher.delivery, now=dispatcher.clock())
+    log.info("webhook.attempted", status_code=outcome.status_code, outcome=str(outcome.outcome))
+    return outcome
 
 
 class _LeaseLost(Exception):
@@ -306,7 +393,6 @@ def _ai_task(dispatcher: Dispatcher, job: jobs.ClaimedJob) -> str | None:
 
 
 _HANDLERS: dict[str, Callable[[Dispatcher, jobs.ClaimedJob], str | None]] = {
-    str(JobKind.EMAIL): _email,
     str(JobKind.REPORT): _report,
     str(JobKind.AI_TASK): _ai_task,
 }

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import InputModel
 from models.db.enums import JobAttemptOutcome, JobKind, JobStatus, WebhookEndpointStatus
-
-EventType = Literal[
-    "evaluation.completed",
-    "evaluation.failed",
-    "notice.published",
-    "report.ready",
-    "ai_task.completed",
-]
+from pipelines.webhooks.events import EventType
 
 
 class WebhookEndpointCreate(InputModel):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from models.db.repositories.organizations import OrganizationRepository
 from models.db.tables import Job
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.jobs import service as jobs
+from pipelines.links import LOCAL_PUBLIC_URL, with_links
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,11 @@ def queue_email(
     idempotency_key: str,
     now: datetime,
     not_before: datetime | None = None,
+    links: dict[str, str] | None = None,
 ) -> Job | None:
-    """Queue an e-mail to the organisation's notification address (none set: nothing)."""
+    """Queue an e-mail to the organisation's notification address (none set: nothing).
+
+    `links` (label → API path) end the message as absolute links, made when it is sent."""
     organization = OrganizationRepository(session).get(organization_id)
     if organization is None or not organization.notification_email:
         return None
@@ -66,7 +71,12 @@ def queue_email(
         session,
         organization_id=organization_id,
         kind=JobKind.EMAIL,
-        payload={"to": organization.notification_email, "subject": subject, "text": text},
+        payload={
+            "to": organization.notification_email,
+            "subject": subject,
+            "text": text,
+            **({"links": links} if links else {}),
+        },
         idempotency_key=idempotency_key,
         now=now,
         not_before=not_before,
@@ -75,9 +85,14 @@ def queue_email(
 
 
 def send_email(
-    settings: SmtpSettings, *, job_id: uuid.UUID, payload: dict[str, str], now: datetime
+    settings: SmtpSettings,
+    *,
+    job_id: uuid.UUID,
+    payload: dict[str, Any],
+    now: datetime,
+    public_url: str = LOCAL_PUBLIC_URL,
 ) -> jobs.Outcome:
-    """Send one queued e-mail over SMTP."""
+    """Send one queued e-mail over SMTP; its links are made absolute under `public_url`."""
     if not settings.host:
         return jobs.Outcome(
             JobAttemptOutcome.FAILED,
@@ -90,7 +105,7 @@ def send_email(
     message["Subject"] = payload["subject"]
     message["Date"] = format_datetime(now)
     message["Message-ID"] = f"<{job_id}@streamflow>"
-    message.set_content(payload["text"])
+    message.set_content(with_links(public_url, payload["text"], payload.get("links") or {}))
     try:
         if settings.use_ssl:
             client: smtplib.SMTP = smtplib.SMTP_SSL(

@@ -5,6 +5,7 @@ leases, and let operators retry or cancel. Every function takes the caller's ses
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,6 +79,16 @@ class ClaimedJob:
     started_at: datetime
 
 
+@dataclass(frozen=True)
+class Round:
+    """The jobs one claim leased to a dispatcher, and how many of them may run at once per
+    tenant and per webhook endpoint: the limit less what other dispatchers were running."""
+
+    jobs: list[ClaimedJob]
+    tenant_slots: dict[uuid.UUID, int]
+    endpoint_slots: dict[uuid.UUID, int]
+
+
 def claim(
     session: Session,
     *,
@@ -86,38 +97,65 @@ def claim(
     lease_seconds: float,
     limits: ClaimLimits,
     flow_run_id: str | None = None,
-) -> list[ClaimedJob]:
-    """Lease up to `limits.batch` due jobs to `owner` until now + `lease_seconds`.
+) -> Round:
+    """Lease up to `limits.prefetch` due jobs to `owner` until now + `lease_seconds`.
 
-    On PostgreSQL the candidates are locked with SKIP LOCKED; on both backends the lease is
-    one UPDATE of rows still queued, so two dispatchers never hold the same job."""
-    jobs = JobRepository(session)
-    candidates = jobs.candidates(now, limits)
-    leased = jobs.lease(
-        [job.id for job in candidates],
-        owner=owner,
+    Tenants and endpoints whose running jobs already reach their limit are skipped; the
+    others may have more jobs leased than their limit, and the dispatcher runs at most their
+    slots of them at once. Because leased jobs count as running, another dispatcher then
+    leaves those tenants and endpoints alone until the round is recorded. The lease is one
+    guarded UPDATE (FOR UPDATE SKIP LOCKED on PostgreSQL), so two dispatchers never hold the
+    same job."""
+    repository = JobRepository(session)
+    per_tenant: dict[uuid.UUID, int] = {}
+    per_endpoint: dict[uuid.UUID, int] = {}
+    for tenant, endpoint, count in repository.running_counts():
+        per_tenant[tenant] = per_tenant.get(tenant, 0) + count
+        if endpoint is not None:
+            per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + count
+    rows = repository.lease_due(
         now=now,
+        limit=limits.prefetch,
+        skip_tenants=[t for t, n in per_tenant.items() if n >= limits.per_tenant],
+        skip_endpoints=[e for e, n in per_endpoint.items() if n >= limits.per_endpoint],
+        owner=owner,
         lease_until=now + timedelta(seconds=lease_seconds),
         flow_run_id=flow_run_id,
     )
     claimed = [
         ClaimedJob(
-            id=job.id,
-            organization_id=job.organization_id,
-            kind=job.kind,
-            payload=dict(job.payload),
-            attempt=leased[job.id],
-            max_attempts=job.max_attempts,
-            webhook_endpoint_id=job.webhook_endpoint_id,
-            created_at=job.created_at,
+            id=row.id,
+            organization_id=row.organization_id,
+            kind=row.kind,
+            payload=dict(row.payload),
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            webhook_endpoint_id=row.webhook_endpoint_id,
+            created_at=row.created_at,
             owner=owner,
             started_at=now,
         )
-        for job in candidates
-        if job.id in leased
+        for row in rows
     ]
     claimed.sort(key=lambda c: (c.created_at, str(c.id)))
-    return claimed
+    return Round(
+        jobs=claimed,
+        tenant_slots={
+            job.organization_id: limits.per_tenant - per_tenant.get(job.organization_id, 0)
+            for job in claimed
+        },
+        endpoint_slots={
+            job.webhook_endpoint_id: limits.per_endpoint
+            - per_endpoint.get(job.webhook_endpoint_id, 0)
+            for job in claimed
+            if job.webhook_endpoint_id is not None
+        },
+    )
+
+
+def release(session: Session, job_ids: list[uuid.UUID], *, owner: str, now: datetime) -> int:
+    """Return leased jobs a round never started to the queue, their attempt uncounted."""
+    return JobRepository(session).release(job_ids, owner=owner, now=now)
 
 
 def reclaim_expired(session: Session, *, now: datetime, draw: float = 0.5) -> list[uuid.UUID]:
@@ -200,19 +238,64 @@ def record(
 ) -> str | None:
     """Store an attempt's outcome if `claimed.owner` still holds the lease; the job's new
     status, or None when the lease was lost (another dispatcher owns the job now)."""
-    jobs = JobRepository(session)
-    job = jobs.leased(claimed.id, claimed.owner)
+    job = JobRepository(session).leased(claimed.id, claimed.owner)
     if job is None:
         log.warning("job.lease_lost", job_id=str(claimed.id), owner=claimed.owner)
         return None
-    jobs.add_attempt(
+    _apply(session, job, Attempted(claimed, outcome, claimed.started_at, now), draw=draw)
+    return job.status
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """One attempt a round made: the job, how it ended, when it started and finished."""
+
+    job: ClaimedJob
+    outcome: Outcome
+    started_at: datetime
+    finished_at: datetime
+
+
+def record_many(
+    session: Session, attempted: list[Attempted], *, draw: Callable[[], float]
+) -> dict[uuid.UUID, str | None]:
+    """Store the outcomes of a round's attempts in the caller's one transaction (the leases
+    are checked with one query); each job's new status, None where the lease was lost."""
+    if not attempted:
+        return {}
+    owners = {a.job.owner for a in attempted}
+    leased: dict[uuid.UUID, Job] = {}
+    repository = JobRepository(session)
+    for owner in owners:
+        leased |= repository.leased_many(
+            [a.job.id for a in attempted if a.job.owner == owner], owner
+        )
+    statuses: dict[uuid.UUID, str | None] = {}
+    for attempt in attempted:
+        job = leased.get(attempt.job.id)
+        if job is None:
+            log.warning("job.lease_lost", job_id=str(attempt.job.id), owner=attempt.job.owner)
+            statuses[attempt.job.id] = None
+            continue
+        _apply(session, job, attempt, draw=draw(), flush=False)
+        statuses[attempt.job.id] = job.status
+    session.flush()
+    return statuses
+
+
+def _apply(
+    session: Session, job: Job, attempt: Attempted, *, draw: float, flush: bool = True
+) -> None:
+    outcome, now = attempt.outcome, attempt.finished_at
+    JobRepository(session).add_attempt(
         job,
-        owner=claimed.owner,
-        started_at=claimed.started_at,
+        owner=attempt.job.owner,
+        started_at=attempt.started_at,
         finished_at=now,
         outcome=outcome.outcome,
         status_code=outcome.status_code,
         error=outcome.error[:ERROR_LENGTH] if outcome.error else None,
+        flush=flush,
     )
     if outcome.succeeded:
         job.status = str(JobStatus.SUCCEEDED)
@@ -246,7 +329,22 @@ def record(
         outcome=str(outcome.outcome),
         status=job.status,
     )
-    return job.status
+
+
+def queued_jobs(
+    session: Session, *, kind: JobKind, key: str | None = None, key_prefix: str | None = None
+) -> list[Job]:
+    """The queued jobs a cause made (by their idempotency key, or its prefix), so the cause
+    can move or cancel them in its own transaction; a running job is left to finish."""
+    return JobRepository(session).queued_by_key(str(kind), key=key, key_prefix=key_prefix)
+
+
+def withdraw(session: Session, queued: list[Job], *, now: datetime, reason: str) -> int:
+    """Cancel those of the jobs still queued, whose cause is gone (the caller audits the
+    cause); how many."""
+    return JobRepository(session).cancel_queued(
+        [job.id for job in queued], now=now, reason=reason[:ERROR_LENGTH]
+    )
 
 
 # --- operations --------------------------------------------------------------------------

@@ -12,17 +12,22 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from models.db.enums import JobKind, JobStatus
 from models.db.repositories.audit import record_audit
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.repositories.webhooks import WebhookRepository
-from models.db.tables import NoticeAcknowledgement, SystemNotice
+from models.db.tables import Job, NoticeAcknowledgement, SystemNotice
 from pipelines.email.service import queue_email
 from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.jobs import service as jobs
 from pipelines.pagination import Paged, after_key, as_paged, next_cursor
 from pipelines.webhooks.service import emit_event
 
 SEVERITIES = ("info", "warning", "critical")
+PUBLISHED = "notice.published"
+DROPPED = "the notice is no longer addressed to this tenant"
+"""Why a tenant's notice jobs were cancelled; only those come back if it is addressed again."""
 
 
 @dataclass(frozen=True)
@@ -115,14 +120,17 @@ def _announce(
     session: Session, notice: SystemNotice, tenants: list[uuid.UUID] | None, now: datetime
 ) -> None:
     """Queue `notice.published` webhooks and e-mails for each addressed tenant, due when the
-    notice starts, in the notice's own transaction."""
+    notice starts, in the notice's own transaction. Idempotent: a tenant keeps the jobs it
+    has, and one addressed again after being dropped gets those jobs back (not jobs an
+    operator cancelled)."""
+    queued: list[Job | None] = []
     for organization_id in (
         tenants if tenants is not None else WebhookRepository(session).tenant_ids()
     ):
-        emit_event(
+        queued += emit_event(
             session,
             organization_id=organization_id,
-            event_type="notice.published",
+            event_type=PUBLISHED,
             subject_id=str(notice.id),
             data={
                 "notice_id": str(notice.id),
@@ -132,15 +140,67 @@ def _announce(
             now=now,
             not_before=notice.starts_at,
         )
-        queue_email(
+        email = queue_email(
             session,
             organization_id=organization_id,
-            subject=f"[{notice.severity}] {notice.title}",
-            text=f"{notice.body}\n\nSee every active notice at /v1/notices.\n",
-            idempotency_key=f"notice:{notice.id}",
+            subject=_subject(notice),
+            text=_text(notice),
+            links=EMAIL_LINKS,
+            idempotency_key=_email_key(notice.id),
             now=now,
             not_before=notice.starts_at,
         )
+        queued.append(email)
+    for job in queued:
+        if job is not None and job.status == JobStatus.CANCELLED and job.last_error == DROPPED:
+            job.status, job.finished_at, job.last_error = str(JobStatus.QUEUED), None, None
+            job.next_attempt_at, job.updated_at = max(notice.starts_at, now), now
+
+
+EMAIL_LINKS = {"Every active notice": "/v1/notices"}
+
+
+def _subject(notice: SystemNotice) -> str:
+    return f"[{notice.severity}] {notice.title}"
+
+
+def _text(notice: SystemNotice) -> str:
+    return f"{notice.body}\n"
+
+
+def _email_key(notice_id: uuid.UUID) -> str:
+    return f"notice:{notice_id}"
+
+
+def _queued_jobs(session: Session, notice_id: uuid.UUID) -> list[Job]:
+    """The notice's webhooks and e-mails still in the queue (keys as `_announce` and
+    `emit_event` make them)."""
+    return jobs.queued_jobs(
+        session, kind=JobKind.WEBHOOK, key_prefix=f"{PUBLISHED}:{notice_id}:"
+    ) + jobs.queued_jobs(session, kind=JobKind.EMAIL, key=_email_key(notice_id))
+
+
+def _follow(session: Session, notice: SystemNotice, now: datetime) -> int:
+    """Bring the notice's queued, never-attempted jobs in line with it: due when it starts
+    now, with its current text. A retry of a message already attempted keeps its schedule.
+    How many jobs changed."""
+    due = max(notice.starts_at, now)
+    changed = 0
+    for job in _queued_jobs(session, notice.id):
+        if job.attempts:
+            continue
+        if job.kind == JobKind.WEBHOOK:
+            payload = {
+                **job.payload,
+                "timestamp": notice.starts_at.isoformat(),
+                "data": {**job.payload.get("data", {}), "severity": notice.severity},
+            }
+        else:
+            payload = {**job.payload, "subject": _subject(notice), "text": _text(notice)}
+        if job.next_attempt_at != due or payload != job.payload:
+            job.next_attempt_at, job.payload, job.updated_at = due, payload, now
+            changed += 1
+    return changed
 
 
 def update_notice(
@@ -176,12 +236,17 @@ def update_notice(
     if draft.audience is not None:
         notice.audience, ids = _audience_ids(session, draft.audience)
         notices.set_audience(notice.id, ids)
+        if notice.audience == "listed":
+            dropped = [j for j in _queued_jobs(session, notice.id) if j.organization_id not in ids]
+            jobs.withdraw(session, dropped, now=now, reason=DROPPED)
+        _announce(session, notice, ids if notice.audience == "listed" else None, now)
+    moved = _follow(session, notice, now)
     record_audit(
         session,
         "system_notice.updated",
         notice.id,
         actor=actor,
-        details={"fields": sorted(changed)},
+        details={"fields": sorted(changed)} | ({"jobs_updated": moved} if moved else {}),
     )
     return notice
 
@@ -189,18 +254,23 @@ def update_notice(
 def retire_notice(
     session: Session, *, notice_id: uuid.UUID, actor: str, now: datetime
 ) -> SystemNotice:
-    """Retire a notice: tenants stop seeing it (idempotent)."""
+    """Retire a notice: tenants stop seeing it, and its webhooks and e-mails not yet sent are
+    cancelled (idempotent)."""
     notice = NoticeRepository(session).get(notice_id)
     if notice is None:
         raise NotFound(f"system notice {notice_id} not found")
     if notice.retired_at is None:
         notice.retired_at = now
         notice.updated_at = now
+        cancelled = jobs.withdraw(
+            session, _queued_jobs(session, notice.id), now=now, reason="the notice was retired"
+        )
         record_audit(
             session,
             "system_notice.retired",
             notice.id,
             actor=actor,
+            details={"jobs_cancelled": cancelled} if cancelled else None,
         )
     return notice
 

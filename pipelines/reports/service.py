@@ -171,10 +171,8 @@ def generate_report(
         session,
         organization_id=organization_id,
         subject=f"Evaluation report ready: {subject} on {facts.dataset}",
-        text=(
-            f"The report of evaluation run {run.id} is ready.\n\n"
-            f"HTML: {links['html']}\nCSV: {links['csv']}\n"
-        ),
+        text=f"The report of evaluation run {run.id} is ready.\n",
+        links={"HTML": links["html"], "CSV": links["csv"]},
         idempotency_key=f"report:{job.id}",
         now=now,
     )

@@ -10,6 +10,7 @@ import secrets
 import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,21 +30,16 @@ from pipelines.jobs import service as jobs
 from pipelines.jobs.read_models import AttemptView
 from pipelines.jobs.retry import parse_retry_after
 from pipelines.jobs.views import attempts_page
+from pipelines.links import LOCAL_PUBLIC_URL, absolute_links
 from pipelines.pagination import Paged, after_key, as_paged
 from pipelines.webhooks.addresses import refused_reason
+from pipelines.webhooks.events import EventType
 from pipelines.webhooks.signing import SECRET_BYTES, encode_secret, webhook_headers
 
 log = structlog.get_logger()
 
-EVENT_TYPES = (
-    "evaluation.completed",
-    "evaluation.failed",
-    "notice.published",
-    "report.ready",
-    "ai_task.completed",
-    "certificate.expiring",
-)
-"""What tenants can subscribe to."""
+EVENT_TYPES = tuple(EventType)
+"""What tenants can subscribe to: add an event type in `pipelines/webhooks/events.py`."""
 ACTIVE, DISABLED = str(WebhookEndpointStatus.ACTIVE), str(WebhookEndpointStatus.DISABLED)
 USER_AGENT = "StreamFlow-Webhooks/1"
 
@@ -119,7 +115,7 @@ def _event_types(values: list[str] | None) -> list[str]:
             f"{', '.join(EVENT_TYPES)} (or none for every event)",
             field="event_types",
         )
-    return sorted(set(values))
+    return sorted({str(value) for value in values})
 
 
 def register_endpoint(
@@ -259,9 +255,11 @@ def emit_event(
     """Queue one delivery per endpoint of the organisation subscribed to `event_type`, in the
     caller's transaction. The same event (type + subject) is queued once per endpoint.
 
-    `data` is thin: ids and `links` (paths of the tenant API), never whole objects."""
+    `data` is thin: ids and `links` (paths of the tenant API, made absolute under the public
+    URL when each delivery is sent), never whole objects."""
     if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
+        raise ValueError(f"unknown event type {event_type!r}; add it to EventType")
+    event_type = str(event_type)
     queued = []
     for endpoint in WebhookRepository(session).subscribed(organization_id, event_type):
         job_id = uuid.uuid4()
@@ -410,8 +408,6 @@ class DeliverySettings:
     timeout_seconds: float = 15.0
     allow_private_addresses: bool = False
     """Allow loopback, private and link-local receivers (tests, a private network)."""
-    api_base_url: str = "http://127.0.0.1:8000"
-    """Where the links in payloads point."""
 
 
 @dataclass(frozen=True)
@@ -430,21 +426,62 @@ def prepare_delivery(
     organization_id: uuid.UUID,
     endpoint_id: uuid.UUID | None,
     payload: dict[str, Any],
-    settings: DeliverySettings,
+    now: datetime,
+    public_url: str = LOCAL_PUBLIC_URL,
+) -> PreparedDelivery:
+    """The body and Standard Webhooks headers of one attempt, signed with every live secret;
+    the payload's links made absolute under `public_url` (the API's public base URL)."""
+    endpoint = WebhookRepository(session).get(organization_id, endpoint_id) if endpoint_id else None
+    live = _live(session, endpoint, now)
+    return _signed(endpoint, live, payload, public_url, now)
+
+
+def prepare_deliveries(
+    session: Session,
+    claimed: Sequence[jobs.ClaimedJob],
+    *,
+    now: datetime,
+    public_url: str = LOCAL_PUBLIC_URL,
+) -> dict[uuid.UUID, PreparedDelivery]:
+    """`prepare_delivery` for each of a round's webhook jobs, reading each endpoint and its
+    secrets once."""
+    repository = WebhookRepository(session)
+    found: dict[tuple[uuid.UUID, uuid.UUID], tuple[WebhookEndpoint | None, list[str]]] = {}
+    prepared = {}
+    for job in claimed:
+        endpoint: WebhookEndpoint | None = None
+        live: list[str] = []
+        if job.webhook_endpoint_id is not None:
+            key = (job.organization_id, job.webhook_endpoint_id)
+            if key not in found:
+                endpoint = repository.get(*key)
+                found[key] = (endpoint, _live(session, endpoint, now))
+            endpoint, live = found[key]
+        prepared[job.id] = _signed(endpoint, live, job.payload, public_url, now)
+    return prepared
+
+
+def _live(session: Session, endpoint: WebhookEndpoint | None, now: datetime) -> list[str]:
+    if endpoint is None or endpoint.status != ACTIVE:
+        return []
+    return [s.secret for s in WebhookRepository(session).live_secrets(endpoint.id, now)]
+
+
+def _signed(
+    endpoint: WebhookEndpoint | None,
+    live: list[str],
+    payload: dict[str, Any],
+    public_url: str,
     now: datetime,
 ) -> PreparedDelivery:
-    """The body and Standard Webhooks headers of one attempt, signed with every live secret."""
-    endpoint = WebhookRepository(session).get(organization_id, endpoint_id) if endpoint_id else None
     if endpoint is None or endpoint.status != ACTIVE:
         return PreparedDelivery("", b"", {}, skip_reason="the endpoint is disabled or removed")
     data = dict(payload.get("data", {}))
     links = data.get("links")
     if isinstance(links, dict):
-        base = settings.api_base_url.rstrip("/")
-        data["links"] = {name: base + str(path) for name, path in links.items()}
+        data["links"] = absolute_links(public_url, links)
     document = {"type": payload["type"], "timestamp": payload["timestamp"], "data": data}
     body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-    live = [s.secret for s in WebhookRepository(session).live_secrets(endpoint.id, now)]
     headers = webhook_headers(live, str(payload["message_id"]), int(now.timestamp()), body)
     headers |= {"content-type": "application/json", "user-agent": USER_AGENT}
     return PreparedDelivery(endpoint.url, body, headers)

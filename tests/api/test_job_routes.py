@@ -373,3 +373,13 @@ class TestOutboxAndMetrics:
         assert 'streamflow_jobs_queued{kind="email"} 0.0' in body
         assert "streamflow_jobs_dead 0.0" in body
         assert "streamflow_jobs_oldest_queued_age_seconds" in body
+
+
+def test_endpoints_subscribe_to_every_event_of_the_catalogue() -> None:
+    """The API takes its event types from the one catalogue (adding one is one line there)."""
+    from api.schemas.jobs import WebhookEndpointCreate
+    from pipelines.webhooks.events import EventType
+
+    body = WebhookEndpointCreate(url="https://hooks.example.com/x", event_types=list(EventType))
+    assert body.event_types == list(EventType)
+    assert {"challenger.promoted", "certificate.expiring"} <= set(EventType)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,9 +22,10 @@ QUEUED, RUNNING = str(JobStatus.QUEUED), str(JobStatus.RUNNING)
 
 @dataclass(frozen=True)
 class ClaimLimits:
-    """How many jobs one claim may take, and how many may run at once per tenant and endpoint."""
+    """How many jobs one claim may take (`prefetch`), and how many may run at once per tenant
+    and per webhook endpoint, across dispatchers."""
 
-    batch: int
+    prefetch: int
     per_tenant: int
     per_endpoint: int
 
@@ -107,60 +108,81 @@ class JobRepository(Repository):
             )
         )
 
-    # --- the queue ---------------------------------------------------------------------------
-
-    def candidates(self, now: datetime, limits: ClaimLimits) -> list[Job]:
-        """Due queued jobs, oldest due first, within the concurrency limits (running jobs
-        with a live lease count against them). On PostgreSQL the rows are locked, skipping
-        rows other dispatchers hold."""
-        query = (
-            select(Job)
-            .where(Job.status == QUEUED, Job.next_attempt_at <= now)
-            .order_by(Job.next_attempt_at, Job.id)
-            .limit(limits.batch * 2)
-        )
+    def queued_by_key(
+        self, kind: str, *, key: str | None = None, key_prefix: str | None = None
+    ) -> list[Job]:
+        """Queued jobs of `kind` (every organisation) whose idempotency key is `key` or starts
+        with `key_prefix`, locked on PostgreSQL against a dispatcher's claim."""
+        query = select(Job).where(Job.kind == kind, Job.status == QUEUED)
+        if key is not None:
+            query = query.where(Job.idempotency_key == key)
+        if key_prefix is not None:
+            query = query.where(Job.idempotency_key.startswith(key_prefix, autoescape=True))
         if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = list(self.session.scalars(query))
-        per_tenant = self._running_counts(Job.organization_id)
-        per_endpoint = self._running_counts(Job.webhook_endpoint_id)
-        chosen: list[Job] = []
-        for job in rows:
-            if len(chosen) >= limits.batch:
-                break
-            if per_tenant.get(job.organization_id, 0) >= limits.per_tenant:
-                continue
-            endpoint = job.webhook_endpoint_id
-            if endpoint is not None and per_endpoint.get(endpoint, 0) >= limits.per_endpoint:
-                continue
-            per_tenant[job.organization_id] = per_tenant.get(job.organization_id, 0) + 1
-            if endpoint is not None:
-                per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + 1
-            chosen.append(job)
-        return chosen
+            query = query.with_for_update()
+        return list(self.session.scalars(query.order_by(Job.created_at, Job.id)))
 
-    def _running_counts(self, column: Any) -> dict[Any, int]:
-        rows = self.session.execute(
-            select(column, func.count()).where(Job.status == RUNNING).group_by(column)
-        )
-        return {key: count for key, count in rows if key is not None}
-
-    def lease(
-        self,
-        ids: Sequence[uuid.UUID],
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        flow_run_id: str | None,
-    ) -> dict[uuid.UUID, int]:
-        """Take the lease of those of `ids` still queued (one atomic UPDATE): their ids and
-        attempt numbers."""
-        if not ids:
-            return {}
+    def cancel_queued(self, job_ids: Sequence[uuid.UUID], *, now: datetime, reason: str) -> int:
+        """Cancel those of the jobs still queued (one guarded UPDATE); how many."""
+        if not job_ids:
+            return 0
         statement = (
             update(Job)
-            .where(Job.id.in_(list(ids)), Job.status == QUEUED)
+            .where(Job.id.in_(list(job_ids)), Job.status == QUEUED)
+            .values(
+                status=str(JobStatus.CANCELLED), last_error=reason, finished_at=now, updated_at=now
+            )
+            .returning(Job.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return len(list(self.session.execute(statement)))
+
+    # --- the queue ---------------------------------------------------------------------------
+
+    def running_counts(self) -> list[tuple[uuid.UUID, uuid.UUID | None, int]]:
+        """Running jobs per (organisation, webhook endpoint), expired leases included."""
+        rows = self.session.execute(
+            select(Job.organization_id, Job.webhook_endpoint_id, func.count())
+            .where(Job.status == RUNNING)
+            .group_by(Job.organization_id, Job.webhook_endpoint_id)
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    def lease_due(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        skip_tenants: Sequence[uuid.UUID],
+        skip_endpoints: Sequence[uuid.UUID],
+        owner: str,
+        lease_until: datetime,
+        flow_run_id: str | None,
+    ) -> list[Any]:
+        """Lease up to `limit` due queued jobs, oldest due first, outside the skipped tenants
+        and endpoints, with ONE guarded `UPDATE … RETURNING` whose subquery picks the rows.
+
+        On PostgreSQL the subquery locks them `FOR UPDATE SKIP LOCKED` (rows another
+        dispatcher is claiming are passed over); on SQLite the UPDATE holds the single
+        writer's lock. Either way the UPDATE checks `status = 'queued'` again, so a job is
+        leased once. Rows of (id, organization_id, kind, payload, attempts, max_attempts,
+        webhook_endpoint_id, created_at)."""
+        due = select(Job.id).where(Job.status == QUEUED, Job.next_attempt_at <= now)
+        if skip_tenants:
+            due = due.where(Job.organization_id.not_in(list(skip_tenants)))
+        if skip_endpoints:
+            due = due.where(
+                or_(
+                    Job.webhook_endpoint_id.is_(None),
+                    Job.webhook_endpoint_id.not_in(list(skip_endpoints)),
+                )
+            )
+        due = due.order_by(Job.next_attempt_at, Job.id).limit(limit)
+        if self.session.get_bind().dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        statement = (
+            update(Job)
+            .where(Job.id.in_(due.scalar_subquery()), Job.status == QUEUED)
             .values(
                 status=RUNNING,
                 lease_owner=owner,
@@ -169,10 +191,49 @@ class JobRepository(Repository):
                 flow_run_id=flow_run_id,
                 updated_at=now,
             )
-            .returning(Job.id, Job.attempts)
+            .returning(
+                Job.id,
+                Job.organization_id,
+                Job.kind,
+                Job.payload,
+                Job.attempts,
+                Job.max_attempts,
+                Job.webhook_endpoint_id,
+                Job.created_at,
+            )
             .execution_options(synchronize_session=False)
         )
-        return {row[0]: row[1] for row in self.session.execute(statement)}
+        return list(self.session.execute(statement))
+
+    def leased_many(self, job_ids: Sequence[uuid.UUID], owner: str) -> dict[uuid.UUID, Job]:
+        """Those of the jobs whose lease `owner` still holds (one query)."""
+        if not job_ids:
+            return {}
+        rows = self.session.scalars(
+            select(Job)
+            .where(Job.id.in_(list(job_ids)), Job.status == RUNNING, Job.lease_owner == owner)
+            .execution_options(populate_existing=True)
+        )
+        return {job.id: job for job in rows}
+
+    def release(self, job_ids: Sequence[uuid.UUID], *, owner: str, now: datetime) -> int:
+        """Give leased jobs that were never started back to the queue, the attempt uncounted."""
+        if not job_ids:
+            return 0
+        statement = (
+            update(Job)
+            .where(Job.id.in_(list(job_ids)), Job.status == RUNNING, Job.lease_owner == owner)
+            .values(
+                status=QUEUED,
+                lease_owner=None,
+                lease_expires_at=None,
+                attempts=Job.attempts - 1,
+                updated_at=now,
+            )
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+        return len(list(self.session.execute(statement)))
 
     def leased(self, job_id: uuid.UUID, owner: str) -> Job | None:
         """The job if `owner` still holds its lease."""
@@ -210,6 +271,7 @@ class JobRepository(Repository):
         outcome: JobAttemptOutcome,
         status_code: int | None = None,
         error: str | None = None,
+        flush: bool = True,
     ) -> JobAttempt:
         attempt = JobAttempt(
             job_id=job.id,
@@ -223,7 +285,8 @@ class JobRepository(Repository):
             error=error,
         )
         self.session.add(attempt)
-        self.session.flush()
+        if flush:
+            self.session.flush()
         return attempt
 
     def page_attempts(

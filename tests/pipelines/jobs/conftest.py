@@ -57,13 +57,16 @@ class Receiver:
 
     `/ok/<k>` answers 204; `/flaky/<k>` 500 twice, then 200; `/gone/<k>` 410; `/hang/<k>`
     answers after `hang_seconds`; `/hang-once/<k>` hangs the first time, then 200;
-    `/busy/<k>` 429 with `Retry-After: 120` once, then 200."""
+    `/busy/<k>` 429 with `Retry-After: 120` once, then 200; `/slow/<k>` answers 204 after
+    0.2 s, noting the most requests it had in flight at once (`peak`)."""
 
     port: int
     received: list[Received] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     hang_seconds: float = 2.0
+    in_flight: dict[str, int] = field(default_factory=dict)
+    peak: dict[str, int] = field(default_factory=dict)
 
     def url(self, behaviour: str) -> str:
         return f"http://127.0.0.1:{self.port}/{behaviour}/{uuid.uuid4().hex}"
@@ -94,6 +97,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 status, headers = 429, {"Retry-After": "120"}
             elif kind == "hang" or (kind == "hang-once" and seen == 1):
                 time.sleep(60 if kind == "hang-once" else receiver.hang_seconds)
+            elif kind == "slow":
+                with receiver.lock:
+                    now = receiver.in_flight[self.path] = receiver.in_flight.get(self.path, 0) + 1
+                    receiver.peak[self.path] = max(receiver.peak.get(self.path, 0), now)
+                time.sleep(0.2)
+                with receiver.lock:
+                    receiver.in_flight[self.path] -= 1
             elif kind == "redirect":
                 status, headers = 302, {"Location": "http://127.0.0.1:1/elsewhere"}
             try:

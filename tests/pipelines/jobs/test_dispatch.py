@@ -21,6 +21,7 @@ from flows.dispatcher import dispatch_forever, dispatch_once
 from models.db.engine import transaction
 from models.db.tables import Job, JobAttempt, WebhookEndpoint
 from pipelines.jobs import service as jobs
+from pipelines.webhooks.events import EventType
 from pipelines.webhooks.service import emit_event, rotate_secret
 from pipelines.webhooks.signing import sign
 from tests.conftest import REPO_ROOT
@@ -199,7 +200,7 @@ def test_two_dispatchers_at_once_run_each_job_once(job_world: JobWorld) -> None:
     urls = [job_world.endpoint("ok")[0] for _ in range(3)]
     queued = [job_id for i in range(8) for job_id in _emit(job_world, f"run-{i}")]
     assert len(queued) == 24
-    settings = {"batch_size": 5, "workers": 2, "poll_seconds": 0.01}
+    settings = {"prefetch": 5, "workers": 2, "poll_seconds": 0.01}
     counts: list[int] = []
 
     def run() -> None:
@@ -274,28 +275,32 @@ def test_a_killed_dispatcher_loses_nothing(job_world: JobWorld) -> None:
     assert len(job_world.receiver.at(url)) == 2
 
 
-def test_per_endpoint_concurrency_limits_a_claim(job_world: JobWorld) -> None:
+def test_a_round_leases_beyond_the_endpoint_limit_but_runs_within_it(job_world: JobWorld) -> None:
     job_world.endpoint("ok")
     for i in range(5):
         _emit(job_world, f"run-{i}")
+    limits = jobs.ClaimLimits(prefetch=10, per_tenant=10, per_endpoint=2)
     with transaction(job_world.sessions) as session:
         claimed = jobs.claim(
-            session,
-            owner="a",
-            now=job_world.clock(),
-            lease_seconds=60,
-            limits=jobs.ClaimLimits(batch=10, per_tenant=10, per_endpoint=2),
+            session, owner="a", now=job_world.clock(), lease_seconds=60, limits=limits
         )
-    assert len(claimed) == 2
+    assert len(claimed.jobs) == 5
+    assert list(claimed.endpoint_slots.values()) == [2]  # at most 2 of them at once
+    assert claimed.tenant_slots == {job_world.tenant_id: 10}
     with transaction(job_world.sessions) as session:
         more = jobs.claim(
-            session,
-            owner="b",
-            now=job_world.clock(),
-            lease_seconds=60,
-            limits=jobs.ClaimLimits(batch=10, per_tenant=10, per_endpoint=2),
+            session, owner="b", now=job_world.clock(), lease_seconds=60, limits=limits
         )
-    assert more == []
+    assert more.jobs == []  # the endpoint's limit is taken by a's round
+    with transaction(job_world.sessions) as session:
+        assert (
+            jobs.release(session, [j.id for j in claimed.jobs], owner="a", now=job_world.clock())
+            == 5
+        )
+    outcome = dispatch_once(job_world.dispatcher(workers=3, per_endpoint_concurrency=2))
+    assert (outcome.claimed, outcome.statuses) == (5, {"succeeded": 5})
+    with transaction(job_world.sessions) as session:
+        assert {(j.status, j.attempts) for j in session.scalars(select(Job))} == {("succeeded", 1)}
 
 
 def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(job_world: JobWorld) -> None:
@@ -329,3 +334,33 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(job_world: Jo
     assert headers["webhook-signature"] == sign(
         new, headers["webhook-id"], int(headers["webhook-timestamp"]), second.body
     )
+
+
+def test_a_challenger_promoted_event_reaches_its_subscribers(job_world: JobWorld) -> None:
+    url, _ = job_world.endpoint("ok", ["challenger.promoted"])
+    job_world.endpoint("ok", ["evaluation.completed"])
+    with transaction(job_world.sessions) as session:
+        (job,) = emit_event(
+            session,
+            organization_id=job_world.tenant_id,
+            event_type=EventType.CHALLENGER_PROMOTED,
+            subject_id="promotion-1",
+            data={"agent_type": "support", "links": {"evidence": "/v1/promotions/p1"}},
+            now=job_world.clock(),
+        )
+    assert job.payload["type"] == "challenger.promoted"
+    assert dispatch_once(job_world.dispatcher()).statuses == {"succeeded": 1}
+    (received,) = job_world.receiver.at(url)
+    assert body_of(received)["data"]["links"] == {
+        "evidence": "http://127.0.0.1:8000/v1/promotions/p1"
+    }
+
+
+def test_a_round_runs_no_more_of_an_endpoint_at_once_than_its_limit(job_world: JobWorld) -> None:
+    url, _ = job_world.endpoint("slow")
+    for i in range(4):
+        _emit(job_world, f"run-{i}")
+    dispatcher = job_world.dispatcher(workers=4, per_endpoint_concurrency=2)
+    assert dispatch_once(dispatcher).statuses == {"succeeded": 4}  # one round
+    path = url.split(str(job_world.receiver.port), 1)[1]
+    assert job_world.receiver.peak[path] <= 2  # 4 workers, but the endpoint allows 2

@@ -3,6 +3,7 @@ and webhook when they start, from jobs queued with the notice."""
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from collections.abc import Iterator
@@ -67,6 +68,7 @@ def test_a_notice_is_mailed_and_announced_when_it_starts(
         )
     dispatcher = job_world.dispatcher()
     dispatcher.smtp = SmtpSettings(host="127.0.0.1", port=port, timeout_seconds=5)
+    dispatcher.public_url = "https://api.example.com/streamflow/"
     assert dispatch_once(dispatcher).claimed == 0  # due when the notice starts
     job_world.clock.advance(3600)
     assert dispatch_once(dispatcher).statuses == {"succeeded": 2}
@@ -78,10 +80,14 @@ def test_a_notice_is_mailed_and_announced_when_it_starts(
     with transaction(job_world.sessions) as session:
         email_job = session.scalars(select(Job).where(Job.kind == "email")).one()
     assert message["Message-ID"] == f"<{email_job.id}@streamflow>"
-    assert "Down for an hour." in message.get_payload()
+    text = message.get_payload()
+    assert "Down for an hour." in text
+    assert "Every active notice: https://api.example.com/streamflow/v1/notices" in text
     (delivered,) = job_world.receiver.at(url)
     assert b'"notice.published"' in delivered.body
     assert str(notice.id).encode() in delivered.body
+    links = json.loads(delivered.body)["data"]["links"]
+    assert links == {"notices": "https://api.example.com/streamflow/v1/notices"}
 
 
 def test_without_smtp_an_email_job_fails_with_the_reason(job_world: JobWorld) -> None:
