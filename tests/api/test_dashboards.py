@@ -26,6 +26,7 @@ from models.db.enums import CertificateStatus
 from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain
 from models.domain_settings import DomainSettings
 from pipelines.domains.service import add_domain, dns_config_from
+from pipelines.evaluation.comparisons import store_comparison, stored_comparison
 from pipelines.provider_users.service import create_user
 from tests.acme_servers import ChallTestSrv, challtestsrv  # noqa: F401 (fixture)
 from tests.api.conftest import REDIS_URL, World, completed_run
@@ -364,6 +365,44 @@ class TestPages:
             store.close()
         assert state.cache_settings.cache_ttl_seconds < ttl
         assert ttl <= state.cache_settings.comparison_ttl_seconds
+
+    def test_a_stored_comparison_answers_without_computing(self, pages: Pages) -> None:
+        """A comparison the evaluation flow stored is read, not computed: with every slot
+        taken the differences still show, and the API serves the very same document."""
+        with transaction(pages.owner_sessions()) as session:
+            assert store_comparison(
+                session,
+                organization_id=pages.world.tenant_a.organization_id,
+                run_a=pages.baseline,
+                run_b=pages.challenger,
+                actor="test",
+            )
+            document = stored_comparison(
+                session,
+                organization_id=pages.world.tenant_a.organization_id,
+                run_a=pages.baseline,
+                run_b=pages.challenger,
+            )
+        pages.sign_in(pages.analyst)
+        client, state = pages.world.client, pages.world.state
+        slots = state.expensive_reads.slots
+        with ExitStack() as taken:
+            for _ in range(slots.limit):
+                taken.enter_context(slots.take("comparison"))
+            shown = client.get(
+                f"/dashboards/compare/differences?run_a={pages.baseline}&run_b={pages.challenger}",
+                headers={"HX-Request": "true"},
+            )
+            api = client.get(
+                f"/v1/comparisons?run_a={pages.baseline}&run_b={pages.challenger}",
+                headers=pages.world.tenant_a.headers,
+            )
+        assert shown.status_code == 200, shown.text
+        assert 'id="verdict"' in shown.text
+        assert api.status_code == 200, api.text
+        assert api.json() == document
+        assert _comparisons(pages, "computed", {}) == 0
+        assert len(pages.audit("evaluation_comparison.stored")) == 1
 
     @covers("GET /dashboards/trends", auth=True)
     def test_trends_draw_the_quality_score_of_each_completed_run(self, pages: Pages) -> None:
