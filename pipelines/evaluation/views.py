@@ -124,6 +124,7 @@ def evaluation_detail(
         progress=Progress(batches_done=stored_batches, batches_total=run.batch_count),
         config=run.config,
         mlflow_run_id=run.mlflow_run_id,
+        flow_run_id=run.flow_run_id,
         error=run.error,
         quality_score=quality,
         metrics=overall,

@@ -23,7 +23,7 @@ from api.routers import console
 from models.cache.keys import comparison_key
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.enums import CertificateStatus
-from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain
+from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain, EvaluationRun
 from models.domain_settings import DomainSettings
 from pipelines.domains.service import add_domain, dns_config_from
 from pipelines.evaluation.comparisons import store_comparison, stored_comparison
@@ -259,6 +259,20 @@ class TestPages:
         assert '<span class="flag">small_n</span>' in slices
         missing = pages.world.client.get(f"/dashboards/evaluations/{uuid.uuid4()}")
         assert missing.status_code == 404
+
+    def test_a_run_page_links_its_prefect_flow_run(self, pages: Pages) -> None:
+        """The flow run that carried a run out is in its detail and linked to the Prefect UI."""
+        flow_run = str(uuid.uuid4())
+        with transaction(pages.owner_sessions()) as session:
+            session.get_one(EvaluationRun, pages.challenger).flow_run_id = flow_run
+        pages.sign_in(pages.analyst)
+        detail = pages.world.client.get(
+            f"/v1/evaluations/{pages.challenger}", headers=pages.world.tenant_a.headers
+        ).json()
+        assert detail["flow_run_id"] == flow_run
+        page = pages.world.client.get(f"/dashboards/evaluations/{pages.challenger}")
+        ui = pages.world.state.api.prefect_ui_url
+        assert f'href="{ui}/runs/flow-run/{flow_run}">Prefect flow run</a>' in page.text
 
     @covers(
         "GET /dashboards/compare",
