@@ -359,9 +359,16 @@ class TestPages:
             for _ in range(slots.limit):
                 taken.enter_context(slots.take("comparison"))
             busy = client.get(url, headers={"HX-Request": "true"})
+            page = client.get(url)
         assert busy.status_code == 503, busy.text
         assert busy.headers["retry-after"] == "5"
-        assert "Busy: try again shortly" in busy.text
+        # An HTMX request gets a fragment to show in place, with a button that asks again.
+        assert "<strong>Busy:</strong>" in busy.text
+        assert "data-error-fragment" in busy.text
+        assert '<button type="button" class="retry">Try again</button>' in busy.text
+        assert "<html" not in busy.text
+        assert page.status_code == 503
+        assert "Busy: try again shortly" in page.text
         shown = client.get(url, headers={"HX-Request": "true"})
         assert shown.status_code == 200, shown.text
         api = client.get(
@@ -370,7 +377,7 @@ class TestPages:
         )
         assert api.status_code == 200, api.text
         assert _comparisons(pages, "computed", {}) == 1
-        assert _comparisons(pages, "refused", {"reason": "busy"}) == 1
+        assert _comparisons(pages, "refused", {"reason": "busy"}) == 2
         key = comparison_key(pages.world.tenant_a.organization_id, pages.baseline, pages.challenger)
         store = redis.Redis.from_url(REDIS_URL)
         try:
