@@ -22,7 +22,7 @@ guarded three ways (`ExpensiveReads`):
 Results of completed runs never change, so the stored comparison stays right for as long as
 the cache keeps it; a cold one is computed again only after the cache dropped it. Before any
 of that, a comparison the evaluation flow stored when run B completed (against the champion's
-run, `pipelines.evaluation.comparisons`) is read from the database: the same document, in
+run: `views.compare_with_champion`) is read from the database: the same document, in
 milliseconds.
 """
 
@@ -42,9 +42,13 @@ from api.observability import Metrics
 from models.cache.cache import ResultCache
 from models.cache.flight import FlightTimedOut, SingleFlight
 from models.cache.keys import comparison_key, run_detail_key, run_tag
-from pipelines.evaluation.comparisons import stored_comparison
 from pipelines.evaluation.service import compare_runs
-from pipelines.evaluation.views import comparison_payload, encode, run_detail
+from pipelines.evaluation.views import (
+    comparison_payload,
+    encode,
+    run_detail,
+    stored_comparison,
+)
 
 
 async def _read_through(

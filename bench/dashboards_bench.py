@@ -184,7 +184,7 @@ def run(examples: int, repeats: int, seed: int, *, on_demand: bool = False) -> d
     run_b = _completed(sessions, storage.golden_dataset_dir, org.id, b)
     figures["build_runs_s"] = time.perf_counter() - started
     if not on_demand:
-        from pipelines.evaluation.comparisons import store_comparison
+        from pipelines.evaluation.views import store_comparison
 
         started = time.perf_counter()
         with transaction(sessions) as session:

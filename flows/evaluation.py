@@ -31,7 +31,7 @@ from models.db.engine import transaction
 from models.db.tables import GoldenDatasetVersion
 from models.registry import client as registry
 from pipelines.errors import InvalidInput, NotFound, StreamflowError
-from pipelines.evaluation import comparisons, service
+from pipelines.evaluation import service, views
 from pipelines.evaluation.scoring import ScoringOptions
 from pipelines.evaluation.views import warm_run_detail
 from pipelines.golden_datasets.service import load_version_frame
@@ -438,7 +438,7 @@ def compare_with_champion(organization: str, actor: str, run_id: str) -> str:
         found = None
     try:
         with transaction(rt.sessions) as session:
-            outcome = comparisons.compare_with_champion(
+            outcome = views.compare_with_champion(
                 session,
                 organization_id=organization_id,
                 run_id=uuid.UUID(run_id),

@@ -26,7 +26,7 @@ from models.db.enums import CertificateStatus
 from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain, EvaluationRun
 from models.domain_settings import DomainSettings
 from pipelines.domains.service import add_domain, dns_config_from
-from pipelines.evaluation.comparisons import store_comparison, stored_comparison
+from pipelines.evaluation.views import store_comparison, stored_comparison
 from pipelines.provider_users.service import create_user
 from tests.acme_servers import ChallTestSrv, challtestsrv  # noqa: F401 (fixture)
 from tests.api.conftest import REDIS_URL, World, completed_run

@@ -28,8 +28,7 @@ from models.db.tables import (
 from models.registry import client as registry
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation import service
-from pipelines.evaluation.comparisons import stored_comparison
-from pipelines.evaluation.views import comparison_payload
+from pipelines.evaluation.views import comparison_payload, stored_comparison
 from pipelines.organizations import get_organization
 from tests.flows.conftest import import_golden_rows
 
