@@ -20,7 +20,10 @@ guarded three ways (`ExpensiveReads`):
   whether it finishes for the others.
 
 Results of completed runs never change, so the stored comparison stays right for as long as
-the cache keeps it; a cold one is computed again only after the cache dropped it.
+the cache keeps it; a cold one is computed again only after the cache dropped it. Before any
+of that, a comparison the evaluation flow stored when run B completed (against the champion's
+run: `views.compare_with_champion`) is read from the database: the same document, in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -40,7 +43,12 @@ from models.cache.cache import ResultCache
 from models.cache.flight import FlightTimedOut, SingleFlight
 from models.cache.keys import comparison_key, run_detail_key, run_tag
 from pipelines.evaluation.service import compare_runs
-from pipelines.evaluation.views import comparison_payload, encode, run_detail
+from pipelines.evaluation.views import (
+    comparison_payload,
+    encode,
+    run_detail,
+    stored_comparison,
+)
 
 
 async def _read_through(
@@ -142,6 +150,16 @@ def platform_session(sessions: sessionmaker[Session]) -> ScopedSession:
     return scoped
 
 
+def _stored(
+    open_session: ScopedSession, organization_id: uuid.UUID, run_a: uuid.UUID, run_b: uuid.UUID
+) -> bytes | None:
+    with open_session() as session:
+        document = stored_comparison(
+            session, organization_id=organization_id, run_a=run_a, run_b=run_b
+        )
+    return None if document is None else encode(document)
+
+
 async def cached_comparison(
     reads: ExpensiveReads,
     cache: ResultCache | None,
@@ -154,7 +172,8 @@ async def cached_comparison(
 ) -> bytes:
     """The paired comparison of run b against run a as JSON bytes, read through the cache.
 
-    Only completed runs can be compared, so every comparison is cacheable. A missing one is
+    Only completed runs can be compared, so every comparison is cacheable. One the evaluation
+    flow stored (decided on the default primary metric) is read as stored. A missing one is
     computed once for all concurrent identical requests, within the process's slot cap, on a
     session of its own that `open_session` opens in the caller's scope (see the module's
     docstring).
@@ -164,6 +183,16 @@ async def cached_comparison(
         cached = await cache.get(key)
         if cached is not None:
             return cached
+    if primary is None:
+        # The evaluation flow stores the comparison of a new run with the champion's when the
+        # run completes: read it (milliseconds) rather than compute it (up to a minute).
+        stored = await anyio.to_thread.run_sync(
+            _stored, open_session, organization_id, run_a, run_b
+        )
+        if stored is not None:
+            if cache is not None:
+                await cache.set(key, stored, tags=[run_tag(run_a), run_tag(run_b)])
+            return stored
 
     def load() -> dict[str, Any]:
         with open_session() as session:

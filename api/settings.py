@@ -72,6 +72,9 @@ class ApiSettings(BaseSettings):
     """How long a dashboard sign-in lasts."""
     dashboard_secure_cookies: bool = False
     """Mark the dashboard session cookie `Secure` (`__Host-` prefixed): set it behind HTTPS."""
+    prefect_ui_url: str | None = "http://127.0.0.1:4200"
+    """The Prefect UI the run pages link flow runs to (`STREAMFLOW_PREFECT_UI_URL`; default the
+    local orchestrator's address, empty for no link)."""
 
 
 class ProviderAuthSettings(BaseSettings):

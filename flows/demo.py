@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from flows.reporting import comparison_payload, print_comparison
 from flows.runtime import report_progress, runtime
 from models.db.engine import transaction
 from models.registry import client as registry
-from pipelines.evaluation import service
+from pipelines.evaluation import service, views
+from pipelines.evaluation.read_models import RunComparison
 from pipelines.golden_datasets.schema import GoldenDatasetTask
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.golden_datasets.validation import read_golden_file
@@ -222,16 +224,21 @@ def run_demo(console: Console | None, *, started: float | None = None) -> dict[s
             step += 1
         report_progress("demo", step, steps)
         with rt.sessions() as session:
-            comparison = service.compare_runs(
+            provider_id = get_organization(session, PROVIDER).id
+            run_a, run_b = outcomes["champion"].run_id, outcomes["challenger"].run_id
+            # The challenger's flow compared it with the champion's run and stored the result.
+            document = views.stored_comparison(
                 session,
-                organization_id=get_organization(session, PROVIDER).id,
-                run_a=outcomes["champion"].run_id,
-                run_b=outcomes["challenger"].run_id,
+                organization_id=provider_id,
+                run_a=uuid.UUID(run_a),
+                run_b=uuid.UUID(run_b),
+            ) or comparison_payload(
+                service.compare_runs(session, organization_id=provider_id, run_a=run_a, run_b=run_b)
             )
         if console:
             console.print()
-            print_comparison(console, comparison)
-        report["comparisons"].append(comparison_payload(comparison))
+            print_comparison(console, RunComparison.model_validate(document))
+        report["comparisons"].append(document)
         report.setdefault("compare_pages", []).append(
             "/dashboards/compare"
             f"?run_a={outcomes['champion'].run_id}&run_b={outcomes['challenger'].run_id}"

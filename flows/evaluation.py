@@ -30,8 +30,8 @@ from models.cache.settings import CacheSettings
 from models.db.engine import transaction
 from models.db.tables import GoldenDatasetVersion
 from models.registry import client as registry
-from pipelines.errors import InvalidInput, StreamflowError
-from pipelines.evaluation import service
+from pipelines.errors import InvalidInput, NotFound, StreamflowError
+from pipelines.evaluation import service, views
 from pipelines.evaluation.scoring import ScoringOptions
 from pipelines.evaluation.views import warm_run_detail
 from pipelines.golden_datasets.service import load_version_frame
@@ -420,6 +420,48 @@ def finish_evaluation(organization: str, actor: str, run_id: str, claim: str | N
     log.info("evaluation.completed", run_id=run_id, mlflow_run_id=mlflow_run_id)
 
 
+@task(name="compare-with-champion", **RETRIES)
+def compare_with_champion(organization: str, actor: str, run_id: str) -> str:
+    """Compare a completed run with its agent type's champion run on the same dataset version
+    and store the comparison (what the compare page and /v1/comparisons then read)."""
+    from pipelines.ai_tasks.service import champion
+
+    rt = runtime()
+    with rt.sessions() as session:
+        org = get_organization(session, organization)
+        run = service.get_run(session, organization_id=org.id, run_id=uuid.UUID(run_id))
+        organization_id, agent_type = org.id, run.agent_type
+    try:
+        ref = champion(agent_type)
+        found: tuple[str, str] | None = (ref.name, ref.version)
+    except NotFound:
+        found = None
+    try:
+        with transaction(rt.sessions) as session:
+            outcome = views.compare_with_champion(
+                session,
+                organization_id=organization_id,
+                run_id=uuid.UUID(run_id),
+                champion=found,
+                actor=actor,
+            )
+    except StreamflowError as error:  # e.g. scored with other options: not comparable
+        log.info("evaluation.not_compared_with_champion", run_id=run_id, reason=str(error))
+        return f"not compared: {error}"
+    log.info("evaluation.compared_with_champion", run_id=run_id, outcome=outcome.reason)
+    return outcome.reason
+
+
+def _compare_with_champion(organization: str, actor: str, run_id: str) -> None:
+    """The comparison is a convenience for readers: a failure is logged, never the run's."""
+    if not runtime().evaluation.compare_with_champion:
+        return
+    try:
+        compare_with_champion(organization, actor, run_id)
+    except Exception:
+        log.exception("evaluation.comparison_failed", run_id=run_id)
+
+
 def _warm_cache(organization_id: uuid.UUID, run_id: uuid.UUID) -> None:
     """Put the finished run's detail into the shared cache before anyone asks for it."""
     with runtime().sessions() as session:
@@ -568,6 +610,9 @@ def evaluate_model_version(
     except Exception as error:
         _fail(organization, actor, run, error, claim=claim)
         raise
+    report_progress("comparing with the champion", 0, 1)
+    _compare_with_champion(organization, actor, run)
+    report_progress("comparing with the champion", 1, 1)
     return EvaluationOutcome(run, False, prepared.resumed, len(prepared.pending_batches))
 
 

@@ -44,6 +44,10 @@ class EvaluationSettings(BaseSettings):
     """Organisation slug the CLI acts as without `--org` (`STREAMFLOW_EVAL_ORGANIZATION`)."""
     provider: str = "provider"
     """Slug of the provider organisation created with the schema (`STREAMFLOW_EVAL_PROVIDER`)."""
+    compare_with_champion: bool = True
+    """When a run completes, compare it with its agent type's champion run on the same dataset
+    version and store the comparison, so pages and the API read it instead of computing it
+    (`STREAMFLOW_EVAL_COMPARE_WITH_CHAMPION`)."""
 
 
 class DatasetSettings(BaseSettings):

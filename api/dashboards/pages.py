@@ -180,4 +180,8 @@ class PageRoute(APIRoute):
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:
-    return render(request, "error.html", None, status_code=status, status=status, message=message)
+    """The error as a page, or for an HTMX request as a fragment with a "Try again" button
+    (`dashboards.js` swaps error fragments in; HTMX alone ignores non-2xx answers)."""
+    fragment = request.headers.get("HX-Request") == "true"
+    template = "error_fragment.html" if fragment else "error.html"
+    return render(request, template, None, status_code=status, status=status, message=message)

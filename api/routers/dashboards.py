@@ -237,6 +237,7 @@ async def evaluation(request: Request, state: StateDep, context: Analyst, run_id
         per_class=_per_class(detail.metrics),
         headline=HEADLINE_METRICS,
         mlflow_url=_mlflow_link(state, detail.mlflow_run_id),
+        flow_run_url=_flow_run_link(state, detail.flow_run_id),
     )
 
 
@@ -254,6 +255,14 @@ def _mlflow_link(state: ApiState, mlflow_run_id: str | None) -> str | None:
     if mlflow_run_id is None or not tracking.startswith("http"):
         return None
     return f"{tracking.rstrip('/')}/#/runs/{mlflow_run_id}"
+
+
+def _flow_run_link(state: ApiState, flow_run_id: str | None) -> str | None:
+    """The flow run's page in the Prefect UI (`STREAMFLOW_PREFECT_UI_URL`)."""
+    base = state.api.prefect_ui_url
+    if flow_run_id is None or not base:
+        return None
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
 
 
 @router.get("/compare")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-DOCUMENT_VERSION = "v3"
+DOCUMENT_VERSION = "v4"
 """Version of the cached documents' shape; bump it when their fields change."""
 
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     Date,
@@ -782,4 +783,35 @@ class TenantProfitability(Base):
     unpriced_events: Mapped[int] = mapped_column(BigCount, default=0)
     ai_cost_breakdown: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
     explanation: Mapped[dict[str, Any]] = mapped_column()
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvaluationComparison(Base):
+    """A paired comparison of run B against run A, computed off the request path and stored.
+
+    The evaluation flow stores one when a run completes (against its agent type's champion run
+    on the same dataset version); readers take `document` (the comparison read model, exactly
+    as the API serves it) instead of computing it again. `document_version` is the read model's
+    version: a stored document of another version is ignored and computed afresh.
+    """
+
+    __tablename__ = "evaluation_comparisons"
+    __table_args__ = (UniqueConstraint("run_a_id", "run_b_id", "document_version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    run_a_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("evaluation_runs.id", ondelete="CASCADE")
+    )
+    run_b_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("evaluation_runs.id", ondelete="CASCADE"), index=True
+    )
+    document_version: Mapped[str] = mapped_column(String(16))
+    # Plain JSON (not JSONB) on PostgreSQL too: the document is read back byte for byte as it
+    # was computed, keys in the read model's order.
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(32))
+    """Why it was computed: `champion` (the flow compared a new run with the champion's)."""
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)

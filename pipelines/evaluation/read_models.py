@@ -176,6 +176,11 @@ class EvaluationDetail(EvaluationSummary):
     progress: Progress
     config: dict[str, Any] = Field(description="Scoring options and quality weights.")
     mlflow_run_id: str | None
+    flow_run_id: str | None = Field(
+        default=None,
+        description="The orchestrator's (Prefect's) flow run that carried the run out, if any.",
+        examples=["0f4c3a52-8d1e-4f0a-9a57-3d1c2b6e9f10"],
+    )
     error: str | None = Field(description="Why the run failed, when it did.")
     quality_score: Metric | None
     metrics: list[Metric] = Field(description="Overall metrics.")

@@ -23,9 +23,10 @@ from api.routers import console
 from models.cache.keys import comparison_key
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.enums import CertificateStatus
-from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain
+from models.db.tables import AuditLogEntry, Certificate, DashboardSession, Domain, EvaluationRun
 from models.domain_settings import DomainSettings
 from pipelines.domains.service import add_domain, dns_config_from
+from pipelines.evaluation.views import store_comparison, stored_comparison
 from pipelines.provider_users.service import create_user
 from tests.acme_servers import ChallTestSrv, challtestsrv  # noqa: F401 (fixture)
 from tests.api.conftest import REDIS_URL, World, completed_run
@@ -259,6 +260,20 @@ class TestPages:
         missing = pages.world.client.get(f"/dashboards/evaluations/{uuid.uuid4()}")
         assert missing.status_code == 404
 
+    def test_a_run_page_links_its_prefect_flow_run(self, pages: Pages) -> None:
+        """The flow run that carried a run out is in its detail and linked to the Prefect UI."""
+        flow_run = str(uuid.uuid4())
+        with transaction(pages.owner_sessions()) as session:
+            session.get_one(EvaluationRun, pages.challenger).flow_run_id = flow_run
+        pages.sign_in(pages.analyst)
+        detail = pages.world.client.get(
+            f"/v1/evaluations/{pages.challenger}", headers=pages.world.tenant_a.headers
+        ).json()
+        assert detail["flow_run_id"] == flow_run
+        page = pages.world.client.get(f"/dashboards/evaluations/{pages.challenger}")
+        ui = pages.world.state.api.prefect_ui_url
+        assert f'href="{ui}/runs/flow-run/{flow_run}">Prefect flow run</a>' in page.text
+
     @covers(
         "GET /dashboards/compare",
         "GET /dashboards/compare/differences",
@@ -344,9 +359,16 @@ class TestPages:
             for _ in range(slots.limit):
                 taken.enter_context(slots.take("comparison"))
             busy = client.get(url, headers={"HX-Request": "true"})
+            page = client.get(url)
         assert busy.status_code == 503, busy.text
         assert busy.headers["retry-after"] == "5"
-        assert "Busy: try again shortly" in busy.text
+        # An HTMX request gets a fragment to show in place, with a button that asks again.
+        assert "<strong>Busy:</strong>" in busy.text
+        assert "data-error-fragment" in busy.text
+        assert '<button type="button" class="retry">Try again</button>' in busy.text
+        assert "<html" not in busy.text
+        assert page.status_code == 503
+        assert "Busy: try again shortly" in page.text
         shown = client.get(url, headers={"HX-Request": "true"})
         assert shown.status_code == 200, shown.text
         api = client.get(
@@ -355,7 +377,7 @@ class TestPages:
         )
         assert api.status_code == 200, api.text
         assert _comparisons(pages, "computed", {}) == 1
-        assert _comparisons(pages, "refused", {"reason": "busy"}) == 1
+        assert _comparisons(pages, "refused", {"reason": "busy"}) == 2
         key = comparison_key(pages.world.tenant_a.organization_id, pages.baseline, pages.challenger)
         store = redis.Redis.from_url(REDIS_URL)
         try:
@@ -364,6 +386,44 @@ class TestPages:
             store.close()
         assert state.cache_settings.cache_ttl_seconds < ttl
         assert ttl <= state.cache_settings.comparison_ttl_seconds
+
+    def test_a_stored_comparison_answers_without_computing(self, pages: Pages) -> None:
+        """A comparison the evaluation flow stored is read, not computed: with every slot
+        taken the differences still show, and the API serves the very same document."""
+        with transaction(pages.owner_sessions()) as session:
+            assert store_comparison(
+                session,
+                organization_id=pages.world.tenant_a.organization_id,
+                run_a=pages.baseline,
+                run_b=pages.challenger,
+                actor="test",
+            )
+            document = stored_comparison(
+                session,
+                organization_id=pages.world.tenant_a.organization_id,
+                run_a=pages.baseline,
+                run_b=pages.challenger,
+            )
+        pages.sign_in(pages.analyst)
+        client, state = pages.world.client, pages.world.state
+        slots = state.expensive_reads.slots
+        with ExitStack() as taken:
+            for _ in range(slots.limit):
+                taken.enter_context(slots.take("comparison"))
+            shown = client.get(
+                f"/dashboards/compare/differences?run_a={pages.baseline}&run_b={pages.challenger}",
+                headers={"HX-Request": "true"},
+            )
+            api = client.get(
+                f"/v1/comparisons?run_a={pages.baseline}&run_b={pages.challenger}",
+                headers=pages.world.tenant_a.headers,
+            )
+        assert shown.status_code == 200, shown.text
+        assert 'id="verdict"' in shown.text
+        assert api.status_code == 200, api.text
+        assert api.json() == document
+        assert _comparisons(pages, "computed", {}) == 0
+        assert len(pages.audit("evaluation_comparison.stored")) == 1
 
     @covers("GET /dashboards/trends", auth=True)
     def test_trends_draw_the_quality_score_of_each_completed_run(self, pages: Pages) -> None:

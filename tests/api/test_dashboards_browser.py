@@ -1,8 +1,11 @@
 """The dashboards in a real browser: Debian's Chromium driven by Playwright.
 
 A person signs in, picks two runs, reads the comparison, filters the example table, and opens
-the run and trend pages; charts must be drawn (SVG), HTMX swaps must happen, and the console
-must stay free of errors. Screenshots land in `test-results/dashboards/` for a human to look at.
+the run and trend pages; charts must be drawn (SVG), HTMX swaps must happen, a part the server
+cannot answer yet shows its error with "Try again", and the console must stay free of errors.
+An admin creates a tenant, issues it a key and publishes a notice; the tenant signs in with
+that key and adds, reads and removes a domain. Screenshots land in `test-results/dashboards/`
+for a human to look at.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
 from api.app import build_state, create_app
 from api.settings import ApiSettings, ProviderAuthSettings
+from api.state import ApiState
 from flows.orchestrator import free_port
 from models.cache.settings import CacheSettings
 from models.db.engine import make_engine, make_sessionmaker, transaction
@@ -33,6 +37,7 @@ from tests.conftest import copy_sqlite
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "dashboards"
 EMAIL, PASSWORD = "ana@provider.example", "a long enough passphrase"
+ADMIN = "ada@provider.example"
 
 
 @pytest.fixture
@@ -55,6 +60,7 @@ class Served:
     url: str
     baseline: uuid.UUID
     challenger: uuid.UUID
+    state: ApiState
 
 
 @pytest.fixture
@@ -73,6 +79,9 @@ def served(
         with transaction(sessions) as session:
             create_user(
                 session, email=EMAIL, name="Ana", role="analyst", password=PASSWORD, actor="test"
+            )
+            create_user(
+                session, email=ADMIN, name="Ada", role="admin", password=PASSWORD, actor="test"
             )
         storage = StorageSettings(home=home, database_url=url)
         challenger = completed_run(
@@ -100,7 +109,7 @@ def served(
             time.sleep(0.05)
         assert server.started
         try:
-            yield Served(f"http://127.0.0.1:{port}", tenant_a.run_id, challenger)
+            yield Served(f"http://127.0.0.1:{port}", tenant_a.run_id, challenger, state)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -123,22 +132,42 @@ def _shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def _sign_in(page: Page, email: str) -> None:
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
 def test_an_analyst_compares_two_runs_and_finds_the_regressions(page: Page, served: Served) -> None:
     errors = _watch_console(page)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{served.url}/dashboards/evaluations")
-    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
-    page.get_by_label("E-mail").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    _sign_in(page, EMAIL)
     expect(page.get_by_role("heading", name="Evaluations")).to_be_visible()
     _shot(page, "evaluations")
 
     page.locator(f'input[name="run_a"][value="{served.baseline}"]').check()
     page.locator(f'input[name="run_b"][value="{served.challenger}"]').check()
-    page.get_by_role("button", name="Compare A and B").click()
-    expect(page.get_by_role("heading", name="B against A")).to_be_visible()
+    # Every computation slot is taken: the differences answer 503, shown in place with a
+    # button that asks again (HTMX alone would leave "Computing…" and say nothing).
+    slots = served.state.expensive_reads.slots
+    slots.running = slots.limit
+    try:
+        page.get_by_role("button", name="Compare A and B").click()
+        expect(page.get_by_role("heading", name="B against A")).to_be_visible()
+        busy = page.locator("#differences .error-fragment")
+        expect(busy).to_contain_text("Busy:")
+        expect(busy).to_contain_text("retry after 5 s")
+        _shot(page, "compare-busy")
+    finally:
+        slots.running = 0
+    busy.get_by_role("button", name="Try again").click()
     expect(page.locator("figure.chart svg.marks").first).to_be_visible()
+    expect(page.locator("#differences .error-fragment")).to_have_count(0)
+    # The browser reports the 503 itself; nothing else went wrong.
+    assert all("status of 503" in error for error in errors), errors
+    errors.clear()
     rows = page.locator("#examples tbody tr th code")
     expect(rows).to_have_text(["e10", "e2", "e4", "e8"])
     expect(page.locator("#examples del").first).to_be_visible()
@@ -165,6 +194,49 @@ def test_an_analyst_compares_two_runs_and_finds_the_regressions(page: Page, serv
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, "the page scrolls sideways on a phone; wide tables scroll in place"
     _shot(page, "compare-phone")
+    assert errors == []
+
+
+def test_an_admin_sets_up_a_tenant_that_manages_its_domains(page: Page, served: Served) -> None:
+    errors = _watch_console(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{served.url}/dashboards/tenants")
+    _sign_in(page, ADMIN)
+    slug = f"acme-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Slug").fill(slug)
+    page.get_by_label("Name").fill("Acme Ltd")
+    page.get_by_role("button", name="Create tenant").click()
+    expect(page.get_by_role("heading", name="Acme Ltd")).to_be_visible()
+    page.get_by_label("What it is for").fill("browser test")
+    page.get_by_role("button", name="Issue key").click()
+    key = page.locator(".issued code.secret")
+    expect(key).to_be_visible()
+    plaintext = key.inner_text()
+    expect(page.get_by_role("row", name=re.compile("browser test"))).to_be_visible()
+    _shot(page, "console-tenant")
+
+    page.get_by_role("link", name="Notices").click()
+    page.get_by_label("Title").fill("Maintenance tonight")
+    page.get_by_label("Text").fill("The API pauses for ten minutes at 23:00 UTC.")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.get_by_role("row", name=re.compile("Maintenance tonight"))).to_be_visible()
+    _shot(page, "console-notices")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").fill(plaintext)
+    page.get_by_role("button", name="Sign in with the key").click()
+    page.get_by_role("link", name="Domains").click()
+    expect(page.get_by_role("heading", name="Your domains")).to_be_visible()
+    hostname = f"shop{uuid.uuid4().hex[:6]}.example.com"
+    page.get_by_label("Hostname").fill(hostname)
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.get_by_role("heading", name=hostname)).to_be_visible()
+    expect(page.locator("code.secret").first).to_have_text(f"_streamflow-verification.{hostname}")
+    expect(page.locator("code.secret").nth(1)).not_to_be_empty()
+    _shot(page, "tenant-domain")
+    page.get_by_role("button", name=f"Remove {hostname}").click()
+    expect(page.get_by_role("heading", name="Your domains")).to_be_visible()
+    expect(page.get_by_text(hostname)).to_have_count(0)
     assert errors == []
 
 

@@ -18,10 +18,17 @@ from flows import evaluation
 from flows.evaluation import evaluate_model_version, run_evaluation
 from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
-from models.db.tables import AuditLogEntry, EvaluationExampleScore, EvaluationMetric, EvaluationRun
+from models.db.tables import (
+    AuditLogEntry,
+    EvaluationComparison,
+    EvaluationExampleScore,
+    EvaluationMetric,
+    EvaluationRun,
+)
 from models.registry import client as registry
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation import service
+from pipelines.evaluation.views import comparison_payload, stored_comparison
 from pipelines.organizations import get_organization
 from tests.flows.conftest import import_golden_rows
 
@@ -276,6 +283,21 @@ class TestEvaluateModelVersion:
             )
             assert result.run_a.model_alias == "champion"
             tags = mlflow.get_run(result.run_a.mlflow_run_id).data.tags
+            # The challenger's completion compared it with the champion's run and stored the
+            # very document the API would compute (the champion's own run compared nothing).
+            stored = stored_comparison(
+                session,
+                organization_id=org.id,
+                run_a=uuid.UUID(a.run_id),
+                run_b=uuid.UUID(b.run_id),
+            )
+            assert stored == comparison_payload(result)
+            assert session.scalar(select(func.count()).select_from(EvaluationComparison)) == 1
+            assert session.scalar(
+                select(func.count())
+                .select_from(AuditLogEntry)
+                .where(AuditLogEntry.action == "evaluation_comparison.stored")
+            )
         assert tags["streamflow.model_alias"] == "champion"
         assert tags["streamflow.model_uri"] == f"models:/{name}/1"
         logged = registry.model_version_info(name, "1").model_id

@@ -254,6 +254,13 @@ def _seed(url: str) -> Seeded:
             " FROM unnest(ARRAY[%s, %s]::uuid[]) AS o",
             (ids["a"], ids["b"]),
         ),
+        (
+            "INSERT INTO evaluation_comparisons (id, organization_id, run_a_id, run_b_id,"
+            " document_version, document, reason, computed_at) VALUES"
+            " (gen_random_uuid(), %s, %s, %s, 'v', '{\"n\": 1}', 'champion', now()),"
+            " (gen_random_uuid(), %s, %s, %s, 'v', '{\"n\": 1}', 'champion', now())",
+            (ids["a"], ids["run_a"], ids["run_a"], ids["b"], ids["run_b"], ids["run_b"]),
+        ),
     ]
     with psycopg.connect(_plain(url), autocommit=False) as connection:
         for statement, params in statements:
@@ -587,6 +594,19 @@ CASES = [
         delete="DELETE FROM tenant_profitability WHERE organization_id = %(a)s",
         # Its own figures are the rollup's: a discount granted to itself is refused.
         shared_update="UPDATE tenant_profitability SET discount_bps = 10000"
+        " WHERE organization_id = %(b)s",
+    ),
+    Case(
+        "evaluation_comparisons",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        insert="INSERT INTO evaluation_comparisons (id, organization_id, run_a_id, run_b_id,"
+        " document_version, document, reason, computed_at) VALUES (gen_random_uuid(), %(b)s,"
+        " %(run_b)s, %(run_b)s, 'w', '{}', 'champion', now())",
+        update="UPDATE evaluation_comparisons SET document = '{}' WHERE organization_id = %(a)s",
+        delete="DELETE FROM evaluation_comparisons WHERE organization_id = %(a)s",
+        # The platform computes them: B cannot rewrite its own either.
+        shared_update="UPDATE evaluation_comparisons SET document = '{}'"
         " WHERE organization_id = %(b)s",
     ),
 ]
