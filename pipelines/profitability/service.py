@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from models.db.enums import AdoptionBasis, OrganizationKind
 from models.db.repositories.audit import record_audit
-from models.db.repositories.profitability import FIGURES, ProfitabilityRepository
+from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.usage import UsageRepository
 from models.db.tables import (
     AdoptionTierSchedule,
@@ -41,7 +42,7 @@ from pipelines.profitability.pricing import (
     TierSchedule,
     check_tiers,
 )
-from pipelines.profitability.rollup import PeriodFigures, month_of, rollup
+from pipelines.profitability.rollup import month_of, rollup_table
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 COMPLETION_DAYS = 3
@@ -468,7 +469,7 @@ def rollup_chunk(
         return EMPTY
     events = UsageRepository(session).extract(targets)
     book = price_book(session, sorted({org for org, _ in targets}))
-    figures = rollup(
+    figures = rollup_table(
         events,
         [(str(org), month) for org, month in targets],
         book,
@@ -483,38 +484,19 @@ def rollup_chunk(
 def store_figures(
     session: Session,
     targets: Sequence[tuple[uuid.UUID, date]],
-    figures: Sequence[PeriodFigures],
+    figures: pa.Table,
     *,
     started_at: datetime,
     now: datetime,
     events: int = 0,
 ) -> RollupResult:
-    """Upsert the figures of these tenant-months: insert new rows, update changed ones, delete
-    rows that no longer have figures; unchanged rows are not touched."""
+    """Write the figures (`rollup_table`'s rows) of these tenant-months in bulk: insert new
+    rows, update changed ones, delete rows that no longer have figures; unchanged rows are not
+    touched. Then clear the tenant-months' marks."""
     repository = ProfitabilityRepository(session)
-    stored = repository.stored_figures(targets)
-    fresh: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    unchanged = 0
-    seen = set()
-    for figure in figures:
-        key = (uuid.UUID(figure.organization_id), str(figure.period_kind), figure.period_start)
-        seen.add(key)
-        values = tuple(getattr(figure, name) for name in FIGURES)
-        before = stored.get(key)
-        if before == values:
-            unchanged += 1
-            continue
-        row = dict(zip(ProfitabilityRepository.KEY, key, strict=True))
-        row.update(zip(FIGURES, values, strict=True))
-        row["computed_at"] = now
-        (fresh if before is None else changed).append(row)
-    gone = [key for key in stored if key not in seen]
-    repository.delete_rows(gone)
-    repository.update_rows(changed)
-    repository.insert_rows(fresh)
+    inserted, updated, unchanged, deleted = repository.upsert_figures(targets, figures, now=now)
     repository.clear_dirty(targets, marked_until=started_at)
-    return RollupResult(len(targets), len(fresh), len(changed), unchanged, len(gone), events)
+    return RollupResult(len(targets), inserted, updated, unchanged, deleted, events)
 
 
 def tenant_id(session: Session, slug: str) -> uuid.UUID:
