@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
+from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.usage import UsageRepository
 from models.db.tables import Organization
 from pipelines.profitability import service
@@ -250,6 +251,7 @@ def full_rollup(sessions: Any, now: datetime) -> dict[str, Any]:
         )
         out["tenant_months"] = len(plan.targets)
         step = time.perf_counter()
+        seen = ProfitabilityRepository(session).dirty_versions(plan.targets)
         events = UsageRepository(session).extract(plan.targets)
         out["extract_s"] = time.perf_counter() - step
         out["extract_rows"] = events.num_rows
@@ -261,9 +263,7 @@ def full_rollup(sessions: Any, now: datetime) -> dict[str, Any]:
         out["compute_s"] = time.perf_counter() - step
         out["periods"] = figures.num_rows
         step = time.perf_counter()
-        stored = service.store_figures(
-            session, plan.targets, figures, started_at=plan.started_at, now=now
-        )
+        stored = service.store_figures(session, plan.targets, figures, seen=seen, now=now)
         out["store_s"] = time.perf_counter() - step
         out["inserted"] = stored.inserted
         step = time.perf_counter()
@@ -375,9 +375,7 @@ def incremental_day(sessions: Any, folder: Path, events: int, now: datetime) -> 
     with transaction(sessions) as session:
         plan = service.plan_rollup(session, now=now)
         out["tenant_months"] = float(len(plan.targets))
-        result = service.rollup_chunk(
-            session, plan.targets, through=plan.through, started_at=plan.started_at, now=now
-        )
+        result = service.rollup_chunk(session, plan.targets, through=plan.through, now=now)
         out["updated"] = float(result.updated + result.inserted)
     out["rollup_s"] = time.perf_counter() - started
     return out

@@ -487,7 +487,9 @@ def rollup_table(
         money = _MONEY.replace("$THROUGH$", f"DATE '{through.isoformat()}'")
         steps, final = money.replace("$ROUNDING$", ROUNDING).split(";\n\nSELECT ")
         connection.execute(steps)
-        return connection.sql("SELECT " + final, params={"currency": book.currency}).to_arrow_table()
+        return connection.sql(
+            "SELECT " + final, params={"currency": book.currency}
+        ).to_arrow_table()
     finally:
         connection.close()
 

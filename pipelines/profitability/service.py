@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -459,15 +459,24 @@ def rollup_chunk(
     targets: Sequence[tuple[uuid.UUID, date]],
     *,
     through: date,
-    started_at: datetime,
     now: datetime,
     threads: int | None = None,
+    extracted: Callable[[], None] | None = None,
 ) -> RollupResult:
-    """Compute these tenant-months and write what changed; clears their marks made before
-    `started_at`. One call is one unit of work for the caller to commit."""
+    """Compute these tenant-months and write what changed; clears the marks it read before
+    extracting (see `store_figures`). One call is one unit of work for the caller to commit.
+
+    `extracted`, when given, is called once the events are extracted (a test commits a
+    concurrent ingest there)."""
     if not targets:
         return EMPTY
+    # The marks are read before the extract: an ingest whose mark is seen here committed
+    # before the extract started (each statement sees what was committed before it), so its
+    # events are computed; a later one raises its mark's version and the mark stays.
+    seen = ProfitabilityRepository(session).dirty_versions(targets)
     events = UsageRepository(session).extract(targets)
+    if extracted is not None:
+        extracted()
     book = price_book(session, sorted({org for org, _ in targets}))
     figures = rollup_table(
         events,
@@ -476,9 +485,7 @@ def rollup_chunk(
         through=through,
         threads=threads,
     )
-    return store_figures(
-        session, targets, figures, started_at=started_at, now=now, events=events.num_rows
-    )
+    return store_figures(session, targets, figures, seen=seen, now=now, events=events.num_rows)
 
 
 def store_figures(
@@ -486,16 +493,16 @@ def store_figures(
     targets: Sequence[tuple[uuid.UUID, date]],
     figures: pa.Table,
     *,
-    started_at: datetime,
+    seen: Mapping[tuple[uuid.UUID, date], int],
     now: datetime,
     events: int = 0,
 ) -> RollupResult:
     """Write the figures (`rollup_table`'s rows) of these tenant-months in bulk: insert new
     rows, update changed ones, delete rows that no longer have figures; unchanged rows are not
-    touched. Then clear the tenant-months' marks."""
+    touched. Then clear the marks `seen` (versions read before the events were extracted)."""
     repository = ProfitabilityRepository(session)
     inserted, updated, unchanged, deleted = repository.upsert_figures(targets, figures, now=now)
-    repository.clear_dirty(targets, marked_until=started_at)
+    repository.clear_dirty(seen)
     return RollupResult(len(targets), inserted, updated, unchanged, deleted, events)
 
 

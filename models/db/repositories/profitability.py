@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import load_only
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
@@ -214,7 +214,7 @@ class ProfitabilityRepository(Repository):
                 self.session.execute(
                     update(ProfitabilityDirtyPeriod)
                     .where(key.in_([tuple_(org, month) for org, month in existing]))
-                    .values(marked_at=now)
+                    .values(marked_at=now, version=ProfitabilityDirtyPeriod.version + 1)
                 )
             fresh = [
                 {"organization_id": org, "month": month, "marked_at": now}
@@ -235,20 +235,38 @@ class ProfitabilityRepository(Repository):
             query = query.where(ProfitabilityDirtyPeriod.month < until)
         return [(org, month) for org, month in self.session.execute(query)]
 
-    def clear_dirty(
-        self, periods: Sequence[tuple[uuid.UUID, date]], *, marked_until: datetime
-    ) -> None:
-        """Forget marks of these tenant-months made no later than `marked_until`."""
-        keys = [tuple_(org, month) for org, month in periods]
-        for start in range(0, len(keys), 500):
-            self.session.execute(
-                delete(ProfitabilityDirtyPeriod).where(
-                    tuple_(
-                        ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
-                    ).in_(keys[start : start + 500]),
-                    ProfitabilityDirtyPeriod.marked_at <= marked_until,
+    def dirty_versions(
+        self, periods: Sequence[tuple[uuid.UUID, date]]
+    ) -> dict[tuple[uuid.UUID, date], int]:
+        """The mark versions of those of these tenant-months that are marked."""
+        wanted = set(periods)
+        found: dict[tuple[uuid.UUID, date], int] = {}
+        organizations = sorted({org for org, _ in wanted})
+        mark = ProfitabilityDirtyPeriod
+        for start in range(0, len(organizations), 500):
+            rows = self.session.execute(
+                select(mark.organization_id, mark.month, mark.version).where(
+                    mark.organization_id.in_(organizations[start : start + 500])
                 )
             )
+            found.update({(o, m): v for o, m, v in rows if (o, m) in wanted})
+        return found
+
+    def clear_dirty(self, seen: Mapping[tuple[uuid.UUID, date], int]) -> int:
+        """Forget these marks if they are still at the version read (a mark raised since, by
+        a transaction the reader could not see, stays). The number cleared."""
+        if not seen:
+            return 0
+        mark = ProfitabilityDirtyPeriod
+        statement = delete(mark).where(
+            mark.organization_id == bindparam("o"),
+            mark.month == bindparam("m"),
+            mark.version == bindparam("v"),
+        )
+        result = self.session.connection().execute(
+            statement, [{"o": o, "m": m, "v": v} for (o, m), v in sorted(seen.items())]
+        )
+        return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
     # --- profitability rows -------------------------------------------------------------------
 

@@ -69,7 +69,8 @@ INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
 SELECT organization_id, month, {now} FROM usage_staging s
 WHERE NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.event_id = s.event_id)
 GROUP BY organization_id, month
-ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at
+ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
+    version = profitability_dirty_periods.version + 1
 """
 _MERGE = f"""
 INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
@@ -86,7 +87,8 @@ WITH inserted AS (
     INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
     SELECT organization_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, %s
     FROM inserted GROUP BY 1, 2
-    ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at
+    ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
+    version = profitability_dirty_periods.version + 1
 )
 SELECT count(*) FROM inserted
 """

@@ -3,7 +3,7 @@ seeded random usage with mid-month plan, rate, rule and tier changes."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +27,7 @@ MODELS = ["m@1", "m@2", "unpriced@1"]
 
 def _events(seed: int, n: int) -> pa.Table:
     rng = np.random.default_rng(seed)
-    start = datetime(2026, 1, 20)
+    start = datetime(2026, 1, 20, tzinfo=UTC).replace(tzinfo=None)
     ai = rng.random(n) > 0.2
     return pa.table(
         {
@@ -37,10 +37,16 @@ def _events(seed: int, n: int) -> pa.Table:
                 pa.timestamp("us"),
             ),
             "agent_type": pa.array(
-                [("a", "b")[int(k)] if x else None for k, x in zip(rng.integers(0, 2, n), ai)]
+                [
+                    ("a", "b")[int(k)] if x else None
+                    for k, x in zip(rng.integers(0, 2, n), ai, strict=True)
+                ]
             ),
             "model_version": pa.array(
-                [MODELS[int(k)] if x else None for k, x in zip(rng.integers(0, 3, n), ai)]
+                [
+                    MODELS[int(k)] if x else None
+                    for k, x in zip(rng.integers(0, 3, n), ai, strict=True)
+                ]
             ),
             "tokens_in": pa.array(np.where(ai, rng.integers(0, 5000, n), 0)),
             "tokens_out": pa.array(np.where(ai, rng.integers(0, 3001, n), 0)),
