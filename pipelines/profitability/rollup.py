@@ -222,65 +222,93 @@ CREATE OR REPLACE TEMP MACRO dec3(n, d) AS (
 three decimals (for explanations)."""
 
 _STEPS = """
-CREATE TEMP VIEW evt AS
-SELECT e.organization_id AS org, CAST(e.occurred_at AS DATE) AS day,
-       date_trunc('month', e.occurred_at)::DATE AS month, e.agent_type, e.model_version,
-       e.tokens_in, e.tokens_out, e.requests, e.job_id, e.end_user_key
-FROM ev e SEMI JOIN targets t
-  ON t.org = e.organization_id AND t.month = date_trunc('month', e.occurred_at)::DATE;
+CREATE TEMP TABLE evt AS
+SELECT e.* FROM (
+    SELECT organization_id AS org, day, date_trunc('month', day)::DATE AS month, agent_type,
+           model_version, tokens_in, tokens_out, requests, job_id, end_user_key
+    FROM (SELECT *, CAST(occurred_at AS DATE) AS day FROM ev)
+) e SEMI JOIN targets t ON t.org = e.org AND t.month = e.month;
 
 CREATE TEMP TABLE priced AS
 SELECT p.*, r.model_version IS NOT NULL AS priced,
        coalesce(p.tokens_in * r.per_1k_in + p.tokens_out * r.per_1k_out
                 + p.requests * r.per_request * 1000, 0)::HUGEINT AS cost_num
 FROM (
-    SELECT org, day, month, agent_type, model_version, count(*) AS events,
+    SELECT org, day, any_value(month) AS month, agent_type, model_version, count(*) AS events,
            sum(tokens_in)::HUGEINT AS tokens_in, sum(tokens_out)::HUGEINT AS tokens_out,
            sum(requests)::HUGEINT AS requests
-    FROM evt WHERE agent_type IS NOT NULL GROUP BY ALL
+    FROM evt WHERE agent_type IS NOT NULL GROUP BY org, day, agent_type, model_version
 ) p LEFT JOIN rates r
   ON r.model_version = p.model_version AND p.day >= r.valid_from AND p.day < r.valid_to;
 
-CREATE TEMP TABLE day_usage AS
-SELECT org, day AS period, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-       sum(requests) AS requests, sum(cost_num) AS cost_num,
-       sum(CASE WHEN priced THEN 0 ELSE events END) AS unpriced_events,
-       to_json(list({'agent_type': agent_type, 'model_version': model_version,
-                     'events': events, 'tokens_in': tokens_in::BIGINT,
-                     'tokens_out': tokens_out::BIGINT, 'requests': requests::BIGINT,
-                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced}
-                    ORDER BY agent_type, model_version)) AS breakdown
-FROM priced GROUP BY org, day;
+CREATE TEMP TABLE month_priced AS
+SELECT org, month, agent_type, model_version, sum(events)::BIGINT AS events,
+       sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+       sum(requests) AS requests, sum(cost_num) AS cost_num, bool_and(priced) AS priced
+FROM priced GROUP BY ALL;
 
-CREATE TEMP TABLE month_usage AS
-SELECT org, month AS period, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-       sum(requests) AS requests, sum(cost_num) AS cost_num,
-       sum(CASE WHEN priced THEN 0 ELSE events END) AS unpriced_events,
-       to_json(list({'agent_type': agent_type, 'model_version': model_version,
+CREATE TEMP TABLE usage AS
+SELECT org, 'day' AS period_kind, day AS period_start, sum(tokens_in) AS tokens_in,
+       sum(tokens_out) AS tokens_out, sum(requests) AS requests, sum(cost_num) AS cost_num,
+       sum(CASE WHEN priced THEN 0 ELSE events END) AS unpriced_events
+FROM priced GROUP BY org, day
+UNION ALL
+SELECT org, 'month', month, sum(tokens_in), sum(tokens_out), sum(requests), sum(cost_num),
+       sum(CASE WHEN priced THEN 0 ELSE events END)
+FROM month_priced GROUP BY org, month;
+
+CREATE TEMP TABLE breakdowns AS
+SELECT org, 'day' AS period_kind, day AS period_start,
+       to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
                      'events': events, 'tokens_in': tokens_in::BIGINT,
                      'tokens_out': tokens_out::BIGINT, 'requests': requests::BIGINT,
-                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced}
-                    ORDER BY agent_type, model_version)) AS breakdown
+                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced})))
+           AS breakdown
+FROM priced GROUP BY org, day
+UNION ALL
+SELECT org, 'month', month,
+       to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
+                     'events': events, 'tokens_in': tokens_in::BIGINT,
+                     'tokens_out': tokens_out::BIGINT, 'requests': requests::BIGINT,
+                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced})))
+FROM month_priced GROUP BY org, month;
+
+CREATE TEMP TABLE job_keys AS
+SELECT org, day, month, job_id, bool_or(agent_type IS NOT NULL) AS ai
+FROM evt WHERE job_id IS NOT NULL GROUP BY org, day, month, job_id;
+
+CREATE TEMP TABLE user_keys AS
+SELECT org, day, month, end_user_key, bool_or(agent_type IS NOT NULL) AS ai
+FROM evt WHERE end_user_key IS NOT NULL GROUP BY org, day, month, end_user_key;
+
+CREATE TEMP TABLE adoption AS
+SELECT c.org, c.period_kind, c.period_start, c.events,
+       coalesce(j.jobs, 0) AS jobs, coalesce(j.ai_jobs, 0) AS ai_jobs,
+       coalesce(u.users, 0) AS users, coalesce(u.ai_users, 0) AS ai_users
 FROM (
-    SELECT org, month, agent_type, model_version, sum(events)::BIGINT AS events,
-           sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-           sum(requests) AS requests, sum(cost_num) AS cost_num, bool_and(priced) AS priced
-    FROM priced GROUP BY ALL
-) GROUP BY org, month;
-
-CREATE TEMP TABLE day_adoption AS
-SELECT org, day AS period, count(*) AS events, count(DISTINCT job_id) AS jobs,
-       count(DISTINCT job_id) FILTER (WHERE agent_type IS NOT NULL) AS ai_jobs,
-       count(DISTINCT end_user_key) AS users,
-       count(DISTINCT end_user_key) FILTER (WHERE agent_type IS NOT NULL) AS ai_users
-FROM evt GROUP BY ALL;
-
-CREATE TEMP TABLE month_adoption AS
-SELECT org, month AS period, count(*) AS events, count(DISTINCT job_id) AS jobs,
-       count(DISTINCT job_id) FILTER (WHERE agent_type IS NOT NULL) AS ai_jobs,
-       count(DISTINCT end_user_key) AS users,
-       count(DISTINCT end_user_key) FILTER (WHERE agent_type IS NOT NULL) AS ai_users
-FROM evt GROUP BY ALL;
+    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS events
+    FROM evt GROUP BY org, day
+    UNION ALL
+    SELECT org, 'month', month, count(*) FROM evt GROUP BY org, month
+) c
+LEFT JOIN (
+    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS jobs,
+           count(*) FILTER (WHERE ai) AS ai_jobs
+    FROM job_keys GROUP BY org, day
+    UNION ALL
+    SELECT org, 'month', month, count(*), count(*) FILTER (WHERE ai)
+    FROM (SELECT org, month, job_id, bool_or(ai) AS ai FROM job_keys GROUP BY ALL)
+    GROUP BY org, month
+) j USING (org, period_kind, period_start)
+LEFT JOIN (
+    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS users,
+           count(*) FILTER (WHERE ai) AS ai_users
+    FROM user_keys GROUP BY org, day
+    UNION ALL
+    SELECT org, 'month', month, count(*), count(*) FILTER (WHERE ai)
+    FROM (SELECT org, month, end_user_key, bool_or(ai) AS ai FROM user_keys GROUP BY ALL)
+    GROUP BY org, month
+) u USING (org, period_kind, period_start);
 """
 """The usage of each (tenant, day) and (tenant, month): totals, exact AI cost numerators (in
 thousandths of a micro-unit), breakdowns by agent type and model version, adoption counts."""
@@ -306,15 +334,14 @@ SELECT org, month, sum(coalesce(included, 0))::HUGEINT AS tokens FROM grid GROUP
 
 CREATE TEMP TABLE days AS
 SELECT g.*, a.tokens AS allowance, u.tokens_in, u.tokens_out, u.requests, u.cost_num,
-       u.unpriced_events, u.breakdown,
-       d.events, d.jobs, d.ai_jobs, d.users, d.ai_users,
+       u.unpriced_events, d.events, d.jobs, d.ai_jobs, d.users, d.ai_users,
        coalesce(u.tokens_in, 0) + coalesce(u.tokens_out, 0) AS tokens,
        sum((coalesce(u.tokens_in, 0) + coalesce(u.tokens_out, 0)) * g.ndays)
            OVER (PARTITION BY g.org, g.month ORDER BY g.day) AS used_after
 FROM grid g
 JOIN allowance a ON a.org = g.org AND a.month = g.month
-LEFT JOIN day_usage u ON u.org = g.org AND u.period = g.day
-LEFT JOIN day_adoption d ON d.org = g.org AND d.period = g.day
+LEFT JOIN usage u ON u.org = g.org AND u.period_kind = 'day' AND u.period_start = g.day
+LEFT JOIN adoption d ON d.org = g.org AND d.period_kind = 'day' AND d.period_start = g.day
 WHERE g.day <= $THROUGH$
   AND (g.plan_from IS NOT NULL OR u.org IS NOT NULL OR d.org IS NOT NULL);
 
@@ -338,15 +365,14 @@ SELECT org, 'day' AS period_kind, day AS period_start, ndays,
        tiers_from, basis, tiers,
        coalesce(events, 0) AS events, jobs, ai_jobs, users, ai_users,
        coalesce(tokens_in, 0) AS tokens_in, coalesce(tokens_out, 0) AS tokens_out,
-       coalesce(requests, 0) AS requests, coalesce(unpriced_events, 0) AS unpriced_events,
-       coalesce(breakdown, '[]'::JSON) AS breakdown
+       coalesce(requests, 0) AS requests, coalesce(unpriced_events, 0) AS unpriced_events
 FROM day_money
 UNION ALL
 SELECT m.org, 'month', m.month, m.ndays, m.fee_num, m.overage_num, m.over_tokens, m.infra_num,
        m.ai_num, m.plans, m.allowance, f.tiers_from, f.basis, f.tiers,
        coalesce(a.events, 0), a.jobs, a.ai_jobs, a.users, a.ai_users,
        coalesce(u.tokens_in, 0), coalesce(u.tokens_out, 0), coalesce(u.requests, 0),
-       coalesce(u.unpriced_events, 0), coalesce(u.breakdown, '[]'::JSON)
+       coalesce(u.unpriced_events, 0)
 FROM (
     SELECT org, month, any_value(ndays) AS ndays, any_value(allowance) AS allowance,
            sum(fee_num) AS fee_num, sum(over_tokens * coalesce(price, 0)) AS overage_num,
@@ -356,8 +382,8 @@ FROM (
     FROM day_money GROUP BY org, month
 ) m
 JOIN grid f ON f.org = m.org AND f.day = m.month
-LEFT JOIN month_usage u ON u.org = m.org AND u.period = m.month
-LEFT JOIN month_adoption a ON a.org = m.org AND a.period = m.month;
+LEFT JOIN usage u ON u.org = m.org AND u.period_kind = 'month' AND u.period_start = m.month
+LEFT JOIN adoption a ON a.org = m.org AND a.period_kind = 'month' AND a.period_start = m.month;
 
 CREATE TEMP TABLE measured AS
 SELECT *,
@@ -393,7 +419,7 @@ SELECT org AS organization_id, period_kind, period_start, $currency::VARCHAR AS 
             END::INTEGER AS adoption_ppm,
        tier_reached.name AS tier, discount_bps::INTEGER AS discount_bps,
        unpriced_events::BIGINT AS unpriced_events,
-       breakdown::VARCHAR AS ai_cost_breakdown,
+       coalesce(b.breakdown::VARCHAR, '[]') AS ai_cost_breakdown,
        to_json({
            'plans_effective_from': list_transform(plans, lambda d: strftime(d, '%Y-%m-%d')),
            'included_tokens': dec3(allowance_tokens, ndays),
@@ -418,7 +444,8 @@ FROM (
                    > coalesce(tier_reached.min_rate_bps, -1))[1] AS next_tier
         FROM reached
     )
-)
+) f
+LEFT JOIN breakdowns b USING (org, period_kind, period_start)
 ORDER BY organization_id, date_trunc('month', period_start), period_kind = 'month', period_start
 """
 
