@@ -12,9 +12,10 @@ measures in the same run:
 - load: `streamflow usage import`'s path (read Parquet in chunks, check every row, COPY into a
   staging table, merge by event id), events/s, with the COPY and merge steps apart;
 - full rollup of every tenant-month: extract (COPY TO STDOUT → Arrow), DuckDB aggregation,
-  money arithmetic, upsert; and the aggregation itself (per tenant, day and model version:
-  events, tokens, requests, AI cost) in DuckDB over the extract vs pandas over the same data vs
-  a PostgreSQL GROUP BY over the table (median of 3 each);
+  money arithmetic (DuckDB, exact integers), bulk upsert (COPY into staging + one INSERT …
+  ON CONFLICT DO UPDATE WHERE changed); and the aggregation itself (per tenant, day and model
+  version: events, tokens, requests, AI cost) in DuckDB over the extract vs pandas over the same
+  data vs a PostgreSQL GROUP BY over the table (median of 3 each);
 - peak memory of the process (ru_maxrss) after each stage;
 - incremental: one new day of events for every tenant, imported, then the rollup of what it
   marked (the new day falls mid-month, so each tenant's month is recomputed).

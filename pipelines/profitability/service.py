@@ -3,9 +3,11 @@ the incremental rollup into `tenant_profitability`.
 
 The rollup works on tenant-months. New or late events and price changes mark the tenant-months
 they touch; a rollup recomputes marked tenant-months (and, on demand, every tenant-month of a
-range), compares the figures with the stored rows and writes only what changed, so a rerun of
-the same range changes nothing. The caller commits each chunk of tenant-months in one
-transaction, with its marks cleared: each period is fully old or fully new.
+range), compares the figures with the stored rows and writes only what changed (one bulk
+upsert), so a rerun of the same range changes nothing. The caller commits each chunk of
+tenant-months in one transaction, with its marks cleared: each period is fully old or fully new.
+A mark carries a version raised at every mark; a rollup clears only marks still at the version
+it read before extracting, so events committed after its extract keep their mark.
 """
 
 from __future__ import annotations
