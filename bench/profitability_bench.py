@@ -376,7 +376,23 @@ def incremental_day(sessions: Any, folder: Path, events: int, now: datetime) -> 
     with transaction(sessions) as session:
         plan = service.plan_rollup(session, now=now)
         out["tenant_months"] = float(len(plan.targets))
-        result = service.rollup_chunk(session, plan.targets, through=plan.through, now=now)
+        step = time.perf_counter()
+        out["plan_s"] = step - started
+        seen = ProfitabilityRepository(session).dirty_versions(plan.targets)
+        events = UsageRepository(session).extract(plan.targets)
+        out["extract_s"] = time.perf_counter() - step
+        out["extract_rows"] = float(events.num_rows)
+        step = time.perf_counter()
+        book = service.price_book(session, sorted({org for org, _ in plan.targets}))
+        out["book_s"] = time.perf_counter() - step
+        step = time.perf_counter()
+        figures = rollup_table(
+            events, [(str(o), m) for o, m in plan.targets], book, through=plan.through
+        )
+        out["compute_s"] = time.perf_counter() - step
+        step = time.perf_counter()
+        result = service.store_figures(session, plan.targets, figures, seen=seen, now=now)
+        out["store_s"] = time.perf_counter() - step
         out["updated"] = float(result.updated + result.inserted)
     out["rollup_s"] = time.perf_counter() - started
     return out
@@ -448,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"incremental day: {int(day['events']):,} new events imported in "
                 f"{day['load_total']:.2f} s; rollup of the {int(day['tenant_months'])} marked "
-                f"tenant-months {day['rollup_s']:.2f} s ({int(day['updated'])} rows written); "
+                f"tenant-months {day['rollup_s']:.2f} s ({int(day['updated'])} rows written) [plan "
+                f"{day['plan_s']:.2f} s, extract {day['extract_s']:.2f} s "
+                f"({int(day['extract_rows']):,} rows), prices {day['book_s']:.2f} s, compute "
+                f"{day['compute_s']:.2f} s, store {day['store_s']:.2f} s]; "
                 f"peak RSS {_peak_mib():.0f} MiB"
             )
     finally:
