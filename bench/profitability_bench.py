@@ -12,9 +12,10 @@ measures in the same run:
 - load: `streamflow usage import`'s path (read Parquet in chunks, check every row, COPY into a
   staging table, merge by event id), events/s, with the COPY and merge steps apart;
 - full rollup of every tenant-month: extract (COPY TO STDOUT → Arrow), DuckDB aggregation,
-  money arithmetic, upsert; and the aggregation itself (per tenant, day and model version:
-  events, tokens, requests, AI cost) in DuckDB over the extract vs pandas over the same data vs
-  a PostgreSQL GROUP BY over the table (median of 3 each);
+  money arithmetic (DuckDB, exact integers), bulk upsert (COPY into staging + one INSERT …
+  ON CONFLICT DO UPDATE WHERE changed); and the aggregation itself (per tenant, day and model
+  version: events, tokens, requests, AI cost) in DuckDB over the extract vs pandas over the same
+  data vs a PostgreSQL GROUP BY over the table (median of 3 each);
 - peak memory of the process (ru_maxrss) after each stage;
 - incremental: one new day of events for every tenant, imported, then the rollup of what it
   marked (the new day falls mid-month, so each tenant's month is recomputed).
@@ -44,11 +45,12 @@ import pyarrow.parquet as pq
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
+from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.usage import UsageRepository
 from models.db.tables import Organization
 from pipelines.profitability import service
 from pipelines.profitability.pricing import Tier
-from pipelines.profitability.rollup import aggregate, rollup
+from pipelines.profitability.rollup import rollup_table
 from pipelines.usage.events import BatchPosition, normalise
 from pipelines.usage.service import _tenants, read_usage_file
 
@@ -250,18 +252,19 @@ def full_rollup(sessions: Any, now: datetime) -> dict[str, Any]:
         )
         out["tenant_months"] = len(plan.targets)
         step = time.perf_counter()
+        seen = ProfitabilityRepository(session).dirty_versions(plan.targets)
         events = UsageRepository(session).extract(plan.targets)
         out["extract_s"] = time.perf_counter() - step
         out["extract_rows"] = events.num_rows
         book = service.price_book(session)
         step = time.perf_counter()
-        figures = rollup(events, [(str(o), m) for o, m in plan.targets], book, through=plan.through)
-        out["compute_s"] = time.perf_counter() - step
-        out["periods"] = len(figures)
-        step = time.perf_counter()
-        stored = service.store_figures(
-            session, plan.targets, figures, started_at=plan.started_at, now=now
+        figures = rollup_table(
+            events, [(str(o), m) for o, m in plan.targets], book, through=plan.through
         )
+        out["compute_s"] = time.perf_counter() - step
+        out["periods"] = figures.num_rows
+        step = time.perf_counter()
+        stored = service.store_figures(session, plan.targets, figures, seen=seen, now=now)
         out["store_s"] = time.perf_counter() - step
         out["inserted"] = stored.inserted
         step = time.perf_counter()
@@ -272,10 +275,21 @@ def full_rollup(sessions: Any, now: datetime) -> dict[str, Any]:
     return out
 
 
+def _months(events: pa.Table) -> tuple[list[str], list[date]]:
+    months = pc.floor_temporal(events.column("occurred_at"), unit="month").cast(pa.date32())
+    pairs = pa.table({"o": events.column("organization_id"), "m": months}).group_by(["o", "m"])
+    grouped = pairs.aggregate([])
+    return grouped.column("o").to_pylist(), grouped.column("m").to_pylist()
+
+
 def compare_aggregations(events: pa.Table, book: Any, url: str) -> dict[str, Any]:
     """Per (tenant, day, model version): events, tokens, requests, AI cost — three engines."""
     out: dict[str, Any] = {}
-    out["rollup_aggregate"] = _median(lambda: aggregate(events, book, threads=2), repeat=1)
+    targets = sorted({(o, m) for o, m in zip(*_months(events), strict=True)})
+    out["rollup_aggregate"] = _median(
+        lambda: rollup_table(events, targets, book, through=date(2026, 3, 14), threads=2),
+        repeat=1,
+    )
     rates_table = pa.table(
         {
             "model_version": list(book.cost_rates),
@@ -362,9 +376,23 @@ def incremental_day(sessions: Any, folder: Path, events: int, now: datetime) -> 
     with transaction(sessions) as session:
         plan = service.plan_rollup(session, now=now)
         out["tenant_months"] = float(len(plan.targets))
-        result = service.rollup_chunk(
-            session, plan.targets, through=plan.through, started_at=plan.started_at, now=now
+        step = time.perf_counter()
+        out["plan_s"] = step - started
+        seen = ProfitabilityRepository(session).dirty_versions(plan.targets)
+        events = UsageRepository(session).extract(plan.targets)
+        out["extract_s"] = time.perf_counter() - step
+        out["extract_rows"] = float(events.num_rows)
+        step = time.perf_counter()
+        book = service.price_book(session, sorted({org for org, _ in plan.targets}))
+        out["book_s"] = time.perf_counter() - step
+        step = time.perf_counter()
+        figures = rollup_table(
+            events, [(str(o), m) for o, m in plan.targets], book, through=plan.through
         )
+        out["compute_s"] = time.perf_counter() - step
+        step = time.perf_counter()
+        result = service.store_figures(session, plan.targets, figures, seen=seen, now=now)
+        out["store_s"] = time.perf_counter() - step
         out["updated"] = float(result.updated + result.inserted)
     out["rollup_s"] = time.perf_counter() - started
     return out
@@ -427,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"pandas {compared['pandas_groups']:,}, "
                 f"PostgreSQL {compared['postgresql_groups']:,}; "
                 f"runs {[round(t, 2) for t in duck[1]]} / {[round(t, 2) for t in pandas[1]]} / "
-                f"{[round(t, 2) for t in postgres[1]]}; the rollup's whole DuckDB stage (day and "
-                f"month totals with breakdowns and adoption counts, into Python) "
+                f"{[round(t, 2) for t in postgres[1]]}; the rollup's whole computation (every "
+                f"tenant-month with events: usage, adoption, money, explanations, as Arrow) "
                 f"{compared['rollup_aggregate'][0]:.2f} s"
             )
             del rolled, compared
@@ -436,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"incremental day: {int(day['events']):,} new events imported in "
                 f"{day['load_total']:.2f} s; rollup of the {int(day['tenant_months'])} marked "
-                f"tenant-months {day['rollup_s']:.2f} s ({int(day['updated'])} rows written); "
+                f"tenant-months {day['rollup_s']:.2f} s ({int(day['updated'])} rows written) [plan "
+                f"{day['plan_s']:.2f} s, extract {day['extract_s']:.2f} s "
+                f"({int(day['extract_rows']):,} rows), prices {day['book_s']:.2f} s, compute "
+                f"{day['compute_s']:.2f} s, store {day['store_s']:.2f} s]; "
                 f"peak RSS {_peak_mib():.0f} MiB"
             )
     finally:

@@ -49,14 +49,14 @@ def rollup_profitability_now(
     for done, targets in enumerate(chunks, start=1):
         with transaction(sessions) as session:
             total = total + service.rollup_chunk(
-                session, targets, through=plan.through, started_at=plan.started_at, now=clock()
+                session, targets, through=plan.through, now=clock()
             )
         report_progress("rollup", done, len(chunks))
     return total
 
 
 @task(name="rollup-chunk", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def rollup_chunk(targets: list[tuple[str, str]], through: str, started_at: str) -> dict[str, int]:
+def rollup_chunk(targets: list[tuple[str, str]], through: str) -> dict[str, int]:
     import uuid
 
     with transaction(runtime().sessions) as session:
@@ -64,7 +64,6 @@ def rollup_chunk(targets: list[tuple[str, str]], through: str, started_at: str) 
             session,
             [(uuid.UUID(org), date.fromisoformat(month)) for org, month in targets],
             through=date.fromisoformat(through),
-            started_at=datetime.fromisoformat(started_at),
             now=_utcnow(),
         )
     return result.__dict__
@@ -88,7 +87,6 @@ def rollup_profitability(since: str | None = None, until: str | None = None) -> 
         counts = rollup_chunk(
             [(str(org), month.isoformat()) for org, month in targets],
             plan.through.isoformat(),
-            plan.started_at.isoformat(),
         )
         total = total + RollupResult(**counts)
         report_progress("rollup", done, len(chunks))

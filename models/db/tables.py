@@ -738,6 +738,9 @@ class ProfitabilityDirtyPeriod(Base):
     )
     month: Mapped[date] = mapped_column(Date, primary_key=True)
     marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(BigCount, default=1, server_default="1")
+    """Raised at every new mark; a rollup clears a mark only at the version it read before
+    extracting the tenant-month's events."""
 
 
 class TenantProfitability(Base):

@@ -28,7 +28,7 @@ The rules, stated once:
 from __future__ import annotations
 
 import calendar
-import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -38,13 +38,7 @@ import duckdb
 import pyarrow as pa
 
 from models.db.enums import PeriodKind
-from pipelines.profitability.pricing import (
-    PriceBook,
-    Tier,
-    TierSchedule,
-    day_by_day,
-    round_half_even,
-)
+from pipelines.profitability.pricing import PriceBook
 
 FAR_FUTURE = date(9999, 12, 31)
 
@@ -95,93 +89,35 @@ def month_days(month: date, through: date) -> list[date]:
     return [month + timedelta(days=offset) for offset in range((last - month).days + 1)]
 
 
-# --- aggregation (DuckDB) ---------------------------------------------------------------------
-
-_PARTS = """
-SELECT e.organization_id AS org, CAST(e.occurred_at AS DATE) AS day, e.agent_type,
-       e.model_version, count(*) AS events, sum(e.tokens_in)::BIGINT AS tokens_in,
-       sum(e.tokens_out)::BIGINT AS tokens_out, sum(e.requests)::BIGINT AS requests
-FROM ev e WHERE e.agent_type IS NOT NULL
-GROUP BY ALL
-"""
-_PRICED = """
-SELECT p.*, r.model_version IS NOT NULL AS priced,
-       coalesce(p.tokens_in::HUGEINT * r.per_1k_in + p.tokens_out::HUGEINT * r.per_1k_out
-                + p.requests::HUGEINT * r.per_request * 1000, 0) AS cost_num
-FROM parts p LEFT JOIN rates r
-  ON r.model_version = p.model_version AND p.day >= r.valid_from AND p.day < r.valid_to
-"""
-_ROUNDED = """(cost_num // 1000 + CASE WHEN cost_num % 1000 > 500
-    OR (cost_num % 1000 = 500 AND (cost_num // 1000) % 2 = 1) THEN 1 ELSE 0 END)::BIGINT"""
-_TOTALS = """
-SELECT org, period, sum(tokens_in)::BIGINT AS tokens_in,
-       sum(tokens_out)::BIGINT AS tokens_out, sum(requests)::BIGINT AS requests,
-       sum(cost_num)::HUGEINT AS cost_num,
-       sum(CASE WHEN priced THEN 0 ELSE events END)::BIGINT AS unpriced_events,
-       list({{'agent_type': agent_type, 'model_version': model_version, 'events': events,
-              'tokens_in': tokens_in, 'tokens_out': tokens_out, 'requests': requests,
-              'cost_micros': cost_micros, 'priced': priced}}
-            ORDER BY agent_type, model_version) AS breakdown
-FROM (
-    SELECT org, {period} AS period, agent_type, model_version, sum(events)::BIGINT AS events,
-           sum(tokens_in)::BIGINT AS tokens_in, sum(tokens_out)::BIGINT AS tokens_out,
-           sum(requests)::BIGINT AS requests, sum(cost_num)::HUGEINT AS cost_num,
-           bool_and(priced) AS priced, {rounded} AS cost_micros
-    FROM priced GROUP BY ALL
-) GROUP BY org, period
-"""
-_ADOPTION = """
-SELECT organization_id AS org, {period} AS period, count(*) AS events,
-       count(DISTINCT job_id) AS jobs,
-       count(DISTINCT job_id) FILTER (WHERE agent_type IS NOT NULL) AS ai_jobs,
-       count(DISTINCT end_user_key) AS users,
-       count(DISTINCT end_user_key) FILTER (WHERE agent_type IS NOT NULL) AS ai_users
-FROM ev GROUP BY ALL
-"""
+# --- inputs as Arrow tables -------------------------------------------------------------------
 
 
-@dataclass
-class _Totals:
-    tokens_in: int = 0
-    tokens_out: int = 0
-    requests: int = 0
-    cost_num: int = 0
-    unpriced_events: int = 0
-    breakdown: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class _Adoption:
-    events: int = 0
-    jobs: int = 0
-    ai_jobs: int = 0
-    users: int = 0
-    ai_users: int = 0
+def _ranges(versions: Sequence[Any]) -> list[tuple[Any, date, date]]:
+    """Each version with the day it takes effect and the day the next one does."""
+    found = []
+    for position, version in enumerate(versions):
+        following = (
+            versions[position + 1].effective_from if position + 1 < len(versions) else FAR_FUTURE
+        )
+        found.append((version, version.effective_from, following))
+    return found
 
 
 def _rates_table(book: PriceBook) -> pa.Table:
-    rows: dict[str, list[Any]] = {
-        "model_version": [],
-        "valid_from": [],
-        "valid_to": [],
-        "per_1k_in": [],
-        "per_1k_out": [],
-        "per_request": [],
-    }
-    for model_version, versions in book.cost_rates.items():
-        for position, rate in enumerate(versions):
-            following = (
-                versions[position + 1].effective_from
-                if position + 1 < len(versions)
-                else FAR_FUTURE
-            )
-            rows["model_version"].append(model_version)
-            rows["valid_from"].append(rate.effective_from)
-            rows["valid_to"].append(following)
-            rows["per_1k_in"].append(rate.micros_per_1k_tokens_in)
-            rows["per_1k_out"].append(rate.micros_per_1k_tokens_out)
-            rows["per_request"].append(rate.micros_per_request)
-    schema = pa.schema(
+    rows = [
+        (
+            model_version,
+            start,
+            end,
+            r.micros_per_1k_tokens_in,
+            r.micros_per_1k_tokens_out,
+            r.micros_per_request,
+        )
+        for model_version, versions in book.cost_rates.items()
+        for r, start, end in _ranges(versions)
+    ]
+    return _table(
+        rows,
         [
             ("model_version", pa.string()),
             ("valid_from", pa.date32()),
@@ -189,205 +125,411 @@ def _rates_table(book: PriceBook) -> pa.Table:
             ("per_1k_in", pa.int64()),
             ("per_1k_out", pa.int64()),
             ("per_request", pa.int64()),
-        ]
+        ],
     )
-    return pa.table(rows, schema=schema)
 
 
-def aggregate(
-    events: pa.Table, book: PriceBook, *, threads: int | None = None
-) -> tuple[
-    dict[tuple[str, date], _Totals],
-    dict[tuple[str, date], _Totals],
-    dict[tuple[str, date], _Adoption],
-    dict[tuple[str, date], _Adoption],
-]:
-    """Per (organisation, day) and (organisation, month): usage totals with exact AI cost
-    numerators (in thousandths of a micro-unit) and breakdowns, and adoption counts."""
+def _plans_table(book: PriceBook, organizations: set[str]) -> pa.Table:
+    rows = [
+        (org, start, end, p.monthly_fee_micros, p.included_tokens, p.overage_micros_per_1k_tokens)
+        for org, versions in book.plans.items()
+        if org in organizations
+        for p, start, end in _ranges(versions)
+    ]
+    return _table(
+        rows,
+        [
+            ("org", pa.string()),
+            ("valid_from", pa.date32()),
+            ("valid_to", pa.date32()),
+            ("fee", pa.int64()),
+            ("included", pa.int64()),
+            ("price", pa.int64()),
+        ],
+    )
+
+
+def _infrastructure_table(book: PriceBook) -> pa.Table:
+    rows = [
+        (start, end, r.micros_per_request, r.micros_per_1k_tokens, r.micros_per_tenant_month)
+        for r, start, end in _ranges(book.infrastructure)
+    ]
+    return _table(
+        rows,
+        [
+            ("valid_from", pa.date32()),
+            ("valid_to", pa.date32()),
+            ("per_request", pa.int64()),
+            ("per_1k_tokens", pa.int64()),
+            ("per_tenant_month", pa.int64()),
+        ],
+    )
+
+
+_TIER = pa.struct(
+    [("name", pa.string()), ("min_rate_bps", pa.int64()), ("discount_bps", pa.int64())]
+)
+
+
+def _schedules_table(book: PriceBook) -> pa.Table:
+    rows = [
+        (
+            start,
+            end,
+            str(s.basis),
+            [
+                {"name": t.name, "min_rate_bps": t.min_rate_bps, "discount_bps": t.discount_bps}
+                for t in s.tiers
+            ],
+        )
+        for s, start, end in _ranges(book.tiers)
+    ]
+    return _table(
+        rows,
+        [
+            ("valid_from", pa.date32()),
+            ("valid_to", pa.date32()),
+            ("basis", pa.string()),
+            ("tiers", pa.list_(_TIER)),
+        ],
+    )
+
+
+def _table(rows: list[tuple[Any, ...]], fields: list[tuple[str, pa.DataType]]) -> pa.Table:
+    schema = pa.schema(fields)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
+    return pa.table(
+        [pa.array(list(values), type_) for values, (_, type_) in zip(columns, fields, strict=True)],
+        schema=schema,
+    )
+
+
+# --- the computation (DuckDB, exact integers) -------------------------------------------------
+
+_MACROS = """
+CREATE OR REPLACE TEMP MACRO fmod(n, d) AS (((n) % (d)) + (d)) % (d);
+CREATE OR REPLACE TEMP MACRO rhe(n, d) AS (
+    ((n) - fmod(n, d)) // (d)
+    + CASE WHEN 2 * fmod(n, d) > (d)
+             OR (2 * fmod(n, d) = (d) AND (((n) - fmod(n, d)) // (d)) % 2 <> 0)
+           THEN 1 ELSE 0 END);
+CREATE OR REPLACE TEMP MACRO dec3(n, d) AS (
+    CASE WHEN rhe((n) * 1000, d) < 0 THEN '-' ELSE '' END
+    || (abs(rhe((n) * 1000, d)) // 1000)::VARCHAR || '.'
+    || lpad((abs(rhe((n) * 1000, d)) % 1000)::VARCHAR, 3, '0'));
+"""
+"""`rhe(n, d)`: n / d rounded half to even (d > 0, n of any sign); `dec3`: n / d as text with
+three decimals (for explanations)."""
+
+_STEPS = """
+CREATE TEMP TABLE evt AS
+SELECT e.* FROM (
+    SELECT organization_id AS org, day, date_trunc('month', day)::DATE AS month, agent_type,
+           model_version, tokens_in, tokens_out, requests, job_id, end_user_key
+    FROM (SELECT *, CAST(occurred_at AS DATE) AS day FROM ev)
+) e SEMI JOIN targets t ON t.org = e.org AND t.month = e.month;
+
+CREATE TEMP TABLE priced AS
+SELECT p.*, r.model_version IS NOT NULL AS priced,
+       coalesce(p.tokens_in * r.per_1k_in + p.tokens_out * r.per_1k_out
+                + p.requests * r.per_request * 1000, 0)::HUGEINT AS cost_num
+FROM (
+    SELECT org, day, any_value(month) AS month, agent_type, model_version, count(*) AS events,
+           sum(tokens_in)::HUGEINT AS tokens_in, sum(tokens_out)::HUGEINT AS tokens_out,
+           sum(requests)::HUGEINT AS requests
+    FROM evt WHERE agent_type IS NOT NULL GROUP BY org, day, agent_type, model_version
+) p LEFT JOIN rates r
+  ON r.model_version = p.model_version AND p.day >= r.valid_from AND p.day < r.valid_to;
+
+CREATE TEMP TABLE month_priced AS
+SELECT org, month, agent_type, model_version, sum(events)::BIGINT AS events,
+       sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+       sum(requests) AS requests, sum(cost_num) AS cost_num, bool_and(priced) AS priced
+FROM priced GROUP BY ALL;
+
+CREATE TEMP TABLE usage AS
+SELECT org, 'day' AS period_kind, day AS period_start, sum(tokens_in) AS tokens_in,
+       sum(tokens_out) AS tokens_out, sum(requests) AS requests, sum(cost_num) AS cost_num,
+       sum(CASE WHEN priced THEN 0 ELSE events END) AS unpriced_events
+FROM priced GROUP BY org, day
+UNION ALL
+SELECT org, 'month', month, sum(tokens_in), sum(tokens_out), sum(requests), sum(cost_num),
+       sum(CASE WHEN priced THEN 0 ELSE events END)
+FROM month_priced GROUP BY org, month;
+
+CREATE TEMP TABLE breakdowns AS
+SELECT org, 'day' AS period_kind, day AS period_start,
+       to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
+                     'events': events, 'tokens_in': tokens_in::BIGINT,
+                     'tokens_out': tokens_out::BIGINT, 'requests': requests::BIGINT,
+                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced})))
+           AS breakdown
+FROM priced GROUP BY org, day
+UNION ALL
+SELECT org, 'month', month,
+       to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
+                     'events': events, 'tokens_in': tokens_in::BIGINT,
+                     'tokens_out': tokens_out::BIGINT, 'requests': requests::BIGINT,
+                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced})))
+FROM month_priced GROUP BY org, month;
+
+CREATE TEMP TABLE job_keys AS
+SELECT org, day, month, job_id, bool_or(agent_type IS NOT NULL) AS ai
+FROM evt WHERE job_id IS NOT NULL GROUP BY org, day, month, job_id;
+
+CREATE TEMP TABLE user_keys AS
+SELECT org, day, month, end_user_key, bool_or(agent_type IS NOT NULL) AS ai
+FROM evt WHERE end_user_key IS NOT NULL GROUP BY org, day, month, end_user_key;
+
+CREATE TEMP TABLE adoption AS
+SELECT c.org, c.period_kind, c.period_start, c.events,
+       coalesce(j.jobs, 0) AS jobs, coalesce(j.ai_jobs, 0) AS ai_jobs,
+       coalesce(u.users, 0) AS users, coalesce(u.ai_users, 0) AS ai_users
+FROM (
+    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS events
+    FROM evt GROUP BY org, day
+    UNION ALL
+    SELECT org, 'month', month, count(*) FROM evt GROUP BY org, month
+) c
+LEFT JOIN (
+    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS jobs,
+           count(*) FILTER (WHERE ai) AS ai_jobs
+    FROM job_keys GROUP BY org, day
+    UNION ALL
+    SELECT org, 'month', month, count(*), count(*) FILTER (WHERE ai)
+    FROM (SELECT org, month, job_id, bool_or(ai) AS ai FROM job_keys GROUP BY ALL)
+    GROUP BY org, month
+) j USING (org, period_kind, period_start)
+LEFT JOIN (
+    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS users,
+           count(*) FILTER (WHERE ai) AS ai_users
+    FROM user_keys GROUP BY org, day
+    UNION ALL
+    SELECT org, 'month', month, count(*), count(*) FILTER (WHERE ai)
+    FROM (SELECT org, month, end_user_key, bool_or(ai) AS ai FROM user_keys GROUP BY ALL)
+    GROUP BY org, month
+) u USING (org, period_kind, period_start);
+"""
+"""The usage of each (tenant, day) and (tenant, month): totals, exact AI cost numerators (in
+thousandths of a micro-unit), breakdowns by agent type and model version, adoption counts."""
+
+_MONEY = """
+CREATE TEMP TABLE grid AS
+SELECT t.org, t.month, g.day, day(last_day(t.month))::BIGINT AS ndays,
+       p.valid_from AS plan_from, p.fee, p.included, p.price,
+       i.valid_from AS rule_from, i.per_request AS infra_per_request,
+       i.per_1k_tokens AS infra_per_1k, i.per_tenant_month AS infra_per_month,
+       s.valid_from AS tiers_from, s.basis, s.tiers
+FROM targets t
+CROSS JOIN LATERAL (
+    SELECT CAST(d AS DATE) AS day
+    FROM generate_series(t.month::TIMESTAMP, last_day(t.month)::TIMESTAMP, INTERVAL 1 DAY) g(d)
+) g
+LEFT JOIN plans p ON p.org = t.org AND g.day >= p.valid_from AND g.day < p.valid_to
+LEFT JOIN infra i ON g.day >= i.valid_from AND g.day < i.valid_to
+LEFT JOIN schedules s ON g.day >= s.valid_from AND g.day < s.valid_to;
+
+CREATE TEMP TABLE allowance AS
+SELECT org, month, sum(coalesce(included, 0))::HUGEINT AS tokens FROM grid GROUP BY ALL;
+
+CREATE TEMP TABLE days AS
+SELECT g.*, a.tokens AS allowance, u.tokens_in, u.tokens_out, u.requests, u.cost_num,
+       u.unpriced_events, d.events, d.jobs, d.ai_jobs, d.users, d.ai_users,
+       coalesce(u.tokens_in, 0) + coalesce(u.tokens_out, 0) AS tokens,
+       sum((coalesce(u.tokens_in, 0) + coalesce(u.tokens_out, 0)) * g.ndays)
+           OVER (PARTITION BY g.org, g.month ORDER BY g.day) AS used_after
+FROM grid g
+JOIN allowance a ON a.org = g.org AND a.month = g.month
+LEFT JOIN usage u ON u.org = g.org AND u.period_kind = 'day' AND u.period_start = g.day
+LEFT JOIN adoption d ON d.org = g.org AND d.period_kind = 'day' AND d.period_start = g.day
+WHERE g.day <= $THROUGH$
+  AND (g.plan_from IS NOT NULL OR u.org IS NOT NULL OR d.org IS NOT NULL);
+
+CREATE TEMP TABLE day_money AS
+SELECT *,
+       CASE WHEN plan_from IS NULL THEN 0::HUGEINT
+            ELSE greatest(0, used_after - allowance)
+                 - greatest(0, used_after - tokens * ndays - allowance) END AS over_tokens,
+       CASE WHEN plan_from IS NULL THEN 0::HUGEINT ELSE fee::HUGEINT * 1000 END AS fee_num,
+       CASE WHEN rule_from IS NULL THEN 0::HUGEINT
+            ELSE (tokens * infra_per_1k + coalesce(requests, 0) * infra_per_request * 1000)
+                 * ndays + infra_per_month::HUGEINT * 1000 END AS infra_num,
+       coalesce(cost_num, 0) * ndays AS ai_num
+FROM days;
+
+CREATE TEMP TABLE periods AS
+SELECT org, 'day' AS period_kind, day AS period_start, ndays,
+       fee_num, over_tokens * coalesce(price, 0) AS overage_num, over_tokens, infra_num, ai_num,
+       CASE WHEN plan_from IS NULL THEN []::DATE[] ELSE [plan_from] END AS plans,
+       coalesce(included, 0)::HUGEINT AS allowance_tokens,
+       tiers_from, basis, tiers,
+       coalesce(events, 0) AS events, jobs, ai_jobs, users, ai_users,
+       coalesce(tokens_in, 0) AS tokens_in, coalesce(tokens_out, 0) AS tokens_out,
+       coalesce(requests, 0) AS requests, coalesce(unpriced_events, 0) AS unpriced_events
+FROM day_money
+UNION ALL
+SELECT m.org, 'month', m.month, m.ndays, m.fee_num, m.overage_num, m.over_tokens, m.infra_num,
+       m.ai_num, m.plans, m.allowance, f.tiers_from, f.basis, f.tiers,
+       coalesce(a.events, 0), a.jobs, a.ai_jobs, a.users, a.ai_users,
+       coalesce(u.tokens_in, 0), coalesce(u.tokens_out, 0), coalesce(u.requests, 0),
+       coalesce(u.unpriced_events, 0)
+FROM (
+    SELECT org, month, any_value(ndays) AS ndays, any_value(allowance) AS allowance,
+           sum(fee_num) AS fee_num, sum(over_tokens * coalesce(price, 0)) AS overage_num,
+           sum(over_tokens) AS over_tokens, sum(infra_num) AS infra_num, sum(ai_num) AS ai_num,
+           coalesce(list(DISTINCT plan_from ORDER BY plan_from)
+                        FILTER (WHERE plan_from IS NOT NULL), []::DATE[]) AS plans
+    FROM day_money GROUP BY org, month
+) m
+JOIN grid f ON f.org = m.org AND f.day = m.month
+LEFT JOIN usage u ON u.org = m.org AND u.period_kind = 'month' AND u.period_start = m.month
+LEFT JOIN adoption a ON a.org = m.org AND a.period_kind = 'month' AND a.period_start = m.month;
+
+CREATE TEMP TABLE measured AS
+SELECT *,
+       CASE WHEN basis IS NULL THEN 0 WHEN basis = 'users' THEN coalesce(ai_users, 0)
+            ELSE coalesce(ai_jobs, 0) END::BIGINT AS numerator,
+       CASE WHEN basis IS NULL THEN 0 WHEN basis = 'users' THEN coalesce(users, 0)
+            ELSE coalesce(jobs, 0) END::BIGINT AS denominator,
+       ndays * 1000 AS den
+FROM periods;
+
+CREATE TEMP TABLE reached AS
+SELECT *,
+       CASE WHEN denominator > 0 THEN list_filter(
+           tiers, lambda t: numerator::HUGEINT * 10000 >= t.min_rate_bps::HUGEINT * denominator
+       )[-1] END AS tier_reached
+FROM measured;
+
+SELECT org AS organization_id, period_kind, period_start, $currency::VARCHAR AS currency,
+       events::BIGINT AS events, tokens_in::BIGINT AS tokens_in,
+       tokens_out::BIGINT AS tokens_out, requests::BIGINT AS requests,
+       subscription::BIGINT AS subscription_micros, overage::BIGINT AS overage_micros,
+       (subscription + overage)::BIGINT AS gross_revenue_micros,
+       discount::BIGINT AS discount_micros,
+       (subscription + overage - discount)::BIGINT AS revenue_micros,
+       ai_cost::BIGINT AS ai_cost_micros, infra::BIGINT AS infra_cost_micros,
+       (subscription + overage - discount - ai_cost - infra)::BIGINT AS margin_micros,
+       CASE WHEN subscription + overage - discount > 0
+            THEN rhe((subscription + overage - discount - ai_cost - infra) * 10000,
+                     subscription + overage - discount) END::BIGINT AS margin_bps,
+       basis AS adoption_basis, numerator AS adoption_numerator,
+       denominator AS adoption_denominator,
+       CASE WHEN denominator > 0 THEN rhe(numerator::HUGEINT * 1000000, denominator)
+            END::INTEGER AS adoption_ppm,
+       tier_reached.name AS tier, discount_bps::INTEGER AS discount_bps,
+       unpriced_events::BIGINT AS unpriced_events,
+       coalesce(b.breakdown::VARCHAR, '[]') AS ai_cost_breakdown,
+       to_json({
+           'plans_effective_from': list_transform(plans, lambda d: strftime(d, '%Y-%m-%d')),
+           'included_tokens': dec3(allowance_tokens, ndays),
+           'overage_tokens': dec3(over_tokens, ndays),
+           'adoption': {
+               'basis': basis, 'numerator': numerator, 'denominator': denominator,
+               'tiers_effective_from': strftime(tiers_from, '%Y-%m-%d'),
+               'tiers': coalesce(to_json(tiers), '[]'::JSON),
+               'next_tier': next_tier.name,
+               'next_tier_min_rate_bps': next_tier.min_rate_bps
+           },
+           'rounding': '$ROUNDING$'
+       })::VARCHAR AS explanation
+FROM (
+    SELECT *,
+           rhe(fee_num, den) AS subscription, rhe(overage_num, den) AS overage,
+           rhe((fee_num + overage_num) * discount_bps, den * 10000) AS discount,
+           rhe(ai_num, den) AS ai_cost, rhe(infra_num, den) AS infra
+    FROM (
+        SELECT *, coalesce(tier_reached.discount_bps, 0) AS discount_bps,
+               list_filter(tiers, lambda t: t.min_rate_bps
+                   > coalesce(tier_reached.min_rate_bps, -1))[1] AS next_tier
+        FROM reached
+    )
+) f
+LEFT JOIN breakdowns b USING (org, period_kind, period_start)
+ORDER BY organization_id, date_trunc('month', period_start), period_kind = 'month', period_start
+"""
+
+ROUNDING = "exact until the end of the period, then half to even to 1 micro-unit"
+FIGURE_COLUMNS = (
+    "organization_id",
+    "period_kind",
+    "period_start",
+    "currency",
+    "events",
+    "tokens_in",
+    "tokens_out",
+    "requests",
+    "subscription_micros",
+    "overage_micros",
+    "gross_revenue_micros",
+    "discount_micros",
+    "revenue_micros",
+    "ai_cost_micros",
+    "infra_cost_micros",
+    "margin_micros",
+    "margin_bps",
+    "adoption_basis",
+    "adoption_numerator",
+    "adoption_denominator",
+    "adoption_ppm",
+    "tier",
+    "discount_bps",
+    "unpriced_events",
+    "ai_cost_breakdown",
+    "explanation",
+)
+"""The columns of `rollup_table`'s result: a `tenant_profitability` row without `computed_at`
+(the JSON columns as JSON text)."""
+
+
+def rollup_table(
+    events: pa.Table,
+    targets: Iterable[tuple[str, date]],
+    book: PriceBook,
+    *,
+    through: date,
+    threads: int | None = None,
+) -> pa.Table:
+    """Figures of each target tenant-month (organisation id, first day) and of its days, one
+    row per period (`FIGURE_COLUMNS`), ordered by tenant, month, days then the month.
+
+    `events` holds (at least) every event of the targets (`models.db.repositories.usage`'s
+    extract schema: naive UTC times). A day gets figures when the tenant has a plan in force
+    or events that day; a month when any of its days does.
+    """
+    wanted = sorted(set(targets))
+    target_table = _table(wanted, [("org", pa.string()), ("month", pa.date32())])
     connection = duckdb.connect()
     try:
         if threads is not None:
             connection.execute(f"SET threads = {int(threads)}")
         connection.register("ev", events)
+        connection.register("targets", target_table)
         connection.register("rates", _rates_table(book))
-        connection.execute(f"CREATE TEMP TABLE parts AS {_PARTS}")
-        connection.execute(f"CREATE TEMP TABLE priced AS {_PRICED}")
-        day_totals = _totals(connection, "day")
-        month_totals = _totals(connection, "date_trunc('month', day)::DATE")
-        day_adoption = _adoption(connection, "CAST(occurred_at AS DATE)")
-        month_adoption = _adoption(connection, "date_trunc('month', occurred_at)::DATE")
+        connection.register("plans", _plans_table(book, {org for org, _ in wanted}))
+        connection.register("infra", _infrastructure_table(book))
+        connection.register("schedules", _schedules_table(book))
+        connection.execute(_MACROS)
+        connection.execute(_STEPS)
+        money = _MONEY.replace("$THROUGH$", f"DATE '{through.isoformat()}'")
+        steps, final = money.replace("$ROUNDING$", ROUNDING).split(";\n\nSELECT ")
+        connection.execute(steps)
+        return connection.sql(
+            "SELECT " + final, params={"currency": book.currency}
+        ).to_arrow_table()
     finally:
         connection.close()
-    return day_totals, month_totals, day_adoption, month_adoption
 
 
-def _totals(connection: duckdb.DuckDBPyConnection, period: str) -> dict[tuple[str, date], _Totals]:
-    rounded = _ROUNDED.replace("cost_num", "sum(cost_num)")
-    query = _TOTALS.format(period=period, rounded=rounded)
-    table = connection.sql(query).to_arrow_table()
-    found: dict[tuple[str, date], _Totals] = {}
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    for index, org in enumerate(columns["org"]):
-        found[(org, columns["period"][index])] = _Totals(
-            tokens_in=columns["tokens_in"][index],
-            tokens_out=columns["tokens_out"][index],
-            requests=columns["requests"][index],
-            cost_num=int(columns["cost_num"][index]),
-            unpriced_events=columns["unpriced_events"][index],
-            breakdown=columns["breakdown"][index],
-        )
+def figures_of(table: pa.Table) -> list[PeriodFigures]:
+    """`rollup_table`'s rows as `PeriodFigures` (for readers that want Python objects)."""
+    found = []
+    for row in table.to_pylist():
+        row["ai_cost_breakdown"] = json.loads(row["ai_cost_breakdown"])
+        row["explanation"] = json.loads(row["explanation"])
+        row["period_kind"] = PeriodKind(row["period_kind"])
+        found.append(PeriodFigures(**row))
     return found
-
-
-def _adoption(
-    connection: duckdb.DuckDBPyConnection, period: str
-) -> dict[tuple[str, date], _Adoption]:
-    table = connection.sql(_ADOPTION.format(period=period)).to_arrow_table()
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    return {
-        (org, columns["period"][index]): _Adoption(
-            events=columns["events"][index],
-            jobs=columns["jobs"][index],
-            ai_jobs=columns["ai_jobs"][index],
-            users=columns["users"][index],
-            ai_users=columns["ai_users"][index],
-        )
-        for index, org in enumerate(columns["org"])
-    }
-
-
-# --- money ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Exact:
-    """A period's money as numerators over the tenant-month's denominator (days × 1,000)."""
-
-    fee: int = 0
-    overage: int = 0
-    overage_tokens: int = 0
-    """Overage tokens × days in month."""
-    ai_cost: int = 0
-    infra: int = 0
-    plans: set[date] = field(default_factory=set)
-
-    def add(self, other: _Exact) -> None:
-        self.fee += other.fee
-        self.overage += other.overage
-        self.overage_tokens += other.overage_tokens
-        self.ai_cost += other.ai_cost
-        self.infra += other.infra
-        self.plans |= other.plans
-
-
-def _adoption_terms(
-    schedule: TierSchedule | None, adoption: _Adoption | None
-) -> tuple[str | None, int, int]:
-    if schedule is None:
-        return None, 0, 0
-    if adoption is None:
-        return str(schedule.basis), 0, 0
-    if schedule.basis == "users":
-        return str(schedule.basis), adoption.ai_users, adoption.users
-    return str(schedule.basis), adoption.ai_jobs, adoption.jobs
-
-
-@functools.lru_cache(maxsize=64)
-def _ladder(
-    schedule: TierSchedule | None,
-) -> tuple[list[dict[str, Any]], dict[str | None, Tier | None]]:
-    """A schedule's tiers as explained, and the tier after each (None: after no tier)."""
-    if schedule is None:
-        return [], {}
-    tiers = [
-        {"name": t.name, "min_rate_bps": t.min_rate_bps, "discount_bps": t.discount_bps}
-        for t in schedule.tiers
-    ]
-    following: dict[str | None, Tier | None] = {None: schedule.next_after(None)}
-    following.update({t.name: schedule.next_after(t) for t in schedule.tiers})
-    return tiers, following
-
-
-def _figures(
-    organization_id: str,
-    kind: PeriodKind,
-    start: date,
-    *,
-    book: PriceBook,
-    schedule: TierSchedule | None,
-    exact: _Exact,
-    denominator: int,
-    totals: _Totals | None,
-    adoption: _Adoption | None,
-    allowance_tokens: int,
-    days: int,
-) -> PeriodFigures:
-    totals = totals or _Totals()
-    basis, numerator, measured = _adoption_terms(schedule, adoption)
-    tier = schedule.reached(numerator, measured) if schedule is not None else None
-    discount_bps = tier.discount_bps if tier is not None else 0
-    subscription = round_half_even(exact.fee, denominator)
-    overage = round_half_even(exact.overage, denominator)
-    gross = subscription + overage
-    discount = round_half_even((exact.fee + exact.overage) * discount_bps, denominator * 10_000)
-    revenue = gross - discount
-    ai_cost = round_half_even(exact.ai_cost, denominator)
-    infra = round_half_even(exact.infra, denominator)
-    margin = revenue - ai_cost - infra
-    ladder, following = _ladder(schedule)
-    next_tier = following.get(tier.name if tier else None)
-    breakdown = list(totals.breakdown)
-    explanation: dict[str, Any] = {
-        "plans_effective_from": sorted(day.isoformat() for day in exact.plans),
-        "included_tokens": _decimal(allowance_tokens, days),
-        "overage_tokens": _decimal(exact.overage_tokens, days),
-        "adoption": {
-            "basis": basis,
-            "numerator": numerator,
-            "denominator": measured,
-            "tiers_effective_from": schedule.effective_from.isoformat() if schedule else None,
-            "tiers": ladder,
-            "next_tier": next_tier.name if next_tier else None,
-            "next_tier_min_rate_bps": next_tier.min_rate_bps if next_tier else None,
-        },
-        "rounding": "exact until the end of the period, then half to even to 1 micro-unit",
-    }
-    return PeriodFigures(
-        organization_id=organization_id,
-        period_kind=kind,
-        period_start=start,
-        currency=book.currency,
-        events=adoption.events if adoption else 0,
-        tokens_in=totals.tokens_in,
-        tokens_out=totals.tokens_out,
-        requests=totals.requests,
-        subscription_micros=subscription,
-        overage_micros=overage,
-        gross_revenue_micros=gross,
-        discount_micros=discount,
-        revenue_micros=revenue,
-        ai_cost_micros=ai_cost,
-        infra_cost_micros=infra,
-        margin_micros=margin,
-        margin_bps=round_half_even(margin * 10_000, revenue) if revenue > 0 else None,
-        adoption_basis=basis,
-        adoption_numerator=numerator,
-        adoption_denominator=measured,
-        adoption_ppm=round_half_even(numerator * 1_000_000, measured) if measured else None,
-        tier=tier.name if tier else None,
-        discount_bps=discount_bps,
-        unpriced_events=totals.unpriced_events,
-        ai_cost_breakdown=breakdown,
-        explanation=explanation,
-    )
-
-
-def _decimal(numerator: int, denominator: int) -> str:
-    """numerator / denominator to three decimals (half to even), for explanations."""
-    thousandths = round_half_even(numerator * 1000, denominator)
-    sign = "-" if thousandths < 0 else ""
-    whole, fraction = divmod(abs(thousandths), 1000)
-    return f"{sign}{whole}.{fraction:03d}"
 
 
 def rollup(
@@ -398,106 +540,5 @@ def rollup(
     through: date,
     threads: int | None = None,
 ) -> list[PeriodFigures]:
-    """Figures of each target tenant-month (organisation id, first day) and of its days.
-
-    `events` holds (at least) every event of the targets (`models.db.repositories.usage`'s
-    extract schema: naive UTC times). A day gets figures when the tenant has a plan in force
-    or events that day; a month when any of its days does.
-    """
-    day_totals, month_totals, day_adoption, month_adoption = aggregate(
-        events, book, threads=threads
-    )
-    figures: list[PeriodFigures] = []
-    for organization_id, month in sorted(set(targets)):
-        figures.extend(
-            _tenant_month(
-                organization_id,
-                month,
-                book=book,
-                through=through,
-                day_totals=day_totals,
-                month_totals=month_totals,
-                day_adoption=day_adoption,
-                month_adoption=month_adoption,
-            )
-        )
-    return figures
-
-
-def _tenant_month(
-    organization_id: str,
-    month: date,
-    *,
-    book: PriceBook,
-    through: date,
-    day_totals: dict[tuple[str, date], _Totals],
-    month_totals: dict[tuple[str, date], _Totals],
-    day_adoption: dict[tuple[str, date], _Adoption],
-    month_adoption: dict[tuple[str, date], _Adoption],
-) -> Sequence[PeriodFigures]:
-    days = days_in(month)
-    denominator = days * 1000
-    plans = book.plans.get(organization_id, ())
-    all_days = month_days(month, month.replace(day=days))
-    plan_of_day = day_by_day(plans, all_days)
-    rule_of_day = day_by_day(book.infrastructure, all_days)
-    tiers_of_day = day_by_day(book.tiers, all_days)
-    allowance = sum(plan.included_tokens for plan in plan_of_day if plan is not None)
-    used = 0
-    month_exact = _Exact()
-    found: list[PeriodFigures] = []
-    for index, day in enumerate(month_days(month, through)):
-        key = (organization_id, day)
-        totals = day_totals.get(key)
-        plan = plan_of_day[index]
-        if totals is None and plan is None and key not in day_adoption:
-            continue
-        exact = _Exact()
-        tokens = (totals.tokens_in + totals.tokens_out) if totals else 0
-        before, used = used, used + tokens * days
-        over = max(0, used - allowance) - max(0, before - allowance)
-        if plan is not None:
-            exact.fee = plan.monthly_fee_micros * 1000
-            exact.overage = over * plan.overage_micros_per_1k_tokens
-            exact.overage_tokens = over
-            exact.plans.add(plan.effective_from)
-        rule = rule_of_day[index]
-        if rule is not None:
-            requests = totals.requests if totals else 0
-            exact.infra = (
-                tokens * rule.micros_per_1k_tokens + requests * rule.micros_per_request * 1000
-            ) * days + rule.micros_per_tenant_month * 1000
-        exact.ai_cost = (totals.cost_num if totals else 0) * days
-        month_exact.add(exact)
-        found.append(
-            _figures(
-                organization_id,
-                PeriodKind.DAY,
-                day,
-                book=book,
-                schedule=tiers_of_day[index],
-                exact=exact,
-                denominator=denominator,
-                totals=totals,
-                adoption=day_adoption.get(key),
-                allowance_tokens=plan.included_tokens if plan else 0,
-                days=days,
-            )
-        )
-    if found:
-        found.append(
-            _figures(
-                organization_id,
-                PeriodKind.MONTH,
-                month,
-                book=book,
-                schedule=tiers_of_day[0],
-                exact=month_exact,
-                denominator=denominator,
-                totals=month_totals.get((organization_id, month)),
-                adoption=month_adoption.get((organization_id, month)),
-                allowance_tokens=allowance,
-                days=days,
-            )
-        )
-    return found
+    """`rollup_table` as `PeriodFigures`."""
+    return figures_of(rollup_table(events, targets, book, through=through, threads=threads))

@@ -3,25 +3,28 @@ the incremental rollup into `tenant_profitability`.
 
 The rollup works on tenant-months. New or late events and price changes mark the tenant-months
 they touch; a rollup recomputes marked tenant-months (and, on demand, every tenant-month of a
-range), compares the figures with the stored rows and writes only what changed, so a rerun of
-the same range changes nothing. The caller commits each chunk of tenant-months in one
-transaction, with its marks cleared: each period is fully old or fully new.
+range), compares the figures with the stored rows and writes only what changed (one bulk
+upsert), so a rerun of the same range changes nothing. The caller commits each chunk of
+tenant-months in one transaction, with its marks cleared: each period is fully old or fully new.
+A mark carries a version raised at every mark; a rollup clears only marks still at the version
+it read before extracting, so events committed after its extract keep their mark.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from models.db.enums import AdoptionBasis, OrganizationKind
 from models.db.repositories.audit import record_audit
-from models.db.repositories.profitability import FIGURES, ProfitabilityRepository
+from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.usage import UsageRepository
 from models.db.tables import (
     AdoptionTierSchedule,
@@ -41,7 +44,7 @@ from pipelines.profitability.pricing import (
     TierSchedule,
     check_tiers,
 )
-from pipelines.profitability.rollup import PeriodFigures, month_of, rollup
+from pipelines.profitability.rollup import month_of, rollup_table
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 COMPLETION_DAYS = 3
@@ -458,63 +461,51 @@ def rollup_chunk(
     targets: Sequence[tuple[uuid.UUID, date]],
     *,
     through: date,
-    started_at: datetime,
     now: datetime,
     threads: int | None = None,
+    extracted: Callable[[], None] | None = None,
 ) -> RollupResult:
-    """Compute these tenant-months and write what changed; clears their marks made before
-    `started_at`. One call is one unit of work for the caller to commit."""
+    """Compute these tenant-months and write what changed; clears the marks it read before
+    extracting (see `store_figures`). One call is one unit of work for the caller to commit.
+
+    `extracted`, when given, is called once the events are extracted (a test commits a
+    concurrent ingest there)."""
     if not targets:
         return EMPTY
+    # The marks are read before the extract: an ingest whose mark is seen here committed
+    # before the extract started (each statement sees what was committed before it), so its
+    # events are computed; a later one raises its mark's version and the mark stays.
+    seen = ProfitabilityRepository(session).dirty_versions(targets)
     events = UsageRepository(session).extract(targets)
+    if extracted is not None:
+        extracted()
     book = price_book(session, sorted({org for org, _ in targets}))
-    figures = rollup(
+    figures = rollup_table(
         events,
         [(str(org), month) for org, month in targets],
         book,
         through=through,
         threads=threads,
     )
-    return store_figures(
-        session, targets, figures, started_at=started_at, now=now, events=events.num_rows
-    )
+    return store_figures(session, targets, figures, seen=seen, now=now, events=events.num_rows)
 
 
 def store_figures(
     session: Session,
     targets: Sequence[tuple[uuid.UUID, date]],
-    figures: Sequence[PeriodFigures],
+    figures: pa.Table,
     *,
-    started_at: datetime,
+    seen: Mapping[tuple[uuid.UUID, date], int],
     now: datetime,
     events: int = 0,
 ) -> RollupResult:
-    """Upsert the figures of these tenant-months: insert new rows, update changed ones, delete
-    rows that no longer have figures; unchanged rows are not touched."""
+    """Write the figures (`rollup_table`'s rows) of these tenant-months in bulk: insert new
+    rows, update changed ones, delete rows that no longer have figures; unchanged rows are not
+    touched. Then clear the marks `seen` (versions read before the events were extracted)."""
     repository = ProfitabilityRepository(session)
-    stored = repository.stored_figures(targets)
-    fresh: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    unchanged = 0
-    seen = set()
-    for figure in figures:
-        key = (uuid.UUID(figure.organization_id), str(figure.period_kind), figure.period_start)
-        seen.add(key)
-        values = tuple(getattr(figure, name) for name in FIGURES)
-        before = stored.get(key)
-        if before == values:
-            unchanged += 1
-            continue
-        row = dict(zip(ProfitabilityRepository.KEY, key, strict=True))
-        row.update(zip(FIGURES, values, strict=True))
-        row["computed_at"] = now
-        (fresh if before is None else changed).append(row)
-    gone = [key for key in stored if key not in seen]
-    repository.delete_rows(gone)
-    repository.update_rows(changed)
-    repository.insert_rows(fresh)
-    repository.clear_dirty(targets, marked_until=started_at)
-    return RollupResult(len(targets), len(fresh), len(changed), unchanged, len(gone), events)
+    inserted, updated, unchanged, deleted = repository.upsert_figures(targets, figures, now=now)
+    repository.clear_dirty(seen)
+    return RollupResult(len(targets), inserted, updated, unchanged, deleted, events)
 
 
 def tenant_id(session: Session, slug: str) -> uuid.UUID:

@@ -53,9 +53,7 @@ def _rollup(world: World) -> None:
         sessions = make_sessionmaker(engine)
         with transaction(sessions) as session:
             plan = service.plan_rollup(session, now=NOW)
-            service.rollup_chunk(
-                session, plan.targets, through=plan.through, started_at=plan.started_at, now=NOW
-            )
+            service.rollup_chunk(session, plan.targets, through=plan.through, now=NOW)
     finally:
         engine.dispose()
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import load_only
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
@@ -211,7 +214,7 @@ class ProfitabilityRepository(Repository):
                 self.session.execute(
                     update(ProfitabilityDirtyPeriod)
                     .where(key.in_([tuple_(org, month) for org, month in existing]))
-                    .values(marked_at=now)
+                    .values(marked_at=now, version=ProfitabilityDirtyPeriod.version + 1)
                 )
             fresh = [
                 {"organization_id": org, "month": month, "marked_at": now}
@@ -232,20 +235,38 @@ class ProfitabilityRepository(Repository):
             query = query.where(ProfitabilityDirtyPeriod.month < until)
         return [(org, month) for org, month in self.session.execute(query)]
 
-    def clear_dirty(
-        self, periods: Sequence[tuple[uuid.UUID, date]], *, marked_until: datetime
-    ) -> None:
-        """Forget marks of these tenant-months made no later than `marked_until`."""
-        keys = [tuple_(org, month) for org, month in periods]
-        for start in range(0, len(keys), 500):
-            self.session.execute(
-                delete(ProfitabilityDirtyPeriod).where(
-                    tuple_(
-                        ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
-                    ).in_(keys[start : start + 500]),
-                    ProfitabilityDirtyPeriod.marked_at <= marked_until,
+    def dirty_versions(
+        self, periods: Sequence[tuple[uuid.UUID, date]]
+    ) -> dict[tuple[uuid.UUID, date], int]:
+        """The mark versions of those of these tenant-months that are marked."""
+        wanted = set(periods)
+        found: dict[tuple[uuid.UUID, date], int] = {}
+        organizations = sorted({org for org, _ in wanted})
+        mark = ProfitabilityDirtyPeriod
+        for start in range(0, len(organizations), 500):
+            rows = self.session.execute(
+                select(mark.organization_id, mark.month, mark.version).where(
+                    mark.organization_id.in_(organizations[start : start + 500])
                 )
             )
+            found.update({(o, m): v for o, m, v in rows if (o, m) in wanted})
+        return found
+
+    def clear_dirty(self, seen: Mapping[tuple[uuid.UUID, date], int]) -> int:
+        """Forget these marks if they are still at the version read (a mark raised since, by
+        a transaction the reader could not see, stays). The number cleared."""
+        if not seen:
+            return 0
+        mark = ProfitabilityDirtyPeriod
+        statement = delete(mark).where(
+            mark.organization_id == bindparam("o"),
+            mark.month == bindparam("m"),
+            mark.version == bindparam("v"),
+        )
+        result = self.session.connection().execute(
+            statement, [{"o": o, "m": m, "v": v} for (o, m), v in sorted(seen.items())]
+        )
+        return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
     # --- profitability rows -------------------------------------------------------------------
 
@@ -305,6 +326,103 @@ class ProfitabilityRepository(Repository):
                 f"INSERT INTO tenant_profitability ({names}) "
                 f"SELECT {names} FROM profitability_staging"
             )
+
+    def upsert_figures(
+        self, periods: Sequence[tuple[uuid.UUID, date]], figures: pa.Table, *, now: datetime
+    ) -> tuple[int, int, int, int]:
+        """Make the stored rows of these tenant-months the given ones (`KEY` + `FIGURES`
+        columns, JSON as text) in bulk: insert new rows, update rows whose figures changed,
+        delete rows without figures; unchanged rows are not touched. Returns (inserted,
+        updated, unchanged, deleted)."""
+        if not periods:
+            return 0, 0, 0, 0
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        driver: Any = self.session.connection().connection.driver_connection
+        names = [*self.KEY, *FIGURES, "computed_at"]
+        columns = ", ".join(names)
+        figures = figures.select([*self.KEY, *FIGURES])
+        if postgres:
+            cursor = driver.cursor()
+            # COPY into a table under row-level security is refused: COPY into temporary
+            # tables, then set-based statements (which the policies check).
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS profitability_staging "
+                "(LIKE tenant_profitability) ON COMMIT DROP"
+            )
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS profitability_targets "
+                "(organization_id uuid, month date) ON COMMIT DROP"
+            )
+            cursor.execute("TRUNCATE profitability_staging, profitability_targets")
+            with cursor.copy(
+                "COPY profitability_targets (organization_id, month) FROM STDIN"
+            ) as copy:
+                for organization_id, month in periods:
+                    copy.write_row((organization_id, month))
+            stamped = figures.append_column(
+                "computed_at", pa.array([now] * figures.num_rows, pa.timestamp("us", tz="UTC"))
+            )
+            buffer = io.BytesIO()
+            pa_csv.write_csv(stamped, buffer, pa_csv.WriteOptions(include_header=False))
+            with cursor.copy(
+                f"COPY profitability_staging ({columns}) FROM STDIN (FORMAT csv)"
+            ) as copy:
+                copy.write(buffer.getbuffer())
+            distinct = " OR ".join(f"t.{name} IS DISTINCT FROM excluded.{name}" for name in FIGURES)
+            in_period = (
+                "t.period_start >= x.month AND t.period_start < (x.month + interval '1 month')"
+            )
+        else:
+            cursor = driver.cursor()
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS profitability_staging AS "
+                "SELECT * FROM tenant_profitability WHERE false"
+            )
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS profitability_targets "
+                "(organization_id TEXT, month TEXT)"
+            )
+            cursor.execute("DELETE FROM profitability_staging")
+            cursor.execute("DELETE FROM profitability_targets")
+            cursor.executemany(
+                "INSERT INTO profitability_targets VALUES (?, ?)",
+                [(org.hex, month.isoformat()) for org, month in periods],
+            )
+            # SQLite stores UUIDs as 32 hex digits and dates and times as text.
+            stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            values = {name: figures.column(name).to_pylist() for name in figures.column_names}
+            values["organization_id"] = [uuid.UUID(org).hex for org in values["organization_id"]]
+            values["period_start"] = [day.isoformat() for day in values["period_start"]]
+            values["computed_at"] = [stamp] * figures.num_rows
+            cursor.executemany(
+                f"INSERT INTO profitability_staging ({columns}) "
+                f"VALUES ({', '.join('?' * len(names))})",
+                zip(*(values[name] for name in names), strict=True),
+            )
+            distinct = " OR ".join(f"t.{name} IS NOT excluded.{name}" for name in FIGURES)
+            in_period = "t.period_start >= x.month AND t.period_start < date(x.month, '+1 month')"
+        same_key = " AND ".join(f"s.{name} = t.{name}" for name in self.KEY)
+        cursor.execute(
+            "SELECT count(*) FROM profitability_staging s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM tenant_profitability t WHERE {same_key})"
+        )
+        inserted = int(cursor.fetchone()[0])
+        cursor.execute(
+            "DELETE FROM tenant_profitability AS t WHERE EXISTS (SELECT 1 FROM "
+            f"profitability_targets x WHERE x.organization_id = t.organization_id AND {in_period})"
+            f" AND NOT EXISTS (SELECT 1 FROM profitability_staging s WHERE {same_key})"
+        )
+        deleted = max(int(cursor.rowcount), 0)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in [*FIGURES, "computed_at"])
+        cursor.execute(
+            f"INSERT INTO tenant_profitability AS t ({columns}) "
+            f"SELECT {columns} FROM profitability_staging WHERE true "
+            f"ON CONFLICT ({', '.join(self.KEY)}) DO UPDATE SET {updates} WHERE {distinct}"
+        )
+        written = max(int(cursor.rowcount), 0)
+        cursor.close()
+        updated = written - inserted
+        return inserted, updated, figures.num_rows - written, deleted
 
     def update_rows(self, rows: list[dict[str, Any]]) -> None:
         """Change rows by primary key (each dict holds the key and the new values)."""

@@ -50,6 +50,31 @@ EXTRACTED = pa.schema(
 )
 """An extract for the rollup: times are naive UTC, organisation ids canonical UUID text."""
 
+SQLITE_CHUNK = 65_536
+"""Rows an SQLite extract reads at a time."""
+
+
+def _sqlite_chunk(rows: list[Any]) -> pa.Table:
+    """SQLite rows of an extract as Arrow: UUIDs (32 hex digits) get their dashes back and
+    times (text) are parsed, column by column."""
+    columns = list(zip(*rows, strict=True))
+    hex_ids = pa.array(columns[0], pa.string())
+    parts = [pc.utf8_slice_codeunits(hex_ids, a, b) for a, b in _UUID_PARTS]
+    return pa.table(
+        {
+            "organization_id": pc.binary_join_element_wise(*parts, "-"),
+            "occurred_at": pa.array(columns[1], pa.string()).cast(pa.timestamp("us")),
+            **{
+                name: pa.array(values, EXTRACTED.field(name).type)
+                for name, values in zip(EXTRACTED.names[2:], columns[2:], strict=True)
+            },
+        },
+        schema=EXTRACTED,
+    )
+
+
+_UUID_PARTS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+
 _PG_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS usage_staging (
     event_id text, organization_id uuid, occurred_at timestamptz, agent_type text,
@@ -69,7 +94,8 @@ INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
 SELECT organization_id, month, {now} FROM usage_staging s
 WHERE NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.event_id = s.event_id)
 GROUP BY organization_id, month
-ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at
+ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
+    version = profitability_dirty_periods.version + 1
 """
 _MERGE = f"""
 INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
@@ -86,7 +112,8 @@ WITH inserted AS (
     INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
     SELECT organization_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, %s
     FROM inserted GROUP BY 1, 2
-    ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at
+    ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
+    version = profitability_dirty_periods.version + 1
 )
 SELECT count(*) FROM inserted
 """
@@ -255,21 +282,12 @@ class UsageRepository(Repository):
                 "ON e.organization_id = t.organization_id "
                 "AND e.occurred_at >= t.month AND e.occurred_at < date(t.month, '+1 month')"
             )
-            rows = cursor.fetchall()
+            # Read in chunks, each turned into Arrow columns at once: no list of every row.
+            chunks = []
+            while rows := cursor.fetchmany(SQLITE_CHUNK):
+                chunks.append(_sqlite_chunk(rows))
         finally:
             cursor.close()
-        columns: list[Any] = (
-            list(zip(*rows, strict=True)) if rows else [() for _ in EXTRACTED.names]
-        )
-        organization_ids = [str(uuid.UUID(hex_id)) for hex_id in columns[0]]
-        return pa.table(
-            {
-                "organization_id": pa.array(organization_ids, pa.string()),
-                "occurred_at": pa.array(list(columns[1]), pa.string()).cast(pa.timestamp("us")),
-                **{
-                    name: pa.array(list(values), EXTRACTED.field(name).type)
-                    for name, values in zip(EXTRACTED.names[2:], columns[2:], strict=True)
-                },
-            },
-            schema=EXTRACTED,
-        )
+        if not chunks:
+            return EXTRACTED.empty_table()
+        return pa.concat_tables(chunks)

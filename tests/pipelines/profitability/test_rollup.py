@@ -48,9 +48,7 @@ def _ingest(session: Session, rows: list[dict[str, Any]]) -> Any:
 
 def _rollup(session: Session, **kwargs: Any) -> service.RollupResult:
     plan = service.plan_rollup(session, now=NOW, **kwargs)
-    return service.rollup_chunk(
-        session, plan.targets, through=plan.through, started_at=plan.started_at, now=NOW
-    )
+    return service.rollup_chunk(session, plan.targets, through=plan.through, now=NOW)
 
 
 def _row(session: Session, org: uuid.UUID, kind: str, start: date) -> TenantProfitability:
