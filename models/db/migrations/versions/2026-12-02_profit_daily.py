@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_profit_daily"
-down_revision: str | None = "0009_profitability"
+down_revision: str | None = "0012_comparisons"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
