@@ -1,7 +1,7 @@
 """profitability: versioned dirty marks
 
 Revision ID: 0013_profit_daily
-Revises: 0009_profitability
+Revises: 0012_comparisons
 Create Date: 2026-12-02 00:45:00.000000
 
 Each dirty mark of a tenant-month carries a `version`, raised every time the tenant-month is
