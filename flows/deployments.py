@@ -20,6 +20,7 @@ def deployments() -> list[Any]:
     from flows.evaluation import evaluate_model_version, fail_stuck_evaluations
     from flows.jobs import dispatch_jobs
     from flows.profitability import rollup_profitability
+    from flows.serving import prune_traffic_log
 
     # Imported as `flows.evaluation`, not loaded as a script from a file path.
     return [
@@ -56,6 +57,12 @@ def deployments() -> list[Any]:
             name="hourly",
             description="Recompute tenants' profitability where events or prices changed.",
             interval=3600,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        prune_traffic_log.to_deployment(
+            name="daily",
+            description="Delete traffic-log rows older than the retention setting.",
+            interval=86_400,
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
     ]
