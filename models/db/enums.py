@@ -188,6 +188,51 @@ class ProviderRole(StrEnum):
     ANALYST = "analyst"
 
 
+class ExperimentKind(StrEnum):
+    """How a challenger meets traffic: shadowing the champion, or answering a share of it."""
+
+    SHADOW = "shadow"
+    AB = "ab"
+
+
+class ExperimentStatus(StrEnum):
+    """Where an experiment stands: set up, live, held, or over (never restarted)."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class SplitKey(StrEnum):
+    """What an A/B split hashes with the salt: the tenant, or the end user (tenant if absent)."""
+
+    TENANT = "tenant"
+    END_USER = "end_user"
+
+
+class Variant(StrEnum):
+    """Which side of an experiment a traffic row belongs to."""
+
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+
+
+class TrafficRole(StrEnum):
+    """Whether a prediction was returned to the caller (`served`) or only logged (`shadow`)."""
+
+    SERVED = "served"
+    SHADOW = "shadow"
+
+
+class FeedbackKind(StrEnum):
+    """What a tenant said about a prediction: a rating, the correct label, or corrected text."""
+
+    RATING = "rating"
+    LABEL = "label"
+    CORRECTION = "correction"
+
+
 class PromotionOutcome(StrEnum):
     """What a promotion gate decided about a challenger: promote it, reject it, or wait for
     more evidence."""

@@ -28,6 +28,9 @@ from models.db.enums import (
     CertificateAttemptStatus,
     CertificateStatus,
     DomainStatus,
+    ExperimentKind,
+    ExperimentStatus,
+    FeedbackKind,
     JobAttemptOutcome,
     JobKind,
     JobStatus,
@@ -41,6 +44,9 @@ from models.db.enums import (
     ProviderRole,
     RoutingOutcome,
     RunStatus,
+    SplitKey,
+    TrafficRole,
+    Variant,
     WebhookEndpointStatus,
     check_in,
 )
@@ -784,6 +790,135 @@ class TenantProfitability(Base):
     ai_cost_breakdown: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
     explanation: Mapped[dict[str, Any]] = mapped_column()
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+ACTIVE_EXPERIMENT = f"status IN ('{ExperimentStatus.RUNNING}', '{ExperimentStatus.PAUSED}')"
+"""Experiments that hold their agent type: one per agent type at most."""
+
+
+class Experiment(Base):
+    """A challenger model version tried against an agent type's champion on live traffic.
+
+    Platform-wide: the provider owns the models, so an experiment sees every tenant's requests
+    to its agent type. `shadow` sends a sample (`sample_rate`) of the requests to the challenger
+    after the champion answered; `ab` lets the challenger answer a sticky share
+    (`traffic_split`) of the tenants or end users, by hash of `salt` and the key.
+    """
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", ExperimentKind), name="kind"),
+        CheckConstraint(check_in("status", ExperimentStatus), name="status"),
+        CheckConstraint(check_in("split_key", SplitKey), name="split_key"),
+        CheckConstraint("sample_rate >= 0 AND sample_rate <= 1", name="sample_rate"),
+        CheckConstraint("traffic_split >= 0 AND traffic_split <= 1", name="traffic_split"),
+        Index(
+            "uq_experiments_active_agent_type",
+            "agent_type",
+            unique=True,
+            sqlite_where=text(ACTIVE_EXPERIMENT),
+            postgresql_where=text(ACTIVE_EXPERIMENT),
+        ),
+        Index("ix_experiments_created", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    agent_type: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=ExperimentStatus.DRAFT)
+    champion_version: Mapped[str] = mapped_column(String(200))
+    """`NAME@VERSION` the champion alias named when the experiment was created (or started)."""
+    challenger_version: Mapped[str] = mapped_column(String(200))
+    """`NAME@VERSION` of the challenger."""
+    sample_rate: Mapped[float] = mapped_column(Float, default=1.0)
+    """Shadow: the share of requests the challenger also answers."""
+    traffic_split: Mapped[float] = mapped_column(Float, default=0.5)
+    """A/B: the share of keys the challenger answers for."""
+    split_key: Mapped[str] = mapped_column(String(16), default=SplitKey.TENANT)
+    salt: Mapped[str] = mapped_column(String(64))
+    mde: Mapped[float] = mapped_column(Float)
+    """The minimum detectable effect asked for (on the primary metric's scale)."""
+    planned_sample_size: Mapped[int] = mapped_column(Integer)
+    """Requests (shadow: pairs; A/B: per variant) needed to detect `mde`."""
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """How the sample size was planned (alpha, power, metric, standard deviation, method)."""
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    paused_at: Mapped[datetime | None] = mapped_column(default=None)
+    stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TrafficLogEntry(Base):
+    """One prediction of one model version for one request: served, or shadowed.
+
+    A request has one `served` row, and one `shadow` row when an experiment's challenger saw
+    it too (paired by `request_id`). Inputs and outputs are cut to the configured length;
+    `input_hash` is of the whole input. Pruned after the configured retention.
+    """
+
+    __tablename__ = "traffic_log"
+    __table_args__ = (
+        CheckConstraint(check_in("role", TrafficRole), name="role"),
+        CheckConstraint(f"variant IS NULL OR {check_in('variant', Variant)}", name="variant"),
+        UniqueConstraint("request_id", "role"),
+        Index("ix_traffic_log_experiment_time", "experiment_id", "created_at"),
+        Index("ix_traffic_log_org_time", "organization_id", "created_at"),
+        Index("ix_traffic_log_agent_time", "agent_type", "created_at"),
+        Index("ix_traffic_log_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[uuid.UUID] = mapped_column()
+    """No foreign key, like `usage_events`: rows arrive in batches; tenants are never deleted."""
+    agent_type: Mapped[str] = mapped_column(String(64))
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("experiments.id", ondelete="SET NULL"), default=None
+    )
+    variant: Mapped[str | None] = mapped_column(String(16), default=None)
+    role: Mapped[str] = mapped_column(String(16), default=TrafficRole.SERVED)
+    model_version: Mapped[str] = mapped_column(String(200))
+    """`NAME@VERSION` that made the prediction."""
+    end_user_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    input_hash: Mapped[str] = mapped_column(String(64))
+    input_text: Mapped[str] = mapped_column(Text)
+    output_text: Mapped[str | None] = mapped_column(Text, default=None)
+    input_chars: Mapped[int] = mapped_column(Integer, default=0)
+    output_chars: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Feedback(Base):
+    """What a tenant said about one served prediction; one per request and kind (idempotent)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", FeedbackKind), name="kind"),
+        UniqueConstraint("request_id", "kind"),
+        Index("ix_feedback_org_created", "organization_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    agent_type: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(Text)
+    """The rating as text, the correct label, or the corrected output."""
+    rating: Mapped[float | None] = mapped_column(Float, default=None)
+    """The rating as a number (kind `rating` only)."""
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- Promotion: gates, decisions (immutable evidence) and drift reports --------------------------

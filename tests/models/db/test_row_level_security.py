@@ -254,6 +254,21 @@ def _seed(url: str) -> Seeded:
             " FROM unnest(ARRAY[%s, %s]::uuid[]) AS o",
             (ids["a"], ids["b"]),
         ),
+        (
+            "INSERT INTO traffic_log (request_id, organization_id, agent_type, role,"
+            " model_version, input_hash, input_text, output_text, input_chars, output_chars,"
+            " latency_ms, created_at) VALUES ('req-a', %s, 'intent', 'served', 'm@1',"
+            " repeat('a', 64), 'a secret', 'x', 8, 1, 1.0, now()), ('req-b', %s, 'intent',"
+            " 'served', 'm@1', repeat('b', 64), 'b', 'x', 1, 1, 1.0, now())",
+            (ids["a"], ids["b"]),
+        ),
+        (
+            "INSERT INTO feedback (id, request_id, organization_id, agent_type, kind, value,"
+            " created_by, created_at, updated_at) VALUES (gen_random_uuid(), 'req-a', %s,"
+            " 'intent', 'label', 'refund', 'a', now(), now()), (gen_random_uuid(), 'req-b', %s,"
+            " 'intent', 'label', 'refund', 'b', now(), now())",
+            (ids["a"], ids["b"]),
+        ),
     ]
     with psycopg.connect(_plain(url), autocommit=False) as connection:
         for statement, params in statements:
@@ -589,6 +604,31 @@ CASES = [
         shared_update="UPDATE tenant_profitability SET discount_bps = 10000"
         " WHERE organization_id = %(b)s",
     ),
+    Case(
+        "traffic_log",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        # Read-only for B: the platform records what was served.
+        insert="INSERT INTO traffic_log (request_id, organization_id, agent_type, role,"
+        " model_version, input_hash, input_text, input_chars, output_chars, latency_ms,"
+        " created_at) VALUES ('evil', %(b)s, 'intent', 'served', 'm@1', repeat('e', 64), 'x', 1,"
+        " 0, 0, now())",
+        update="UPDATE traffic_log SET output_text = 'x' WHERE organization_id = %(a)s",
+        delete="DELETE FROM traffic_log WHERE organization_id = %(a)s",
+        shared_update="UPDATE traffic_log SET output_text = 'forged' WHERE request_id = 'req-b'",
+    ),
+    Case(
+        "feedback",
+        others="organization_id = %(a)s",
+        own="organization_id = %(b)s",
+        # Feedback on A's request, filed as B's own.
+        insert="INSERT INTO feedback (id, request_id, organization_id, agent_type, kind, value,"
+        " created_by, created_at, updated_at) VALUES (gen_random_uuid(), 'req-a', %(b)s,"
+        " 'intent', 'rating', '1', 'b', now(), now())",
+        update="UPDATE feedback SET value = 'x' WHERE organization_id = %(a)s",
+        delete="DELETE FROM feedback WHERE organization_id = %(a)s",
+        shared_update="UPDATE feedback SET organization_id = %(a)s WHERE request_id = 'req-b'",
+    ),
 ]
 
 
@@ -617,6 +657,11 @@ PLATFORM_ONLY = {
     "adoption_tier_schedules": "INSERT INTO adoption_tier_schedules (id, effective_from, basis,"
     " tiers, created_by, created_at) VALUES (gen_random_uuid(), DATE '2026-01-01', 'jobs',"
     " '[]', 'b', now())",
+    "experiments": "INSERT INTO experiments (id, agent_type, kind, status, champion_version,"
+    " challenger_version, sample_rate, traffic_split, split_key, salt, mde,"
+    " planned_sample_size, plan, description, created_by, created_at, updated_at) VALUES"
+    " (gen_random_uuid(), 'intent', 'ab', 'running', 'm@1', 'm@2', 1, 1, 'tenant', 's', 0.1,"
+    " 1, '{}', '', 'b', now(), now())",
     "profitability_dirty_periods": "INSERT INTO profitability_dirty_periods (organization_id,"
     " month, marked_at) VALUES (%(a)s, DATE '2026-03-01', now())",
     "promotion_gates": "INSERT INTO promotion_gates (id, agent_type, version, config,"
