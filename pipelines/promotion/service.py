@@ -3,22 +3,52 @@ rollbacks, drift reports. Services take a session and never commit; every change
 
 from __future__ import annotations
 
+import hashlib
+import math
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
 
+from models.db.enums import ExperimentKind, ExperimentStatus, PromotionOutcome
 from models.db.repositories.audit import record_audit
+from models.db.repositories.experiments import ExperimentRepository, TrafficRepository
+from models.db.repositories.notices import NoticeRepository
+from models.db.repositories.organizations import OrganizationRepository
 from models.db.repositories.promotion import PromotionRepository
-from models.db.tables import PromotionGate
+from models.db.tables import (
+    DriftReport,
+    Experiment,
+    PromotionDecision,
+    PromotionGate,
+    SystemNotice,
+)
 from models.registry import client as registry
 from models.registry import promotion as aliases
 from pipelines.errors import InvalidInput, NotFound
+from pipelines.evaluation.scoring import ScoringOptions, compare, score_examples
+from pipelines.experiments.gate import GateEvidence, MetricEvidence, decide
+from pipelines.golden_datasets.service import (
+    load_version_frame,
+    resolve_version,
+    version_labels,
+)
 from pipelines.pagination import Paged, after_key, as_paged
-from pipelines.promotion.gates import DEFAULT_GATE, normalise_gate
+from pipelines.promotion.comparison import (
+    Reference,
+    TrafficComparison,
+    TrafficRow,
+    compare_ab,
+    compare_shadow,
+)
+from pipelines.promotion.drift import DriftSummary
+from pipelines.promotion.evidence import decision_document, jsonable, live_evidence
+from pipelines.promotion.gates import DEFAULT_GATE, gate_config, normalise_gate
 from pipelines.promotion.read_models import (
     AliasMoveView,
     DecisionDetail,
@@ -26,10 +56,12 @@ from pipelines.promotion.read_models import (
     DriftReportView,
     GateView,
 )
+from pipelines.webhooks.service import emit_event
 
 log = structlog.get_logger()
 
 Clock = Callable[[], datetime]
+Predict = Callable[[registry.ModelVersionRef, list[str]], list[str]]
 
 
 def _agent_type(agent_type: str) -> str:
@@ -202,4 +234,443 @@ def rollback(session: Session, *, agent_type: str, actor: str) -> AliasMoveView:
         champion_before=move.champion_before,
         champion=move.champion_after,
         previous=move.previous_after,
+    )
+
+
+# Notices to the provider
+
+
+def notify_provider(
+    session: Session, *, title: str, body: str, severity: str, actor: str, now: datetime
+) -> SystemNotice | None:
+    """A system notice addressed to the provider's organisation only (no tenant sees it)."""
+    provider = OrganizationRepository(session).provider()
+    if provider is None:
+        return None
+    notice = NoticeRepository(session).add(
+        SystemNotice(
+            title=title[:200],
+            body=body,
+            severity=severity,
+            audience="listed",
+            starts_at=now,
+            ends_at=None,
+            created_at=now,
+            updated_at=now,
+        ),
+        [provider.id],
+    )
+    record_audit(
+        session,
+        "system_notice.created",
+        notice.id,
+        actor=actor,
+        details={"severity": severity, "audience": "provider", "tenants": 0},
+    )
+    return notice
+
+
+# Drift reports (write)
+
+DRIFT_FOLDER = "drift_reports"
+"""Where drift reports' HTML files live under the StreamFlow home."""
+
+
+def store_drift_report(
+    session: Session,
+    *,
+    agent_type: str,
+    summary: DriftSummary,
+    window: tuple[datetime, datetime],
+    n_current: int,
+    n_reference: int,
+    dataset_version_id: uuid.UUID | None,
+    dataset_digest: str | None,
+    html: str | None,
+    home: Path,
+    actor: str,
+    now: datetime,
+) -> DriftReportView:
+    """Keep a drift report (its HTML as a file under `home`, its SHA-256 in the row), audited;
+    drift beyond the threshold tells the provider."""
+    report_id = uuid.uuid4()
+    html_path = sha256 = None
+    if html is not None:
+        data = html.encode()
+        sha256 = hashlib.sha256(data).hexdigest()
+        relative = Path(DRIFT_FOLDER) / f"{report_id}.html"
+        target = home / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_bytes(data)
+        temporary.replace(target)
+        html_path = relative.as_posix()
+    report = PromotionRepository(session).add_drift_report(
+        DriftReport(
+            id=report_id,
+            agent_type=agent_type,
+            window_start=window[0],
+            window_end=window[1],
+            dataset_version_id=dataset_version_id,
+            dataset_digest=dataset_digest,
+            n_current=n_current,
+            n_reference=n_reference,
+            drift_share=summary.drift_share,
+            threshold=summary.threshold,
+            drifted=summary.drifted,
+            drifted_columns=summary.drifted_columns,
+            html_path=html_path,
+            html_sha256=sha256,
+            created_at=now,
+        )
+    )
+    record_audit(
+        session,
+        "drift_report.created",
+        report.id,
+        actor=actor,
+        details={
+            "agent_type": agent_type,
+            "drift_share": summary.drift_share,
+            "drifted": summary.drifted,
+        },
+    )
+    if summary.drifted:
+        notify_provider(
+            session,
+            title=f"Input drift on {agent_type}",
+            body=(
+                f"{len(summary.drifted_columns)} of {len(summary.columns)} descriptors of recent "
+                f"{agent_type} traffic drifted from the golden dataset "
+                f"({', '.join(summary.drifted_columns)}; share {summary.drift_share:.2f}, "
+                f"threshold {summary.threshold:.2f}). A re-evaluation was started; the report is "
+                f"drift report {report.id}."
+            ),
+            severity="warning",
+            actor=actor,
+            now=now,
+        )
+    return DriftReportView.model_validate(report)
+
+
+# Comparison and decision
+
+
+def _load_window(
+    session: Session, experiment: Experiment, since: datetime, until: datetime
+) -> list[TrafficRow]:
+    traffic = TrafficRepository(session)
+    rows: list[TrafficRow] = []
+    after = None
+    while True:
+        page = traffic.window(experiment_id=experiment.id, since=since, until=until, after=after)
+        rows += [
+            TrafficRow(
+                request_id=entry.request_id,
+                role=entry.role,
+                variant=entry.variant,
+                output=entry.output_text,
+                latency_ms=float(entry.latency_ms),
+                error=entry.error is not None,
+                created_at=entry.created_at,
+            )
+            for entry in page.items
+        ]
+        if page.next_key is None:
+            return rows
+        after = page.next_key
+
+
+def _references(
+    session: Session, agent_type: str, since: datetime, wanted: set[str]
+) -> dict[str, Reference]:
+    """Labels and corrections given for the window's requests (a label wins over a text)."""
+    traffic = TrafficRepository(session)
+    found: dict[str, Reference] = {}
+    after = None
+    while True:
+        page = traffic.feedback_page(
+            organization_id=None, agent_type=agent_type, since=since, after=after
+        )
+        for feedback in page.items:
+            if feedback.request_id not in wanted or feedback.kind not in ("label", "correction"):
+                continue
+            if feedback.request_id not in found or feedback.kind == "label":
+                found[feedback.request_id] = Reference(feedback.kind, feedback.value)
+        if page.next_key is None:
+            return found
+        after = page.next_key
+
+
+def _reference_of(text: str) -> registry.ModelVersionRef:
+    name, version = registry.parse_reference(text)
+    return registry.ModelVersionRef(name=name, version=version)
+
+
+def golden_evidence(
+    session: Session,
+    *,
+    reference: str,
+    champion: registry.ModelVersionRef,
+    challenger: registry.ModelVersionRef,
+    metric: str,
+    storage_dir: Path,
+    seed: int,
+    resamples: int,
+    alpha: float,
+    predict: Predict,
+) -> tuple[MetricEvidence, dict[str, Any]]:
+    """Both versions re-evaluated on the pinned golden dataset version, compared example by
+    example with the evaluation spine's paired bootstrap."""
+    provider = OrganizationRepository(session).provider()
+    if provider is None:
+        raise NotFound("the provider organisation does not exist yet", field="golden_dataset")
+    dataset, version = resolve_version(session, organization_id=provider.id, reference=reference)
+    frame = load_version_frame(storage_dir, version)
+    inputs = frame["input"].astype(str).tolist()
+    expected = frame["expected"].astype(str).tolist()
+    task = dataset.task
+    options = ScoringOptions(n_resamples=resamples, seed=seed, confidence=1.0 - alpha)
+    scores = [
+        score_examples(task, predictions=predict(ref, inputs), expected=expected, use_stemmer=True)
+        for ref in (champion, challenger)
+    ]
+    labels = version_labels(version, expected) if task == "classification" else None
+    primary = "accuracy" if task == "classification" else "rougeL_f"
+    slices = [""] * len(frame)
+    result = compare(
+        task,
+        scores[0],
+        scores[1],
+        slices=slices,
+        options=options,
+        quality=None,
+        primary=primary,
+        labels=labels,
+    )
+    row = next(d for d in result.overall if d.name == primary and d.slice == "")
+    evidence = MetricEvidence(
+        metric=metric,
+        source="golden",
+        estimate=float(row.difference if row.difference is not None else math.nan),
+        ci_low=float(row.ci_low if row.ci_low is not None else -math.inf),
+        ci_high=float(row.ci_high if row.ci_high is not None else math.inf),
+        p_value=row.p_value,
+        n=result.n,
+        method=f"paired bootstrap of {primary} ({resamples} resamples, seed {seed})",
+    )
+    document = {
+        "dataset": f"{dataset.name}@{version.version}",
+        "dataset_version_id": str(version.id),
+        "dataset_digest": version.content_hash,
+        "metric": primary,
+        "champion": row.a,
+        "challenger": row.b,
+        "difference": row.model_dump(mode="json"),
+        "verdict": result.verdict.model_dump(mode="json"),
+        "mcnemar": [test.model_dump(mode="json") for test in result.mcnemar],
+        "seed": seed,
+        "resamples": resamples,
+    }
+    return evidence, document
+
+
+def compare_experiment(
+    session: Session,
+    *,
+    experiment_id: uuid.UUID,
+    now: datetime,
+    actor: str,
+    storage_dir: Path,
+    since: datetime | None = None,
+    resamples: int = 1000,
+    predict: Predict = registry.predict,
+) -> DecisionDetail:
+    """Compare an experiment's challenger with its champion over [start, now) on live traffic
+    and on the gate's pinned golden dataset version; the gate decides, and the decision is
+    kept as immutable evidence with an audit row. A promotion flips the aliases, tells the
+    provider and queues a `challenger.promoted` webhook, all in the caller's transaction;
+    promote and reject stop the experiment."""
+    experiments = ExperimentRepository(session)
+    experiment = experiments.get(experiment_id)
+    if experiment is None:
+        raise NotFound(f"experiment {experiment_id} not found", field="experiment_id")
+    repository = PromotionRepository(session)
+    gate = repository.current_gate(experiment.agent_type)
+    document = normalise_gate(gate.config if gate is not None else DEFAULT_GATE)
+    config = gate_config(document)
+    started = experiment.started_at or experiment.created_at
+    window_start = since or started
+    if window_start >= now:
+        raise InvalidInput("since: the window must start before now", field="since")
+    seed = int(document["sample_seed"])
+    rows = _load_window(session, experiment, window_start, now)
+    references = _references(
+        session, experiment.agent_type, window_start, {row.request_id for row in rows}
+    )
+    shadow = experiment.kind == ExperimentKind.SHADOW
+    traffic: TrafficComparison = (compare_shadow if shadow else compare_ab)(rows, references)
+    last = repository.latest_decision(experiment.agent_type)
+    carried = (
+        last.evidence.get("live", {}).get("sequential")
+        if last is not None and last.experiment_id == experiment.id and since is None
+        else None
+    )
+    live = live_evidence(
+        traffic,
+        alpha=config.alpha,
+        seed=seed,
+        resamples=max(resamples, 100),
+        previous=carried,
+        challenger_share=None if shadow else experiment.traffic_split,
+    )
+    champion = _reference_of(experiment.champion_version)
+    challenger = _reference_of(experiment.challenger_version)
+    metrics = list(live.metrics)
+    golden: dict[str, Any] | None = None
+    if document["golden_dataset"]:
+        golden_row, golden = golden_evidence(
+            session,
+            reference=document["golden_dataset"],
+            champion=champion,
+            challenger=challenger,
+            metric=config.primary_metric,
+            storage_dir=storage_dir,
+            seed=seed,
+            resamples=resamples,
+            alpha=config.alpha,
+            predict=predict,
+        )
+        metrics.append(golden_row)
+    evidence = GateEvidence(
+        metrics=tuple(metrics), n=traffic.n, duration=now - started, srm=live.srm
+    )
+    decision = decide(config, evidence)
+    stored = repository.add_decision(
+        PromotionDecision(
+            agent_type=experiment.agent_type,
+            experiment_id=experiment.id,
+            outcome=decision.outcome,
+            reason=decision.reason,
+            model_name=challenger.name,
+            champion_version=str(champion),
+            challenger_version=str(challenger),
+            dataset_version_id=uuid.UUID(golden["dataset_version_id"]) if golden else None,
+            dataset_digest=golden["dataset_digest"] if golden else None,
+            window_start=window_start,
+            window_end=now,
+            n=traffic.n,
+            gate_version=gate.version if gate is not None else None,
+            gate_config=document,
+            evidence=jsonable(
+                {
+                    "gate": decision_document(decision),
+                    "metrics": [asdict(m) for m in metrics],
+                    "live": {
+                        "kind": experiment.kind,
+                        "n_champion": traffic.n_champion,
+                        "n_challenger": traffic.n_challenger,
+                        "unpaired": traffic.unpaired,
+                        "with_reference": traffic.with_reference,
+                        "agreement_rate": traffic.agreement_rate,
+                        "output_rouge_l": traffic.output_rouge_l,
+                        "error_rate_champion": _mean(traffic.champion.errors),
+                        "error_rate_challenger": _mean(traffic.challenger.errors),
+                        "sequential": live.sequential,
+                        "tests": live.tests,
+                        "srm": asdict(live.srm) if live.srm is not None else None,
+                        "duration_seconds": evidence.duration.total_seconds(),
+                    },
+                    "golden": golden,
+                    "seeds": {"bootstrap": seed},
+                }
+            ),
+            actor=actor,
+            created_at=now,
+        )
+    )
+    record_audit(
+        session,
+        "promotion_decision.recorded",
+        stored.id,
+        actor=actor,
+        details={
+            "agent_type": experiment.agent_type,
+            "outcome": decision.outcome,
+            "experiment_id": str(experiment.id),
+            "challenger": str(challenger),
+        },
+    )
+    if decision.outcome != PromotionOutcome.WAIT:
+        _finish(session, experiment, stored, champion, challenger, actor=actor, now=now)
+    log.info(
+        "promotion.decided",
+        agent_type=experiment.agent_type,
+        outcome=decision.outcome,
+        n=traffic.n,
+        decision_id=str(stored.id),
+    )
+    return DecisionDetail.model_validate(stored)
+
+
+def _mean(values: Any) -> float | None:
+    return float(values.mean()) if len(values) else None
+
+
+def _finish(
+    session: Session,
+    experiment: Experiment,
+    decision: PromotionDecision,
+    champion: registry.ModelVersionRef,
+    challenger: registry.ModelVersionRef,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Act on a final decision: stop the experiment; on promote, flip the aliases, queue the
+    webhook; tell the provider either way."""
+    experiment.status = ExperimentStatus.STOPPED
+    experiment.stopped_at = now
+    experiment.updated_at = now
+    record_audit(
+        session,
+        "experiment.stopped",
+        experiment.id,
+        actor=actor,
+        details={"reason": f"promotion decision {decision.outcome}", "decision": str(decision.id)},
+    )
+    promoted = decision.outcome == PromotionOutcome.PROMOTE
+    if promoted:
+        promote_version(
+            session,
+            agent_type=experiment.agent_type,
+            name=challenger.name,
+            version=challenger.version,
+            actor=actor,
+            reason=f"promotion decision {decision.id}",
+        )
+        provider = OrganizationRepository(session).provider()
+        if provider is not None:
+            emit_event(
+                session,
+                organization_id=provider.id,
+                event_type="challenger.promoted",
+                subject_id=str(decision.id),
+                data={
+                    "decision_id": str(decision.id),
+                    "agent_type": experiment.agent_type,
+                    "champion": str(challenger),
+                    "previous": str(champion),
+                    "links": {"decision": f"/provider/v1/promotion/decisions/{decision.id}"},
+                },
+                now=now,
+            )
+    verb = "promoted to champion" if promoted else "rejected"
+    notify_provider(
+        session,
+        title=f"{experiment.agent_type}: challenger {challenger} {verb}",
+        body=f"{decision.reason} Evidence: promotion decision {decision.id}.",
+        severity="info" if promoted else "warning",
+        actor=actor,
+        now=now,
     )

@@ -42,6 +42,7 @@ EVENT_TYPES = (
     "report.ready",
     "ai_task.completed",
     "certificate.expiring",
+    "challenger.promoted",
 )
 """What tenants can subscribe to."""
 ACTIVE, DISABLED = str(WebhookEndpointStatus.ACTIVE), str(WebhookEndpointStatus.DISABLED)
