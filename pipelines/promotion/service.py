@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import structlog
 from sqlalchemy.orm import Session
 
@@ -46,7 +47,7 @@ from pipelines.promotion.comparison import (
     compare_ab,
     compare_shadow,
 )
-from pipelines.promotion.drift import DriftSummary
+from pipelines.promotion.drift import DriftSummary, descriptors, vocabulary
 from pipelines.promotion.evidence import decision_document, jsonable, live_evidence
 from pipelines.promotion.gates import DEFAULT_GATE, gate_config, normalise_gate
 from pipelines.promotion.read_models import (
@@ -673,4 +674,55 @@ def _finish(
         severity="info" if promoted else "warning",
         actor=actor,
         now=now,
+    )
+
+
+# Drift inputs
+
+
+def drift_inputs(
+    session: Session,
+    *,
+    agent_type: str,
+    since: datetime,
+    until: datetime,
+    storage_dir: Path,
+    limit: int = 5000,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]] | None:
+    """Descriptors of recent served traffic (current) and of the gate's pinned golden dataset
+    version (reference), or None when the agent type pins no golden dataset or saw no traffic."""
+    document = normalise_gate(gate_view(session, agent_type).config)
+    if not document["golden_dataset"]:
+        return None
+    served = PromotionRepository(session).recent_served(
+        agent_type, since=since, until=until, limit=limit
+    )
+    if not served:
+        return None
+    provider = OrganizationRepository(session).provider()
+    if provider is None:
+        return None
+    dataset, version = resolve_version(
+        session, organization_id=provider.id, reference=document["golden_dataset"]
+    )
+    frame = load_version_frame(storage_dir, version)
+    golden_inputs = frame["input"].astype(str).tolist()
+    known = vocabulary(golden_inputs)
+    classifier = dataset.task == "classification"
+    reference = descriptors(
+        golden_inputs, known, frame["expected"].astype(str).tolist() if classifier else None
+    )
+    current = descriptors(
+        [text for text, _ in served],
+        known,
+        [str(output or "") for _, output in served] if classifier else None,
+    )
+    return (
+        reference,
+        current,
+        {
+            "dataset_version_id": version.id,
+            "dataset_digest": version.content_hash,
+            "dataset": f"{dataset.name}@{version.version}",
+        },
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, select
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
-from models.db.tables import DriftReport, PromotionDecision, PromotionGate
+from models.db.tables import DriftReport, PromotionDecision, PromotionGate, TrafficLogEntry
 
 
 class PromotionRepository(Repository):
@@ -84,3 +85,27 @@ class PromotionRepository(Repository):
         if agent_type is not None:
             query = query.where(DriftReport.agent_type == agent_type)
         return self.page(query, self.DRIFT_ORDER, after=after, limit=limit)
+
+    # Traffic for drift
+
+    def recent_served(
+        self, agent_type: str, *, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[str, str | None]]:
+        """(input, output) of the newest `limit` served predictions of an agent type in
+        [since, until)."""
+        rows = self.session.execute(
+            select(TrafficLogEntry.input_text, TrafficLogEntry.output_text)
+            .where(
+                TrafficLogEntry.agent_type == agent_type,
+                TrafficLogEntry.role == "served",
+                TrafficLogEntry.created_at >= since,
+                TrafficLogEntry.created_at < until,
+            )
+            .order_by(TrafficLogEntry.created_at.desc())
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def gated_agent_types(self) -> list[str]:
+        """Agent types with a gate set."""
+        return list(self.session.scalars(select(PromotionGate.agent_type).distinct()))
