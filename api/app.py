@@ -25,6 +25,7 @@ from api.routers import (
     health,
     jobs,
     profitability,
+    promotion,
     provider,
     tenant,
     tenant_dashboards,
@@ -179,6 +180,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(acme.router)
     app.include_router(profitability.provider_router)
     app.include_router(profitability.tenant_router)
+    app.include_router(promotion.provider_router)
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)
