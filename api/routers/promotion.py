@@ -9,12 +9,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from api.deps import Cursor, Limit, Provider, StateDep, page_size
 from api.edge import SignedRoute
 from api.errors import problem_responses
-from api.schemas.common import Page
+from api.schemas.common import InputModel, Page
 from pipelines.errors import NotFound
 from pipelines.promotion import service
 from pipelines.promotion.read_models import (
@@ -43,7 +43,7 @@ AgentFilter = Annotated[
 ]
 
 
-class GuardrailBody(BaseModel):
+class GuardrailBody(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: str = Field(max_length=64, examples=["latency_p95_ms"])
@@ -51,7 +51,7 @@ class GuardrailBody(BaseModel):
     higher_is_better: bool | None = None
 
 
-class GateBody(BaseModel):
+class GateBody(InputModel):
     """A gate to pre-register; fields left out take the defaults."""
 
     model_config = ConfigDict(extra="forbid")

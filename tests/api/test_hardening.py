@@ -348,6 +348,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "effective_from": "2026-03-01",
         "tiers": [{"name": "t", "min_rate_bps": 0, "discount_bps": 0}],
     },
+    "GateBody": {"min_n": 100, "guardrails": [{"metric": "error_rate", "margin": 0.01}]},
 }
 """A valid body of each request schema, so that fuzzed parameters reach the handler."""
 
