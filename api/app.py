@@ -19,6 +19,7 @@ from api.observability import Metrics, RequestContextMiddleware
 from api.principals import PrincipalCache
 from api.routers import (
     acme,
+    agents,
     console,
     dashboards,
     docs,
@@ -30,6 +31,7 @@ from api.routers import (
     tenant,
     tenant_dashboards,
 )
+from api.serving import ServingRuntime
 from api.settings import ApiSettings, ProviderAuthSettings
 from api.state import ApiState, EvaluationLauncher
 from models.cache.cache import make_immutable_result_cache, make_result_cache
@@ -42,7 +44,12 @@ from models.db.engine import make_engine, make_sessionmaker
 from models.db.migrate import ensure_schema
 from models.domain_settings import DomainSettings
 from models.registry import client as registry
-from models.settings import RegistrySettings, StorageSettings, normalize_database_url
+from models.settings import (
+    RegistrySettings,
+    ServingSettings,
+    StorageSettings,
+    normalize_database_url,
+)
 from pipelines.logging import configure_logging, init_error_reporting
 
 log = structlog.get_logger()
@@ -61,6 +68,7 @@ def build_state(
     cache_settings: CacheSettings | None = None,
     provider_auth: ProviderAuthSettings | None = None,
     launcher: EvaluationLauncher | None = None,
+    serving: ServingSettings | None = None,
 ) -> ApiState:
     """Open what the API needs from settings (the environment by default)."""
     api = api or ApiSettings()
@@ -87,13 +95,14 @@ def build_state(
     comparisons = cache_settings.model_copy(
         update={"cache_ttl_seconds": cache_settings.comparison_ttl_seconds}
     )
+    sessions = make_sessionmaker(engine)
     return ApiState(
         api=api,
         storage=storage,
         registry=registry_settings,
         cache_settings=cache_settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         tenant_engine=tenant_engine,
         tenant_sessions=make_sessionmaker(tenant_engine),
         cache=shared_cache,
@@ -124,6 +133,7 @@ def build_state(
         principals=PrincipalCache(api.auth_cache_seconds),
         redis=client,
         domains=DomainSettings(home=storage.home),
+        serving=ServingRuntime(serving or ServingSettings(), sessions),
     )
 
 
@@ -151,6 +161,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         yield
         opened: ApiState = app.state.streamflow
         opened.launcher.shutdown()
+        if opened.serving is not None:
+            opened.serving.close()
         if opened.redis is not None:
             await opened.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
         opened.tenant_engine.dispose()
@@ -180,6 +192,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(acme.router)
     app.include_router(profitability.provider_router)
     app.include_router(profitability.tenant_router)
+    app.include_router(agents.tenant_router)
+    app.include_router(agents.provider_router)
     app.include_router(promotion.provider_router)
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)

@@ -52,6 +52,10 @@ class Busy(StreamflowError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class PredictionFailed(StreamflowError):
+    """The model version behind an agent type failed to answer (logged with the request id)."""
+
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -102,6 +106,7 @@ KINDS: dict[type[Exception], tuple[int, str, str]] = {
     SignatureInvalid: (401, "invalid-signature", "Invalid request signature"),
     ReplayCheckUnavailable: (503, "replay-protection-unavailable", "Service unavailable"),
     Busy: (503, "busy", "Service unavailable"),
+    PredictionFailed: (502, "prediction-failed", "Bad gateway"),
 }
 
 STATUS_SLUGS = {
@@ -116,6 +121,7 @@ STATUS_SLUGS = {
     422: ("invalid-input", "Invalid input"),
     429: ("rate-limited", "Too many requests"),
     500: ("internal-error", "Internal error"),
+    502: ("prediction-failed", "Bad gateway"),
     503: ("unavailable", "Service unavailable"),
 }
 

@@ -13,6 +13,7 @@ from api.address_blocks import AddressBlocks
 from api.cache import ExpensiveReads
 from api.observability import Metrics
 from api.principals import PrincipalCache
+from api.serving import ServingRuntime
 from api.settings import ApiSettings
 from models.cache.cache import ResultCache
 from models.cache.nonces import NonceStore
@@ -65,3 +66,5 @@ class ApiState:
     """Addresses past their limit of failed authentications (see api/address_blocks.py)."""
     domains: DomainSettings = field(default_factory=DomainSettings)
     """DNS checks, the ACME CA and the sealing key of custom domains and certificates."""
+    serving: ServingRuntime | None = None
+    """Serving the agents: champion and experiment caches, the shadow dispatcher."""

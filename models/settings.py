@@ -78,3 +78,34 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+class ServingSettings(BaseSettings):
+    """Serving the agents: alias freshness, the traffic log, and the shadow challenger's
+    workers (prefix `STREAMFLOW_SERVING_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFLOW_SERVING_", extra="ignore")
+
+    alias_cache_seconds: float = Field(default=5.0, ge=0)
+    """How old a process's view of the champion aliases and running experiments may be: an
+    alias moved or an experiment started elsewhere takes effect everywhere within this time
+    (0: ask the registry and database on every request)."""
+    traffic_text_limit: int = Field(default=4_000, ge=0)
+    """Characters of each input and output kept in the traffic log (the hash covers all)."""
+    traffic_retention_days: int = Field(default=30, ge=1)
+    """Traffic rows older than this are deleted by the `prune-traffic` flow."""
+    shadow_mode: str = Field(default="process", pattern="^(process|thread)$")
+    """Where shadow predictions run: `process` (worker processes at lower OS priority, killed
+    on timeout) or `thread` (threads of the API process, for small setups)."""
+    shadow_workers: int = Field(default=1, ge=1, le=64)
+    """Shadow predictions run at once per API process."""
+    shadow_queue_size: int = Field(default=1_000, ge=1)
+    """Shadow requests waiting at most; beyond it they are counted and dropped, never waited on."""
+    shadow_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A challenger slower than this is logged as timed out (its worker process is replaced)."""
+    shadow_niceness: int = Field(default=10, ge=0, le=19)
+    """How much lower the shadow worker processes' OS priority is than the API's."""
+    shadow_batch_size: int = Field(default=200, ge=1)
+    """Shadow traffic rows written per insert."""
+    shadow_flush_seconds: float = Field(default=1.0, gt=0)
+    """Longest a shadow row waits before its batch is written."""

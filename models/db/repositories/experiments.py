@@ -13,10 +13,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
-from models.db.tables import Experiment, Feedback, TrafficLogEntry
+from models.db.tables import (
+    Experiment,
+    Feedback,
+    ProfitabilityDirtyPeriod,
+    TrafficLogEntry,
+    UsageEvent,
+)
 
 ACTIVE_STATUSES = ("running", "paused")
 """Statuses that hold an agent type (one experiment per agent type at most)."""
@@ -185,3 +193,22 @@ def insert_traffic_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> 
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+def record_usage_event(session: Session, row: Mapping[str, Any], *, month: Any) -> None:
+    """One usage event (skipped if its id is stored) and its tenant-month marked for the
+    rollup, as the usage ingest marks them."""
+    repository = Repository(session)
+    if not repository.insert_unless_taken(UsageEvent, row):
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(ProfitabilityDirtyPeriod).values(
+        organization_id=row["organization_id"], month=month, marked_at=row["occurred_at"]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["organization_id", "month"],
+            set_={"marked_at": statement.excluded.marked_at},
+        )
+    )

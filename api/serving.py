@@ -1,0 +1,216 @@
+"""Serving the agents in the API process: which version answers, the prediction, its record,
+and the hand-off of shadow work.
+
+The champion of each agent type and the running experiments are remembered for
+`alias_cache_seconds`, so an alias moved or an experiment started by another process applies
+here within that bound. Loaded models are cached per version by the registry client. The
+served prediction's traffic row and usage event are written through the platform's session
+(metering is the platform's record) before the response goes out; shadow work is queued for
+after it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+from cachetools import TTLCache
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.errors import PredictionFailed
+from api.shadow import ProcessRunner, Runner, ShadowDispatcher, ShadowTask, ThreadRunner
+from api.shadow_worker import predict_one
+from models.db.engine import transaction
+from models.registry import client as registry
+from models.registry.serving import AgentChampion, ChampionCache
+from models.settings import ServingSettings
+from pipelines.errors import NotFound
+from pipelines.experiments.service import live_experiments
+from pipelines.serving.routing import LiveExperiment, route
+from pipelines.serving.service import Prediction, record_served, record_shadow_batch
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the caller gets, and the shadow task to queue once the response is sent."""
+
+    request_id: str
+    agent_type: str
+    model_version: str
+    output: str
+    latency_ms: float
+    experiment_id: str | None
+    variant: str | None
+    shadow: ShadowTask | None
+
+
+class ExperimentCache:
+    """Running experiments by agent type, remembered for `ttl_seconds`."""
+
+    def __init__(self, sessions: sessionmaker[Session], ttl_seconds: float) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._cache: TTLCache[str, dict[str, LiveExperiment]] | None = (
+            TTLCache(maxsize=1, ttl=ttl_seconds) if ttl_seconds > 0 else None
+        )
+
+    def _load(self) -> dict[str, LiveExperiment]:
+        with self._sessions() as session, session.begin():
+            return live_experiments(session)
+
+    def get(self, agent_type: str) -> LiveExperiment | None:
+        if self._cache is None:
+            return self._load().get(agent_type)
+        with self._lock:
+            held = self._cache.get("all")
+        if held is None:
+            held = self._load()
+            with self._lock:
+                self._cache["all"] = held
+        return held.get(agent_type)
+
+    def forget(self) -> None:
+        if self._cache is not None:
+            with self._lock:
+                self._cache.clear()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+class ServingRuntime:
+    """What `/v1/agents` uses: caches, the prediction path and the shadow dispatcher."""
+
+    def __init__(
+        self,
+        settings: ServingSettings,
+        sessions: sessionmaker[Session],
+        *,
+        make_runner: Callable[[], Runner] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._sessions = sessions
+        self._clock = clock
+        self.champions = ChampionCache(settings.alias_cache_seconds)
+        self.experiments = ExperimentCache(sessions, settings.alias_cache_seconds)
+        self.shadow = ShadowDispatcher(
+            make_runner=make_runner or self._default_runner,
+            sink=self._write_shadow_rows,
+            workers=settings.shadow_workers,
+            queue_size=settings.shadow_queue_size,
+            batch_size=settings.shadow_batch_size,
+            flush_seconds=settings.shadow_flush_seconds,
+            text_limit=settings.traffic_text_limit,
+            clock=clock,
+        )
+
+    def _default_runner(self) -> Runner:
+        if self.settings.shadow_mode == "thread":
+            return ThreadRunner()
+        return ProcessRunner(
+            tracking_uri=mlflow.get_tracking_uri(),
+            timeout_seconds=self.settings.shadow_timeout_seconds,
+            niceness=self.settings.shadow_niceness,
+        )
+
+    def _write_shadow_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        with transaction(self._sessions) as session:
+            record_shadow_batch(session, rows)
+
+    def agents(self) -> dict[str, AgentChampion]:
+        return self.champions.all()
+
+    def forget(self) -> None:
+        """Drop the remembered aliases and experiments (this process changed one)."""
+        self.champions.forget()
+        self.experiments.forget()
+
+    def predict(
+        self,
+        *,
+        agent_type: str,
+        text: str,
+        organization_id: uuid.UUID,
+        end_user_key: str | None,
+    ) -> Served:
+        """The answering version's prediction, recorded; blocking (run it in a thread)."""
+        champion = self.champions.get(agent_type)
+        if champion is None:
+            raise NotFound(
+                f"agent type {agent_type!r} has no champion model version; GET /v1/agents "
+                "lists the agent types you can call",
+                field="agent_type",
+            )
+        request_id = uuid.uuid4().hex
+        experiment = self.experiments.get(agent_type)
+        chosen = route(
+            champion=str(champion.champion),
+            experiment=experiment,
+            request_id=request_id,
+            organization_id=str(organization_id),
+            end_user_key=end_user_key,
+        )
+        started = time.perf_counter()
+        output: str | None = None
+        error: str | None = None
+        try:
+            name, _, version = chosen.answering.partition("@")
+            model = registry.load_model(registry.ModelVersionRef(name, version))
+            output = predict_one(model, text)
+        except Exception as failure:
+            error = f"{type(failure).__name__}: {failure}"[:2000]
+        latency = _ms(started)
+        prediction = Prediction(
+            request_id=request_id,
+            organization_id=organization_id,
+            agent_type=agent_type,
+            model_version=chosen.answering,
+            input_text=text,
+            output_text=output,
+            latency_ms=latency,
+            error=error,
+            experiment_id=chosen.experiment_id,
+            variant=chosen.variant,
+            end_user_key=end_user_key,
+        )
+        with transaction(self._sessions) as session:
+            record_served(
+                session, prediction, now=self._clock(), text_limit=self.settings.traffic_text_limit
+            )
+        if output is None:
+            raise PredictionFailed(
+                f"{chosen.answering} failed to answer request {request_id}; retry, or tell the "
+                "provider the request id"
+            )
+        shadow = None
+        if chosen.shadow is not None and chosen.experiment_id is not None:
+            shadow = ShadowTask(
+                request_id=request_id,
+                organization_id=organization_id,
+                agent_type=agent_type,
+                experiment_id=chosen.experiment_id,
+                challenger=chosen.shadow,
+                input_text=text,
+                end_user_key=end_user_key,
+            )
+        return Served(
+            request_id=request_id,
+            agent_type=agent_type,
+            model_version=chosen.answering,
+            output=output,
+            latency_ms=round(latency, 3),
+            experiment_id=chosen.experiment_id,
+            variant=str(chosen.variant) if chosen.variant else None,
+            shadow=shadow,
+        )
+
+    def close(self) -> None:
+        self.shadow.close()

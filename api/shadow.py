@@ -1,0 +1,350 @@
+"""Shadow predictions: the challenger answers a sample of requests after the champion's
+response went out, without ever holding the request up.
+
+A request hands a task to `ShadowDispatcher.submit`, which only puts it on a bounded queue
+(never waits: when the queue is full the task is counted and dropped). Worker threads take
+tasks and have a runner predict: in `process` mode each worker thread owns one spawned worker
+process at lower OS priority, killed and replaced when a prediction outlives the timeout, so a
+hanging or CPU-heavy challenger never competes with the champion for the interpreter; in
+`thread` mode the worker thread predicts itself. Results become shadow traffic rows, written
+in batches by a writer thread through `sink`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import structlog
+
+from api.shadow_worker import predict_one
+from api.shadow_worker import serve as serve_in_worker
+from models.db.enums import TrafficRole, Variant
+from models.registry import client as registry
+from pipelines.serving.service import Prediction, traffic_row
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class ShadowTask:
+    """One request the challenger should also answer."""
+
+    request_id: str
+    organization_id: Any
+    agent_type: str
+    experiment_id: str
+    challenger: str
+    """`NAME@VERSION`."""
+    input_text: str
+    end_user_key: str | None = None
+
+
+class Runner(Protocol):
+    """Predicts one input with one model version: (output or None, latency ms, error or None)."""
+
+    def run(self, challenger: str, text: str) -> tuple[str | None, float, str | None]: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadRunner:
+    """Predicts in the calling worker thread (a hung challenger holds that worker)."""
+
+    def run(self, challenger: str, text: str) -> tuple[str | None, float, str | None]:
+        started = time.perf_counter()
+        try:
+            ref = registry.ModelVersionRef(*challenger.split("@", 1))
+            output = predict_one(registry.load_model(ref), text)
+        except Exception as error:
+            return None, _ms(started), f"{type(error).__name__}: {error}"[:2000]
+        return output, _ms(started), None
+
+    def close(self) -> None:
+        return None
+
+
+class ProcessRunner:
+    """Predicts in a spawned worker process of its own, replaced after a timeout or a crash.
+
+    Starting the process and loading a model version get `startup_seconds`; only the
+    prediction itself is held to `timeout_seconds`.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        timeout_seconds: float,
+        niceness: int,
+        startup_seconds: float = 60.0,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.timeout_seconds = timeout_seconds
+        self.startup_seconds = startup_seconds
+        self.niceness = niceness
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._connection: Connection | None = None
+        self._loaded: set[str] = set()
+        self.restarts = 0
+
+    def _ensure(self) -> Connection:
+        if self._process is not None and self._process.is_alive() and self._connection:
+            return self._connection
+        self._stop()
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=serve_in_worker,
+            args=(child, self.tracking_uri, self.niceness),
+            name="streamflow-shadow",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        self._process, self._connection = process, parent
+        if not parent.poll(self.startup_seconds):
+            self._stop()
+            raise TimeoutError(f"the shadow worker did not start within {self.startup_seconds} s")
+        parent.recv()
+        return parent
+
+    def _ask(self, message: tuple[str, ...], timeout: float) -> tuple[str, str, float] | None:
+        connection = self._ensure()
+        connection.send(message)
+        if not connection.poll(timeout):
+            return None
+        status, value, latency = connection.recv()
+        return str(status), str(value), float(latency)
+
+    def run(self, challenger: str, text: str) -> tuple[str | None, float, str | None]:
+        name, _, version = challenger.partition("@")
+        started = time.perf_counter()
+        try:
+            if challenger not in self._loaded:
+                loaded = self._ask(("load", name, version), self.startup_seconds)
+                if loaded is None:
+                    raise TimeoutError(f"loading {challenger} took over {self.startup_seconds} s")
+                if loaded[0] != "ok":
+                    return None, loaded[2], loaded[1]
+                self._loaded.add(challenger)
+            reply = self._ask(("predict", name, version, text), self.timeout_seconds)
+        except (EOFError, OSError, TimeoutError) as error:
+            self._stop()
+            self.restarts += 1
+            return None, _ms(started), f"shadow worker failed: {type(error).__name__}: {error}"
+        if reply is None:
+            # A hung or slow challenger: replace its worker, so the next task starts afresh.
+            self._stop()
+            self.restarts += 1
+            return None, _ms(started), f"timed out after {self.timeout_seconds:g} s"
+        status, value, latency = reply
+        if status == "ok":
+            return value, latency, None
+        return None, latency, value
+
+    def _stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(timeout=5)
+            self._process = None
+        self._loaded.clear()
+
+    def close(self) -> None:
+        self._stop()
+
+
+@dataclass
+class ShadowStats:
+    """What the dispatcher did since it started."""
+
+    submitted: int = 0
+    dropped: int = 0
+    completed: int = 0
+    failed: int = 0
+    written: int = 0
+    write_errors: int = 0
+
+
+class ShadowDispatcher:
+    """The bounded queue, its worker threads and the batch writer (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        make_runner: Callable[[], Runner],
+        sink: Callable[[Sequence[dict[str, Any]]], None],
+        workers: int,
+        queue_size: int,
+        batch_size: int,
+        flush_seconds: float,
+        text_limit: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._make_runner = make_runner
+        self._sink = sink
+        self._workers = workers
+        self._queue: queue.Queue[ShadowTask | None] = queue.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._flush_seconds = flush_seconds
+        self._text_limit = text_limit
+        self._clock = clock
+        self._pending: list[dict[str, Any]] = []
+        self._pending_lock = threading.Condition()
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+        self._runners: list[Runner] = []
+        self._started = False
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self.stats = ShadowStats()
+
+    def submit(self, task: ShadowTask) -> bool:
+        """Queue a task; False (counted as dropped) when the queue is full or closed."""
+        if self._closed:
+            self.stats.dropped += 1
+            return False
+        self._start()
+        try:
+            self._queue.put_nowait(task)
+        except queue.Full:
+            self.stats.dropped += 1
+            return False
+        self.stats.submitted += 1
+        return True
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        with self._start_lock:
+            if self._started:
+                return
+            for number in range(self._workers):
+                runner = self._make_runner()
+                self._runners.append(runner)
+                thread = threading.Thread(
+                    target=self._work, args=(runner,), name=f"shadow-{number}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+            writer = threading.Thread(target=self._write_loop, name="shadow-writer", daemon=True)
+            writer.start()
+            self._threads.append(writer)
+            self._started = True
+
+    def _work(self, runner: Runner) -> None:
+        while True:
+            task = self._queue.get()
+            if task is None:
+                return
+            with self._pending_lock:
+                self._busy += 1
+            try:
+                output, latency, error = runner.run(task.challenger, task.input_text)
+                row = traffic_row(
+                    Prediction(
+                        request_id=task.request_id,
+                        organization_id=task.organization_id,
+                        agent_type=task.agent_type,
+                        model_version=task.challenger,
+                        input_text=task.input_text,
+                        output_text=output,
+                        latency_ms=latency,
+                        error=error,
+                        experiment_id=task.experiment_id,
+                        variant=Variant.CHALLENGER,
+                        role=TrafficRole.SHADOW,
+                        end_user_key=task.end_user_key,
+                    ),
+                    now=self._clock(),
+                    text_limit=self._text_limit,
+                )
+                if error is None:
+                    self.stats.completed += 1
+                else:
+                    self.stats.failed += 1
+            except Exception:
+                log.exception("shadow.task_failed", request_id=task.request_id)
+                row = None
+            with self._pending_lock:
+                self._busy -= 1
+                if row is not None:
+                    self._pending.append(row)
+                self._pending_lock.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._pending_lock:
+                self._pending_lock.wait_for(
+                    lambda: len(self._pending) >= self._batch_size or self._closed,
+                    timeout=self._flush_seconds,
+                )
+                batch, self._pending = self._pending, []
+                closing = self._closed
+            if batch:
+                self._write(batch)
+            if closing and self._queue.empty() and self._busy == 0 and not self._pending:
+                return
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            self._sink(batch)
+            self.stats.written += len(batch)
+        except Exception:
+            self.stats.write_errors += 1
+            log.exception("shadow.write_failed", rows=len(batch))
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued task is answered and written (tests, shutdown); False on
+        timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._pending_lock:
+                idle = self._queue.empty() and self._busy == 0
+                pending, self._pending = self._pending, []
+            if pending:
+                self._write(pending)
+            if idle and not pending:
+                with self._pending_lock:
+                    if not self._pending:
+                        return True
+            time.sleep(0.01)
+        return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop taking tasks, write what is answered, stop the workers."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            return
+        for _ in range(self._workers):
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                break
+        with self._pending_lock:
+            self._pending_lock.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+        with self._pending_lock:
+            leftover, self._pending = self._pending, []
+        if leftover:
+            self._write(leftover)
+        for runner in self._runners:
+            runner.close()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
