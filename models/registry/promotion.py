@@ -9,7 +9,6 @@ from mlflow.exceptions import MlflowException
 
 from models.registry.aliases import CHALLENGER, CHAMPION, PREVIOUS
 from models.registry.client import (
-    InvalidModelReference,
     ModelVersionNotFound,
     model_version_info,
     quote,
@@ -35,8 +34,8 @@ def _alias(client: MlflowClient, name: str, alias: str) -> str | None:
 
 
 def model_name_for(agent_type: str) -> str:
-    """The registered model serving `agent_type`: the one tagged with it that has a champion
-    (or the only one tagged with it)."""
+    """The registered model serving `agent_type`: of those tagged with it, the first by name
+    with a champion (as serving chooses), else the first by name."""
     client = MlflowClient()
     found = client.search_registered_models(f"tags.agent_type = {quote(agent_type)}")
     names = sorted(model.name for model in found)
@@ -44,11 +43,6 @@ def model_name_for(agent_type: str) -> str:
     candidates = with_champion or names
     if not candidates:
         raise ModelVersionNotFound(f"no registered model has agent type {agent_type!r}")
-    if len(candidates) > 1:
-        raise InvalidModelReference(
-            f"agent type {agent_type!r} has champions in several registered models "
-            f"({', '.join(candidates)}); keep one champion per agent type"
-        )
     return candidates[0]
 
 

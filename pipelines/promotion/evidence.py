@@ -91,9 +91,14 @@ def live_evidence(
     previous: Mapping[str, Mapping[str, Any]] | None = None,
     challenger_share: float | None = None,
     min_n: int = 30,
+    tau: float | None = None,
 ) -> LiveEvidence:
     """The live metrics (challenger minus champion) with intervals, and the SRM check of an
-    A/B split (`challenger_share` of the keys promised to the challenger)."""
+    A/B split (`challenger_share` of the keys promised to the challenger).
+
+    `tau` is the mixture's scale (the effect the experiment was planned to detect): the
+    confidence sequences are narrowest where that effect becomes detectable; None tunes them
+    for 10,000 observations."""
     previous = previous or {}
     champion, challenger = comparison.champion, comparison.challenger
     sequential: dict[str, SequentialResult] = {}
@@ -103,7 +108,11 @@ def live_evidence(
         quality = quality_differences(comparison)
         if len(quality):
             sequential[QUALITY] = paired_test(
-                quality, alpha=alpha, min_n=min_n, previous=previous_result(previous.get(QUALITY))
+                quality,
+                alpha=alpha,
+                tau=tau,
+                min_n=min_n,
+                previous=previous_result(previous.get(QUALITY)),
             )
             a, b = champion.quality, challenger.quality
             keep = ~np.isnan(a) & ~np.isnan(b)
@@ -122,6 +131,7 @@ def live_evidence(
             sequential[ERRORS] = paired_test(
                 challenger.errors - champion.errors,
                 alpha=alpha,
+                tau=tau,
                 min_n=min_n,
                 binary=True,
                 previous=previous_result(previous.get(ERRORS)),
@@ -131,7 +141,12 @@ def live_evidence(
         b = challenger.quality[~np.isnan(challenger.quality)]
         if len(a) and len(b):
             sequential[QUALITY] = two_sample_test(
-                a, b, alpha=alpha, min_n=min_n, previous=previous_result(previous.get(QUALITY))
+                a,
+                b,
+                alpha=alpha,
+                tau=tau,
+                min_n=min_n,
+                previous=previous_result(previous.get(QUALITY)),
             )
         if comparison.n:
             sequential[ERRORS] = two_sample_test(
@@ -139,6 +154,7 @@ def live_evidence(
                 challenger.errors,
                 binary=True,
                 alpha=alpha,
+                tau=tau,
                 min_n=min_n,
                 previous=previous_result(previous.get(ERRORS)),
             )

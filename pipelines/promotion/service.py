@@ -16,7 +16,7 @@ import pandas as pd
 import structlog
 from sqlalchemy.orm import Session
 
-from models.db.enums import ExperimentKind, ExperimentStatus, PromotionOutcome
+from models.db.enums import ExperimentKind, PromotionOutcome
 from models.db.repositories.audit import record_audit
 from models.db.repositories.experiments import ExperimentRepository, TrafficRepository
 from models.db.repositories.notices import NoticeRepository
@@ -34,6 +34,7 @@ from models.registry import promotion as aliases
 from pipelines.errors import InvalidInput, NotFound
 from pipelines.evaluation.scoring import ScoringOptions, compare, score_examples
 from pipelines.experiments.gate import GateEvidence, MetricEvidence, decide
+from pipelines.experiments.service import change_status
 from pipelines.golden_datasets.service import (
     load_version_frame,
     resolve_version,
@@ -524,6 +525,7 @@ def compare_experiment(
         resamples=max(resamples, 100),
         previous=carried,
         challenger_share=None if shadow else experiment.traffic_split,
+        tau=experiment.mde if experiment.mde > 0 else None,
     )
     champion = _reference_of(experiment.champion_version)
     challenger = _reference_of(experiment.challenger_version)
@@ -630,16 +632,7 @@ def _finish(
 ) -> None:
     """Act on a final decision: stop the experiment; on promote, flip the aliases, queue the
     webhook; tell the provider either way."""
-    experiment.status = ExperimentStatus.STOPPED
-    experiment.stopped_at = now
-    experiment.updated_at = now
-    record_audit(
-        session,
-        "experiment.stopped",
-        experiment.id,
-        actor=actor,
-        details={"reason": f"promotion decision {decision.outcome}", "decision": str(decision.id)},
-    )
+    change_status(session, experiment.id, "stop", actor=actor, now=now)
     promoted = decision.outcome == PromotionOutcome.PROMOTE
     if promoted:
         promote_version(
