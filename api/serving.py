@@ -27,6 +27,7 @@ from api.errors import PredictionFailed
 from api.shadow import ProcessRunner, Runner, ShadowDispatcher, ShadowTask, ThreadRunner
 from api.shadow_worker import predict_one
 from models.db.engine import transaction
+from models.db.enums import ExperimentKind
 from models.registry import client as registry
 from models.registry.serving import AgentChampion, ChampionCache
 from models.settings import ServingSettings
@@ -201,14 +202,16 @@ class ServingRuntime:
                 input_text=text,
                 end_user_key=end_user_key,
             )
+        # A shadow is invisible to the caller: its response is the champion's alone.
+        visible = experiment is not None and experiment.kind == ExperimentKind.AB
         return Served(
             request_id=request_id,
             agent_type=agent_type,
             model_version=chosen.answering,
             output=output,
             latency_ms=round(latency, 3),
-            experiment_id=chosen.experiment_id,
-            variant=str(chosen.variant) if chosen.variant else None,
+            experiment_id=chosen.experiment_id if visible else None,
+            variant=str(chosen.variant) if visible and chosen.variant else None,
             shadow=shadow,
         )
 

@@ -161,9 +161,12 @@ def create_experiment(
             f"{challenger} is already the champion; name another version", field="challenger"
         )
     paired = request.kind == ExperimentKind.SHADOW
-    plan = plan_sample_size(
-        mde=request.mde, sd=request.sd, alpha=request.alpha, power=request.power, paired=paired
-    )
+    try:
+        plan = plan_sample_size(
+            mde=request.mde, sd=request.sd, alpha=request.alpha, power=request.power, paired=paired
+        )
+    except ValueError as error:
+        raise InvalidInput(f"{error}; ask for a larger effect", field="mde") from None
     experiment = Experiment(
         id=uuid.uuid4(),
         agent_type=request.agent_type,
