@@ -113,8 +113,15 @@ def sequential_looks(
     z = np.where(ok, np.abs(estimate) / np.sqrt(safe_v), 0.0)
     critical = float(scipy_stats.norm.ppf(1.0 - ALPHA / 2.0))
     naive = np.any(z > critical, axis=1)
-    final = z[:, -1] > critical
-    return Looks(called, better, first.astype(np.int64), covered, naive, final)
+    final = np.asarray(z[:, -1] > critical)
+    return Looks(
+        np.asarray(called, dtype=np.bool_),
+        np.asarray(better, dtype=np.bool_),
+        first.astype(np.int64),
+        np.asarray(covered, dtype=np.bool_),
+        np.asarray(naive, dtype=np.bool_),
+        final,
+    )
 
 
 def simulate_paired(
@@ -314,7 +321,8 @@ def run(*, experiments: int, seed: int) -> str:
         "Paired normal differences with sd 1 and the true effect equal to the minimum detectable "
         "effect; `plan_sample_size(mde, sd=1)` gives the fixed-horizon n and the (closed-form, "
         "conservative) sequential n; the experiment is looked at 168 times up to the sequential "
-        "n and stops at the first call. Power = share that called 'better' by then (target 80%).",
+        "n and stops at the first call (an experiment that never calls counts at the sequential "
+        "n). Power = share that called 'better' by then (target 80%).",
         "",
         "| mde | fixed-horizon n | sequential n | power | mean n at stop | median n at stop |",
         "|---|---|---|---|---|---|",

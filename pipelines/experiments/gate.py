@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from pipelines.experiments.quantiles import QuantileDifference
+from pipelines.experiments.sequential import McNemarResult, SequentialResult
 from pipelines.experiments.srm import SrmResult
 
 Source = Literal["live", "golden"]
@@ -145,6 +147,52 @@ def decide(config: GateConfig, evidence: GateEvidence) -> GateDecision:
         "wait",
         tuple(checks),
         "Keep waiting: " + " ".join(check.reason for check in pending),
+    )
+
+
+def evidence_from_sequential(
+    metric: str, source: Source, result: SequentialResult
+) -> MetricEvidence:
+    """Evidence from a look of `paired_test` / `two_sample_test`."""
+    return MetricEvidence(
+        metric,
+        source,
+        result.estimate,
+        result.ci_low,
+        result.ci_high,
+        result.p_value,
+        result.n,
+        result.method,
+    )
+
+
+def evidence_from_mcnemar(metric: str, source: Source, result: McNemarResult) -> MetricEvidence:
+    """Evidence from McNemar's test (accuracy of the challenger minus the champion's)."""
+    return MetricEvidence(
+        metric,
+        source,
+        result.difference,
+        result.ci_low,
+        result.ci_high,
+        result.p_value,
+        result.n,
+        result.method,
+    )
+
+
+def evidence_from_quantile(
+    metric: str, source: Source, result: QuantileDifference
+) -> MetricEvidence:
+    """Evidence from `p95_difference` (an interval without a p-value)."""
+    return MetricEvidence(
+        metric,
+        source,
+        result.difference,
+        result.ci_low,
+        result.ci_high,
+        None,
+        min(result.n_control, result.n_treatment),
+        result.method,
     )
 
 
@@ -296,4 +344,7 @@ __all__ = [
     "Outcome",
     "Source",
     "decide",
+    "evidence_from_mcnemar",
+    "evidence_from_quantile",
+    "evidence_from_sequential",
 ]

@@ -160,6 +160,8 @@ def paired_test(
     _check_common(alpha, tau, min_n)
     stats = _stats(differences, "differences")
     variance = stats.variance
+    if binary and abs(stats.mean) > 1.0:
+        raise ValueError("differences must lie in [-1, 1] when binary=True")
     if binary and stats.n > 0:
         # The sample plus one pseudo-pair each way (+1 and -1), ddof = 1.
         n = stats.n
