@@ -38,7 +38,7 @@ def model_name_for(agent_type: str) -> str:
     with a champion (as serving chooses), else the first by name."""
     client = MlflowClient()
     found = client.search_registered_models(f"tags.agent_type = {quote(agent_type)}")
-    names = sorted(model.name for model in found)
+    names = sorted(str(model.name) for model in found)
     with_champion = [name for name in names if _alias(client, name, CHAMPION) is not None]
     candidates = with_champion or names
     if not candidates:

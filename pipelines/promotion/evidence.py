@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.experiments.gate import GateDecision, MetricEvidence
+from pipelines.experiments.gate import (
+    GateDecision,
+    MetricEvidence,
+    evidence_from_quantile,
+    evidence_from_sequential,
+)
 from pipelines.experiments.quantiles import p95_difference
 from pipelines.experiments.sequential import (
     SequentialResult,
@@ -47,29 +52,24 @@ def previous_result(stored: Mapping[str, Any] | None) -> SequentialResult | None
     """The sequential result of the previous look, from a stored decision's evidence."""
     if not stored:
         return None
+
+    def bound(name: str, default: float) -> float:
+        value = stored.get(name)
+        return default if value is None else float(value)
+
     try:
-        values = {
-            name: (math.inf if name == "ci_high" else -math.inf)
-            if stored[name] is None
-            else stored[name]
-            for name in SequentialResult.__dataclass_fields__
-        }
-        return SequentialResult(**values)
+        return SequentialResult(
+            n=int(stored["n"]),
+            estimate=bound("estimate", math.nan),
+            ci_low=bound("ci_low", -math.inf),
+            ci_high=bound("ci_high", math.inf),
+            p_value=bound("p_value", 1.0),
+            e_value=bound("e_value", 1.0),
+            decision=stored["decision"],
+            method=str(stored["method"]),
+        )
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _from_sequential(metric: str, result: SequentialResult) -> MetricEvidence:
-    return MetricEvidence(
-        metric=metric,
-        source="live",
-        estimate=result.estimate,
-        ci_low=result.ci_low,
-        ci_high=result.ci_high,
-        p_value=result.p_value,
-        n=result.n,
-        method=result.method,
-    )
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,9 @@ def live_evidence(
                 {"champion": comparison.n_champion, "challenger": comparison.n_challenger},
                 {"champion": 1.0 - challenger_share, "challenger": challenger_share},
             )
-    metrics = [_from_sequential(name, result) for name, result in sequential.items()]
+    metrics = [
+        evidence_from_sequential(name, "live", result) for name, result in sequential.items()
+    ]
     if min(len(champion.latency_ms), len(challenger.latency_ms)) >= 2:
         latency = p95_difference(
             champion.latency_ms,
@@ -174,18 +176,7 @@ def live_evidence(
             confidence=1.0 - alpha,
         )
         tests["p95_latency"] = asdict(latency)
-        metrics.append(
-            MetricEvidence(
-                metric=LATENCY,
-                source="live",
-                estimate=latency.difference,
-                ci_low=latency.ci_low,
-                ci_high=latency.ci_high,
-                p_value=None,
-                n=min(latency.n_control, latency.n_treatment),
-                method=latency.method,
-            )
-        )
+        metrics.append(evidence_from_quantile(LATENCY, "live", latency))
     return LiveEvidence(
         metrics=tuple(metrics),
         sequential={name: asdict(result) for name, result in sequential.items()},

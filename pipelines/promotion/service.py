@@ -604,7 +604,7 @@ def compare_experiment(
             "challenger": str(challenger),
         },
     )
-    if decision.outcome != PromotionOutcome.WAIT:
+    if decision.outcome != str(PromotionOutcome.WAIT):
         _finish(session, experiment, stored, champion, challenger, actor=actor, now=now)
     log.info(
         "promotion.decided",
@@ -633,7 +633,7 @@ def _finish(
     """Act on a final decision: stop the experiment; on promote, flip the aliases, queue the
     webhook; tell the provider either way."""
     change_status(session, experiment.id, "stop", actor=actor, now=now)
-    promoted = decision.outcome == PromotionOutcome.PROMOTE
+    promoted = decision.outcome == str(PromotionOutcome.PROMOTE)
     if promoted:
         promote_version(
             session,

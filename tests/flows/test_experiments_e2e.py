@@ -134,7 +134,7 @@ class World:
         agents = self.client.get(
             "/v1/agents", headers={"Authorization": f"Bearer {self.tenant_key}"}
         ).json()["items"]
-        return next(a["champion"] for a in agents if a["agent_type"] == self.agent)
+        return str(next(a["champion"] for a in agents if a["agent_type"] == self.agent))
 
 
 @pytest.fixture
