@@ -29,8 +29,7 @@ def compare(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare challengers with champions now and let the gate decide (the worker does it
-    hourly)."""
+    """Compare challengers with champions now; the gate decides (hourly on the worker)."""
     import uuid
 
     from pipelines.errors import InvalidInput
