@@ -113,7 +113,8 @@ class ProcessRunner:
         if self._process is not None and self._process.is_alive() and self._connection:
             return self._connection
         self._stop()
-        parent, child = self._context.Pipe()
+        pipe: tuple[Connection, Connection] = self._context.Pipe()
+        parent, child = pipe
         process = self._context.Process(
             target=serve_in_worker,
             args=(child, self.tracking_uri, self.niceness),

@@ -21,6 +21,7 @@ def deployments() -> list[Any]:
     from flows.experiments import compare_experiments
     from flows.jobs import dispatch_jobs
     from flows.profitability import rollup_profitability
+    from flows.serving import prune_traffic_log
 
     # Imported as `flows.evaluation`, not loaded as a script from a file path.
     return [
@@ -64,6 +65,12 @@ def deployments() -> list[Any]:
             description="Compare running experiments' challengers with their champions, let "
             "the promotion gate decide, and check inputs for drift.",
             interval=3600,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        prune_traffic_log.to_deployment(
+            name="daily",
+            description="Delete traffic-log rows older than the retention setting.",
+            interval=86_400,
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
     ]

@@ -32,8 +32,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("flows.cli.demo", "Run the whole main job on the embedded default."),
     "db": ("flows.cli.db", "The StreamFlow database."),
     "orgs": ("flows.cli.orgs", "The provider and its tenants."),
-    "datasets": ("flows.cli.datasets", "Golden datasets: import, list, show, diff."),
+    "datasets": ("flows.cli.datasets", "Golden datasets: import, from-feedback, list, show, diff."),
     "models": ("flows.cli.models", "Model versions in the MLflow registry."),
+    "experiments": (
+        "flows.cli.experiments",
+        "Shadow and A/B experiments: create, list, show, start, pause, stop.",
+    ),
     "eval": ("flows.cli.evaluations", "Evaluations of model versions on golden datasets."),
     "keys": ("flows.cli.keys", "Tenants' API keys: issue, list, revoke."),
     "jobs": ("flows.cli.jobs", "Background jobs: list, show, retry, cancel, dispatch."),

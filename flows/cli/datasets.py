@@ -12,7 +12,9 @@ from flows.cli.context import org_id, session
 from flows.cli.output import JsonOption, OrgOption, emit, short
 from models.db.enums import Task
 
-app = typer.Typer(help="Golden datasets: import, list, show, diff.", no_args_is_help=True)
+app = typer.Typer(
+    help="Golden datasets: import, from-feedback, list, show, diff.", no_args_is_help=True
+)
 
 
 @app.command("import")
@@ -68,6 +70,47 @@ def _imported(console: Console, r: dict[str, Any]) -> None:
     )
     if r.get("labels"):
         console.print(f"label set ({len(r['labels'])}): {', '.join(r['labels'])}")
+
+
+@app.command("from-feedback")
+def from_feedback(
+    agent: Annotated[str, typer.Option(help="The agent type whose feedback to export.")],
+    name: Annotated[str, typer.Option(help="Golden dataset name (a new version of it).")],
+    task: Annotated[
+        Task,
+        typer.Option(help="classification: correct labels; text_generation: corrected outputs."),
+    ],
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this tenant's feedback (slug); default every tenant's.")
+    ] = None,
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export tenants' corrections, with the inputs they were given for, as a golden dataset
+    version (example ids are request ids; the same feedback returns the same version)."""
+    from flows.runtime import cli_actor, runtime
+    from pipelines.feedback.service import export_feedback_dataset
+
+    with session() as opened:
+        imported = export_feedback_dataset(
+            opened,
+            organization_id=org_id(opened, org),
+            agent_type=agent,
+            task=task,
+            name=name,
+            storage_dir=runtime().storage.golden_dataset_dir,
+            actor=cli_actor(),
+            tenant=None if tenant is None else org_id(opened, tenant),
+        )
+        result: dict[str, Any] = {
+            "dataset": imported.dataset.name,
+            "version": imported.version.version,
+            "rows": imported.version.row_count,
+            "content_hash": imported.version.content_hash,
+            "labels": imported.version.label_set,
+            "created": imported.created,
+        }
+    emit(result, as_json=as_json, render=_imported)
 
 
 @app.command("list")

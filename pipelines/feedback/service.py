@@ -108,10 +108,11 @@ def record_feedback(
         "created_at": now,
         "updated_at": now,
     }
-    created = traffic.add_feedback(row)
+    traffic.add_feedback(row)
     stored = traffic.feedback(request_id, str(kind))
     if stored is None or stored.organization_id != organization_id:
         raise NotFound(f"request {request_id} not found", field="request_id")
+    created = stored.id == row["id"]
     if created:
         record_audit(
             session,

@@ -54,6 +54,7 @@ SAMPLE_PATH_VALUES = {
     "{notice_id}": "6b0f5a8e-4c1d-4e8a-9f2b-3c7d1e0a5b94",
     "{job_id}": "6b0f5a8e-4c1d-4e8a-9f2b-3c7d1e0a5b94",
     "{certificate_id}": "6b0f5a8e-4c1d-4e8a-9f2b-3c7d1e0a5b94",
+    "{experiment_id}": "6b0f5a8e-4c1d-4e8a-9f2b-3c7d1e0a5b94",
 }
 
 

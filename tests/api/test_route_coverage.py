@@ -54,7 +54,12 @@ EXEMPT = {
     ),
     "GET /dashboards/sign-in": "the sign-in form: public by design, reads nothing",
 }
-AUDIT_EXEMPT: dict[str, str] = {}
+AUDIT_EXEMPT: dict[str, str] = {
+    "POST /v1/agents/{agent_type}/predict": (
+        "a prediction changes no object; each one is recorded as a traffic-log row and a usage "
+        "event instead (tests/api/test_agent_routes.py asserts both)"
+    ),
+}
 PAGES_PREFIX = "/dashboards"
 """Browser pages: left out of the API document on purpose, still held to every check here."""
 MUTATIONS = {"POST", "PUT", "PATCH", "DELETE"}

@@ -10,6 +10,7 @@ from models.db.engine import make_engine, make_sessionmaker, transaction
 from pipelines.ai_tasks.service import submit_ai_task
 from pipelines.notices.service import NoticeDraft, create_notice
 from pipelines.reports.service import request_report
+from pipelines.serving.service import Prediction, record_served
 from pipelines.webhooks.service import emit_event, register_endpoint
 from tests.api.conftest import World
 from tests.api.test_domain_routes import domain_with_certificate
@@ -85,6 +86,30 @@ class TestTenantIsolation:
         unknown = []
         for route in TENANT_ROUTES:
             method, path = route.split(" ", 1)
+            if route == "POST /v1/agents/{agent_type}/predict":
+                # Agent types are the platform's, shared by every tenant: B's prediction holds
+                # nothing of A's (here no agent is registered, so it is not found).
+                response = world.client.post(
+                    path.replace("{agent_type}", "summarizer"),
+                    json={"input": "b's text"},
+                    headers=b.headers,
+                )
+                assert response.status_code in (200, 404), (route, response.text)
+                assert [t for t in traces_of_a if t in response.text] == [], route
+                continue
+            if route == "POST /v1/feedback":
+                # Feedback on A's request is refused as not found.
+                response = world.client.post(
+                    path,
+                    json={
+                        "request_id": _request_of(world, a.organization_id),
+                        "kind": "label",
+                        "value": "x",
+                    },
+                    headers=b.headers,
+                )
+                assert response.status_code == 404, (route, response.text)
+                continue
             placeholders = set(re.findall(r"\{[a-z_]+\}", path))
             if placeholders - set(owned_by_a):
                 unknown.append(route)
@@ -140,6 +165,19 @@ class TestTenantIsolation:
             assert response.status_code == 200, response.text
             run_ids = [item["run_id"] for item in response.json()["items"]]
             assert run_ids == [str(tenant.run_id)]
+
+
+def _request_of(world: World, organization_id: uuid.UUID) -> str:
+    """A served request of the organisation, as the traffic log records it."""
+    request_id = uuid.uuid4().hex
+    with world.state.sessions() as session, session.begin():
+        record_served(
+            session,
+            Prediction(request_id, organization_id, "summarizer", "s@1", "in", "out", 1.0),
+            now=datetime.now(UTC),
+            text_limit=100,
+        )
+    return request_id
 
 
 def _jobs_of(world: World, organization_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, str]:

@@ -1,0 +1,281 @@
+"""Requests/second and p50/p99 of `POST /v1/agents/{agent}/predict` with no experiment vs a
+shadow experiment at sample 1.0, in the same run, on the same champion model, one uvicorn
+worker (embedded SQLite, in-process rate limits).
+
+Two loads per phase, from an asyncio client in this process over loopback:
+- closed loop: `--concurrency` clients each send the next request when the last answered
+  (the maximum throughput);
+- open loop: requests start at a fixed rate, about half the no-experiment maximum, whatever
+  the answers do (latency as a caller at a steady rate sees it, queueing included).
+
+The challenger is another registered version of the same classifier, so the shadow adds only
+the shadow machinery's own work (queueing, the worker process, batched writes).
+
+    uv run python -m bench.predict_bench [--seconds 15] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TEXTS = [
+    "My invoice shows the wrong amount",
+    "The app crashes when I open the schedule",
+    "I want a refund for last month",
+    "How do I add a technician to my team",
+    "Payment failed twice this morning",
+    "The map does not load on my phone",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _seed(env: dict[str, str]) -> str:
+    """Register the classifier twice (champion v1, challenger v2) and a tenant's key."""
+    os.environ.update(env)
+    from models.db.engine import make_engine, make_sessionmaker, transaction
+    from models.db.migrate import ensure_schema
+    from models.registry import client as registry
+    from models.settings import RegistrySettings, StorageSettings
+    from pipelines.access.service import issue_api_key
+    from pipelines.agents.intent_classifier import train_tfidf_logistic_regression
+    from pipelines.organizations import ensure_organization
+
+    settings = RegistrySettings()
+    registry.configure(settings)
+    labels = ["billing", "bug", "billing", "account", "billing", "bug"]
+    model = train_tfidf_logistic_regression(TEXTS * 5, labels * 5)
+    experiment = registry.experiment_id(settings)
+    for _ in range(2):
+        registry.register_model_version(
+            "intent-bench", model, agent_type="intent", task="classification", experiment=experiment
+        )
+    registry.set_alias("intent-bench", "champion", "1")
+    storage = StorageSettings()
+    engine = make_engine(storage.resolved_database_url())
+    ensure_schema(engine)
+    with transaction(make_sessionmaker(engine)) as session:
+        ensure_organization(session, slug="provider", name="P", kind="provider", actor="bench")
+        org, _ = ensure_organization(session, slug="acme", name="Acme", kind="tenant", actor="b")
+        issued = issue_api_key(
+            session, organization_id=org.id, name="bench", scopes=["predict"], actor="bench"
+        )
+    engine.dispose()
+    return issued.plaintext
+
+
+def _start_shadow() -> str:
+    from datetime import UTC, datetime
+
+    from models.db.engine import make_engine, make_sessionmaker, transaction
+    from models.settings import StorageSettings
+    from pipelines.experiments.service import ExperimentRequest, change_status, create_experiment
+
+    engine = make_engine(StorageSettings().resolved_database_url())
+    request = ExperimentRequest(
+        kind="shadow",  # type: ignore[arg-type]
+        agent_type="intent",
+        challenger="intent-bench@2",
+        mde=0.05,
+        sample_rate=1.0,
+    )
+    with transaction(make_sessionmaker(engine)) as session:
+        now = datetime.now(UTC)
+        created = create_experiment(
+            session,
+            request,
+            champion="intent-bench@1",
+            resolve=lambda ref: ref,
+            actor="bench",
+            now=now,
+        )
+        change_status(session, __import__("uuid").UUID(created.id), "start", actor="b", now=now)
+    engine.dispose()
+    return created.id
+
+
+def _shadow_rows() -> int:
+    from sqlalchemy import func, select
+
+    from models.db.engine import make_engine
+    from models.db.tables import TrafficLogEntry
+    from models.settings import StorageSettings
+
+    engine = make_engine(StorageSettings().resolved_database_url())
+    with engine.connect() as connection:
+        count = connection.execute(
+            select(func.count()).where(TrafficLogEntry.role == "shadow")
+        ).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(command, env={**os.environ, **env})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process, port
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("the API did not start")
+
+
+def _summary(latencies: list[float], seconds: float, errors: int) -> dict[str, float]:
+    ordered = sorted(latencies)
+    if not ordered:
+        return {"requests": 0, "errors": errors}
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {
+        "requests": len(ordered),
+        "errors": errors,
+        "req_per_s": round(len(ordered) / seconds, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
+
+
+async def _closed(url: str, key: str, seconds: float, concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def one_client(offset: int) -> None:
+            nonlocal errors
+            n = offset
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+                n += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return _summary(latencies, elapsed, errors)
+
+
+async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as client:
+
+        async def one(n: int) -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+            if response.status_code == 200:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+
+        tasks = []
+        begin = time.perf_counter()
+        total = int(seconds * rate)
+        for n in range(total):
+            wait = begin + n / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - begin
+    result = _summary(latencies, elapsed, errors)
+    result["offered_per_s"] = rate
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="predict-bench-"))
+    env = {
+        "STREAMFLOW_HOME": str(home),
+        "STREAMFLOW_RATE_LIMITS_PER_MINUTE": json.dumps({"predict": 10**9}),
+        "STREAMFLOW_RATE_LIMIT_PER_MINUTE": str(10**9),
+        "STREAMFLOW_SERVING_ALIAS_CACHE_SECONDS": "1",
+        "STREAMFLOW_LOG_LEVEL": "WARNING",
+    }
+    key = _seed(env)
+    process, port = _serve(env)
+    url = f"http://127.0.0.1:{port}/v1/agents/intent/predict"
+    results: dict[str, Any] = {"load_average_start": os.getloadavg()}
+    try:
+        asyncio.run(_closed(url, key, 3, args.concurrency))  # warm-up
+        baseline = asyncio.run(_closed(url, key, args.seconds, args.concurrency))
+        rate = max(1.0, round(baseline["req_per_s"] / 2))
+        results["no_experiment"] = {
+            "closed_loop": baseline,
+            "open_loop": asyncio.run(_open(url, key, args.seconds, rate)),
+        }
+        _start_shadow()
+        time.sleep(2)  # the API's experiment cache (1 s here)
+        deadline = time.monotonic() + 180
+        while _shadow_rows() == 0 and time.monotonic() < deadline:  # the worker starts
+            asyncio.run(_closed(url, key, 1, 1))
+            time.sleep(1)
+        results["shadow_sample_1"] = {
+            "closed_loop": asyncio.run(_closed(url, key, args.seconds, args.concurrency)),
+            "open_loop": asyncio.run(_open(url, key, args.seconds, rate)),
+        }
+        time.sleep(3)
+        results["shadow_rows_written"] = _shadow_rows()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    results["load_average_end"] = os.getloadavg()
+    for kind in ("closed_loop", "open_loop"):
+        before = results["no_experiment"][kind]["p99_ms"]
+        after = results["shadow_sample_1"][kind]["p99_ms"]
+        results[f"p99_added_{kind}_pct"] = round(100 * (after - before) / before, 1)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

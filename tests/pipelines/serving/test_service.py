@@ -1,0 +1,69 @@
+"""Recording served predictions, shadow batches and pruning, on both backends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.db.tables import ProfitabilityDirtyPeriod, TrafficLogEntry, UsageEvent
+from pipelines.organizations import ensure_organization
+from pipelines.serving.service import (
+    Prediction,
+    prune_traffic,
+    record_served,
+    record_shadow_batch,
+    traffic_row,
+)
+
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+
+
+def _org(session: Session) -> uuid.UUID:
+    org, _ = ensure_organization(session, slug="t-serve", name="T", kind="tenant", actor="t")
+    return org.id
+
+
+def test_a_served_prediction_is_logged_clipped_and_metered(session: Session) -> None:
+    org = _org(session)
+    text = "word " * 50
+    prediction = Prediction("r1", org, "intent", "m@1", text, "billing", 3.21)
+    record_served(session, prediction, now=NOW, text_limit=10)
+    record_served(session, prediction, now=NOW, text_limit=10)  # a retry adds nothing
+    (row,) = session.scalars(select(TrafficLogEntry).where(TrafficLogEntry.request_id == "r1"))
+    assert (row.input_text, row.input_chars, row.output_text) == (text[:10], 250, "billing")
+    event = session.get(UsageEvent, "predict:r1")
+    assert event is not None
+    assert (event.tokens_in, event.tokens_out, event.requests) == (50, 1, 1)
+    marked = session.get(ProfitabilityDirtyPeriod, (org, NOW.date().replace(day=1)))
+    assert marked is not None
+
+
+def test_a_failed_prediction_is_logged_but_not_metered(session: Session) -> None:
+    org = _org(session)
+    failed = Prediction("r2", org, "intent", "m@1", "x", None, 1.0, error="boom")
+    record_served(session, failed, now=NOW, text_limit=100)
+    assert session.get(UsageEvent, "predict:r2") is None
+    (row,) = session.scalars(select(TrafficLogEntry).where(TrafficLogEntry.request_id == "r2"))
+    assert row.error == "boom"
+
+
+def test_prune_deletes_only_rows_past_the_retention(session: Session) -> None:
+    org = _org(session)
+    rows = [
+        traffic_row(
+            Prediction(f"p{n}", org, "intent", "m@1", "x", "y", 1.0),
+            now=NOW - timedelta(days=age),
+            text_limit=100,
+        )
+        for n, age in enumerate((40, 31, 29, 1))
+    ]
+    record_shadow_batch(session, rows)
+    assert prune_traffic(session, now=NOW, retention_days=30, actor="t", batch=1) == 1
+    assert prune_traffic(session, now=NOW, retention_days=30, actor="t") == 1
+    left = session.scalars(
+        select(TrafficLogEntry.request_id).where(TrafficLogEntry.request_id.like("p%"))
+    )
+    assert sorted(left) == ["p2", "p3"]
