@@ -3,7 +3,7 @@ the API; the comparison flow's function lets the gate wait on too little data, p
 better challenger (aliases flip, the provider is told, `challenger.promoted` is queued) and
 reject a truly worse one; `rollback` reverses the promotion.
 
-Fast on purpose: rule-based agents (no training), 50 requests per experiment, 200 bootstrap
+Fast on purpose: rule-based agents (no training), 30 requests per experiment, 200 bootstrap
 resamples, shadow predictions in threads, no Evidently, no Prefect server round trip.
 """
 
@@ -175,7 +175,7 @@ def world(streamflow: Runtime) -> Iterator[World]:
             agent_type=agent,
             config={
                 "primary_metric": "quality",
-                "min_n": 40,
+                "min_n": 30,
                 "min_duration_seconds": 0,
                 "golden_dataset": f"{agent}-golden@1",
                 "guardrails": [
@@ -236,9 +236,9 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
     world.predict_with_feedback(0, 6)
     waited = world.compare(better)
     assert waited["outcome"] == "wait", waited["reason"]
-    assert "6 of the 40" in waited["reason"]
+    assert "6 of the 30" in waited["reason"]
 
-    world.predict_with_feedback(6, 44)
+    world.predict_with_feedback(6, 24)
     promoted = world.compare(better)
     assert promoted["outcome"] == "promote", promoted["reason"]
     evidence = promoted["evidence"]
@@ -246,14 +246,14 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
     golden = next(m for m in evidence["metrics"] if m["source"] == "golden")
     assert live["quality"]["ci_low"] > 0
     assert golden["ci_low"] > 0
-    assert evidence["live"]["n_champion"] == 50
+    assert evidence["live"]["n_champion"] == 30
     assert evidence["live"]["agreement_rate"] == pytest.approx(0.5, abs=0.05)
     assert promoted["dataset_digest"] == evidence["golden"]["dataset_digest"]
     assert world.champion() == f"{model}@2"
     assert registry.resolve(f"{model}@previous").version == "1"
 
     worse = world.start_shadow(f"{model}@3")
-    world.predict_with_feedback(50, 45)
+    world.predict_with_feedback(30, 30)
     rejected = world.compare(worse)
     assert rejected["outcome"] == "reject", rejected["reason"]
     assert world.champion() == f"{model}@2"
