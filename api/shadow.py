@@ -224,20 +224,25 @@ class ShadowDispatcher:
         self._closed = False
         self._start_lock = threading.Lock()
         self.stats = ShadowStats()
+        self._stats_lock = threading.Lock()
 
     def submit(self, task: ShadowTask) -> bool:
         """Queue a task; False (counted as dropped) when the queue is full or closed."""
         if self._closed:
-            self.stats.dropped += 1
+            self._count("dropped")
             return False
         self._start()
         try:
             self._queue.put_nowait(task)
         except queue.Full:
-            self.stats.dropped += 1
+            self._count("dropped")
             return False
-        self.stats.submitted += 1
+        self._count("submitted")
         return True
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
 
     def _start(self) -> None:
         if self._started:
@@ -285,10 +290,7 @@ class ShadowDispatcher:
                     now=self._clock(),
                     text_limit=self._text_limit,
                 )
-                if error is None:
-                    self.stats.completed += 1
-                else:
-                    self.stats.failed += 1
+                self._count("completed" if error is None else "failed")
             except Exception:
                 log.exception("shadow.task_failed", request_id=task.request_id)
                 row = None

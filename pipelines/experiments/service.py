@@ -155,7 +155,8 @@ def create_experiment(
     try:
         challenger = resolve(request.challenger)
     except LookupError as error:
-        raise NotFound(str(error.args[0] if error.args else error), field="challenger") from None
+        reason = str(error.args[0] if error.args else error)
+        raise NotFound(f"{reason}; name a registered version", field="challenger") from None
     if challenger == champion:
         raise InvalidInput(
             f"{challenger} is already the champion; name another version", field="challenger"
