@@ -1,7 +1,7 @@
 """stored evaluation comparisons
 
 Revision ID: 0012_comparisons
-Revises: 0010_experiments
+Revises: 0011_promotion
 Create Date: 2026-12-02 00:45:00.000000
 
 A paired comparison of two completed runs, computed by the evaluation flow when a run completes
@@ -22,7 +22,7 @@ from alembic import op
 import models.db.base
 
 revision: str = "0012_comparisons"
-down_revision: str | None = "0010_experiments"
+down_revision: str | None = "0011_promotion"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
