@@ -22,6 +22,7 @@ from models.db.repositories.experiments import ExperimentRepository, TrafficRepo
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
 from models.db.repositories.promotion import PromotionRepository
+from models.db.repositories.webhooks import WebhookRepository
 from models.db.tables import (
     DriftReport,
     Experiment,
@@ -645,10 +646,20 @@ def _finish(
             reason=f"promotion decision {decision.id}",
         )
         provider = OrganizationRepository(session).provider()
-        if provider is not None:
+        for organization_id in WebhookRepository(session).subscriber_ids(
+            EventType.CHALLENGER_PROMOTED
+        ):
+            # Tenants learn which version now answers their calls; only the provider gets the
+            # evidence, which lives in the provider API.
+            is_provider = provider is not None and organization_id == provider.id
+            links = (
+                {"decision": f"/provider/v1/promotion/decisions/{decision.id}"}
+                if is_provider
+                else {"agents": "/v1/agents"}
+            )
             emit_event(
                 session,
-                organization_id=provider.id,
+                organization_id=organization_id,
                 event_type=EventType.CHALLENGER_PROMOTED,
                 subject_id=str(decision.id),
                 data={
@@ -656,7 +667,7 @@ def _finish(
                     "agent_type": experiment.agent_type,
                     "champion": str(challenger),
                     "previous": str(champion),
-                    "links": {"decision": f"/provider/v1/promotion/decisions/{decision.id}"},
+                    "links": links,
                 },
                 now=now,
             )

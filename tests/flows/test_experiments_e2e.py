@@ -79,6 +79,8 @@ class World:
     clock: list[datetime]
     auth: ProviderSigningAuth
     drain: Any
+    provider_id: uuid.UUID
+    tenant_id: uuid.UUID
 
     def predict_with_feedback(self, start: int, count: int) -> None:
         headers = {"Authorization": f"Bearer {self.tenant_key}"}
@@ -148,6 +150,7 @@ def world(streamflow: Runtime) -> Iterator[World]:
         tenant, _ = ensure_organization(
             session, slug="tenant-e2e", name="T", kind="tenant", actor="test"
         )
+        provider_id, tenant_id = provider.id, tenant.id
         key = issue_api_key(
             session, organization_id=tenant.id, name="k", scopes=["predict"], actor="test"
         )
@@ -155,6 +158,14 @@ def world(streamflow: Runtime) -> Iterator[World]:
             WebhookEndpoint(
                 organization_id=provider.id,
                 url="https://hooks.example.com/promotions",
+                event_types=["challenger.promoted"],
+                status="active",
+            )
+        )
+        session.add(
+            WebhookEndpoint(
+                organization_id=tenant.id,
+                url="https://tenant.example.com/hooks",
                 event_types=["challenger.promoted"],
                 status="active",
             )
@@ -222,6 +233,8 @@ def world(streamflow: Runtime) -> Iterator[World]:
                 clock=[datetime.now(UTC) + timedelta(seconds=1)],
                 auth=ProviderSigningAuth("ops", SECRET),
                 drain=state.serving.shadow.drain,
+                provider_id=provider_id,
+                tenant_id=tenant_id,
             )
     finally:
         state.tenant_engine.dispose()
@@ -270,7 +283,7 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
 
     with transaction(world.rt.sessions) as session:
         actions = list(session.scalars(select(AuditLogEntry.action)))
-        jobs = list(session.scalars(select(Job.payload)))
+        rows = session.execute(select(Job.organization_id, Job.payload)).tuples().all()
         notices = list(session.scalars(select(SystemNotice.title)))
     for action in (
         "promotion_decision.recorded",
@@ -279,8 +292,12 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
         "experiment.stopped",
     ):
         assert action in actions, action
-    assert [j["type"] for j in jobs if j.get("type") == "challenger.promoted"] == [
-        "challenger.promoted"
-    ]
+    # The provider gets the evidence; the tenant learns which version now answers its calls.
+    links = {
+        organization_id: set(payload["data"]["links"])
+        for organization_id, payload in rows
+        if payload.get("type") == "challenger.promoted"
+    }
+    assert links == {world.provider_id: {"decision"}, world.tenant_id: {"agents"}}
     assert any("promoted" in title for title in notices)
     assert any("rejected" in title for title in notices)

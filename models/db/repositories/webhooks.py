@@ -49,6 +49,21 @@ class WebhookRepository(Repository):
         )
         return [e for e in endpoints if not e.event_types or event_type in e.event_types]
 
+    def subscriber_ids(self, event_type: str) -> list[uuid.UUID]:
+        """Every organisation with an active endpoint subscribed to `event_type` (platform-wide:
+        for events about the platform itself, such as a new champion)."""
+        endpoints = self.session.execute(
+            select(WebhookEndpoint.organization_id, WebhookEndpoint.event_types)
+            .where(WebhookEndpoint.status == str(WebhookEndpointStatus.ACTIVE))
+            .order_by(WebhookEndpoint.organization_id)
+        )
+        subscribed = {
+            organization_id
+            for organization_id, event_types in endpoints
+            if not event_types or event_type in event_types
+        }
+        return sorted(subscribed)
+
     def add_secret(self, secret: WebhookSecret) -> WebhookSecret:
         self.session.add(secret)
         self.session.flush()
