@@ -26,6 +26,7 @@ from api.routers import (
     health,
     jobs,
     profitability,
+    promotion,
     provider,
     tenant,
     tenant_dashboards,
@@ -193,6 +194,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     app.include_router(profitability.tenant_router)
     app.include_router(agents.tenant_router)
     app.include_router(agents.provider_router)
+    app.include_router(promotion.provider_router)
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)

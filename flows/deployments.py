@@ -18,6 +18,7 @@ def deployments() -> list[Any]:
 
     from flows.domains import recheck_domains, renew_certificates
     from flows.evaluation import evaluate_model_version, fail_stuck_evaluations
+    from flows.experiments import compare_experiments
     from flows.jobs import dispatch_jobs
     from flows.profitability import rollup_profitability
     from flows.serving import prune_traffic_log
@@ -56,6 +57,13 @@ def deployments() -> list[Any]:
         rollup_profitability.to_deployment(
             name="hourly",
             description="Recompute tenants' profitability where events or prices changed.",
+            interval=3600,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        compare_experiments.to_deployment(
+            name="hourly",
+            description="Compare running experiments' challengers with their champions, let "
+            "the promotion gate decide, and check inputs for drift.",
             interval=3600,
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),

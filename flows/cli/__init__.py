@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "flows.cli.profitability",
         "Prices, rollups and profitability per tenant.",
     ),
+    "promotion": ("flows.cli.promotion", "Promotion: comparisons, decisions, gates."),
     "users": ("flows.cli.users", "Provider users of the dashboards: create, list, disable."),
     "serve": ("flows.cli.serve", "Serve the tenant and provider APIs with uvicorn."),
     "server": ("flows.cli.server", "The local orchestrator: start, stop, status, logs."),

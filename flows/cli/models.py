@@ -115,3 +115,26 @@ def alias(
             f"{r['name']}@{r['alias']} → version {r['version']}"
         ),
     )
+
+
+@app.command("rollback")
+def rollback(
+    agent: Annotated[str, typer.Argument(help="Agent type whose champion goes back.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Point the agent type's champion back at its previous version (audited)."""
+    from flows.cli.context import session
+    from flows.runtime import cli_actor, runtime
+    from pipelines.promotion.service import rollback as roll_back
+
+    runtime()
+    with session() as opened:
+        result = roll_back(opened, agent_type=agent, actor=cli_actor()).model_dump(mode="json")
+    emit(
+        result,
+        as_json=as_json,
+        render=lambda console, r: console.print(
+            f"{r['model_name']}@champion → version {r['champion']} "
+            f"(was {r['champion_before']}; previous is now {r['previous']})"
+        ),
+    )

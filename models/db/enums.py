@@ -233,6 +233,15 @@ class FeedbackKind(StrEnum):
     CORRECTION = "correction"
 
 
+class PromotionOutcome(StrEnum):
+    """What a promotion gate decided about a challenger: promote it, reject it, or wait for
+    more evidence."""
+
+    PROMOTE = "promote"
+    REJECT = "reject"
+    WAIT = "wait"
+
+
 def check_in(column: str, values: type[StrEnum]) -> str:
     """The SQL of a CHECK constraint keeping `column` to the enumeration's values."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

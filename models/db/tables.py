@@ -41,6 +41,7 @@ from models.db.enums import (
     OrganizationStatus,
     OwnershipOutcome,
     PeriodKind,
+    PromotionOutcome,
     ProviderRole,
     RoutingOutcome,
     RunStatus,
@@ -953,3 +954,80 @@ class Feedback(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Promotion: gates, decisions (immutable evidence) and drift reports --------------------------
+
+
+class PromotionGate(Base):
+    """A version of the pre-registered promotion gate of one agent type: the primary metric,
+    the guardrails with their margins, the minimum sample and duration, and alpha.
+
+    Gates are provider-level (no tenant); a change adds a version, the newest is in force."""
+
+    __tablename__ = "promotion_gates"
+    __table_args__ = (UniqueConstraint("agent_type", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    agent_type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PromotionDecision(Base):
+    """One decision of a promotion gate (promote, reject, wait) with all of its evidence.
+
+    Immutable: triggers refuse UPDATE and DELETE on PostgreSQL and SQLite alike."""
+
+    __tablename__ = "promotion_decisions"
+    __table_args__ = (
+        CheckConstraint(check_in("outcome", PromotionOutcome), name="outcome"),
+        Index("ix_promotion_decisions_agent_created", "agent_type", "created_at", "id"),
+        Index("ix_promotion_decisions_created", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    agent_type: Mapped[str] = mapped_column(String(64))
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    model_name: Mapped[str] = mapped_column(String(200))
+    champion_version: Mapped[str] = mapped_column(String(200))
+    challenger_version: Mapped[str] = mapped_column(String(200))
+    dataset_version_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    dataset_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    n: Mapped[int] = mapped_column(Integer)
+    gate_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    gate_config: Mapped[dict[str, Any]] = mapped_column()
+    evidence: Mapped[dict[str, Any]] = mapped_column()
+    """Metrics with intervals, tests, p-values or e-values, seeds, checks."""
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DriftReport(Base):
+    """A data-drift report of recent traffic against the pinned golden dataset version; the
+    HTML lives in a file under the StreamFlow home, its SHA-256 here."""
+
+    __tablename__ = "drift_reports"
+    __table_args__ = (Index("ix_drift_reports_agent_created", "agent_type", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    agent_type: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    dataset_version_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    dataset_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    n_current: Mapped[int] = mapped_column(Integer)
+    n_reference: Mapped[int] = mapped_column(Integer)
+    drift_share: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    drifted: Mapped[bool]
+    drifted_columns: Mapped[list[str]] = mapped_column()
+    html_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    html_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

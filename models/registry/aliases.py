@@ -2,4 +2,6 @@
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-ALIASES = (CHAMPION, CHALLENGER)
+PREVIOUS = "previous"
+"""The champion before the last promotion: where a rollback returns to."""
+ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)

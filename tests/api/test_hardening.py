@@ -348,6 +348,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "effective_from": "2026-03-01",
         "tiers": [{"name": "t", "min_rate_bps": 0, "discount_bps": 0}],
     },
+    "GateBody": {"min_n": 100, "guardrails": [{"metric": "error_rate", "margin": 0.01}]},
     "PredictRequest": {"input": "fuzz"},
     "FeedbackCreate": {"request_id": "0" * 32, "kind": "rating", "value": "1"},
     "ExperimentCreate": {"kind": "shadow", "agent_type": "fuzz", "challenger": "m@2", "mde": 0.1},

@@ -684,6 +684,15 @@ PLATFORM_ONLY = {
     " 1, '{}', '', 'b', now(), now())",
     "profitability_dirty_periods": "INSERT INTO profitability_dirty_periods (organization_id,"
     " month, marked_at) VALUES (%(a)s, DATE '2026-03-01', now())",
+    "promotion_gates": "INSERT INTO promotion_gates (id, agent_type, version, config,"
+    " created_by, created_at) VALUES (gen_random_uuid(), 'evil', 1, '{}', 'b', now())",
+    "promotion_decisions": "INSERT INTO promotion_decisions (id, agent_type, outcome, reason,"
+    " model_name, champion_version, challenger_version, window_start, window_end, n,"
+    " gate_config, evidence, actor, created_at) VALUES (gen_random_uuid(), 'evil', 'promote',"
+    " 'x', 'm', '1', '2', now(), now(), 0, '{}', '{}', 'b', now())",
+    "drift_reports": "INSERT INTO drift_reports (id, agent_type, window_start, window_end,"
+    " n_current, n_reference, drift_share, threshold, drifted, drifted_columns, created_at)"
+    " VALUES (gen_random_uuid(), 'evil', now(), now(), 0, 0, 0, 0.5, false, '[]', now())",
 }
 """Tables only the platform reads or writes (no tenant policy, no grant), with a write to try."""
 

@@ -1,0 +1,194 @@
+"""From a traffic comparison and a golden-set comparison to the gate's evidence (pure).
+
+Live traffic is looked at every hour, so its tests are always valid (mSPRT confidence
+sequences, carried over from the previous look); the golden set is a fixed sample, so it gets
+the spine's paired bootstrap. Latency is compared on the p95 with a seeded bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pipelines.experiments.gate import (
+    GateDecision,
+    MetricEvidence,
+    evidence_from_quantile,
+    evidence_from_sequential,
+)
+from pipelines.experiments.quantiles import p95_difference
+from pipelines.experiments.sequential import (
+    SequentialResult,
+    mcnemar_test,
+    paired_test,
+    two_sample_test,
+)
+from pipelines.experiments.srm import SrmResult, sample_ratio_mismatch
+from pipelines.promotion.comparison import TrafficComparison, quality_differences
+
+LATENCY = "latency_p95_ms"
+ERRORS = "error_rate"
+QUALITY = "quality"
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON document of `value`: non-finite floats become null (JSONB refuses them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.floating | np.integer):
+        return jsonable(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def previous_result(stored: Mapping[str, Any] | None) -> SequentialResult | None:
+    """The sequential result of the previous look, from a stored decision's evidence."""
+    if not stored:
+        return None
+
+    def bound(name: str, default: float) -> float:
+        value = stored.get(name)
+        return default if value is None else float(value)
+
+    try:
+        return SequentialResult(
+            n=int(stored["n"]),
+            estimate=bound("estimate", math.nan),
+            ci_low=bound("ci_low", -math.inf),
+            ci_high=bound("ci_high", math.inf),
+            p_value=bound("p_value", 1.0),
+            e_value=bound("e_value", 1.0),
+            decision=stored["decision"],
+            method=str(stored["method"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class LiveEvidence:
+    metrics: tuple[MetricEvidence, ...]
+    sequential: dict[str, dict[str, Any]]
+    """The always-valid results per metric (carried into the next look)."""
+    tests: dict[str, Any]
+    """Further tests reported with the decision (McNemar, the p95 bootstrap)."""
+    srm: SrmResult | None
+
+
+def live_evidence(
+    comparison: TrafficComparison,
+    *,
+    alpha: float,
+    seed: int,
+    resamples: int,
+    previous: Mapping[str, Mapping[str, Any]] | None = None,
+    challenger_share: float | None = None,
+    min_n: int = 30,
+    tau: float | None = None,
+) -> LiveEvidence:
+    """The live metrics (challenger minus champion) with intervals, and the SRM check of an
+    A/B split (`challenger_share` of the keys promised to the challenger).
+
+    `tau` is the mixture's scale (the effect the experiment was planned to detect): the
+    confidence sequences are narrowest where that effect becomes detectable; None tunes them
+    for 10,000 observations."""
+    previous = previous or {}
+    champion, challenger = comparison.champion, comparison.challenger
+    sequential: dict[str, SequentialResult] = {}
+    tests: dict[str, Any] = {}
+    srm = None
+    if comparison.paired:
+        quality = quality_differences(comparison)
+        if len(quality):
+            sequential[QUALITY] = paired_test(
+                quality,
+                alpha=alpha,
+                tau=tau,
+                min_n=min_n,
+                previous=previous_result(previous.get(QUALITY)),
+            )
+            a, b = champion.quality, challenger.quality
+            keep = ~np.isnan(a) & ~np.isnan(b)
+            if keep.any() and set(np.unique(np.concatenate([a[keep], b[keep]]))) <= {0.0, 1.0}:
+                right_a, right_b = a[keep] == 1.0, b[keep] == 1.0
+                tests["mcnemar_quality"] = asdict(
+                    mcnemar_test(
+                        int(np.sum(right_a & right_b)),
+                        int(np.sum(right_a & ~right_b)),
+                        int(np.sum(~right_a & right_b)),
+                        int(np.sum(~right_a & ~right_b)),
+                        alpha=alpha,
+                    )
+                )
+        if comparison.n:
+            sequential[ERRORS] = paired_test(
+                challenger.errors - champion.errors,
+                alpha=alpha,
+                tau=tau,
+                min_n=min_n,
+                binary=True,
+                previous=previous_result(previous.get(ERRORS)),
+            )
+    else:
+        a = champion.quality[~np.isnan(champion.quality)]
+        b = challenger.quality[~np.isnan(challenger.quality)]
+        if len(a) and len(b):
+            sequential[QUALITY] = two_sample_test(
+                a,
+                b,
+                alpha=alpha,
+                tau=tau,
+                min_n=min_n,
+                previous=previous_result(previous.get(QUALITY)),
+            )
+        if comparison.n:
+            sequential[ERRORS] = two_sample_test(
+                champion.errors,
+                challenger.errors,
+                binary=True,
+                alpha=alpha,
+                tau=tau,
+                min_n=min_n,
+                previous=previous_result(previous.get(ERRORS)),
+            )
+        if challenger_share is not None:
+            srm = sample_ratio_mismatch(
+                {"champion": comparison.n_champion, "challenger": comparison.n_challenger},
+                {"champion": 1.0 - challenger_share, "challenger": challenger_share},
+            )
+    metrics = [
+        evidence_from_sequential(name, "live", result) for name, result in sequential.items()
+    ]
+    if min(len(champion.latency_ms), len(challenger.latency_ms)) >= 2:
+        latency = p95_difference(
+            champion.latency_ms,
+            challenger.latency_ms,
+            seed=seed,
+            resamples=resamples,
+            paired=comparison.paired,
+            confidence=1.0 - alpha,
+        )
+        tests["p95_latency"] = asdict(latency)
+        metrics.append(evidence_from_quantile(LATENCY, "live", latency))
+    return LiveEvidence(
+        metrics=tuple(metrics),
+        sequential={name: asdict(result) for name, result in sequential.items()},
+        tests=tests,
+        srm=srm,
+    )
+
+
+def decision_document(decision: GateDecision) -> dict[str, Any]:
+    """The gate's decision as stored: outcome, reason, one row per check."""
+    return {
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "checks": [asdict(check) for check in decision.checks],
+    }

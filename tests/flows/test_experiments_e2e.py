@@ -1,0 +1,286 @@
+"""End to end on each backend: two challengers meet a champion in shadow experiments through
+the API; the comparison flow's function lets the gate wait on too little data, promote a truly
+better challenger (aliases flip, the provider is told, `challenger.promoted` is queued) and
+reject a truly worse one; `rollback` reverses the promotion.
+
+Fast on purpose: rule-based agents (no training), 30 requests per experiment, 200 bootstrap
+resamples, shadow predictions in threads, no Evidently, no Prefect server round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import build_state, create_app
+from api.provider_client import ProviderSigningAuth
+from api.settings import ApiSettings, ProviderAuthSettings
+from flows.experiments import compare_experiments_now
+from flows.models import BuiltAgent, register_agent
+from flows.runtime import Runtime
+from models.cache.settings import CacheSettings
+from models.db.engine import transaction
+from models.db.tables import AuditLogEntry, Job, SystemNotice, WebhookEndpoint
+from models.registry import client as registry
+from models.settings import ServingSettings
+from pipelines.access.service import issue_api_key
+from pipelines.golden_datasets.service import import_golden_dataset
+from pipelines.organizations import ensure_organization
+from pipelines.promotion import service as promotion
+from tests.conftest import TENANT_LOGIN, as_login
+
+SECRET = "e2e-provider-secret-0123456789abcdef"
+LABELS = ("refund", "cancel")
+
+
+def _truth(text: str) -> str:
+    return "refund" if "money" in text else "cancel"
+
+
+class Perfect:
+    """Always right."""
+
+    def predict(self, texts: list[str]) -> list[str]:
+        return [_truth(t) for t in texts]
+
+
+class Half:
+    """Right on even-numbered requests only."""
+
+    def predict(self, texts: list[str]) -> list[str]:
+        return [_truth(t) if int(t.rsplit(" ", 1)[-1]) % 2 == 0 else "wrong" for t in texts]
+
+
+class Wrong:
+    """Never right."""
+
+    def predict(self, texts: list[str]) -> list[str]:
+        return ["wrong" for _ in texts]
+
+
+def _text(i: int) -> str:
+    return f"{'give my money back' if i % 3 else 'stop my plan'} please {i}"
+
+
+@dataclass
+class World:
+    client: TestClient
+    rt: Runtime
+    agent: str
+    tenant_key: str
+    clock: list[datetime]
+    auth: ProviderSigningAuth
+    drain: Any
+
+    def predict_with_feedback(self, start: int, count: int) -> None:
+        headers = {"Authorization": f"Bearer {self.tenant_key}"}
+        for i in range(start, start + count):
+            served = self.client.post(
+                f"/v1/agents/{self.agent}/predict", json={"input": _text(i)}, headers=headers
+            )
+            assert served.status_code == 200, served.text
+            feedback = self.client.post(
+                "/v1/feedback",
+                json={
+                    "request_id": served.json()["request_id"],
+                    "kind": "label",
+                    "value": _truth(_text(i)),
+                },
+                headers=headers,
+            )
+            assert feedback.status_code == 201, feedback.text
+        assert self.drain()
+
+    def start_shadow(self, challenger: str) -> str:
+        created = self.client.post(
+            "/provider/v1/experiments",
+            json={
+                "kind": "shadow",
+                "agent_type": self.agent,
+                "challenger": challenger,
+                "mde": 0.3,
+            },
+            auth=self.auth,
+        )
+        assert created.status_code in (200, 201), created.text
+        experiment_id = created.json()["id"]
+        started = self.client.post(
+            f"/provider/v1/experiments/{experiment_id}/start", auth=self.auth
+        )
+        assert started.status_code == 200, started.text
+        return str(experiment_id)
+
+    def compare(self, experiment_id: str) -> dict[str, Any]:
+        self.clock[0] += timedelta(minutes=5)
+        (decision,) = compare_experiments_now(
+            self.rt.sessions,
+            storage_dir=self.rt.storage.golden_dataset_dir,
+            experiment_id=uuid.UUID(experiment_id),
+            clock=lambda: self.clock[0],
+            actor="test",
+            resamples=200,
+        )
+        return decision.model_dump(mode="json")
+
+    def champion(self) -> str:
+        agents = self.client.get(
+            "/v1/agents", headers={"Authorization": f"Bearer {self.tenant_key}"}
+        ).json()["items"]
+        return str(next(a["champion"] for a in agents if a["agent_type"] == self.agent))
+
+
+@pytest.fixture
+def world(streamflow: Runtime) -> Iterator[World]:
+    agent = f"intent-{uuid.uuid4().hex[:6]}"
+    model = f"{agent}-model"
+    with transaction(streamflow.sessions) as session:
+        provider, _ = ensure_organization(
+            session, slug="provider", name="P", kind="provider", actor="test"
+        )
+        tenant, _ = ensure_organization(
+            session, slug="tenant-e2e", name="T", kind="tenant", actor="test"
+        )
+        key = issue_api_key(
+            session, organization_id=tenant.id, name="k", scopes=["predict"], actor="test"
+        )
+        session.add(
+            WebhookEndpoint(
+                organization_id=provider.id,
+                url="https://hooks.example.com/promotions",
+                event_types=["challenger.promoted"],
+                status="active",
+            )
+        )
+        rows = [{"id": f"g{i}", "input": _text(i), "expected": _truth(_text(i))} for i in range(40)]
+        import_golden_dataset(
+            session,
+            organization_id=provider.id,
+            actor="test",
+            name=f"{agent}-golden",
+            task="classification",
+            data="\n".join(json.dumps(r) for r in rows).encode(),
+            filename="golden.jsonl",
+            storage_dir=streamflow.storage.golden_dataset_dir,
+        )
+        promotion.set_gate(
+            session,
+            agent_type=agent,
+            config={
+                "primary_metric": "quality",
+                "min_n": 30,
+                "min_duration_seconds": 0,
+                "golden_dataset": f"{agent}-golden@1",
+                "guardrails": [
+                    {"metric": "error_rate", "margin": 0.2, "higher_is_better": False},
+                    {"metric": "latency_p95_ms", "margin": 2000, "higher_is_better": False},
+                ],
+            },
+            actor="test",
+            now=datetime.now(UTC),
+        )
+    for agent_object in (Half(), Perfect(), Wrong()):
+        register_agent(
+            model,
+            BuiltAgent(agent_object, agent, "classification"),
+            alias="champion" if isinstance(agent_object, Half) else None,
+            actor="test",
+        )
+    url = streamflow.storage.resolved_database_url()
+    postgres = streamflow.engine.dialect.name == "postgresql"
+    state = build_state(
+        api=ApiSettings(
+            database_tenant_url=as_login(url, TENANT_LOGIN) if postgres else None,
+            rate_limit_per_minute=100_000,
+            rate_limits_per_minute={},
+            rate_limit_per_address_per_minute=100_000,
+        ),
+        storage=streamflow.storage,
+        cache_settings=CacheSettings(
+            redis_url="redis://127.0.0.1:6379/0", key_prefix=f"sftest:{uuid.uuid4().hex[:8]}:"
+        ),
+        provider_auth=ProviderAuthSettings(provider_keys={"ops": SECRET}),
+        serving=ServingSettings(
+            alias_cache_seconds=0, shadow_mode="thread", shadow_flush_seconds=0.05
+        ),
+    )
+    assert state.serving is not None
+    try:
+        with TestClient(create_app(state), raise_server_exceptions=False) as client:
+            yield World(
+                client=client,
+                rt=streamflow,
+                agent=agent,
+                tenant_key=key.plaintext,
+                clock=[datetime.now(UTC) + timedelta(seconds=1)],
+                auth=ProviderSigningAuth("ops", SECRET),
+                drain=state.serving.shadow.drain,
+            )
+    finally:
+        state.tenant_engine.dispose()
+        state.engine.dispose()
+
+
+def test_wait_promote_reject_and_roll_back(world: World) -> None:
+    model = f"{world.agent}-model"
+    assert world.champion() == f"{model}@1"
+
+    better = world.start_shadow(f"{model}@2")
+    world.predict_with_feedback(0, 6)
+    waited = world.compare(better)
+    assert waited["outcome"] == "wait", waited["reason"]
+    assert "6 of the 30" in waited["reason"]
+
+    world.predict_with_feedback(6, 24)
+    promoted = world.compare(better)
+    assert promoted["outcome"] == "promote", promoted["reason"]
+    evidence = promoted["evidence"]
+    live = {m["metric"]: m for m in evidence["metrics"] if m["source"] == "live"}
+    golden = next(m for m in evidence["metrics"] if m["source"] == "golden")
+    assert live["quality"]["ci_low"] > 0
+    assert golden["ci_low"] > 0
+    assert evidence["live"]["n_champion"] == 30
+    assert evidence["live"]["agreement_rate"] == pytest.approx(0.5, abs=0.05)
+    assert promoted["dataset_digest"] == evidence["golden"]["dataset_digest"]
+    assert world.champion() == f"{model}@2"
+    assert registry.resolve(f"{model}@previous").version == "1"
+
+    worse = world.start_shadow(f"{model}@3")
+    world.predict_with_feedback(30, 30)
+    rejected = world.compare(worse)
+    assert rejected["outcome"] == "reject", rejected["reason"]
+    assert world.champion() == f"{model}@2"
+
+    listed = world.client.get(
+        "/provider/v1/promotion/decisions", params={"agent_type": world.agent}, auth=world.auth
+    ).json()["items"]
+    assert [d["outcome"] for d in listed] == ["reject", "promote", "wait"]
+
+    with transaction(world.rt.sessions) as session:
+        rolled = promotion.rollback(session, agent_type=world.agent, actor="test")
+    assert (rolled.champion, rolled.previous) == ("1", "2")
+    assert world.champion() == f"{model}@1"
+
+    with transaction(world.rt.sessions) as session:
+        actions = list(session.scalars(select(AuditLogEntry.action)))
+        jobs = list(session.scalars(select(Job.payload)))
+        notices = list(session.scalars(select(SystemNotice.title)))
+    for action in (
+        "promotion_decision.recorded",
+        "model_alias.promoted",
+        "model_alias.rolled_back",
+        "experiment.stopped",
+    ):
+        assert action in actions, action
+    assert [j["type"] for j in jobs if j.get("type") == "challenger.promoted"] == [
+        "challenger.promoted"
+    ]
+    assert any("promoted" in title for title in notices)
+    assert any("rejected" in title for title in notices)
