@@ -21,6 +21,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from api.routers import console
+from api.state import ApiState
 from models.cache.keys import comparison_key
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.enums import CertificateStatus
@@ -954,14 +955,14 @@ def _look(n: int, half_width: float, outcome: str) -> dict[str, object]:
     }
 
 
-def seed_experiments(world: World) -> ExperimentWorld:
+def seed_experiments(state: ApiState, organization_id: uuid.UUID) -> ExperimentWorld:
     """An A/B experiment (running, 3 served requests, 3 looks) and a draft one; a drift report."""
     from models.db.repositories.promotion import PromotionRepository
     from models.db.tables import Experiment, PromotionDecision, TrafficLogEntry
     from pipelines.promotion.drift import summarize_drift
     from pipelines.promotion.service import store_drift_report
 
-    engine = make_engine(world.state.storage.resolved_database_url())
+    engine = make_engine(state.storage.resolved_database_url())
     try:
         with transaction(make_sessionmaker(engine)) as session:
             common = {
@@ -987,7 +988,7 @@ def seed_experiments(world: World) -> ExperimentWorld:
                     session.add(
                         TrafficLogEntry(
                             request_id=f"req-{i}",
-                            organization_id=world.tenant_a.organization_id,
+                            organization_id=organization_id,
                             agent_type="summarizer",
                             experiment_id=running.id,
                             variant="champion",
@@ -1025,7 +1026,11 @@ def seed_experiments(world: World) -> ExperimentWorld:
                 )
             metrics = [
                 {
-                    "config": {"type": "x:ValueDrift", "column": "length", "method": "K-S"},
+                    "config": {
+                        "type": "x:ValueDrift",
+                        "column": "length",
+                        "method": "K-S p_value",
+                    },
                     "value": 0.001,
                 }
             ]
@@ -1039,7 +1044,7 @@ def seed_experiments(world: World) -> ExperimentWorld:
                 dataset_version_id=None,
                 dataset_digest=None,
                 html=DRIFT_HTML,
-                home=world.state.storage.home,
+                home=state.storage.home,
                 actor="test",
                 now=LOOK,
             )
@@ -1060,7 +1065,7 @@ class TestExperimentPages:
         """The list (filters, planned vs observed n), the experiment page (latest look, the
         interval chart over the looks, gate, decisions) and a decision's evidence all carry the
         provider API's numbers."""
-        seeded = seed_experiments(pages.world)
+        seeded = seed_experiments(pages.world.state, pages.world.tenant_a.organization_id)
         client, auth = pages.world.client, pages.world.provider_auth()
         api = client.get(f"/provider/v1/experiments/{seeded.experiment}", auth=auth).json()
         pages.sign_in(pages.analyst)
@@ -1109,7 +1114,7 @@ class TestExperimentPages:
     def test_admins_pause_and_stop_with_the_token_and_analysts_cannot(self, pages: Pages) -> None:
         """Pause and stop go through the experiments service (audited); an analyst is refused,
         and so is a form without the CSRF token."""
-        seeded = seed_experiments(pages.world)
+        seeded = seed_experiments(pages.world.state, pages.world.tenant_a.organization_id)
         client = pages.world.client
         base = f"/dashboards/experiments/{seeded.experiment}"
         csrf = pages.sign_in(pages.analyst)
@@ -1140,12 +1145,13 @@ class TestExperimentPages:
     def test_drift_reports_list_and_their_html_in_a_sandbox(self, pages: Pages) -> None:
         """The list as the API's; the report page frames its HTML in a sandboxed iframe, and the
         HTML route alone relaxes the policy, inside a CSP sandbox."""
-        seeded = seed_experiments(pages.world)
+        seeded = seed_experiments(pages.world.state, pages.world.tenant_a.organization_id)
         client = pages.world.client
         pages.sign_in(pages.analyst)
         listed = client.get("/dashboards/drift?agent_type=summarizer").text
         assert f"/dashboards/drift/{seeded.report}" in listed
-        assert "length" in listed
+        assert "<td>length</td>" in listed  # the drifted column
+        assert '<span class="worse-text">drifted</span>' in listed
         assert str(seeded.report) not in client.get("/dashboards/drift?agent_type=other").text
         page = client.get(f"/dashboards/drift/{seeded.report}")
         assert page.status_code == 200
