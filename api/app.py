@@ -23,6 +23,7 @@ from api.routers import (
     console,
     dashboards,
     docs,
+    experiment_pages,
     health,
     jobs,
     profitability,
@@ -198,6 +199,7 @@ def create_app(state: ApiState | None = None) -> FastAPI:
     # The console first: its /dashboards/evaluations/new must not be read as a run id.
     app.include_router(console.router)
     app.include_router(dashboards.router)
+    app.include_router(experiment_pages.router)
     app.include_router(tenant_dashboards.router)
     app.mount("/dashboards/static", static_files(), name="dashboard-static")
     docs.install(app)

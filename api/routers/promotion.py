@@ -10,11 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from api.deps import Cursor, Limit, Provider, StateDep, page_size
 from api.edge import SignedRoute
 from api.errors import problem_responses
 from api.schemas.common import InputModel, Page
+from api.state import ApiState
 from pipelines.errors import NotFound
 from pipelines.promotion import service
 from pipelines.promotion.read_models import (
@@ -128,14 +130,9 @@ def list_drift_reports(
     return Page[DriftReportView](items=found.items, next_cursor=found.next_cursor)
 
 
-@provider_router.get(
-    "/drift-reports/{report_id}/html",
-    response_class=Response,
-    responses={200: {"content": {"text/html": {}}}, **ONE_ERRORS},
-)
-def get_drift_report_html(report_id: uuid.UUID, ctx: Provider, state: StateDep) -> Response:
-    """Read a drift report's HTML (checked against its stored SHA-256)."""
-    relative, sha256 = service.drift_report_file(ctx.session, report_id)
+def drift_report_html(state: ApiState, session: Session, report_id: uuid.UUID) -> tuple[bytes, str]:
+    """A drift report's stored HTML and its SHA-256, refused (404) unless they still match."""
+    relative, sha256 = service.drift_report_file(session, report_id)
     home = state.storage.home.resolve()
     path = (home / relative).resolve()
     if not path.is_relative_to(home) or not path.is_file():
@@ -145,6 +142,17 @@ def get_drift_report_html(report_id: uuid.UUID, ctx: Provider, state: StateDep) 
         raise NotFound(
             f"drift report {report_id}'s HTML does not match its digest", field="report_id"
         )
+    return data, sha256
+
+
+@provider_router.get(
+    "/drift-reports/{report_id}/html",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}}, **ONE_ERRORS},
+)
+def get_drift_report_html(report_id: uuid.UUID, ctx: Provider, state: StateDep) -> Response:
+    """Read a drift report's HTML (checked against its stored SHA-256)."""
+    data, sha256 = drift_report_html(state, ctx.session, report_id)
     return Response(
         content=data,
         media_type="text/html; charset=utf-8",

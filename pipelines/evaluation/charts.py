@@ -6,7 +6,8 @@ Every estimate is drawn with its interval: a rule from `ci_low` to `ci_high` beh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipelines.evaluation.quality import default_scale
@@ -225,3 +226,88 @@ def _shown(value: float, low: float | None, high: float | None, scale: float) ->
     if low is None or high is None:
         return f"{value:.{digits}f}"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def sequential_trend(
+    looks: Sequence[Mapping[str, Any]], *, metric: str, title: str
+) -> dict[str, Any]:
+    """An experiment's always-valid interval of one metric (challenger − champion) at each look,
+    with its estimate and a rule at zero: the interval leaving zero is the decision.
+
+    `looks` are `{"at": datetime, "n": int, "estimate", "ci_low", "ci_high", "p_value"}` as a
+    promotion decision's evidence records them (`evidence.live.sequential[metric]`)."""
+    rows = [
+        {
+            "at": look["at"].isoformat(),
+            "n": look["n"],
+            "estimate": look["estimate"],
+            "low": look["ci_low"],
+            "high": look["ci_high"],
+            "p": look.get("p_value"),
+        }
+        for look in looks
+        if all(isinstance(look.get(k), int | float) for k in ("estimate", "ci_low", "ci_high"))
+        and all(math.isfinite(float(look[k])) for k in ("estimate", "ci_low", "ci_high"))
+    ]
+    time = {
+        "field": "at",
+        "type": "temporal",
+        "title": "look (UTC)",
+        "axis": {"format": "%b %d %H:%M", "labelOverlap": True},
+    }
+    return {
+        "$schema": SCHEMA,
+        "title": title,
+        "width": WIDTH,
+        "height": 260,
+        "data": {"values": rows},
+        "layer": [
+            {
+                "mark": {"type": "area", "opacity": 0.2, "color": "#1f4e99"},
+                "encoding": {
+                    "x": time,
+                    "y": {
+                        "field": "low",
+                        "type": "quantitative",
+                        "title": f"{metric}: challenger − champion",
+                    },
+                    "y2": {"field": "high"},
+                },
+            },
+            {
+                "mark": {"type": "line", "point": True, "color": "#1f4e99"},
+                "encoding": {
+                    "x": time,
+                    "y": {"field": "estimate", "type": "quantitative"},
+                    "tooltip": [
+                        {"field": "at", "type": "temporal", "format": "%Y-%m-%d %H:%M"},
+                        {"field": "n", "type": "quantitative"},
+                        {"field": "estimate", "type": "quantitative", "format": ".4f"},
+                        {
+                            "field": "low",
+                            "type": "quantitative",
+                            "format": ".4f",
+                            "title": "CI low",
+                        },
+                        {
+                            "field": "high",
+                            "type": "quantitative",
+                            "format": ".4f",
+                            "title": "CI high",
+                        },
+                        {
+                            "field": "p",
+                            "type": "quantitative",
+                            "format": ".3g",
+                            "title": "p (always valid)",
+                        },
+                    ],
+                },
+            },
+            {
+                "data": {"values": [{"zero": 0}]},
+                "mark": {"type": "rule", "strokeDash": [4, 4], "color": "#444"},
+                "encoding": {"y": {"field": "zero", "type": "quantitative"}},
+            },
+        ],
+    }

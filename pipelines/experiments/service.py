@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from models.db.enums import ExperimentKind, ExperimentStatus, SplitKey
 from models.db.repositories.audit import record_audit
-from models.db.repositories.experiments import ExperimentRepository
+from models.db.repositories.experiments import ExperimentRepository, TrafficRepository
 from models.db.tables import Experiment
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.experiments.planning import plan_sample_size
@@ -310,6 +310,12 @@ def experiments_page(
         limit=limit,
     )
     return as_paged(page, detail)
+
+
+def served_counts(session: Session, experiment_ids: list[str]) -> dict[str, int]:
+    """Requests served so far under each experiment (its observed n), by experiment id."""
+    counts = TrafficRepository(session).served_counts([uuid.UUID(i) for i in experiment_ids])
+    return {str(key): value for key, value in counts.items()}
 
 
 def live_experiments(session: Session) -> dict[str, LiveExperiment]:

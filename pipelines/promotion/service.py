@@ -128,6 +128,19 @@ def decisions_page(
     return as_paged(page, DecisionSummary.model_validate)
 
 
+def experiment_decisions_page(
+    session: Session, *, experiment_id: uuid.UUID, cursor: str | None, limit: int
+) -> Paged[DecisionDetail]:
+    """An experiment's decisions (its looks) newest first, each with its evidence."""
+    page = PromotionRepository(session).page_decisions(
+        agent_type=None,
+        experiment_id=experiment_id,
+        after=after_key(cursor, PromotionRepository.DECISION_ORDER),
+        limit=limit,
+    )
+    return as_paged(page, DecisionDetail.model_validate)
+
+
 def decision_detail(session: Session, decision_id: uuid.UUID | str) -> DecisionDetail:
     """One decision with its evidence."""
     try:

@@ -6,6 +6,7 @@ What a person sees in a real browser (charts drawn, HTMX swaps, no console error
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from api.routers import console
+from api.state import ApiState
 from models.cache.keys import comparison_key
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.enums import CertificateStatus
@@ -125,6 +127,9 @@ def _concrete(route: str, pages: Pages) -> tuple[str, str]:
         .replace("{key_id}", str(pages.world.tenant_a.api_key_id))
         .replace("{notice_id}", str(uuid.uuid4()))
         .replace("{domain_id}", str(uuid.uuid4()))
+        .replace("{experiment_id}", str(uuid.uuid4()))
+        .replace("{decision_id}", str(uuid.uuid4()))
+        .replace("{report_id}", str(uuid.uuid4()))
     )
     if path.startswith("/dashboards/compare"):
         path += f"?run_a={pages.baseline}&run_b={pages.challenger}&metric=exact_match"
@@ -871,3 +876,293 @@ class TestProfitabilityPages:
         assert "tier gold" in trend.text
         assert world.client.get("/dashboards/profitability/nobody").status_code == 404
         assert world.client.get("/dashboards/profitability?month=March").status_code == 422
+
+
+# --- experiments, decisions, drift reports ---------------------------------------------------
+
+LOOK = datetime(2026, 11, 30, 12, tzinfo=UTC)
+DRIFT_HTML = (
+    "<html><head><script>document.title = 'evidently'</script></head><body>drift</body></html>"
+)
+
+
+@dataclass(frozen=True)
+class ExperimentWorld:
+    experiment: uuid.UUID
+    other: uuid.UUID
+    decisions: list[uuid.UUID]
+    """Oldest look first."""
+    report: uuid.UUID
+
+
+def _look(n: int, half_width: float, outcome: str) -> dict[str, object]:
+    """A look's evidence as `compare_experiment` stores it (challenger − champion)."""
+    quality = {
+        "n": n,
+        "estimate": 0.05,
+        "ci_low": 0.05 - half_width,
+        "ci_high": 0.05 + half_width,
+        "p_value": 0.2 if outcome == "wait" else 0.001,
+        "e_value": 1.5,
+        "decision": "continue",
+        "method": "mixture-sequential-two-sample",
+    }
+    errors = {**quality, "estimate": -0.01, "ci_low": -0.05, "ci_high": 0.03, "p_value": 0.9}
+    return {
+        "gate": {
+            "outcome": outcome,
+            "reason": "Keep collecting." if outcome == "wait" else "Better on quality.",
+            "checks": [
+                {"name": "srm", "passed": True, "reason": "no sample ratio mismatch"},
+                {"name": "min_n", "passed": n >= 30, "reason": f"n {n} of 30"},
+            ],
+        },
+        "metrics": [
+            {
+                "metric": "quality",
+                "source": "live",
+                **{
+                    k: quality[k]
+                    for k in ("estimate", "ci_low", "ci_high", "p_value", "n", "method")
+                },
+            },
+            {
+                "metric": "error_rate",
+                "source": "live",
+                **{
+                    k: errors[k]
+                    for k in ("estimate", "ci_low", "ci_high", "p_value", "n", "method")
+                },
+            },
+        ],
+        "live": {
+            "kind": "ab",
+            "n_champion": n // 2,
+            "n_challenger": n - n // 2,
+            "unpaired": 0,
+            "with_reference": n,
+            "agreement_rate": None,
+            "output_rouge_l": None,
+            "error_rate_champion": 0.02,
+            "error_rate_challenger": 0.01,
+            "sequential": {"quality": quality, "error_rate": errors},
+            "tests": {},
+            "srm": {"chi2": 0.25, "p_value": 0.62, "mismatch": False},
+            "duration_seconds": 3600.0,
+        },
+        "golden": None,
+        "seeds": {"bootstrap": 7},
+    }
+
+
+def seed_experiments(state: ApiState, organization_id: uuid.UUID) -> ExperimentWorld:
+    """An A/B experiment (running, 3 served requests, 3 looks) and a draft one; a drift report."""
+    from models.db.repositories.promotion import PromotionRepository
+    from models.db.tables import Experiment, PromotionDecision, TrafficLogEntry
+    from pipelines.promotion.drift import summarize_drift
+    from pipelines.promotion.service import store_drift_report
+
+    engine = make_engine(state.storage.resolved_database_url())
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            common = {
+                "agent_type": "summarizer",
+                "champion_version": "summ@1",
+                "challenger_version": "summ@2",
+                "salt": "s",
+                "mde": 0.05,
+                "planned_sample_size": 1234,
+                "plan": {"alpha": 0.05},
+                "created_by": "test",
+            }
+            running = Experiment(
+                kind="ab", status="running", created_at=LOOK, started_at=LOOK, **common
+            )
+            draft = Experiment(
+                kind="shadow", status="draft", created_at=LOOK - timedelta(days=1), **common
+            )
+            session.add_all([running, draft])
+            session.flush()
+            for i in range(3):
+                for role in ("served", "shadow") if i == 0 else ("served",):
+                    session.add(
+                        TrafficLogEntry(
+                            request_id=f"req-{i}",
+                            organization_id=organization_id,
+                            agent_type="summarizer",
+                            experiment_id=running.id,
+                            variant="champion",
+                            role=role,
+                            model_version="summ@1",
+                            input_hash="0" * 64,
+                            input_text="x",
+                            created_at=LOOK,
+                        )
+                    )
+            repository = PromotionRepository(session)
+            decisions = []
+            for i, (n, width) in enumerate(((10, 0.4), (20, 0.2), (40, 0.04))):
+                evidence = _look(n, width, "wait" if i < 2 else "promote")
+                decisions.append(
+                    repository.add_decision(
+                        PromotionDecision(
+                            agent_type="summarizer",
+                            experiment_id=running.id,
+                            outcome=evidence["gate"]["outcome"],  # type: ignore[index]
+                            reason=evidence["gate"]["reason"],  # type: ignore[index]
+                            model_name="summ",
+                            champion_version="summ@1",
+                            challenger_version="summ@2",
+                            dataset_digest="sha256:abc123",
+                            window_start=LOOK,
+                            window_end=LOOK + timedelta(hours=i + 1),
+                            n=n,
+                            gate_config={"alpha": 0.05, "primary_metric": "quality"},
+                            evidence=evidence,
+                            actor="flow:compare",
+                            created_at=LOOK + timedelta(hours=i + 1),
+                        )
+                    ).id
+                )
+            metrics = [
+                {
+                    "config": {
+                        "type": "x:ValueDrift",
+                        "column": "length",
+                        "method": "K-S p_value",
+                    },
+                    "value": 0.001,
+                }
+            ]
+            report = store_drift_report(
+                session,
+                agent_type="summarizer",
+                summary=summarize_drift(metrics, threshold=0.5),
+                window=(LOOK - timedelta(days=1), LOOK),
+                n_current=10,
+                n_reference=20,
+                dataset_version_id=None,
+                dataset_digest=None,
+                html=DRIFT_HTML,
+                home=state.storage.home,
+                actor="test",
+                now=LOOK,
+            )
+            return ExperimentWorld(running.id, draft.id, decisions, report.id)
+    finally:
+        engine.dispose()
+
+
+class TestExperimentPages:
+    @covers(
+        "GET /dashboards/experiments",
+        "GET /dashboards/experiments/{experiment_id}",
+        "GET /dashboards/decisions/{decision_id}",
+        "GET /dashboards/decisions/{decision_id}/evidence.json",
+        auth=True,
+    )
+    def test_experiments_and_decisions_read_as_the_api_serves_them(self, pages: Pages) -> None:
+        """The list (filters, planned vs observed n), the experiment page (latest look, the
+        interval chart over the looks, gate, decisions) and a decision's evidence all carry the
+        provider API's numbers."""
+        seeded = seed_experiments(pages.world.state, pages.world.tenant_a.organization_id)
+        client, auth = pages.world.client, pages.world.provider_auth()
+        api = client.get(f"/provider/v1/experiments/{seeded.experiment}", auth=auth).json()
+        pages.sign_in(pages.analyst)
+        listed = client.get("/dashboards/experiments").text
+        assert f"/dashboards/experiments/{seeded.experiment}" in listed
+        assert f"/dashboards/experiments/{seeded.other}" in listed
+        row = listed.split(f"/dashboards/experiments/{seeded.experiment}", 1)[1].split("</tr>")[0]
+        assert f'<td class="num">{api["planned_sample_size"]}</td>' in row
+        assert '<td class="num">3</td>' in row  # served requests; the shadow row is not one
+        drafts = client.get("/dashboards/experiments?status=draft").text
+        assert str(seeded.other) in drafts
+        assert str(seeded.experiment) not in drafts
+        assert client.get("/dashboards/experiments?status=nonsense").status_code == 422
+
+        page = client.get(f"/dashboards/experiments/{seeded.experiment}")
+        assert page.status_code == 200
+        text = page.text
+        latest = client.get(
+            f"/provider/v1/promotion/decisions/{seeded.decisions[-1]}", auth=auth
+        ).json()
+        assert f'<dd id="live-n">{latest["n"]}</dd>' in text
+        quality = next(m for m in latest["evidence"]["metrics"] if m["metric"] == "quality")
+        assert f"[{quality['ci_low']:.4f}, {quality['ci_high']:.4f}]" in text
+        assert "no mismatch" in text  # SRM of the A/B split
+        for decision in seeded.decisions:
+            assert f"/dashboards/decisions/{decision}" in text
+        spec = re.search(r'<script type="application/json" class="chart-spec">(.*?)</script>', text)
+        assert spec is not None
+        chart = json.loads(spec.group(1))
+        assert [row["n"] for row in chart["data"]["values"]] == [10, 20, 40]
+        assert chart["layer"][-1]["data"]["values"] == [{"zero": 0}]
+        assert "Pause" not in text  # an analyst reads only
+
+        decision = client.get(f"/dashboards/decisions/{seeded.decisions[-1]}")
+        assert decision.status_code == 200
+        assert "sha256:abc123" in decision.text
+        assert "bootstrap 7" in decision.text
+        assert "mixture-sequential-two-sample" in decision.text
+        assert f"/dashboards/decisions/{seeded.decisions[-1]}/evidence.json" in decision.text
+        raw = client.get(f"/dashboards/decisions/{seeded.decisions[-1]}/evidence.json")
+        assert raw.json() == latest
+        assert client.get(f"/dashboards/decisions/{uuid.uuid4()}").status_code == 404
+
+    @covers("POST /dashboards/experiments/{experiment_id}/pause", auth=True, audit=True)
+    @covers("POST /dashboards/experiments/{experiment_id}/stop", auth=True, audit=True)
+    def test_admins_pause_and_stop_with_the_token_and_analysts_cannot(self, pages: Pages) -> None:
+        """Pause and stop go through the experiments service (audited); an analyst is refused,
+        and so is a form without the CSRF token."""
+        seeded = seed_experiments(pages.world.state, pages.world.tenant_a.organization_id)
+        client = pages.world.client
+        base = f"/dashboards/experiments/{seeded.experiment}"
+        csrf = pages.sign_in(pages.analyst)
+        assert client.post(f"{base}/pause", data={"csrf_token": csrf}).status_code == 403
+        client.cookies.clear()
+        csrf = pages.sign_in(pages.admin)
+        assert "Pause" in client.get(base).text
+        assert client.post(f"{base}/pause", follow_redirects=False).status_code == 403
+        paused = client.post(f"{base}/pause", data={"csrf_token": csrf}, follow_redirects=False)
+        assert paused.status_code == 303
+        assert 'id="experiment-status">paused<' in client.get(base).text
+        stopped = client.post(f"{base}/stop", data={"csrf_token": csrf}, follow_redirects=False)
+        assert stopped.status_code == 303
+        assert [row.target_id for row in pages.audit("experiment.paused")] == [
+            str(seeded.experiment)
+        ]
+        [row] = pages.audit("experiment.stopped")
+        assert row.actor.startswith("provider_user:")
+        again = client.post(f"{base}/pause", data={"csrf_token": csrf})
+        assert again.status_code == 409
+
+    @covers(
+        "GET /dashboards/drift",
+        "GET /dashboards/drift/{report_id}",
+        "GET /dashboards/drift/{report_id}/html",
+        auth=True,
+    )
+    def test_drift_reports_list_and_their_html_in_a_sandbox(self, pages: Pages) -> None:
+        """The list as the API's; the report page frames its HTML in a sandboxed iframe, and the
+        HTML route alone relaxes the policy, inside a CSP sandbox."""
+        seeded = seed_experiments(pages.world.state, pages.world.tenant_a.organization_id)
+        client = pages.world.client
+        pages.sign_in(pages.analyst)
+        listed = client.get("/dashboards/drift?agent_type=summarizer").text
+        assert f"/dashboards/drift/{seeded.report}" in listed
+        assert "<td>length</td>" in listed  # the drifted column
+        assert '<span class="worse-text">drifted</span>' in listed
+        assert str(seeded.report) not in client.get("/dashboards/drift?agent_type=other").text
+        page = client.get(f"/dashboards/drift/{seeded.report}")
+        assert page.status_code == 200
+        assert f'src="/dashboards/drift/{seeded.report}/html" sandbox="allow-scripts"' in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        html = client.get(f"/dashboards/drift/{seeded.report}/html")
+        assert html.status_code == 200
+        assert html.text == DRIFT_HTML
+        policy = html.headers["content-security-policy"]
+        assert policy.startswith("sandbox allow-scripts;")
+        assert "allow-same-origin" not in policy
+        assert "default-src 'none'" in policy
+        download = client.get(f"/dashboards/drift/{seeded.report}/html?download=true")
+        assert download.headers["content-disposition"].startswith("attachment")

@@ -33,6 +33,7 @@ from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.settings import StorageSettings
 from pipelines.provider_users.service import create_user
 from tests.api.conftest import PROVIDER_KEYS, RecordingLauncher, SeededTemplates, completed_run
+from tests.api.test_dashboards import seed_experiments
 from tests.conftest import copy_sqlite
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "dashboards"
@@ -61,6 +62,8 @@ class Served:
     baseline: uuid.UUID
     challenger: uuid.UUID
     state: ApiState
+    tenant_a: uuid.UUID
+    """Tenant A's organisation id."""
 
 
 @pytest.fixture
@@ -109,7 +112,13 @@ def served(
             time.sleep(0.05)
         assert server.started
         try:
-            yield Served(f"http://127.0.0.1:{port}", tenant_a.run_id, challenger, state)
+            yield Served(
+                f"http://127.0.0.1:{port}",
+                tenant_a.run_id,
+                challenger,
+                state,
+                tenant_a.organization_id,
+            )
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -187,6 +196,21 @@ def test_an_analyst_compares_two_runs_and_finds_the_regressions(page: Page, serv
     page.get_by_role("button", name="Show").click()
     expect(page.locator("figure.chart svg.marks")).to_be_visible()
     _shot(page, "trends")
+
+    seeded = seed_experiments(served.state, served.tenant_a)
+    page.get_by_role("link", name="Experiments").click()
+    page.get_by_role("link", name=str(seeded.experiment)[:8]).click()
+    expect(page.locator("#live-n")).to_have_text("40")
+    expect(page.locator("figure.chart svg.marks")).to_be_visible()
+    _shot(page, "experiment")
+    page.get_by_role("link", name="Drift", exact=True).click()
+    page.get_by_role("link", name=str(seeded.report)[:8]).click()
+    frame = page.frame_locator("iframe.evidently")
+    expect(frame.locator("body")).to_have_text("drift")
+    # Its inline script ran (Evidently's reports are inline scripts), in the sandbox only.
+    [report] = [f for f in page.frames if f.url.endswith(f"{seeded.report}/html")]
+    assert report.title() == "evidently"
+    _shot(page, "drift-report")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{served.url}/dashboards/compare?run_a={served.baseline}&run_b={served.challenger}")

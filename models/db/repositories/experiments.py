@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -99,6 +99,20 @@ class TrafficRepository(Repository):
                 TrafficLogEntry.organization_id == organization_id,
             )
         ).first()
+
+    def served_counts(self, experiment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """Requests served under each experiment (one row per request, shadows not counted)."""
+        if not experiment_ids:
+            return {}
+        query = (
+            select(TrafficLogEntry.experiment_id, func.count())
+            .where(
+                TrafficLogEntry.experiment_id.in_(list(experiment_ids)),
+                TrafficLogEntry.role == "served",
+            )
+            .group_by(TrafficLogEntry.experiment_id)
+        )
+        return {row[0]: int(row[1]) for row in self.session.execute(query) if row[0] is not None}
 
     def window(
         self,

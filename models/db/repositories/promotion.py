@@ -53,11 +53,18 @@ class PromotionRepository(Repository):
         return self.session.get(PromotionDecision, decision_id)
 
     def page_decisions(
-        self, *, agent_type: str | None, after: Key | None, limit: int
+        self,
+        *,
+        agent_type: str | None,
+        after: Key | None,
+        limit: int,
+        experiment_id: uuid.UUID | None = None,
     ) -> KeysetPage[PromotionDecision]:
         query = select(PromotionDecision)
         if agent_type is not None:
             query = query.where(PromotionDecision.agent_type == agent_type)
+        if experiment_id is not None:
+            query = query.where(PromotionDecision.experiment_id == experiment_id)
         return self.page(query, self.DECISION_ORDER, after=after, limit=limit)
 
     def latest_decision(self, agent_type: str) -> PromotionDecision | None:
