@@ -1,7 +1,7 @@
 """promotion gates, immutable promotion decisions, drift reports
 
 Revision ID: 0011_promotion
-Revises: 0013_profit_daily
+Revises: 0010_experiments
 Create Date: 2026-12-02 00:45:00
 
 All three tables are the platform's: provider-level, with no organisation column. Row-level
@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 import models.db.base
 
 revision: str = "0011_promotion"
-down_revision: str | None = "0013_profit_daily"
+down_revision: str | None = "0010_experiments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
