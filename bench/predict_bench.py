@@ -158,6 +158,8 @@ def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
         "--workers",
         "1",
         "--no-access-log",
+        "--timeout-keep-alive",
+        "120",
         "--log-level",
         "warning",
     ]
@@ -202,7 +204,12 @@ async def _closed(url: str, key: str, seconds: float, concurrency: int) -> dict[
             n = offset
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+                try:
+                    response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+                except httpx.HTTPError:
+                    errors += 1
+                    n += 1
+                    continue
                 if response.status_code == 200:
                     latencies.append(time.perf_counter() - started)
                 else:
@@ -225,7 +232,11 @@ async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, fl
         async def one(n: int) -> None:
             nonlocal errors
             started = time.perf_counter()
-            response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+            try:
+                response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+            except httpx.HTTPError:
+                errors += 1
+                return
             if response.status_code == 200:
                 latencies.append(time.perf_counter() - started)
             else:
