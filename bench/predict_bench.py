@@ -257,6 +257,33 @@ async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, fl
     return result
 
 
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by process `pid` and by its living descendants
+    (the fork server and the shadow workers); Linux /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+
+    def descends(candidate: int) -> bool:
+        while candidate in parents and candidate > 1:
+            candidate = parents[candidate]
+            if candidate == pid:
+                return True
+        return False
+
+    children = sum(value for found, value in used.items() if found != pid and descends(found))
+    return used.get(pid, 0.0), children
+
+
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
@@ -334,9 +361,16 @@ def main() -> None:
                 order.reverse()
             for mode in order:
                 _change_shadow(experiment_id, "start" if mode != "no_experiment" else "pause")
-                runs[mode]["closed_loop"].append(
-                    asyncio.run(_closed(url, key, args.seconds, args.concurrency))
+                api_before, workers_before = _cpu_seconds(process.pid)
+                closed = asyncio.run(_closed(url, key, args.seconds, args.concurrency))
+                api_after, workers_after = _cpu_seconds(process.pid)
+                closed["api_cpu_ms_per_request"] = round(
+                    1000 * (api_after - api_before) / max(1, closed["requests"]), 2
                 )
+                closed["worker_cpu_ms_per_request"] = round(
+                    1000 * max(0.0, workers_after - workers_before) / max(1, closed["requests"]), 2
+                )
+                runs[mode]["closed_loop"].append(closed)
                 runs[mode]["open_loop"].append(asyncio.run(_open(url, key, args.seconds, rate)))
                 _change_shadow(experiment_id, "pause")
         time.sleep(3)

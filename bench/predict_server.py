@@ -36,6 +36,9 @@ def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
             elapsed = (time.perf_counter() - started) * 1000
             with _LOCK:
                 _SPANS.setdefault(name, []).append(elapsed)
+                every = len(_SPANS["predict"]) % 200 == 0 if "predict" in _SPANS else False
+            if every:
+                _dump()
 
     return wrapper
 
@@ -53,7 +56,9 @@ def _dump() -> None:
     if not target:
         return
     summary = {}
-    for name, values in _SPANS.items():
+    with _LOCK:
+        held = {name: list(values) for name, values in _SPANS.items()}
+    for name, values in held.items():
         ordered = sorted(values)
         summary[name] = {
             "n": len(ordered),
