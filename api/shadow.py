@@ -96,12 +96,14 @@ class ProcessRunner:
         tracking_uri: str,
         timeout_seconds: float,
         niceness: int,
+        idle: bool = False,
         startup_seconds: float = 60.0,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.timeout_seconds = timeout_seconds
         self.startup_seconds = startup_seconds
         self.niceness = niceness
+        self.idle = idle
         self._context = _worker_context()
         self._process: Any = None
         self._connection: Connection | None = None
@@ -117,7 +119,7 @@ class ProcessRunner:
         parent, child = pipe
         process = self._context.Process(
             target=serve_in_worker,
-            args=(child, self.tracking_uri, self.niceness),
+            args=(child, self.tracking_uri, self.niceness, self.idle),
             name="streamflow-shadow",
             daemon=True,
         )

@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +72,17 @@ def _dump() -> None:
 def create_app() -> FastAPI:
     stage = os.environ.get("PREDICT_BENCH_STAGE", "full")
     runtime = api.serving.ServingRuntime
-    runtime.predict = _timed("predict", runtime.predict)  # type: ignore[method-assign]
-    api.serving.record_served = _timed("record_served", api.serving.record_served)
+    patches: dict[str, Any] = {"predict": _timed("predict", runtime.predict)}
     if stage == "no_run":
-        runtime._default_runner = lambda _self: _Instant()  # type: ignore[method-assign,assignment,return-value]
+        patches["_default_runner"] = lambda _self: _Instant()
     elif stage == "no_write":
-
-        def _discard(_self: Any, _rows: Sequence[dict[str, Any]]) -> None:
-            return None
-
-        runtime._write_shadow_rows = _discard  # type: ignore[method-assign]
+        patches["_write_shadow_rows"] = lambda _self, _rows: None
     else:
-        runtime._write_shadow_rows = _timed("shadow_write", runtime._write_shadow_rows)  # type: ignore[method-assign]
+        patches["_write_shadow_rows"] = _timed("shadow_write", runtime._write_shadow_rows)
+    for name, value in patches.items():
+        setattr(runtime, name, value)
+    setattr(
+        api.serving, "record_served", _timed("record_served", getattr(api.serving, "record_served"))
+    )  # noqa: B009, B010
     atexit.register(_dump)
     return create_api()
