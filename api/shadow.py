@@ -342,7 +342,8 @@ class ShadowDispatcher:
         return False
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop taking tasks, write what is answered, stop the workers."""
+        """Stop taking tasks, write what is answered, stop the workers; waits at most
+        `timeout` seconds in all for the threads (a hung challenger's thread is left behind)."""
         if self._closed:
             return
         self._closed = True
@@ -355,8 +356,9 @@ class ShadowDispatcher:
                 break
         with self._pending_lock:
             self._pending_lock.notify_all()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=timeout)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._pending_lock:
             leftover, self._pending = self._pending, []
         if leftover:
