@@ -1,6 +1,12 @@
 """Requests/second and p50/p99 of `POST /v1/agents/{agent}/predict` with no experiment vs a
 shadow experiment at sample 1.0, in the same run, on the same champion model, one uvicorn
-worker (embedded SQLite, in-process rate limits).
+worker (embedded SQLite, or a fresh database on `--postgres URL`; in-process rate limits).
+
+The experiment is paused and resumed in one server process, so `--repetitions` pairs of
+no-experiment and shadow phases alternate (ABBA order); medians are reported, with each
+phase's p99, the CPU ms per request of the API process and of the shadow workers, and
+server-side spans (`bench/predict_server.py`; `--stage` cuts the challenger or the row writes
+out of the shadow path).
 
 Two loads per phase, from an asyncio client in this process over loopback:
 - closed loop: `--concurrency` clients each send the next request when the last answered
@@ -11,7 +17,7 @@ Two loads per phase, from an asyncio client in this process over loopback:
 The challenger is another registered version of the same classifier, so the shadow adds only
 the shadow machinery's own work (queueing, the worker process, batched writes).
 
-    uv run python -m bench.predict_bench [--seconds 15] [--concurrency 8]
+    uv run python -m bench.predict_bench [--seconds 10] [--repetitions 3] [--postgres URL]
 """
 
 from __future__ import annotations
