@@ -11,6 +11,7 @@ after it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -100,6 +101,15 @@ class ServingRuntime:
         self.settings = settings
         self._sessions = sessions
         self._clock = clock
+        bind = sessions.kw.get("bind")
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock()
+            if bind is not None and bind.dialect.name == "sqlite"
+            else contextlib.nullcontext()
+        )
+        """SQLite has one write lock per database, and a writer that finds it taken sleeps in
+        growing steps (up to 100 ms) before it asks again; taking turns on a lock of this
+        process hands it over at once. PostgreSQL locks rows, so its writers need no turns."""
         self.champions = ChampionCache(settings.alias_cache_seconds)
         self.experiments = ExperimentCache(sessions, settings.alias_cache_seconds)
         self.shadow = ShadowDispatcher(
@@ -120,10 +130,11 @@ class ServingRuntime:
             tracking_uri=mlflow.get_tracking_uri(),
             timeout_seconds=self.settings.shadow_timeout_seconds,
             niceness=self.settings.shadow_niceness,
+            idle=self.settings.shadow_idle_priority,
         )
 
     def _write_shadow_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        with transaction(self._sessions) as session:
+        with self._write_lock, transaction(self._sessions) as session:
             record_shadow_batch(session, rows)
 
     def agents(self) -> dict[str, AgentChampion]:
@@ -182,7 +193,7 @@ class ServingRuntime:
             variant=chosen.variant,
             end_user_key=end_user_key,
         )
-        with transaction(self._sessions) as session:
+        with self._write_lock, transaction(self._sessions) as session:
             record_served(
                 session, prediction, now=self._clock(), text_limit=self.settings.traffic_text_limit
             )

@@ -96,12 +96,14 @@ class ProcessRunner:
         tracking_uri: str,
         timeout_seconds: float,
         niceness: int,
+        idle: bool = False,
         startup_seconds: float = 60.0,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.timeout_seconds = timeout_seconds
         self.startup_seconds = startup_seconds
         self.niceness = niceness
+        self.idle = idle
         self._context = _worker_context()
         self._process: Any = None
         self._connection: Connection | None = None
@@ -117,7 +119,7 @@ class ProcessRunner:
         parent, child = pipe
         process = self._context.Process(
             target=serve_in_worker,
-            args=(child, self.tracking_uri, self.niceness),
+            args=(child, self.tracking_uri, self.niceness, self.idle),
             name="streamflow-shadow",
             daemon=True,
         )
@@ -340,7 +342,8 @@ class ShadowDispatcher:
         return False
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop taking tasks, write what is answered, stop the workers."""
+        """Stop taking tasks, write what is answered, stop the workers; waits at most
+        `timeout` seconds in all for the threads (a hung challenger's thread is left behind)."""
         if self._closed:
             return
         self._closed = True
@@ -353,8 +356,9 @@ class ShadowDispatcher:
                 break
         with self._pending_lock:
             self._pending_lock.notify_all()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=timeout)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._pending_lock:
             leftover, self._pending = self._pending, []
         if leftover:

@@ -26,13 +26,22 @@ def predict_one(model: Any, text: str) -> str:
     return value
 
 
-def serve(connection: Connection, tracking_uri: str, niceness: int) -> None:
-    """Say `("ready",)` once imported, then answer until the pipe closes:
-    `("load", name, version)` with `("ok", "", ms)` or `("error", why, ms)`, and
-    `("predict", name, version, text)` with `("ok", output, ms)` or `("error", why, ms)`."""
+def lower_priority(niceness: int, *, idle: bool) -> None:
+    """Lower this process's OS priority: `niceness` steps, and the idle scheduling class when
+    `idle` (where the OS has one); refusals are ignored (the worker still runs, only sooner)."""
     if niceness:
         with contextlib.suppress(OSError):
             os.nice(niceness)
+    if idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def serve(connection: Connection, tracking_uri: str, niceness: int, idle: bool = False) -> None:
+    """Say `("ready",)` once imported, then answer until the pipe closes:
+    `("load", name, version)` with `("ok", "", ms)` or `("error", why, ms)`, and
+    `("predict", name, version, text)` with `("ok", output, ms)` or `("error", why, ms)`."""
+    lower_priority(niceness, idle=idle)
     import mlflow
 
     from models.registry import client as registry

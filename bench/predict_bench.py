@@ -1,6 +1,12 @@
 """Requests/second and p50/p99 of `POST /v1/agents/{agent}/predict` with no experiment vs a
 shadow experiment at sample 1.0, in the same run, on the same champion model, one uvicorn
-worker (embedded SQLite, in-process rate limits).
+worker (embedded SQLite, or a fresh database on `--postgres URL`; in-process rate limits).
+
+The experiment is paused and resumed in one server process, so `--repetitions` pairs of
+no-experiment and shadow phases alternate (ABBA order); medians are reported, with each
+phase's p99, the CPU ms per request of the API process and of the shadow workers, and
+server-side spans (`bench/predict_server.py`; `--stage` cuts the challenger or the row writes
+out of the shadow path).
 
 Two loads per phase, from an asyncio client in this process over loopback:
 - closed loop: `--concurrency` clients each send the next request when the last answered
@@ -11,7 +17,7 @@ Two loads per phase, from an asyncio client in this process over loopback:
 The challenger is another registered version of the same classifier, so the shadow adds only
 the shadow machinery's own work (queueing, the worker process, batched writes).
 
-    uv run python -m bench.predict_bench [--seconds 15] [--concurrency 8]
+    uv run python -m bench.predict_bench [--seconds 10] [--repetitions 3] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +113,24 @@ def _start_shadow() -> str:
             actor="bench",
             now=now,
         )
-        change_status(session, __import__("uuid").UUID(created.id), "start", actor="b", now=now)
+        change_status(session, uuid.UUID(created.id), "start", actor="b", now=now)
     engine.dispose()
     return created.id
+
+
+def _change_shadow(experiment_id: str, action: str) -> None:
+    """Pause or resume the shadow experiment (the API sees it within its 1 s cache)."""
+    from datetime import UTC, datetime
+
+    from models.db.engine import make_engine, make_sessionmaker, transaction
+    from models.settings import StorageSettings
+    from pipelines.experiments.service import change_status
+
+    engine = make_engine(StorageSettings().resolved_database_url())
+    with transaction(make_sessionmaker(engine)) as session:
+        change_status(session, uuid.UUID(experiment_id), action, actor="b", now=datetime.now(UTC))
+    engine.dispose()
+    time.sleep(2)
 
 
 def _shadow_rows() -> int:
@@ -132,7 +155,7 @@ def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
         sys.executable,
         "-m",
         "uvicorn",
-        "api.app:create_app",
+        "bench.predict_server:create_app",
         "--factory",
         "--host",
         "127.0.0.1",
@@ -141,6 +164,8 @@ def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
         "--workers",
         "1",
         "--no-access-log",
+        "--timeout-keep-alive",
+        "120",
         "--log-level",
         "warning",
     ]
@@ -185,7 +210,12 @@ async def _closed(url: str, key: str, seconds: float, concurrency: int) -> dict[
             n = offset
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+                try:
+                    response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+                except httpx.HTTPError:
+                    errors += 1
+                    n += 1
+                    continue
                 if response.status_code == 200:
                     latencies.append(time.perf_counter() - started)
                 else:
@@ -208,7 +238,11 @@ async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, fl
         async def one(n: int) -> None:
             nonlocal errors
             started = time.perf_counter()
-            response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+            try:
+                response = await client.post(url, json={"input": TEXTS[n % len(TEXTS)]})
+            except httpx.HTTPError:
+                errors += 1
+                return
             if response.status_code == 200:
                 latencies.append(time.perf_counter() - started)
             else:
@@ -229,10 +263,69 @@ async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, fl
     return result
 
 
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by process `pid` and by its living descendants
+    (the fork server and the shadow workers); Linux /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+
+    def descends(candidate: int) -> bool:
+        while candidate in parents and candidate > 1:
+            candidate = parents[candidate]
+            if candidate == pid:
+                return True
+        return False
+
+    children = sum(value for found, value in used.items() if found != pid and descends(found))
+    return used.get(pid, 0.0), children
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _postgres_database(admin_url: str) -> str:
+    """A fresh database on the server of `admin_url`; its URL."""
+    import psycopg
+
+    name = f"predict_bench_{os.getpid()}"
+    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--repetitions",
+        type=int,
+        default=3,
+        help="interleaved no-experiment / shadow pairs; the medians are reported",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on a fresh database on this PostgreSQL server instead of embedded SQLite",
+    )
+    parser.add_argument(
+        "--stage",
+        choices=["full", "no_run", "no_write"],
+        default="full",
+        help="cut a stage out of the shadow path (profiling; see bench/predict_server.py)",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="predict-bench-"))
     env = {
@@ -241,39 +334,69 @@ def main() -> None:
         "STREAMFLOW_RATE_LIMIT_PER_MINUTE": str(10**9),
         "STREAMFLOW_SERVING_ALIAS_CACHE_SECONDS": "1",
         "STREAMFLOW_LOG_LEVEL": "WARNING",
+        "PREDICT_BENCH_STAGE": args.stage,
+        "PREDICT_BENCH_SPANS": str(home / "spans.json"),
     }
+    if args.postgres:
+        env["STREAMFLOW_DATABASE_URL"] = _postgres_database(args.postgres)
     key = _seed(env)
     process, port = _serve(env)
     url = f"http://127.0.0.1:{port}/v1/agents/intent/predict"
-    results: dict[str, Any] = {"load_average_start": os.getloadavg()}
+    results: dict[str, Any] = {
+        "database": "postgresql" if args.postgres else "sqlite",
+        "stage": args.stage,
+        "load_average_start": os.getloadavg(),
+    }
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        mode: {"closed_loop": [], "open_loop": []} for mode in ("no_experiment", "shadow_sample_1")
+    }
     try:
         asyncio.run(_closed(url, key, 3, args.concurrency))  # warm-up
-        baseline = asyncio.run(_closed(url, key, args.seconds, args.concurrency))
-        rate = max(1.0, round(baseline["req_per_s"] / 2))
-        results["no_experiment"] = {
-            "closed_loop": baseline,
-            "open_loop": asyncio.run(_open(url, key, args.seconds, rate)),
-        }
-        _start_shadow()
+        rate = max(1.0, round(asyncio.run(_closed(url, key, 5, args.concurrency))["req_per_s"] / 2))
+        experiment_id = _start_shadow()
         time.sleep(2)  # the API's experiment cache (1 s here)
         deadline = time.monotonic() + 180
         while _shadow_rows() == 0 and time.monotonic() < deadline:  # the worker starts
             asyncio.run(_closed(url, key, 1, 1))
             time.sleep(1)
-        results["shadow_sample_1"] = {
-            "closed_loop": asyncio.run(_closed(url, key, args.seconds, args.concurrency)),
-            "open_loop": asyncio.run(_open(url, key, args.seconds, rate)),
-        }
+        _change_shadow(experiment_id, "pause")
+        for repetition in range(args.repetitions):
+            # Alternate which mode goes first, so a drift in machine load favours neither.
+            order = ["no_experiment", "shadow_sample_1"]
+            if repetition % 2:
+                order.reverse()
+            for mode in order:
+                _change_shadow(experiment_id, "start" if mode != "no_experiment" else "pause")
+                api_before, workers_before = _cpu_seconds(process.pid)
+                closed = asyncio.run(_closed(url, key, args.seconds, args.concurrency))
+                api_after, workers_after = _cpu_seconds(process.pid)
+                closed["api_cpu_ms_per_request"] = round(
+                    1000 * (api_after - api_before) / max(1, closed["requests"]), 2
+                )
+                closed["worker_cpu_ms_per_request"] = round(
+                    1000 * max(0.0, workers_after - workers_before) / max(1, closed["requests"]), 2
+                )
+                runs[mode]["closed_loop"].append(closed)
+                runs[mode]["open_loop"].append(asyncio.run(_open(url, key, args.seconds, rate)))
+                _change_shadow(experiment_id, "pause")
         time.sleep(3)
         results["shadow_rows_written"] = _shadow_rows()
     finally:
         process.terminate()
         process.wait(timeout=30)
     results["load_average_end"] = os.getloadavg()
+    for mode, kinds in runs.items():
+        results[mode] = {kind: _median(found) for kind, found in kinds.items()}
+        results[mode]["p99_ms_each_run"] = {
+            kind: [run["p99_ms"] for run in found] for kind, found in kinds.items()
+        }
     for kind in ("closed_loop", "open_loop"):
         before = results["no_experiment"][kind]["p99_ms"]
         after = results["shadow_sample_1"][kind]["p99_ms"]
         results[f"p99_added_{kind}_pct"] = round(100 * (after - before) / before, 1)
+    spans = home / "spans.json"
+    if spans.exists():
+        results["server_spans_all_runs"] = json.loads(spans.read_text())
     print(json.dumps(results, indent=2))
 
 

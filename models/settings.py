@@ -103,8 +103,12 @@ class ServingSettings(BaseSettings):
     """Shadow requests waiting at most; beyond it they are counted and dropped, never waited on."""
     shadow_timeout_seconds: float = Field(default=10.0, gt=0)
     """A challenger slower than this is logged as timed out (its worker process is replaced)."""
-    shadow_niceness: int = Field(default=10, ge=0, le=19)
+    shadow_niceness: int = Field(default=19, ge=0, le=19)
     """How much lower the shadow worker processes' OS priority is than the API's."""
+    shadow_idle_priority: bool = True
+    """Run the shadow worker processes in the idle scheduling class (Linux `SCHED_IDLE`): they
+    get a core only when nothing else wants it, so a busy machine drops shadow work (counted)
+    rather than slowing the champion."""
     shadow_batch_size: int = Field(default=200, ge=1)
     """Shadow traffic rows written per insert."""
     shadow_flush_seconds: float = Field(default=1.0, gt=0)

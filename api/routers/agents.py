@@ -26,6 +26,7 @@ from api.schemas.agents import (
 )
 from api.schemas.common import Page
 from api.serving import ServingRuntime
+from api.shadow import ShadowTask
 from api.state import ApiState
 from models.db.enums import ExperimentStatus
 from models.registry import client as registry
@@ -54,6 +55,10 @@ def _serving(state: ApiState) -> ServingRuntime:
     return state.serving
 
 
+async def _queue_shadow(serving: ServingRuntime, task: ShadowTask) -> None:
+    serving.shadow.submit(task)
+
+
 @tenant_router.post(
     "/agents/{agent_type}/predict", response_model=PredictResponse, responses=PREDICT_ERRORS
 )
@@ -76,7 +81,8 @@ async def predict(
     )
     if served.shadow is not None:
         # Runs once the response is sent, and only queues: it never waits for the challenger.
-        background.add_task(serving.shadow.submit, served.shadow)
+        # Async, so it runs on the event loop: no hop through the thread pool per request.
+        background.add_task(_queue_shadow, serving, served.shadow)
     return PredictResponse(
         request_id=served.request_id,
         agent_type=served.agent_type,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Iterator
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import mlflow
 import pytest
 from sqlalchemy import select
 
+from api import shadow
 from api.serving import ServingRuntime
 from models.db.tables import AuditLogEntry, Feedback, TrafficLogEntry, UsageEvent
 from models.registry import client as registry
@@ -60,6 +63,16 @@ def agent_store(
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
     return store
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shadow_fork_server() -> None:
+    """Start the shadow workers' fork server when this module starts, so its imports (MLflow,
+    some seconds) overlap the thread-mode tests instead of holding up the process-mode one.
+    The test agents need no scikit-learn, so it is left out of the preload."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([m for m in shadow.PRELOADED if not m.startswith("sklearn")])
+    forkserver.ensure_running()
 
 
 def _serve(world: World, **settings: Any) -> ServingRuntime:
@@ -215,8 +228,9 @@ class TestShadow:
         runtime = _serve(
             world,
             shadow_mode="process",
-            shadow_timeout_seconds=3.0,
+            shadow_timeout_seconds=1.0,
             shadow_niceness=0,
+            shadow_idle_priority=False,
             shadow_flush_seconds=0.05,
         )
         baseline = [_predict(world, text) for text in TEXTS]
@@ -254,6 +268,7 @@ class TestShadow:
         # One task hangs in the worker, one waits in the queue; the rest were dropped.
         assert runtime.shadow.stats.dropped >= len(TEXTS) - 2
         assert runtime.shadow.stats.submitted + runtime.shadow.stats.dropped == len(TEXTS)
+        runtime.shadow.close(timeout=0.1)  # the sleeping challenger's thread is left behind
 
 
 class TestExperiments:
