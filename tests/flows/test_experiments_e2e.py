@@ -283,7 +283,7 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
 
     with transaction(world.rt.sessions) as session:
         actions = list(session.scalars(select(AuditLogEntry.action)))
-        rows = session.execute(select(Job.organization_id, Job.payload)).tuples().all()
+        rows = session.execute(select(Job.organization_id, Job.payload)).all()
         notices = list(session.scalars(select(SystemNotice.title)))
     for action in (
         "promotion_decision.recorded",
