@@ -18,7 +18,6 @@ from api.schemas.agents import (
     AGENT_TYPE_PATTERN,
     Agent,
     ExperimentCreate,
-    ExperimentOut,
     FeedbackCreate,
     FeedbackOut,
     PredictRequest,
@@ -32,6 +31,7 @@ from models.db.enums import ExperimentStatus
 from models.registry import client as registry
 from pipelines.errors import NotFound
 from pipelines.experiments import service as experiments
+from pipelines.experiments.service import ExperimentDetail
 from pipelines.feedback.service import record_feedback
 from pipelines.serving.views import agents_page
 
@@ -138,10 +138,6 @@ def post_feedback(body: FeedbackCreate, context: TenantPredict, response: Respon
 # --- provider: experiments ---------------------------------------------------------------
 
 
-def _out(found: experiments.ExperimentDetail) -> ExperimentOut:
-    return ExperimentOut.model_validate(asdict(found))
-
-
 def _champion(serving: ServingRuntime, agent_type: str) -> str | None:
     serving.champions.forget()
     champion = serving.champions.get(agent_type)
@@ -158,10 +154,10 @@ def _resolve(reference: str) -> str:
 @provider_router.post(
     "/experiments",
     status_code=201,
-    response_model=ExperimentOut,
+    response_model=ExperimentDetail,
     responses=PROVIDER_WRITE_ERRORS,
 )
-def create_experiment(body: ExperimentCreate, ctx: Provider, state: StateDep) -> ExperimentOut:
+def create_experiment(body: ExperimentCreate, ctx: Provider, state: StateDep) -> ExperimentDetail:
     """Create a draft shadow or A/B experiment; the answer holds its planned sample size."""
     serving = _serving(state)
     request = experiments.ExperimentRequest(**body.model_dump())
@@ -173,11 +169,11 @@ def create_experiment(body: ExperimentCreate, ctx: Provider, state: StateDep) ->
         actor=ctx.actor,
         now=ctx.now,
     )
-    return _out(created)
+    return created
 
 
 @provider_router.get(
-    "/experiments", response_model=Page[ExperimentOut], responses=PROVIDER_READ_ERRORS
+    "/experiments", response_model=Page[ExperimentDetail], responses=PROVIDER_READ_ERRORS
 )
 def list_experiments(
     ctx: Provider,
@@ -186,7 +182,7 @@ def list_experiments(
     status: Annotated[ExperimentStatus | None, Query()] = None,
     limit: Limit = None,
     cursor: Cursor = None,
-) -> Page[ExperimentOut]:
+) -> Page[ExperimentDetail]:
     """List experiments, newest first."""
     found = experiments.experiments_page(
         ctx.session,
@@ -195,20 +191,20 @@ def list_experiments(
         cursor=cursor,
         limit=page_size(state, limit),
     )
-    return Page[ExperimentOut](
-        items=[_out(item) for item in found.items], next_cursor=found.next_cursor
-    )
+    return Page[ExperimentDetail](items=list(found.items), next_cursor=found.next_cursor)
 
 
 @provider_router.get(
-    "/experiments/{experiment_id}", response_model=ExperimentOut, responses=PROVIDER_READ_ERRORS
+    "/experiments/{experiment_id}", response_model=ExperimentDetail, responses=PROVIDER_READ_ERRORS
 )
-def get_experiment(experiment_id: uuid.UUID, ctx: Provider) -> ExperimentOut:
+def get_experiment(experiment_id: uuid.UUID, ctx: Provider) -> ExperimentDetail:
     """Read one experiment."""
-    return _out(experiments.get_experiment(ctx.session, experiment_id))
+    return experiments.get_experiment(ctx.session, experiment_id)
 
 
-def _change(state: ApiState, ctx: Provider, experiment_id: uuid.UUID, action: str) -> ExperimentOut:
+def _change(
+    state: ApiState, ctx: Provider, experiment_id: uuid.UUID, action: str
+) -> ExperimentDetail:
     serving = _serving(state)
     champion = None
     if action == "start":
@@ -218,34 +214,34 @@ def _change(state: ApiState, ctx: Provider, experiment_id: uuid.UUID, action: st
         ctx.session, experiment_id, action, actor=ctx.actor, now=ctx.now, champion=champion
     )
     serving.experiments.forget()
-    return _out(changed)
+    return changed
 
 
 @provider_router.post(
     "/experiments/{experiment_id}/start",
-    response_model=ExperimentOut,
+    response_model=ExperimentDetail,
     responses=PROVIDER_WRITE_ERRORS,
 )
-def start_experiment(experiment_id: uuid.UUID, ctx: Provider, state: StateDep) -> ExperimentOut:
+def start_experiment(experiment_id: uuid.UUID, ctx: Provider, state: StateDep) -> ExperimentDetail:
     """Start (or resume) an experiment: traffic reaches the challenger from now on."""
     return _change(state, ctx, experiment_id, "start")
 
 
 @provider_router.post(
     "/experiments/{experiment_id}/pause",
-    response_model=ExperimentOut,
+    response_model=ExperimentDetail,
     responses=PROVIDER_WRITE_ERRORS,
 )
-def pause_experiment(experiment_id: uuid.UUID, ctx: Provider, state: StateDep) -> ExperimentOut:
+def pause_experiment(experiment_id: uuid.UUID, ctx: Provider, state: StateDep) -> ExperimentDetail:
     """Pause a running experiment: the champion alone answers until it is started again."""
     return _change(state, ctx, experiment_id, "pause")
 
 
 @provider_router.post(
     "/experiments/{experiment_id}/stop",
-    response_model=ExperimentOut,
+    response_model=ExperimentDetail,
     responses=PROVIDER_WRITE_ERRORS,
 )
-def stop_experiment(experiment_id: uuid.UUID, ctx: Provider, state: StateDep) -> ExperimentOut:
+def stop_experiment(experiment_id: uuid.UUID, ctx: Provider, state: StateDep) -> ExperimentDetail:
     """Stop an experiment for good (its traffic stays for the comparison)."""
     return _change(state, ctx, experiment_id, "stop")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,27 +90,3 @@ class ExperimentCreate(InputModel):
     traffic_split: float = Field(default=0.5, gt=0, lt=1, description="A/B: challenger's share.")
     split_key: SplitKey = SplitKey.TENANT
     description: str = Field(default="", max_length=2_000)
-
-
-class ExperimentOut(BaseModel):
-    """An experiment, with its planned sample size."""
-
-    id: str
-    agent_type: str
-    kind: str
-    status: str
-    champion_version: str
-    challenger_version: str
-    sample_rate: float
-    traffic_split: float
-    split_key: str
-    mde: float
-    planned_sample_size: int
-    plan: dict[str, Any]
-    description: str
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    paused_at: datetime | None
-    stopped_at: datetime | None
