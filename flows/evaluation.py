@@ -452,12 +452,14 @@ def compare_with_champion(organization: str, actor: str, run_id: str) -> str:
     return outcome.reason
 
 
-def _compare_with_champion(organization: str, actor: str, run_id: str) -> None:
+def _compare_with_champion(
+    organization: str, actor: str, run_id: str, *, inline: bool = False
+) -> None:
     """The comparison is a convenience for readers: a failure is logged, never the run's."""
     if not runtime().evaluation.compare_with_champion:
         return
     try:
-        compare_with_champion(organization, actor, run_id)
+        (compare_with_champion.fn if inline else compare_with_champion)(organization, actor, run_id)
     except Exception:
         log.exception("evaluation.comparison_failed", run_id=run_id)
 
@@ -497,16 +499,20 @@ def _score_batches(
     run_id: str,
     prepared: service.PreparedEvaluation,
     predictions_path: str | None,
+    *,
+    inline: bool = False,
 ) -> None:
+    """Run the batch tasks: on Dask when configured, else one after another here (`inline`:
+    the tasks' functions, without Prefect)."""
     claim = prepared.claim
-    """Run the batch tasks: on Dask when configured, else one after another here."""
     batches, total = prepared.pending_batches, prepared.batch_count
     done = total - len(batches)
     report_progress("scoring", done, total)
-    address = dask_address()
+    address = None if inline else dask_address()
     if address is None:
+        score = evaluate_batch.fn if inline else evaluate_batch
         for batch_index in batches:
-            evaluate_batch(organization, run_id, batch_index, predictions_path, claim)
+            score(organization, run_id, batch_index, predictions_path, claim)
             done += 1
             report_progress("scoring", done, total)
         return
@@ -592,8 +598,24 @@ def evaluate_model_version(
         def again() -> service.PreparedEvaluation:
             return prepare_evaluation(organization, actor, request, predictions_path, holder)
 
+    return _carry_out(organization, actor, prepared, again, predictions_path)
+
+
+def _carry_out(
+    organization: str,
+    actor: str,
+    prepared: service.PreparedEvaluation,
+    again: Callable[[], service.PreparedEvaluation],
+    predictions_path: str | None,
+    *,
+    inline: bool = False,
+) -> EvaluationOutcome:
+    """Score a prepared run's pending batches, finish it and compare it with the champion's
+    run; a run completed already is reused. `inline` calls the tasks' functions in this
+    process (no Prefect task runs), the same steps in the same order."""
     run = str(prepared.run_id)
-    structlog.contextvars.bind_contextvars(evaluation_run_id=run)
+    if not inline:
+        structlog.contextvars.bind_contextvars(evaluation_run_id=run)
     if prepared.waiting:
         # Another flow carries this run out: one flow at a time scores a run.
         prepared = _wait_for_other_flow(organization, run, again)
@@ -601,19 +623,42 @@ def evaluate_model_version(
         log.info("evaluation.reused", run_id=run)
         return EvaluationOutcome(run, True, False, 0)
     claim = prepared.claim
+    finish = finish_evaluation.fn if inline else finish_evaluation
     try:
         with _keeping_claim(run, str(claim)):
-            _score_batches(organization, run, prepared, predictions_path)
+            _score_batches(organization, run, prepared, predictions_path, inline=inline)
             report_progress("aggregating", 0, 1)
-            finish_evaluation(organization, actor, run, claim)
+            finish(organization, actor, run, claim)
             report_progress("aggregating", 1, 1)
     except Exception as error:
         _fail(organization, actor, run, error, claim=claim)
         raise
     report_progress("comparing with the champion", 0, 1)
-    _compare_with_champion(organization, actor, run)
+    _compare_with_champion(organization, actor, run, inline=inline)
     report_progress("comparing with the champion", 1, 1)
     return EvaluationOutcome(run, False, prepared.resumed, len(prepared.pending_batches))
+
+
+def evaluate_now(organization: str, actor: str, *, dataset: str, model: str) -> EvaluationOutcome:
+    """The evaluation flow's steps for a model version, in this process and without Prefect
+    (what `streamflow promotion compare --local` and tests use): the same service calls, the
+    same stored run, reused when a run of the same inputs (model version, dataset version,
+    scoring configuration) completed before."""
+    request = _request(
+        dataset=dataset,
+        model=model,
+        agent_type=None,
+        force=False,
+        batch_size=None,
+        use_stemmer=True,
+        quality_weights=None,
+    )
+    holder = uuid.uuid4().hex
+
+    def again() -> service.PreparedEvaluation:
+        return prepare_evaluation.fn(organization, actor, request, None, holder)
+
+    return _carry_out(organization, actor, again(), again, None, inline=True)
 
 
 @flow(name="fail-stuck-evaluations", log_prints=False)

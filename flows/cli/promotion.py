@@ -48,7 +48,6 @@ def compare(
         rt = runtime()
         decisions = compare_experiments_now(
             rt.sessions,
-            storage_dir=rt.storage.golden_dataset_dir,
             experiment_id=experiment_id,
             resamples=rt.evaluation.bootstrap_resamples,
         )

@@ -7,7 +7,7 @@ import hashlib
 import math
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import pandas as pd
 import structlog
 from sqlalchemy.orm import Session
 
-from models.db.enums import ExperimentKind, PromotionOutcome
+from models.db.enums import ExperimentKind, PromotionOutcome, RunStatus
 from models.db.repositories.audit import record_audit
 from models.db.repositories.experiments import ExperimentRepository, TrafficRepository
 from models.db.repositories.notices import NoticeRepository
@@ -25,6 +25,7 @@ from models.db.repositories.promotion import PromotionRepository
 from models.db.repositories.webhooks import WebhookRepository
 from models.db.tables import (
     DriftReport,
+    EvaluationRun,
     Experiment,
     PromotionDecision,
     PromotionGate,
@@ -32,15 +33,13 @@ from models.db.tables import (
 )
 from models.registry import client as registry
 from models.registry import promotion as aliases
-from pipelines.errors import InvalidInput, NotFound
-from pipelines.evaluation.scoring import ScoringOptions, compare, score_examples
+from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.evaluation.runs import get_run
+from pipelines.evaluation.scoring import ScoringOptions, compare
+from pipelines.evaluation.service import load_scores, run_labels
 from pipelines.experiments.gate import GateEvidence, MetricEvidence, decide
 from pipelines.experiments.service import change_status
-from pipelines.golden_datasets.service import (
-    load_version_frame,
-    resolve_version,
-    version_labels,
-)
+from pipelines.golden_datasets.service import load_version_frame, resolve_version
 from pipelines.pagination import Paged, after_key, as_paged
 from pipelines.promotion.comparison import (
     Reference,
@@ -65,7 +64,6 @@ from pipelines.webhooks.service import emit_event
 log = structlog.get_logger()
 
 Clock = Callable[[], datetime]
-Predict = Callable[[registry.ModelVersionRef, list[str]], list[str]]
 
 
 def _agent_type(agent_type: str) -> str:
@@ -424,46 +422,130 @@ def _reference_of(text: str) -> registry.ModelVersionRef:
     return registry.ModelVersionRef(name=name, version=version)
 
 
+@dataclass(frozen=True)
+class GoldenPlan:
+    """Evaluations on the golden set that come before a decision: model versions on the gate's
+    pinned dataset version, as evaluation runs of the provider organisation."""
+
+    organization: str
+    """The provider organisation's slug (the golden dataset is its own)."""
+    dataset: str
+    """NAME@VERSION, as pinned by the gate."""
+    versions: tuple[str, ...]
+    """NAME@VERSION of each model version to evaluate (champion first)."""
+
+
+def _pinned(session: Session, agent_type: str) -> tuple[str, str] | None:
+    """(provider slug, pinned NAME@VERSION) of an agent type's gate; None when none is pinned.
+    The dataset version must exist."""
+    reference = normalise_gate(gate_view(session, agent_type).config)["golden_dataset"]
+    if not reference:
+        return None
+    provider = OrganizationRepository(session).provider()
+    if provider is None:
+        raise NotFound("the provider organisation does not exist yet", field="golden_dataset")
+    resolve_version(session, organization_id=provider.id, reference=reference)
+    return provider.slug, str(reference)
+
+
+def golden_plan(session: Session, *, experiment_id: uuid.UUID) -> GoldenPlan | None:
+    """The golden-set evaluations an experiment's comparison needs: its champion and its
+    challenger (None: the gate of its agent type pins no golden dataset)."""
+    experiment = ExperimentRepository(session).get(experiment_id)
+    if experiment is None:
+        raise NotFound(f"experiment {experiment_id} not found", field="experiment_id")
+    pinned = _pinned(session, experiment.agent_type)
+    if pinned is None:
+        return None
+    versions = (experiment.champion_version, experiment.challenger_version)
+    return GoldenPlan(organization=pinned[0], dataset=pinned[1], versions=versions)
+
+
+def champion_plan(session: Session, *, agent_type: str) -> GoldenPlan | None:
+    """The re-evaluation drift asks for when no experiment runs: the champion on the pinned
+    golden dataset version (None: nothing pinned)."""
+    pinned = _pinned(session, _agent_type(agent_type))
+    if pinned is None:
+        return None
+    try:
+        champion = registry.resolve(f"{_model_name(agent_type)}@champion")
+    except registry.ModelVersionNotFound as error:
+        raise NotFound(f"agent_type: {error}", field="agent_type") from error
+    return GoldenPlan(
+        organization=pinned[0], dataset=pinned[1], versions=(f"{champion.name}@{champion.version}",)
+    )
+
+
+def _golden_run(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    run_id: uuid.UUID,
+    version_id: uuid.UUID,
+    subject: registry.ModelVersionRef,
+) -> EvaluationRun:
+    """A completed evaluation run of `subject` on the pinned dataset version, or a Conflict."""
+    run = get_run(session, organization_id=organization_id, run_id=run_id)
+    evaluated = (run.registered_model_name, str(run.model_version))
+    if (
+        run.status != RunStatus.COMPLETED
+        or run.golden_dataset_version_id != version_id
+        or evaluated != (subject.name, subject.version)
+    ):
+        raise Conflict(
+            f"evaluation run {run.id} is not a completed evaluation of {subject} on the pinned "
+            "golden dataset version; evaluate both versions on it, then compare again",
+            field="golden_runs",
+        )
+    return run
+
+
 def golden_evidence(
     session: Session,
     *,
     reference: str,
+    runs: tuple[uuid.UUID, uuid.UUID],
     champion: registry.ModelVersionRef,
     challenger: registry.ModelVersionRef,
     metric: str,
-    storage_dir: Path,
     seed: int,
     resamples: int,
     alpha: float,
-    predict: Predict,
 ) -> tuple[MetricEvidence, dict[str, Any]]:
-    """Both versions re-evaluated on the pinned golden dataset version, compared example by
-    example with the evaluation spine's paired bootstrap."""
+    """Both versions' stored evaluation runs on the pinned golden dataset version (`runs`:
+    champion's, challenger's), compared example by example with the evaluation spine's paired
+    bootstrap, seeded and sized by the gate."""
     provider = OrganizationRepository(session).provider()
     if provider is None:
         raise NotFound("the provider organisation does not exist yet", field="golden_dataset")
     dataset, version = resolve_version(session, organization_id=provider.id, reference=reference)
-    frame = load_version_frame(storage_dir, version)
-    inputs = frame["input"].astype(str).tolist()
-    expected = frame["expected"].astype(str).tolist()
+    run_a, run_b = (
+        _golden_run(
+            session,
+            organization_id=provider.id,
+            run_id=run_id,
+            version_id=version.id,
+            subject=subject,
+        )
+        for run_id, subject in zip(runs, (champion, challenger), strict=True)
+    )
+    scores_a, _, ids_a = load_scores(session, run_a.id)
+    scores_b, _, ids_b = load_scores(session, run_b.id)
+    if ids_a != ids_b:
+        raise Conflict("the two golden evaluation runs do not cover the same examples")
     task = dataset.task
-    options = ScoringOptions(n_resamples=resamples, seed=seed, confidence=1.0 - alpha)
-    scores = [
-        score_examples(task, predictions=predict(ref, inputs), expected=expected, use_stemmer=True)
-        for ref in (champion, challenger)
-    ]
-    labels = version_labels(version, expected) if task == "classification" else None
+    stored = ScoringOptions.from_config(run_a.config["options"])
+    options = replace(stored, n_resamples=resamples, seed=seed, confidence=1.0 - alpha)
     primary = "accuracy" if task == "classification" else "rougeL_f"
-    slices = [""] * len(frame)
     result = compare(
         task,
-        scores[0],
-        scores[1],
-        slices=slices,
+        scores_a,
+        scores_b,
+        slices=[""] * len(ids_a),
         options=options,
         quality=None,
         primary=primary,
-        labels=labels,
+        labels=run_labels(run_b, scores_b),
     )
     row = next(d for d in result.overall if d.name == primary and d.slice == "")
     evidence = MetricEvidence(
@@ -480,6 +562,7 @@ def golden_evidence(
         "dataset": f"{dataset.name}@{version.version}",
         "dataset_version_id": str(version.id),
         "dataset_digest": version.content_hash,
+        "evaluation_runs": {"champion": str(run_a.id), "challenger": str(run_b.id)},
         "metric": primary,
         "champion": row.a,
         "challenger": row.b,
@@ -498,16 +581,16 @@ def compare_experiment(
     experiment_id: uuid.UUID,
     now: datetime,
     actor: str,
-    storage_dir: Path,
+    golden_runs: tuple[uuid.UUID, uuid.UUID] | None = None,
     since: datetime | None = None,
     resamples: int = 1000,
-    predict: Predict = registry.predict,
 ) -> DecisionDetail:
     """Compare an experiment's challenger with its champion over [start, now) on live traffic
-    and on the gate's pinned golden dataset version; the gate decides, and the decision is
-    kept as immutable evidence with an audit row. A promotion flips the aliases, tells the
-    provider and queues a `challenger.promoted` webhook, all in the caller's transaction;
-    promote and reject stop the experiment."""
+    and on the gate's pinned golden dataset version (`golden_runs`: the completed evaluation
+    runs of champion and challenger on it, see `golden_plan`); the gate decides, and the
+    decision is kept as immutable evidence with an audit row. A promotion flips the aliases,
+    tells the provider and queues a `challenger.promoted` webhook, all in the caller's
+    transaction; promote and reject stop the experiment."""
     experiments = ExperimentRepository(session)
     experiment = experiments.get(experiment_id)
     if experiment is None:
@@ -547,17 +630,22 @@ def compare_experiment(
     metrics = list(live.metrics)
     golden: dict[str, Any] | None = None
     if document["golden_dataset"]:
+        if golden_runs is None:
+            raise Conflict(
+                f"the gate of {experiment.agent_type} pins golden dataset "
+                f"{document['golden_dataset']}: evaluate both versions on it first",
+                field="golden_runs",
+            )
         golden_row, golden = golden_evidence(
             session,
             reference=document["golden_dataset"],
+            runs=golden_runs,
             champion=champion,
             challenger=challenger,
             metric=config.primary_metric,
-            storage_dir=storage_dir,
             seed=seed,
             resamples=resamples,
             alpha=config.alpha,
-            predict=predict,
         )
         metrics.append(golden_row)
     evidence = GateEvidence(

@@ -4,7 +4,8 @@ better challenger (aliases flip, the provider is told, `challenger.promoted` is 
 reject a truly worse one; `rollback` reverses the promotion.
 
 Fast on purpose: rule-based agents (no training), 30 requests per experiment, 200 bootstrap
-resamples, shadow predictions in threads, no Evidently, no Prefect server round trip.
+resamples, shadow predictions in threads, no Evidently, no Prefect server round trip (the golden
+set's evaluation runs are carried out by the evaluation flow's steps in process).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.app import build_state, create_app
 from api.provider_client import ProviderSigningAuth
@@ -28,7 +29,14 @@ from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
 from models.cache.settings import CacheSettings
 from models.db.engine import transaction
-from models.db.tables import AuditLogEntry, Job, SystemNotice, WebhookEndpoint
+from models.db.tables import (
+    AuditLogEntry,
+    EvaluationExampleScore,
+    EvaluationRun,
+    Job,
+    SystemNotice,
+    WebhookEndpoint,
+)
 from models.registry import client as registry
 from models.settings import ServingSettings
 from pipelines.access.service import issue_api_key
@@ -124,7 +132,6 @@ class World:
         self.clock[0] += timedelta(minutes=5)
         (decision,) = compare_experiments_now(
             self.rt.sessions,
-            storage_dir=self.rt.storage.golden_dataset_dir,
             experiment_id=uuid.UUID(experiment_id),
             clock=lambda: self.clock[0],
             actor="test",
@@ -262,6 +269,10 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
     assert evidence["live"]["n_champion"] == 30
     assert evidence["live"]["agreement_rate"] == pytest.approx(0.5, abs=0.05)
     assert promoted["dataset_digest"] == evidence["golden"]["dataset_digest"]
+    # The golden set went through evaluation runs like any other; the champion's run of the
+    # first look was reused, not recomputed.
+    runs = evidence["golden"]["evaluation_runs"]
+    assert runs["champion"] == waited["evidence"]["golden"]["evaluation_runs"]["champion"]
     assert world.champion() == f"{model}@2"
     assert registry.resolve(f"{model}@previous").version == "1"
 
@@ -282,10 +293,31 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
     assert world.champion() == f"{model}@1"
 
     with transaction(world.rt.sessions) as session:
+        evaluated = session.execute(
+            select(
+                EvaluationRun.id,
+                EvaluationRun.model_version,
+                EvaluationRun.status,
+                EvaluationRun.organization_id,
+            )
+        ).all()
+        stored = session.scalar(
+            select(func.count())
+            .select_from(EvaluationExampleScore)
+            .where(EvaluationExampleScore.run_id == uuid.UUID(runs["challenger"]))
+        )
         actions = list(session.scalars(select(AuditLogEntry.action)))
         rows = session.execute(select(Job.organization_id, Job.payload)).all()
         notices = list(session.scalars(select(SystemNotice.title)))
+    assert sorted((str(v), status, org) for _, v, status, org in evaluated) == [
+        ("1", "completed", world.provider_id),
+        ("2", "completed", world.provider_id),
+        ("3", "completed", world.provider_id),
+    ]
+    assert str(runs["challenger"]) in {str(run_id) for run_id, *_ in evaluated}
+    assert stored == 40
     for action in (
+        "evaluation_run.created",
         "promotion_decision.recorded",
         "model_alias.promoted",
         "model_alias.rolled_back",
