@@ -33,6 +33,7 @@ from models.db.tables import (
     AuditLogEntry,
     EvaluationExampleScore,
     EvaluationRun,
+    Experiment,
     Job,
     SystemNotice,
     WebhookEndpoint,
@@ -43,6 +44,7 @@ from pipelines.access.service import issue_api_key
 from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 from pipelines.promotion import service as promotion
+from pipelines.serving.routing import assign_variant, split_key_of
 from tests.conftest import TENANT_LOGIN, as_login
 
 SECRET = "e2e-provider-secret-0123456789abcdef"
@@ -127,6 +129,79 @@ class World:
         )
         assert started.status_code == 200, started.text
         return str(experiment_id)
+
+    def start_ab(self, challenger: str, share: float) -> str:
+        created = self.client.post(
+            "/provider/v1/experiments",
+            json={
+                "kind": "ab",
+                "agent_type": self.agent,
+                "challenger": challenger,
+                "mde": 0.3,
+                "traffic_split": share,
+                "split_key": "end_user",
+            },
+            auth=self.auth,
+        )
+        assert created.status_code in (200, 201), created.text
+        experiment_id = str(created.json()["id"])
+        started = self.client.post(
+            f"/provider/v1/experiments/{experiment_id}/start", auth=self.auth
+        )
+        assert started.status_code == 200, started.text
+        return experiment_id
+
+    def ab_traffic(self, experiment_id: str, share: float, versions: dict[str, str]) -> None:
+        """30 end users per variant, chosen by the split's own hash of the experiment's salt;
+        each asks once (with a label as feedback), and three per variant ask again."""
+        with transaction(self.rt.sessions) as session:
+            salt = session.scalar(
+                select(Experiment.salt).where(Experiment.id == uuid.UUID(experiment_id))
+            )
+        assert salt is not None
+        users: dict[str, list[str]] = {"champion": [], "challenger": []}
+        for n in range(10_000):
+            key = f"user-{n}"
+            variant = assign_variant(
+                salt, split_key_of("end_user", str(self.tenant_id), key), share
+            )
+            if len(users[variant]) < 30:
+                users[variant].append(key)
+            if min(map(len, users.values())) == 30:
+                break
+        headers = {"Authorization": f"Bearer {self.tenant_key}"}
+        for variant, keys in users.items():
+            for i, key in enumerate(keys):
+                for repeat in range(2 if i < 3 else 1):
+                    served = self.client.post(
+                        f"/v1/agents/{self.agent}/predict",
+                        json={"input": _text(i), "end_user_key": key},
+                        headers=headers,
+                    )
+                    assert served.status_code == 200, served.text
+                    answer = served.json()
+                    # Sticky and deterministic: the variant the hash gives, every time; and
+                    # that variant's version answers.
+                    assert (answer["variant"], answer["model_version"]) == (
+                        variant,
+                        versions[variant],
+                    )
+                    assert answer["experiment_id"] == experiment_id
+                    assert answer["output"] == (
+                        _truth(_text(i)) if variant == "challenger" or i % 2 == 0 else "wrong"
+                    )
+                    if repeat:
+                        continue
+                    feedback = self.client.post(
+                        "/v1/feedback",
+                        json={
+                            "request_id": answer["request_id"],
+                            "kind": "label",
+                            "value": _truth(_text(i)),
+                        },
+                        headers=headers,
+                    )
+                    assert feedback.status_code == 201, feedback.text
 
     def compare(self, experiment_id: str) -> dict[str, Any]:
         self.clock[0] += timedelta(minutes=5)
@@ -333,3 +408,38 @@ def test_wait_promote_reject_and_roll_back(world: World) -> None:
     assert links == {world.provider_id: {"decision"}, world.tenant_id: {"agents"}}
     assert any("promoted" in title for title in notices)
     assert any("rejected" in title for title in notices)
+
+
+def test_ab_split_is_sticky_and_checked_for_mismatch_before_the_gate_promotes(world: World) -> None:
+    model = f"{world.agent}-model"
+    versions = {"champion": f"{model}@1", "challenger": f"{model}@2"}
+
+    # A broken split: 20% of end users were promised to the challenger, half of the traffic
+    # went there. The challenger is truly better, but the gate holds on the mismatch first.
+    broken = world.start_ab(versions["challenger"], 0.2)
+    world.ab_traffic(broken, 0.2, versions)
+    held = world.compare(broken)
+    assert held["outcome"] == "wait", held["reason"]
+    assert "sample-ratio mismatch" in held["reason"]
+    live = held["evidence"]["live"]
+    assert (live["n_champion"], live["n_challenger"]) == (33, 33)
+    assert live["srm"]["mismatch"] is True
+    first_check = held["evidence"]["gate"]["checks"][0]
+    assert first_check["passed"] is False
+    assert "sample-ratio mismatch" in first_check["reason"]
+    live_metrics = {m["metric"]: m for m in held["evidence"]["metrics"] if m["source"] == "live"}
+    assert live_metrics["quality"]["ci_low"] > 0  # on outcomes alone it would have promoted
+    assert world.champion() == versions["champion"]
+    stopped = world.client.post(f"/provider/v1/experiments/{broken}/stop", auth=world.auth)
+    assert stopped.status_code == 200, stopped.text
+
+    # The same traffic where half was promised: the split matches, the gate promotes.
+    fair = world.start_ab(versions["challenger"], 0.5)
+    world.ab_traffic(fair, 0.5, versions)
+    promoted = world.compare(fair)
+    assert promoted["outcome"] == "promote", promoted["reason"]
+    assert promoted["evidence"]["live"]["srm"]["mismatch"] is False
+    assert promoted["evidence"]["gate"]["checks"][0]["passed"] is True
+    golden = next(m for m in promoted["evidence"]["metrics"] if m["source"] == "golden")
+    assert golden["ci_low"] > 0
+    assert world.champion() == versions["challenger"]
