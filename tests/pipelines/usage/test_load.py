@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from models.db.repositories.usage import UsageRepository
@@ -88,7 +88,7 @@ def test_a_stored_id_the_probe_missed_falls_back_to_the_merge(
 ) -> None:
     slug = tenant[0]
     assert _load(session, tenant, _rows(slug, range(1, 2), month=2))[0] == 1
-    session.execute(ProfitabilityDirtyPeriod.__table__.delete())
+    session.execute(delete(ProfitabilityDirtyPeriod))
     # 200 rows: the probe samples every third id and the last; the stored id is the second.
     inserted, how = _load(session, tenant, _rows(slug, range(200)))
     assert (inserted, how) == (199, "merge")
@@ -145,6 +145,7 @@ def test_reading_ahead_keeps_order_raises_in_place_and_stops_with_its_reader() -
             n += 1
 
     ahead = read_ahead(endless())
+    assert isinstance(ahead, Generator)
     assert [next(ahead), next(ahead)] == [0, 1]
     ahead.close()
     assert not [t for t in threading.enumerate() if t.name == "usage-read-ahead"]
