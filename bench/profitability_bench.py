@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
 from models.db.repositories.profitability import ProfitabilityRepository
-from models.db.repositories.usage import STAGED, UsageRepository
+from models.db.repositories.usage import EVENT_COLUMNS, UsageRepository
 from models.db.tables import Organization
 from pipelines.profitability import service
 from pipelines.profitability.pricing import Tier
@@ -256,19 +256,19 @@ def copy_ceiling(url: str, path: Path) -> dict[str, float]:
     with transaction(make_sessionmaker(engine)) as session:
         tenants = _tenants(session)
     engine.dispose()
-    columns = ", ".join(STAGED)
+    columns = ", ".join(EVENT_COLUMNS)
     out = {"encode": 0.0, "copy": 0.0, "rows": 0.0}
     with psycopg.connect(plain) as connection:
         connection.execute(
             "CREATE UNLOGGED TABLE copy_ceiling (event_id text, organization_id uuid, "
             "occurred_at timestamptz, agent_type text, model_version text, tokens_in bigint, "
-            "tokens_out bigint, requests bigint, end_user_key text, job_id text, month date)"
+            "tokens_out bigint, requests bigint, end_user_key text, job_id text)"
         )
         for batch in checked(read_usage_file(path), tenants):
             step = time.perf_counter()
             data = io.BytesIO()
             pa_csv.write_csv(
-                batch.select(list(STAGED)), data, pa_csv.WriteOptions(include_header=False)
+                batch.select(list(EVENT_COLUMNS)), data, pa_csv.WriteOptions(include_header=False)
             )
             out["encode"] += time.perf_counter() - step
             step = time.perf_counter()

@@ -83,7 +83,7 @@ _PG_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS usage_staging (
     event_id text, organization_id uuid, occurred_at timestamptz, agent_type text,
     model_version text, tokens_in bigint, tokens_out bigint, requests bigint,
-    end_user_key text, job_id text, month date
+    end_user_key text, job_id text
 ) ON COMMIT DROP
 """
 _SQLITE_STAGING = """
@@ -190,11 +190,12 @@ class UsageRepository(Repository):
             ids = batch.column("event_id")
             self._probe.extend(ids.take(list(range(0, batch.num_rows, step))).to_pylist())
             self._probe.append(ids[batch.num_rows - 1].as_py())
-            staged = batch.select(list(STAGED))
+            # The month is SQLite's marking key; PostgreSQL marks from the time itself.
+            staged = batch.select(list(EVENT_COLUMNS))
             with (
                 driver.cursor() as cursor,
                 cursor.copy(
-                    f"COPY usage_staging ({', '.join(STAGED)}) FROM STDIN (FORMAT csv)"
+                    f"COPY usage_staging ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT csv)"
                 ) as copy,
             ):
                 # Encoded a slice at a time: the server parses one while the next is encoded.
