@@ -3,14 +3,17 @@ peak memory, and the incremental rollup of one new day.
 
     uv run python -m bench.profitability_bench                 # 10,000,000 events (minutes)
     uv run python -m bench.profitability_bench --events 500000 # a quick run
+    uv run python -m bench.profitability_bench --events 1000000 --load-only
 
 Generates usage events (2,000 tenants, 90 days, 20 model versions; seeded) to Parquet in a
 temporary folder, creates a fresh database on the test PostgreSQL server
 (`STREAMFLOW_TEST_POSTGRES_URL`, default postgresql://postgres@127.0.0.1:5432/test), and
 measures in the same run:
 
-- load: `streamflow usage import`'s path (read Parquet in chunks, check every row, COPY into a
-  staging table, merge by event id), events/s, with the COPY and merge steps apart;
+- load: `streamflow usage import`'s path (read Parquet in chunks and check every row in a
+  thread, COPY into a staging table, insert into `usage_events`: plainly when no staged id is
+  stored, else merged by event id), events/s, with the COPY and insert steps apart; and, as the
+  ceiling, COPY of the same rows into an unindexed UNLOGGED table in the same run;
 - full rollup of every tenant-month: extract (COPY TO STDOUT → Arrow), DuckDB aggregation,
   money arithmetic (DuckDB, exact integers), bulk upsert (COPY into staging + one INSERT …
   ON CONFLICT DO UPDATE WHERE changed); and the aggregation itself (per tenant, day and model
@@ -24,6 +27,7 @@ measures in the same run:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import statistics
@@ -41,18 +45,18 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
 from models.db.repositories.profitability import ProfitabilityRepository
-from models.db.repositories.usage import UsageRepository
+from models.db.repositories.usage import EVENT_COLUMNS, PG_STAGED, UsageRepository
 from models.db.tables import Organization
 from pipelines.profitability import service
 from pipelines.profitability.pricing import Tier
 from pipelines.profitability.rollup import rollup_table
-from pipelines.usage.events import BatchPosition, normalise
-from pipelines.usage.service import _tenants, read_usage_file
+from pipelines.usage.service import _tenants, checked, read_ahead, read_usage_file
 
 ADMIN_URL = os.environ.get(
     "STREAMFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -213,33 +217,72 @@ def _seed(sessions: Any, now: datetime) -> None:
             )
 
 
-def load(sessions: Any, path: Path, now: datetime) -> dict[str, float]:
-    """The import path, timed by step; one transaction."""
-    timings = {"read_and_check": 0.0, "copy": 0.0}
+def load(sessions: Any, path: Path, now: datetime) -> dict[str, Any]:
+    """The import path, timed by step; one transaction. Reading and checking run in a thread
+    beside the COPY (`read_ahead`): `waiting` is the time the COPY waited for them."""
+    timings: dict[str, Any] = {"waiting": 0.0, "copy": 0.0}
     rows = 0
     started = time.perf_counter()
     with transaction(sessions) as session:
         tenants = _tenants(session)
         usage = UsageRepository(session)
         usage.open_staging()
-        reading = time.perf_counter()
-        for batch in read_usage_file(path):
-            checked = normalise(batch, tenants, BatchPosition(rows + 1))
+        waiting = time.perf_counter()
+        for batch in read_ahead(checked(read_usage_file(path), tenants)):
             copying = time.perf_counter()
-            timings["read_and_check"] += copying - reading
-            usage.stage(checked)
-            reading = time.perf_counter()
-            timings["copy"] += reading - copying
+            timings["waiting"] += copying - waiting
+            usage.stage(batch)
+            waiting = time.perf_counter()
+            timings["copy"] += waiting - copying
             rows += batch.num_rows
         merging = time.perf_counter()
         inserted = usage.merge_staging(now=now)
         timings["merge"] = time.perf_counter() - merging
+        timings["merge_path"] = usage.last_merge
         committing = time.perf_counter()
     timings["commit"] = time.perf_counter() - committing
     timings["total"] = time.perf_counter() - started
     timings["rows"] = rows
     timings["inserted"] = inserted
     return timings
+
+
+def copy_ceiling(url: str, path: Path) -> dict[str, float]:
+    """The reference: the same events (checked, encoded as the load encodes them) COPYed into
+    an UNLOGGED table with no index, no constraint and no row-level security, in one
+    transaction rolled back: what this server and machine take at most through COPY."""
+    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    engine = make_engine(url)
+    with transaction(make_sessionmaker(engine)) as session:
+        tenants = _tenants(session)
+    engine.dispose()
+    columns = ", ".join(PG_STAGED)
+    out = {"encode": 0.0, "copy": 0.0, "rows": 0.0}
+    with psycopg.connect(plain) as connection:
+        connection.execute(
+            "CREATE UNLOGGED TABLE copy_ceiling (event_id text, organization_id uuid, "
+            "occurred_us bigint, agent_type text, model_version text, tokens_in bigint, "
+            "tokens_out bigint, requests bigint, end_user_key text, job_id text)"
+        )
+        for batch in checked(read_usage_file(path), tenants):
+            step = time.perf_counter()
+            times = batch.column("occurred_at").cast(pa.timestamp("us", tz="UTC"))
+            staged = batch.select(list(EVENT_COLUMNS)).set_column(
+                2, "occurred_us", times.cast(pa.int64())
+            )
+            data = io.BytesIO()
+            pa_csv.write_csv(staged, data, pa_csv.WriteOptions(include_header=False))
+            out["encode"] += time.perf_counter() - step
+            step = time.perf_counter()
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(f"COPY copy_ceiling ({columns}) FROM STDIN (FORMAT csv)") as copy,
+            ):
+                copy.write(data.getbuffer())
+            out["copy"] += time.perf_counter() - step
+            out["rows"] += batch.num_rows
+        connection.rollback()
+    return out
 
 
 def full_rollup(sessions: Any, now: datetime) -> dict[str, Any]:
@@ -370,8 +413,7 @@ def incremental_day(sessions: Any, folder: Path, events: int, now: datetime) -> 
     generate(
         path, per_day, first_day=FIRST_DAY + timedelta(days=DAYS), days=1, seed=7, offset=events
     )
-    out = {"events": float(per_day)}
-    out.update({f"load_{k}": v for k, v in load(sessions, path, now).items() if k in ("total",)})
+    out = {"events": float(per_day), "load_total": float(load(sessions, path, now)["total"])}
     started = time.perf_counter()
     with transaction(sessions) as session:
         plan = service.plan_rollup(session, now=now)
@@ -402,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument(
+        "--load-only", action="store_true", help="measure the load (and its ceiling) only"
+    )
     args = parser.parse_args(argv)
     # The clock stands at the end of the last generated day; the new day comes after it.
     now = datetime.combine(
@@ -425,13 +470,20 @@ def main(argv: list[str] | None = None) -> int:
             _seed(sessions, now)
             loaded = load(sessions, path, now)
             rate = loaded["rows"] / loaded["total"]
+            ceiling = copy_ceiling(url, path)
             print(
-                f"load (import path): {loaded['total']:.1f} s = {rate / 1e6:.2f} M events/s "
-                f"[read+check {loaded['read_and_check']:.1f} s, COPY into staging "
+                f"load (import path, load average {os.getloadavg()[0]:.1f}): "
+                f"{loaded['total']:.1f} s = {rate / 1e6:.2f} M events/s "
+                f"[waiting for read+check {loaded['waiting']:.1f} s, COPY into staging "
                 f"{loaded['copy']:.1f} s ({loaded['rows'] / loaded['copy'] / 1e6:.2f} M rows/s), "
-                f"merge {loaded['merge']:.1f} s, commit {loaded['commit']:.1f} s]; "
-                f"peak RSS {_peak_mib():.0f} MiB"
+                f"insert into usage_events ({loaded['merge_path']}) {loaded['merge']:.1f} s, "
+                f"commit {loaded['commit']:.1f} s]; reference, same run: COPY of the same "
+                f"events into an unindexed UNLOGGED table {ceiling['copy']:.1f} s = "
+                f"{ceiling['rows'] / ceiling['copy'] / 1e6:.2f} M rows/s (+ CSV encoding "
+                f"{ceiling['encode']:.1f} s); peak RSS {_peak_mib():.0f} MiB"
             )
+            if args.load_only:
+                return 0
             with psycopg.connect(
                 url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True
             ) as c:

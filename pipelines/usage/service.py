@@ -9,11 +9,13 @@ tenant-months that received new events are marked for the rollup.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -37,6 +39,7 @@ TEXT_COLUMNS = ("event_id", "tenant", "occurred_at", "agent_type", "model_versio
 """Columns a JSON reader must keep as text (times are parsed, with their zone, by the checks)."""
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
+T = TypeVar("T")
 Progress = Callable[[int], None]
 """Told the number of rows checked so far."""
 
@@ -60,6 +63,57 @@ def _tenants(session: Session) -> dict[str, Any]:
     return {slug: org for slug, org in rows}  # noqa: C416 - rows are Row objects
 
 
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items`, each produced in a thread while the caller works on the one
+    before (reading and checking a chunk overlaps the COPY of the previous one); errors are
+    raised here, in order. Stopping early stops the thread."""
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+        except BaseException as error:
+            put((False, error))
+            return
+        put((False, None))
+
+    thread = threading.Thread(target=produce, name="usage-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = queue.get()
+            if not ok:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+def checked(
+    batches: Iterable[pa.Table], tenants: dict[str, Any], field_prefix: str | None = None
+) -> Iterator[pa.Table]:
+    """Each batch checked and normalised, its rows numbered from the first batch's first row."""
+    received = 0
+    for batch in batches:
+        yield normalise(batch, tenants, BatchPosition(received + 1, field_prefix))
+        received += batch.num_rows
+
+
 def ingest_usage(
     session: Session,
     batches: Iterable[pa.Table],
@@ -75,9 +129,8 @@ def ingest_usage(
     usage = UsageRepository(session)
     usage.open_staging()
     received = 0
-    for batch in batches:
-        checked = normalise(batch, tenants, BatchPosition(received + 1, field_prefix))
-        usage.stage(checked)
+    for batch in read_ahead(checked(batches, tenants, field_prefix)):
+        usage.stage(batch)
         received += batch.num_rows
         if progress is not None:
             progress(received)

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models.db.repositories.base import Repository
 from models.db.tables import UsageEvent
@@ -50,6 +52,8 @@ EXTRACTED = pa.schema(
 )
 """An extract for the rollup: times are naive UTC, organisation ids canonical UUID text."""
 
+COPY_SLICE = 65_536
+"""Rows encoded and sent to COPY at a time."""
 SQLITE_CHUNK = 65_536
 """Rows an SQLite extract reads at a time."""
 
@@ -75,13 +79,17 @@ def _sqlite_chunk(rows: list[Any]) -> pa.Table:
 
 _UUID_PARTS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
+PG_STAGED = ("event_id", "organization_id", "occurred_us", *EVENT_COLUMNS[3:])
+"""PostgreSQL's staging columns: the time travels as microseconds since 1970-01-01 UTC, which
+Arrow writes as CSV 5 times faster than a timestamp and PostgreSQL parses faster too."""
 _PG_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS usage_staging (
-    event_id text, organization_id uuid, occurred_at timestamptz, agent_type text,
+    event_id text, organization_id uuid, occurred_us bigint, agent_type text,
     model_version text, tokens_in bigint, tokens_out bigint, requests bigint,
-    end_user_key text, job_id text, month date
+    end_user_key text, job_id text
 ) ON COMMIT DROP
 """
+_PG_STAGED_TIME = "timestamptz 'epoch' + occurred_us * interval '1 microsecond'"
 _SQLITE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS usage_staging (
     event_id TEXT, organization_id TEXT, occurred_at TEXT, agent_type TEXT,
@@ -89,6 +97,28 @@ CREATE TEMP TABLE IF NOT EXISTS usage_staging (
     end_user_key TEXT, job_id TEXT, month TEXT
 )
 """
+_MERGE = f"""
+INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
+SELECT {", ".join(EVENT_COLUMNS)} FROM usage_staging WHERE true
+ON CONFLICT (event_id) DO NOTHING
+"""
+_PG_INSERT_NEW = f"""
+    INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
+    SELECT {", ".join(PG_STAGED).replace("occurred_us", _PG_STAGED_TIME)} FROM usage_staging
+"""
+"""PostgreSQL's insert of the staged events. Without `ON CONFLICT` when no staged id can be
+stored yet (the fast path; a unique violation sends the batch to the slow one), with it
+otherwise. No ORDER BY: sorting the batch by event id or by (organisation, time) before the
+insert cost more than it saved in index maintenance (measured at 1,000,000 events)."""
+_PG_ON_CONFLICT = "    ON CONFLICT (event_id) DO NOTHING\n"
+PROBE_SAMPLE = 64
+"""Event ids of each staged chunk looked up in `usage_events` before the fast path is tried:
+a resent batch is caught here, without the cost of a failed insert."""
+
+# --- Dirty-period marking ------------------------------------------------------------------
+# Which periods a load marks for the rollup: the tenant-months of the events it inserted.
+# SQLite marks before its merge (`_MARK_NEW`), PostgreSQL in the merge's own statement
+# (`_PG_MARKED`, fed by the `inserted` rows). Kept apart from the load's SQL above.
 _MARK_NEW = """
 INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
 SELECT organization_id, month, {now} FROM usage_staging s
@@ -97,32 +127,38 @@ GROUP BY organization_id, month
 ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
     version = profitability_dirty_periods.version + 1
 """
-_MERGE = f"""
-INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
-SELECT {", ".join(EVENT_COLUMNS)} FROM usage_staging WHERE true
-ON CONFLICT (event_id) DO NOTHING
-"""
-_PG_MERGE = f"""
-WITH inserted AS (
-    INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
-    SELECT {", ".join(EVENT_COLUMNS)} FROM usage_staging ORDER BY event_id
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING organization_id, occurred_at
-), marked AS (
+_PG_MARKED = """
     INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
     SELECT organization_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, %s
     FROM inserted GROUP BY 1, 2
     ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
     version = profitability_dirty_periods.version + 1
-)
-SELECT count(*) FROM inserted
 """
-"""One pass on PostgreSQL: the events not stored yet go in (in key order, so the primary key's
-index grows at its end rather than everywhere), and the months of exactly those are marked."""
+# -------------------------------------------------------------------------------------------
+
+
+def _pg_merge(*, on_conflict: bool) -> str:
+    """One statement on PostgreSQL: the staged events go in (all of them, or with
+    `on_conflict` those not stored yet), and the periods of exactly those are marked."""
+    insert = _PG_INSERT_NEW + (_PG_ON_CONFLICT if on_conflict else "")
+    return (
+        f"WITH inserted AS ({insert}    RETURNING organization_id, occurred_at\n), "
+        f"marked AS ({_PG_MARKED})\nSELECT count(*) FROM inserted"
+    )
+
+
+_PG_MERGE = _pg_merge(on_conflict=True)
+_PG_MERGE_NEW = _pg_merge(on_conflict=False)
 
 
 class UsageRepository(Repository):
     """SQL for usage events."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._probe: list[str] = []
+        self.last_merge = ""
+        """How the last merge went in: "insert" (fast path) or "merge" (ON CONFLICT)."""
 
     @property
     def dialect(self) -> str:
@@ -134,6 +170,7 @@ class UsageRepository(Repository):
 
     def open_staging(self) -> None:
         """An empty staging table for this transaction."""
+        self._probe = []
         driver = self._driver()
         if self.dialect == "postgresql":
             with driver.cursor() as cursor:
@@ -153,23 +190,30 @@ class UsageRepository(Repository):
             return
         driver = self._driver()
         if self.dialect == "postgresql":
-            buffer = io.BytesIO()
-            pa_csv.write_csv(
-                batch.select(list(STAGED)),
-                buffer,
-                pa_csv.WriteOptions(include_header=False, batch_size=65536),
+            step = max(1, batch.num_rows // PROBE_SAMPLE)
+            ids = batch.column("event_id")
+            self._probe.extend(ids.take(list(range(0, batch.num_rows, step))).to_pylist())
+            self._probe.append(ids[batch.num_rows - 1].as_py())
+            # The month is SQLite's marking key; PostgreSQL marks from the time itself.
+            times = batch.column("occurred_at").cast(pa.timestamp("us", tz="UTC"))
+            staged = batch.select(list(EVENT_COLUMNS)).set_column(
+                2, "occurred_us", times.cast(pa.int64())
             )
             with (
                 driver.cursor() as cursor,
                 cursor.copy(
-                    f"COPY usage_staging ({', '.join(STAGED)}) FROM STDIN (FORMAT csv)"
+                    f"COPY usage_staging ({', '.join(PG_STAGED)}) FROM STDIN (FORMAT csv)"
                 ) as copy,
             ):
-                view = buffer.getbuffer()
-                step = 1 << 20
-                for start in range(0, len(view), step):
-                    copy.write(view[start : start + step])
-                view.release()
+                # Encoded a slice at a time: the server parses one while the next is encoded.
+                for start in range(0, batch.num_rows, COPY_SLICE):
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(
+                        staged.slice(start, COPY_SLICE),
+                        buffer,
+                        pa_csv.WriteOptions(include_header=False, batch_size=COPY_SLICE),
+                    )
+                    copy.write(buffer.getbuffer())
             return
         # SQLite stores UUIDs as 32 hex digits and times as text, as SQLAlchemy does.
         columns = {
@@ -192,12 +236,30 @@ class UsageRepository(Repository):
 
     def merge_staging(self, *, now: datetime) -> int:
         """Move staged events not stored yet into `usage_events`, marking their tenant-months
-        dirty; events already stored (same event id) are left alone. The number inserted."""
+        dirty; events already stored (same event id) are left alone. The number inserted.
+
+        PostgreSQL first tries the fast path, a plain insert of every staged event inside a
+        savepoint, unless a sample of the staged ids is stored already; a unique violation
+        (an id stored already, or twice in the batch) rolls the savepoint back and the batch
+        goes in with `ON CONFLICT DO NOTHING`, which checks every id before inserting it.
+        """
+        self.last_merge = "merge"
         driver = self._driver()
         if self.dialect == "postgresql":
             with driver.cursor() as cursor:
-                # The sort and the marks' grouping stay in memory for large batches.
+                # The marks' grouping stays in memory for large batches.
                 cursor.execute("SET LOCAL work_mem = '256MB'")
+                if self._probe_is_clear(cursor):
+                    cursor.execute("SAVEPOINT usage_fast_path")
+                    try:
+                        cursor.execute(_PG_MERGE_NEW, (now,))
+                    except psycopg.errors.UniqueViolation:
+                        cursor.execute("ROLLBACK TO SAVEPOINT usage_fast_path")
+                    else:
+                        row = cursor.fetchone()
+                        cursor.execute("RELEASE SAVEPOINT usage_fast_path")
+                        self.last_merge = "insert"
+                        return int(row[0]) if row else 0
                 cursor.execute(_PG_MERGE, (now,))
                 row = cursor.fetchone()
                 return int(row[0]) if row else 0
@@ -209,6 +271,15 @@ class UsageRepository(Repository):
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+    def _probe_is_clear(self, cursor: Any) -> bool:
+        """Whether none of the sampled staged ids is stored yet."""
+        cursor.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM usage_events WHERE event_id = ANY(%s))",
+            (self._probe,),
+        )
+        row = cursor.fetchone()
+        return bool(row and row[0])
 
     def count(self) -> int:
         from sqlalchemy import func
