@@ -7,11 +7,11 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import load_only
@@ -207,7 +207,7 @@ class ProfitabilityRepository(Repository):
         rows = sorted(set(periods))
         dialect = self.session.get_bind().dialect.name
         upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        table = ProfitabilityDirtyPeriod.__table__
+        table = cast(Table, ProfitabilityDirtyPeriod.__table__)
         statement = upsert(table)
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.organization_id, table.c.month],
