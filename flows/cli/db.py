@@ -18,16 +18,22 @@ def db() -> None:
 def upgrade(as_json: JsonOption = False) -> None:
     """Create or migrate the database schema (and the local orchestrator's) to the newest
     revision."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from flows.orchestrator import migrate_orchestrator_database
     from flows.runtime import runtime
     from models.db.migrate import current_revision
     from models.registry import client as registry
 
-    rt = runtime()
-    # The local orchestrator's and MLflow's own databases, so the first flow waits for neither.
-    migrate_orchestrator_database()
-    registry.configure(rt.registry)
-    registry.experiment_id(rt.registry)
+    # The local orchestrator's and MLflow's own databases too, so the first flow waits for
+    # neither. The orchestrator's migrates in a process of its own (seconds on a fresh home),
+    # meanwhile this one migrates StreamFlow's and MLflow's.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        orchestrator = background.submit(migrate_orchestrator_database)
+        rt = runtime()
+        registry.configure(rt.registry)
+        registry.experiment_id(rt.registry)
+        orchestrator.result()
     result = {
         "revision": current_revision(rt.engine),
         "database": rt.engine.url.render_as_string(hide_password=True),

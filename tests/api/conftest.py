@@ -6,6 +6,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -269,54 +270,65 @@ def seeded_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seede
     templates.drop_all()
 
 
+@contextmanager
+def open_world(backend: str, folder: Path, seeded_templates: SeededTemplates) -> Iterator[World]:
+    """The app on its own copy (in `folder`) of the seeded database of `backend`, with its own
+    MLflow store and real Redis under a prefix of its own."""
+    prefix = f"sftest:{uuid.uuid4().hex[:10]}:"
+    copy_sqlite(seeded_templates.mlflow(), folder / "mlflow.db")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("STREAMFLOW_MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        template = seeded_templates.get(backend)
+        home = folder / "home"
+        shutil.copytree(template.home, home)
+        with template.database.copy(folder) as url:
+            yield from _world_on(backend, url, home, template, prefix)
+
+
+def _world_on(
+    backend: str, url: str, home: Path, template: SeededTemplate, prefix: str
+) -> Iterator[World]:
+    """The app on the database at `url`, its TestClient running, closed afterwards."""
+    launcher = RecordingLauncher()
+    # On PostgreSQL the API logs in as production's do: the platform's login for provider
+    # requests, a tenant login (row-level security per API key) for `/v1`.
+    postgres = backend == "postgresql"
+    state = build_state(
+        api=ApiSettings(
+            database_tenant_url=as_login(url, TENANT_LOGIN) if postgres else None,
+            rate_limit_per_minute=10_000,
+            rate_limits_per_minute={},
+            rate_limit_per_address_per_minute=10_000,
+        ),
+        storage=StorageSettings(
+            home=home, database_url=as_login(url, PLATFORM_LOGIN) if postgres else url
+        ),
+        cache_settings=CacheSettings(
+            redis_url=REDIS_URL, key_prefix=prefix, redis_socket_timeout_seconds=5
+        ),
+        provider_auth=ProviderAuthSettings(provider_keys=PROVIDER_KEYS),
+        launcher=launcher,
+    )
+    tenant_a, tenant_b = (replace(t, headers=dict(t.headers)) for t in template.tenants)
+    requested: set[str] = set()
+    app = create_app(state)
+    app.add_middleware(RequestedRoutes, seen=requested)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield World(client, state, launcher, tenant_a, tenant_b, backend, prefix, requested)
+    finally:
+        state.tenant_engine.dispose()
+        state.engine.dispose()
+        _drop_redis_prefix(prefix)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    seeded_templates: SeededTemplates,
+    request: pytest.FixtureRequest, tmp_path: Path, seeded_templates: SeededTemplates
 ) -> Iterator[World]:
     """The app on its own copy of the seeded database of each backend, real Redis per prefix."""
-    prefix = f"sftest:{uuid.uuid4().hex[:10]}:"
-    copy_sqlite(seeded_templates.mlflow(), tmp_path / "mlflow.db")
-    monkeypatch.setenv("STREAMFLOW_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    template = seeded_templates.get(request.param)
-    home = tmp_path / "home"
-    shutil.copytree(template.home, home)
-    with template.database.copy(tmp_path) as url:
-        launcher = RecordingLauncher()
-        # On PostgreSQL the API logs in as production's do: the platform's login for provider
-        # requests, a tenant login (row-level security per API key) for `/v1`.
-        postgres = request.param == "postgresql"
-        state = build_state(
-            api=ApiSettings(
-                database_tenant_url=as_login(url, TENANT_LOGIN) if postgres else None,
-                rate_limit_per_minute=10_000,
-                rate_limits_per_minute={},
-                rate_limit_per_address_per_minute=10_000,
-            ),
-            storage=StorageSettings(
-                home=home, database_url=as_login(url, PLATFORM_LOGIN) if postgres else url
-            ),
-            cache_settings=CacheSettings(
-                redis_url=REDIS_URL, key_prefix=prefix, redis_socket_timeout_seconds=5
-            ),
-            provider_auth=ProviderAuthSettings(provider_keys=PROVIDER_KEYS),
-            launcher=launcher,
-        )
-        tenant_a, tenant_b = (replace(t, headers=dict(t.headers)) for t in template.tenants)
-        requested: set[str] = set()
-        app = create_app(state)
-        app.add_middleware(RequestedRoutes, seen=requested)
-        try:
-            with TestClient(app, raise_server_exceptions=False) as client:
-                yield World(
-                    client, state, launcher, tenant_a, tenant_b, request.param, prefix, requested
-                )
-        finally:
-            state.tenant_engine.dispose()
-            state.engine.dispose()
-            _drop_redis_prefix(prefix)
+    with open_world(request.param, tmp_path, seeded_templates) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from flows.launcher import LocalLauncher
 from flows.orchestrator import ServerRecord
 from flows.runtime import Runtime
 from models.db.tables import EvaluationRun
-from tests.conftest import fresh_database_url
+from tests.conftest import TemplateCache, migrated_database_url
 from tests.flows.conftest import _runtime_on, import_golden_rows
 
 STREAMFLOW = str(Path(sys.executable).with_name("streamflow"))
@@ -26,10 +26,13 @@ STREAMFLOW = str(Path(sys.executable).with_name("streamflow"))
 
 @pytest.fixture
 def sqlite_streamflow(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mlflow_store: str,
+    migrated_templates: TemplateCache,
 ) -> Iterator[Runtime]:
     monkeypatch.setenv("STREAMFLOW_MLFLOW_TRACKING_URI", mlflow_store)
-    with fresh_database_url("sqlite", tmp_path) as url:
+    with migrated_database_url(migrated_templates, "sqlite", tmp_path) as url:
         yield from _runtime_on(url, tmp_path, monkeypatch)
 
 

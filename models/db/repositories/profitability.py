@@ -7,11 +7,13 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import load_only
 
 from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
@@ -196,33 +198,29 @@ class ProfitabilityRepository(Repository):
         )
 
     def mark_dirty(self, periods: Iterable[tuple[uuid.UUID, date]], *, now: datetime) -> int:
-        """Mark tenant-months to recompute (again, if marked already)."""
+        """Mark tenant-months to recompute (again, if marked already: a new version).
+
+        One upsert per chunk (`INSERT … ON CONFLICT DO UPDATE`, PostgreSQL and SQLite alike),
+        in key order: a price change from a day decades back marks tens of thousands of months,
+        which a select, update and insert per chunk took seconds of Python to build.
+        """
         rows = sorted(set(periods))
-        key = tuple_(ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month)
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            wanted = [tuple_(org, month) for org, month in chunk]
-            existing = {
-                (org, month)
-                for org, month in self.session.execute(
-                    select(
-                        ProfitabilityDirtyPeriod.organization_id, ProfitabilityDirtyPeriod.month
-                    ).where(key.in_(wanted))
-                )
-            }
-            if existing:
-                self.session.execute(
-                    update(ProfitabilityDirtyPeriod)
-                    .where(key.in_([tuple_(org, month) for org, month in existing]))
-                    .values(marked_at=now, version=ProfitabilityDirtyPeriod.version + 1)
-                )
-            fresh = [
-                {"organization_id": org, "month": month, "marked_at": now}
-                for org, month in chunk
-                if (org, month) not in existing
-            ]
-            if fresh:
-                self.session.execute(insert(ProfitabilityDirtyPeriod), fresh)
+        dialect = self.session.get_bind().dialect.name
+        upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        table = cast(Table, ProfitabilityDirtyPeriod.__table__)
+        statement = upsert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.organization_id, table.c.month],
+            set_={"marked_at": statement.excluded.marked_at, "version": table.c.version + 1},
+        )
+        for start in range(0, len(rows), 5000):
+            self.session.execute(
+                statement,
+                [
+                    {"organization_id": org, "month": month, "marked_at": now}
+                    for org, month in rows[start : start + 5000]
+                ],
+            )
         return len(rows)
 
     def dirty(
