@@ -326,6 +326,12 @@ def main() -> None:
         default="full",
         help="cut a stage out of the shadow path (profiling; see bench/predict_server.py)",
     )
+    parser.add_argument(
+        "--log-flush-seconds",
+        type=float,
+        default=None,
+        help="the serving log's batching (0: write each served prediction before its response)",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="predict-bench-"))
     env = {
@@ -337,6 +343,8 @@ def main() -> None:
         "PREDICT_BENCH_STAGE": args.stage,
         "PREDICT_BENCH_SPANS": str(home / "spans.json"),
     }
+    if args.log_flush_seconds is not None:
+        env["STREAMFLOW_SERVING_LOG_FLUSH_SECONDS"] = str(args.log_flush_seconds)
     if args.postgres:
         env["STREAMFLOW_DATABASE_URL"] = _postgres_database(args.postgres)
     key = _seed(env)
@@ -345,6 +353,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "database": "postgresql" if args.postgres else "sqlite",
         "stage": args.stage,
+        "log_flush_seconds": args.log_flush_seconds,
         "load_average_start": os.getloadavg(),
     }
     runs: dict[str, dict[str, list[dict[str, float]]]] = {
@@ -390,6 +399,9 @@ def main() -> None:
         results[mode]["p99_ms_each_run"] = {
             kind: [run["p99_ms"] for run in found] for kind, found in kinds.items()
         }
+        results[mode]["api_cpu_ms_per_request_each_run"] = [
+            run["api_cpu_ms_per_request"] for run in kinds["closed_loop"]
+        ]
     for kind in ("closed_loop", "open_loop"):
         before = results["no_experiment"][kind]["p99_ms"]
         after = results["shadow_sample_1"][kind]["p99_ms"]
