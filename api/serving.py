@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import mlflow
-from cachetools import TTLCache
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import PredictionFailed
@@ -31,7 +30,7 @@ from api.shadow_worker import predict_one
 from models.db.engine import transaction
 from models.db.enums import ExperimentKind
 from models.registry import client as registry
-from models.registry.serving import AgentChampion, ChampionCache
+from models.registry.serving import AgentChampion, ChampionCache, RefreshAhead
 from models.settings import ServingSettings
 from pipelines.errors import NotFound
 from pipelines.experiments.service import live_experiments
@@ -54,34 +53,22 @@ class Served:
 
 
 class ExperimentCache:
-    """Running experiments by agent type, remembered for `ttl_seconds`."""
+    """Running experiments by agent type, remembered for `ttl_seconds` and refreshed ahead of
+    their expiry (see `RefreshAhead`)."""
 
     def __init__(self, sessions: sessionmaker[Session], ttl_seconds: float) -> None:
         self._sessions = sessions
-        self._lock = threading.Lock()
-        self._cache: TTLCache[str, dict[str, LiveExperiment]] | None = (
-            TTLCache(maxsize=1, ttl=ttl_seconds) if ttl_seconds > 0 else None
-        )
+        self._value = RefreshAhead(ttl_seconds, self._load)
 
     def _load(self) -> dict[str, LiveExperiment]:
         with self._sessions() as session, session.begin():
             return live_experiments(session)
 
     def get(self, agent_type: str) -> LiveExperiment | None:
-        if self._cache is None:
-            return self._load().get(agent_type)
-        with self._lock:
-            held = self._cache.get("all")
-        if held is None:
-            held = self._load()
-            with self._lock:
-                self._cache["all"] = held
-        return held.get(agent_type)
+        return self._value.get().get(agent_type)
 
     def forget(self) -> None:
-        if self._cache is not None:
-            with self._lock:
-                self._cache.clear()
+        self._value.forget()
 
 
 def _ms(started: float) -> float:
