@@ -390,6 +390,13 @@ def main() -> None:
                 _change_shadow(experiment_id, "pause")
         time.sleep(3)
         results["shadow_rows_written"] = _shadow_rows()
+        shadowed = sum(
+            run["requests"] for found in runs["shadow_sample_1"].values() for run in found
+        )
+        results["shadow_phase_requests"] = shadowed
+        # Requests of shadow phases whose challenger answered (or failed) and was logged; the
+        # rest were dropped at the full queue (the idle-class worker starved on a busy machine).
+        results["shadow_coverage_pct"] = round(100 * results["shadow_rows_written"] / shadowed, 1)
     finally:
         process.terminate()
         process.wait(timeout=30)
