@@ -369,6 +369,11 @@ def main() -> None:
             asyncio.run(_closed(url, key, 1, 1))
             time.sleep(1)
         _change_shadow(experiment_id, "pause")
+        # Let the warm-up's queued shadow work finish, so no phase pays for it.
+        before, settled = -1, _shadow_rows()
+        while settled != before and time.monotonic() < deadline:
+            time.sleep(2)
+            before, settled = settled, _shadow_rows()
         for repetition in range(args.repetitions):
             # Alternate which mode goes first, so a drift in machine load favours neither.
             order = ["no_experiment", "shadow_sample_1"]
@@ -389,7 +394,7 @@ def main() -> None:
                 runs[mode]["open_loop"].append(asyncio.run(_open(url, key, args.seconds, rate)))
                 _change_shadow(experiment_id, "pause")
         time.sleep(3)
-        results["shadow_rows_written"] = _shadow_rows()
+        results["shadow_rows_written"] = _shadow_rows() - settled
         shadowed = sum(
             run["requests"] for found in runs["shadow_sample_1"].values() for run in found
         )
