@@ -4,9 +4,10 @@ and the hand-off of shadow work.
 The champion of each agent type and the running experiments are remembered for
 `alias_cache_seconds`, so an alias moved or an experiment started by another process applies
 here within that bound. Loaded models are cached per version by the registry client. The
-served prediction's traffic row and usage event are written through the platform's session
-(metering is the platform's record) before the response goes out; shadow work is queued for
-after it.
+served prediction's traffic row and usage event are handed to the serving log (`api.serving_log`),
+which writes them through the platform's session (metering is the platform's record) in
+batches off the request path; shadow work is queued after the response is sent, and the
+challenger's rows go through the same log.
 """
 
 from __future__ import annotations
@@ -15,27 +16,26 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import mlflow
-from cachetools import TTLCache
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import PredictionFailed
+from api.serving_log import Rows, ServingLog
 from api.shadow import ProcessRunner, Runner, ShadowDispatcher, ShadowTask, ThreadRunner
 from api.shadow_worker import predict_one
 from models.db.engine import transaction
 from models.db.enums import ExperimentKind
 from models.registry import client as registry
-from models.registry.serving import AgentChampion, ChampionCache
+from models.registry.serving import AgentChampion, ChampionCache, RefreshAhead
 from models.settings import ServingSettings
 from pipelines.errors import NotFound
 from pipelines.experiments.service import live_experiments
 from pipelines.serving.routing import LiveExperiment, route
-from pipelines.serving.service import Prediction, record_served, record_shadow_batch
+from pipelines.serving.service import Prediction, record_batch, traffic_row, usage_row
 
 
 @dataclass(frozen=True)
@@ -53,34 +53,22 @@ class Served:
 
 
 class ExperimentCache:
-    """Running experiments by agent type, remembered for `ttl_seconds`."""
+    """Running experiments by agent type, remembered for `ttl_seconds` and refreshed ahead of
+    their expiry (see `RefreshAhead`)."""
 
     def __init__(self, sessions: sessionmaker[Session], ttl_seconds: float) -> None:
         self._sessions = sessions
-        self._lock = threading.Lock()
-        self._cache: TTLCache[str, dict[str, LiveExperiment]] | None = (
-            TTLCache(maxsize=1, ttl=ttl_seconds) if ttl_seconds > 0 else None
-        )
+        self._value = RefreshAhead(ttl_seconds, self._load)
 
     def _load(self) -> dict[str, LiveExperiment]:
         with self._sessions() as session, session.begin():
             return live_experiments(session)
 
     def get(self, agent_type: str) -> LiveExperiment | None:
-        if self._cache is None:
-            return self._load().get(agent_type)
-        with self._lock:
-            held = self._cache.get("all")
-        if held is None:
-            held = self._load()
-            with self._lock:
-                self._cache["all"] = held
-        return held.get(agent_type)
+        return self._value.get().get(agent_type)
 
     def forget(self) -> None:
-        if self._cache is not None:
-            with self._lock:
-                self._cache.clear()
+        self._value.forget()
 
 
 def _ms(started: float) -> float:
@@ -112,13 +100,18 @@ class ServingRuntime:
         process hands it over at once. PostgreSQL locks rows, so its writers need no turns."""
         self.champions = ChampionCache(settings.alias_cache_seconds)
         self.experiments = ExperimentCache(sessions, settings.alias_cache_seconds)
+        self.log = ServingLog(
+            self._write_rows,
+            batch_size=settings.log_batch_size,
+            flush_seconds=settings.log_flush_seconds,
+            capacity=settings.log_buffer_size,
+            write_lock=self._write_lock,
+        )
         self.shadow = ShadowDispatcher(
             make_runner=make_runner or self._default_runner,
-            sink=self._write_shadow_rows,
+            sink=lambda row: self.log.add([row], [], served=False),
             workers=settings.shadow_workers,
             queue_size=settings.shadow_queue_size,
-            batch_size=settings.shadow_batch_size,
-            flush_seconds=settings.shadow_flush_seconds,
             text_limit=settings.traffic_text_limit,
             clock=clock,
         )
@@ -133,9 +126,20 @@ class ServingRuntime:
             idle=self.settings.shadow_idle_priority,
         )
 
-    def _write_shadow_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        with self._write_lock, transaction(self._sessions) as session:
-            record_shadow_batch(session, rows)
+    def _write_rows(self, traffic: Rows, usage: Rows) -> None:
+        with transaction(self._sessions) as session:
+            record_batch(session, traffic, usage)
+
+    def flush(self) -> None:
+        """Write the rows the serving log holds now (before reading a request back)."""
+        self.log.flush()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait for the shadow tasks queued so far, then write every row held (tests,
+        shutdown); False when the challenger did not finish within `timeout` seconds."""
+        drained = self.shadow.drain(timeout=timeout)
+        self.log.flush()
+        return drained
 
     def agents(self) -> dict[str, AgentChampion]:
         return self.champions.all()
@@ -193,10 +197,13 @@ class ServingRuntime:
             variant=chosen.variant,
             end_user_key=end_user_key,
         )
-        with self._write_lock, transaction(self._sessions) as session:
-            record_served(
-                session, prediction, now=self._clock(), text_limit=self.settings.traffic_text_limit
-            )
+        now = self._clock()
+        usage = usage_row(prediction, now=now)
+        self.log.add(
+            [traffic_row(prediction, now=now, text_limit=self.settings.traffic_text_limit)],
+            [] if usage is None else [usage],
+            served=True,
+        )
         if output is None:
             raise PredictionFailed(
                 f"{chosen.answering} failed to answer request {request_id}; retry, or tell the "
@@ -227,4 +234,6 @@ class ServingRuntime:
         )
 
     def close(self) -> None:
+        """Stop the shadow workers, then write what the serving log holds."""
         self.shadow.close()
+        self.log.close()

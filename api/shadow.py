@@ -6,8 +6,8 @@ A request hands a task to `ShadowDispatcher.submit`, which only puts it on a bou
 tasks and have a runner predict: in `process` mode each worker thread owns one spawned worker
 process at lower OS priority, killed and replaced when a prediction outlives the timeout, so a
 hanging or CPU-heavy challenger never competes with the champion for the interpreter; in
-`thread` mode the worker thread predicts itself. Results become shadow traffic rows, written
-in batches by a writer thread through `sink`.
+`thread` mode the worker thread predicts itself. Each result becomes a shadow traffic row
+handed to `sink` (the serving log, which buffers it and writes it in batches).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import multiprocessing
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -190,22 +190,18 @@ class ShadowStats:
     dropped: int = 0
     completed: int = 0
     failed: int = 0
-    written: int = 0
-    write_errors: int = 0
 
 
 class ShadowDispatcher:
-    """The bounded queue, its worker threads and the batch writer (see the module docstring)."""
+    """The bounded queue and its worker threads (see the module docstring)."""
 
     def __init__(
         self,
         *,
         make_runner: Callable[[], Runner],
-        sink: Callable[[Sequence[dict[str, Any]]], None],
+        sink: Callable[[dict[str, Any]], object],
         workers: int,
         queue_size: int,
-        batch_size: int,
-        flush_seconds: float,
         text_limit: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -213,13 +209,8 @@ class ShadowDispatcher:
         self._sink = sink
         self._workers = workers
         self._queue: queue.Queue[ShadowTask | None] = queue.Queue(maxsize=queue_size)
-        self._batch_size = batch_size
-        self._flush_seconds = flush_seconds
         self._text_limit = text_limit
         self._clock = clock
-        self._pending: list[dict[str, Any]] = []
-        self._pending_lock = threading.Condition()
-        self._busy = 0
         self._threads: list[threading.Thread] = []
         self._runners: list[Runner] = []
         self._started = False
@@ -260,90 +251,52 @@ class ShadowDispatcher:
                 )
                 thread.start()
                 self._threads.append(thread)
-            writer = threading.Thread(target=self._write_loop, name="shadow-writer", daemon=True)
-            writer.start()
-            self._threads.append(writer)
             self._started = True
 
     def _work(self, runner: Runner) -> None:
         while True:
             task = self._queue.get()
             if task is None:
+                self._queue.task_done()
                 return
-            with self._pending_lock:
-                self._busy += 1
             try:
                 output, latency, error = runner.run(task.challenger, task.input_text)
-                row = traffic_row(
-                    Prediction(
-                        request_id=task.request_id,
-                        organization_id=task.organization_id,
-                        agent_type=task.agent_type,
-                        model_version=task.challenger,
-                        input_text=task.input_text,
-                        output_text=output,
-                        latency_ms=latency,
-                        error=error,
-                        experiment_id=task.experiment_id,
-                        variant=Variant.CHALLENGER,
-                        role=TrafficRole.SHADOW,
-                        end_user_key=task.end_user_key,
-                    ),
-                    now=self._clock(),
-                    text_limit=self._text_limit,
+                self._sink(
+                    traffic_row(
+                        Prediction(
+                            request_id=task.request_id,
+                            organization_id=task.organization_id,
+                            agent_type=task.agent_type,
+                            model_version=task.challenger,
+                            input_text=task.input_text,
+                            output_text=output,
+                            latency_ms=latency,
+                            error=error,
+                            experiment_id=task.experiment_id,
+                            variant=Variant.CHALLENGER,
+                            role=TrafficRole.SHADOW,
+                            end_user_key=task.end_user_key,
+                        ),
+                        now=self._clock(),
+                        text_limit=self._text_limit,
+                    )
                 )
                 self._count("completed" if error is None else "failed")
             except Exception:
                 log.exception("shadow.task_failed", request_id=task.request_id)
-                row = None
-            with self._pending_lock:
-                self._busy -= 1
-                if row is not None:
-                    self._pending.append(row)
-                self._pending_lock.notify_all()
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._pending_lock:
-                self._pending_lock.wait_for(
-                    lambda: len(self._pending) >= self._batch_size or self._closed,
-                    timeout=self._flush_seconds,
-                )
-                batch, self._pending = self._pending, []
-                closing = self._closed
-            if batch:
-                self._write(batch)
-            if closing and self._queue.empty() and self._busy == 0 and not self._pending:
-                return
-
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        try:
-            self._sink(batch)
-            self.stats.written += len(batch)
-        except Exception:
-            self.stats.write_errors += 1
-            log.exception("shadow.write_failed", rows=len(batch))
+            finally:
+                self._queue.task_done()
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued task is answered and written (tests, shutdown); False on
-        timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._pending_lock:
-                idle = self._queue.empty() and self._busy == 0
-                pending, self._pending = self._pending, []
-            if pending:
-                self._write(pending)
-            if idle and not pending:
-                with self._pending_lock:
-                    if not self._pending:
-                        return True
-            time.sleep(0.01)
-        return False
+        """Wait until every queued task is answered and handed to the sink (tests, shutdown);
+        False on timeout."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout=timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop taking tasks, write what is answered, stop the workers; waits at most
-        `timeout` seconds in all for the threads (a hung challenger's thread is left behind)."""
+        """Stop taking tasks and stop the workers; waits at most `timeout` seconds in all for
+        the threads (a hung challenger's thread is left behind)."""
         if self._closed:
             return
         self._closed = True
@@ -354,15 +307,9 @@ class ShadowDispatcher:
                 self._queue.put_nowait(None)
             except queue.Full:
                 break
-        with self._pending_lock:
-            self._pending_lock.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        with self._pending_lock:
-            leftover, self._pending = self._pending, []
-        if leftover:
-            self._write(leftover)
         for runner in self._runners:
             runner.close()
 

@@ -4,7 +4,10 @@ time spans of the request's own work (written as JSON to `PREDICT_BENCH_SPANS` o
 `PREDICT_BENCH_STAGE`:
 - `full` (default): the shadow as shipped;
 - `no_run`: queued and written, but the challenger is not asked (no worker process);
-- `no_write`: the worker process answers, but its rows are not written.
+- `no_write`: the worker process answers, but its rows are dropped (not written).
+
+The serving log's batching is set as usual (`STREAMFLOW_SERVING_LOG_FLUSH_SECONDS`; 0 writes
+each served prediction before its response, as before batching).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import api.serving
+import api.serving_log
 from api.app import create_app as create_api
 
 _SPANS: dict[str, list[float]] = {}
@@ -72,16 +76,21 @@ def _dump() -> None:
 def create_app() -> FastAPI:
     stage = os.environ.get("PREDICT_BENCH_STAGE", "full")
     runtime = api.serving.ServingRuntime
-    patches: dict[str, Any] = {"predict": _timed("predict", runtime.predict)}
+    patches: dict[str, Any] = {
+        "predict": _timed("predict", runtime.predict),
+        "_write_rows": _timed("log_write", runtime._write_rows),
+    }
     if stage == "no_run":
         patches["_default_runner"] = lambda _self: _Instant()
-    elif stage == "no_write":
-        patches["_write_shadow_rows"] = lambda _self, _rows: None
-    else:
-        patches["_write_shadow_rows"] = _timed("shadow_write", runtime._write_shadow_rows)
     for name, value in patches.items():
         setattr(runtime, name, value)
-    served = "record_served"  # not exported by api.serving, hence the names
-    setattr(api.serving, served, _timed(served, getattr(api.serving, served)))
+    if stage == "no_write":
+        log = api.serving_log.ServingLog
+        add = log.add
+
+        def served_only(self: Any, traffic: Any, usage: Any, *, served: bool) -> bool:
+            return add(self, traffic, usage, served=True) if served else False
+
+        log.add = served_only  # type: ignore[method-assign]
     atexit.register(_dump)
     return create_api()

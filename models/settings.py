@@ -109,7 +109,12 @@ class ServingSettings(BaseSettings):
     """Run the shadow worker processes in the idle scheduling class (Linux `SCHED_IDLE`): they
     get a core only when nothing else wants it, so a busy machine drops shadow work (counted)
     rather than slowing the champion."""
-    shadow_batch_size: int = Field(default=200, ge=1)
-    """Shadow traffic rows written per insert."""
-    shadow_flush_seconds: float = Field(default=1.0, gt=0)
-    """Longest a shadow row waits before its batch is written."""
+    log_flush_seconds: float = Field(default=0.1, ge=0)
+    """Longest a prediction's traffic row and usage event wait in the serving log's buffer
+    before they are written, in one transaction with the others waiting (and, on a crash,
+    what can be lost); 0: each served prediction is written before its response goes out."""
+    log_batch_size: int = Field(default=200, ge=1)
+    """Predictions that make the serving log write at once, before `log_flush_seconds`."""
+    log_buffer_size: int = Field(default=10_000, ge=1)
+    """Predictions the serving log holds at most: beyond it a served prediction is written
+    before its response (slowed, never dropped) and a shadow prediction is dropped (counted)."""

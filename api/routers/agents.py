@@ -118,9 +118,15 @@ async def list_agents(
         **FEEDBACK_ERRORS,
     },
 )
-def post_feedback(body: FeedbackCreate, context: TenantPredict, response: Response) -> FeedbackOut:
+def post_feedback(
+    body: FeedbackCreate, context: TenantPredict, state: StateDep, response: Response
+) -> FeedbackOut:
     """Rate a prediction, or give its correct label or corrected text, by `request_id`.
     Idempotent per request and kind: a repeat answers 200, a new value replaces the old."""
+    if state.serving is not None:
+        # This process's predictions may still wait in the serving log: write them before the
+        # request is looked up (the tenant's session is not opened yet, so it sees them).
+        state.serving.flush()
     stored = record_feedback(
         context.session,
         organization_id=context.principal.organization_id,

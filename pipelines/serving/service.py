@@ -8,16 +8,16 @@ caller hands in a platform session and owns the transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from models.db.enums import TrafficRole, Variant
 from models.db.repositories.audit import record_audit
-from models.db.repositories.experiments import TrafficRepository, record_usage_event
+from models.db.repositories.experiments import TrafficRepository, record_usage_events
 from pipelines.serving.routing import clip, count_tokens, input_hash
 
 
@@ -62,31 +62,47 @@ def traffic_row(prediction: Prediction, *, now: datetime, text_limit: int) -> di
     }
 
 
+def usage_row(prediction: Prediction, *, now: datetime) -> dict[str, Any] | None:
+    """The usage event of a served prediction (event id `predict:<request>`), or None for a
+    failed one (logged, not metered)."""
+    if prediction.error is not None or prediction.output_text is None:
+        return None
+    return {
+        "event_id": f"predict:{prediction.request_id}",
+        "organization_id": prediction.organization_id,
+        "occurred_at": now,
+        "agent_type": prediction.agent_type,
+        "model_version": prediction.model_version,
+        "tokens_in": count_tokens(prediction.input_text),
+        "tokens_out": count_tokens(prediction.output_text),
+        "requests": 1,
+        "end_user_key": prediction.end_user_key,
+    }
+
+
 def record_served(
     session: Session, prediction: Prediction, *, now: datetime, text_limit: int
 ) -> None:
-    """The served prediction's traffic row and its usage event (event id `predict:<request>`;
-    a failed prediction is logged but not metered)."""
-    TrafficRepository(session).add_entries(
-        [traffic_row(prediction, now=now, text_limit=text_limit)]
-    )
-    if prediction.error is not None or prediction.output_text is None:
-        return
-    record_usage_event(
+    """The served prediction's traffic row and its usage event (a failed prediction is logged
+    but not metered)."""
+    usage = usage_row(prediction, now=now)
+    record_batch(
         session,
-        {
-            "event_id": f"predict:{prediction.request_id}",
-            "organization_id": prediction.organization_id,
-            "occurred_at": now,
-            "agent_type": prediction.agent_type,
-            "model_version": prediction.model_version,
-            "tokens_in": count_tokens(prediction.input_text),
-            "tokens_out": count_tokens(prediction.output_text),
-            "requests": 1,
-            "end_user_key": prediction.end_user_key,
-        },
-        month=date(now.year, now.month, 1),
+        [traffic_row(prediction, now=now, text_limit=text_limit)],
+        [] if usage is None else [usage],
     )
+
+
+def record_batch(
+    session: Session,
+    traffic_rows: Sequence[Mapping[str, Any]],
+    usage_rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Traffic rows (built by `traffic_row`, served and shadow alike) and usage events (built
+    by `usage_row`) in one insert each, their tenant-months marked for the rollup; a retried
+    batch adds nothing."""
+    TrafficRepository(session).add_entries(traffic_rows)
+    record_usage_events(session, usage_rows)
 
 
 def record_shadow_batch(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -89,7 +89,7 @@ def agents(world: World, agent_store: Path) -> Iterator[ServingRuntime]:
     """The world with the intent agents registered; threads run the shadow by default."""
     tracking_uri = world.state.registry.resolved_tracking_uri()
     copy_sqlite(agent_store, Path(tracking_uri.removeprefix("sqlite:///")))
-    runtime = _serve(world, shadow_mode="thread", shadow_flush_seconds=0.05)
+    runtime = _serve(world, shadow_mode="thread")
     yield runtime
     runtime.close()
 
@@ -121,6 +121,9 @@ def _experiment(world: World, challenger: str, *, kind: str = "shadow", **extra:
 
 
 def _rows(world: World, **where: Any) -> list[TrafficLogEntry]:
+    """Traffic rows, once this process's serving log has written what it holds."""
+    assert world.state.serving is not None
+    world.state.serving.flush()
     with world.state.sessions() as session:
         query = select(TrafficLogEntry).order_by(TrafficLogEntry.id)
         for column, value in where.items():
@@ -200,7 +203,7 @@ class TestShadow:
         experiment_id = _experiment(world, SHARPER, sample_rate=1.0)
         shadowed = [_predict(world, text) for text in TEXTS]
         assert [_without_request(r) for r in shadowed] == [_without_request(r) for r in baseline]
-        assert agents.shadow.drain(timeout=20)
+        assert agents.drain(timeout=20)
         served = _rows(world, experiment_id=_uuid(experiment_id), role="served")
         shadows = _rows(world, experiment_id=_uuid(experiment_id), role="shadow")
         assert [r.request_id for r in served] == [r.json()["request_id"] for r in shadowed]
@@ -231,7 +234,6 @@ class TestShadow:
             shadow_timeout_seconds=1.0,
             shadow_niceness=0,
             shadow_idle_priority=False,
-            shadow_flush_seconds=0.05,
         )
         baseline = [_predict(world, text) for text in TEXTS]
         assert {r.status_code for r in baseline} == {200}
@@ -246,7 +248,7 @@ class TestShadow:
             assert [r.json()["output"].encode() for r in answers] == [
                 r.json()["output"].encode() for r in expected
             ]
-            assert runtime.shadow.drain(timeout=120)
+            assert runtime.drain(timeout=120)
             stopped = signed(world, "POST", f"{P}/experiments/{experiment_id}/stop")
             assert stopped.status_code == 200
             assert stopped.json()["status"] == "stopped"

@@ -300,9 +300,7 @@ def world(streamflow: Runtime) -> Iterator[World]:
             redis_url="redis://127.0.0.1:6379/0", key_prefix=f"sftest:{uuid.uuid4().hex[:8]}:"
         ),
         provider_auth=ProviderAuthSettings(provider_keys={"ops": SECRET}),
-        serving=ServingSettings(
-            alias_cache_seconds=0, shadow_mode="thread", shadow_flush_seconds=0.05
-        ),
+        serving=ServingSettings(alias_cache_seconds=0, shadow_mode="thread"),
     )
     assert state.serving is not None
     try:
@@ -314,7 +312,7 @@ def world(streamflow: Runtime) -> Iterator[World]:
                 tenant_key=key.plaintext,
                 clock=[datetime.now(UTC) + timedelta(seconds=1)],
                 auth=ProviderSigningAuth("ops", SECRET),
-                drain=state.serving.shadow.drain,
+                drain=state.serving.drain,
                 provider_id=provider_id,
                 tenant_id=tenant_id,
             )

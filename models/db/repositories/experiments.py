@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, select
@@ -209,20 +209,30 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
-def record_usage_event(session: Session, row: Mapping[str, Any], *, month: Any) -> None:
-    """One usage event (skipped if its id is stored) and its tenant-month marked for the
-    rollup, as the usage ingest marks them."""
-    repository = Repository(session)
-    if not repository.insert_unless_taken(UsageEvent, row):
+def record_usage_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Usage events in one insert (each skipped if its id is stored) and their tenant-months
+    marked for the rollup, as the usage ingest marks them: a mark already there is raised to
+    a new version, so a rollup that read the old one does not clear it."""
+    if not rows:
         return
+    Repository(session).insert_many_unless_taken(UsageEvent, rows)
+    latest: dict[tuple[Any, date], datetime] = {}
+    for row in rows:
+        occurred: datetime = row["occurred_at"]
+        key = (row["organization_id"], date(occurred.year, occurred.month, 1))
+        latest[key] = max(occurred, latest.get(key, occurred))
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(ProfitabilityDirtyPeriod).values(
-        organization_id=row["organization_id"], month=month, marked_at=row["occurred_at"]
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["organization_id", "month"],
-            set_={"marked_at": statement.excluded.marked_at},
+    for (organization_id, month), marked_at in sorted(latest.items(), key=lambda item: item[0]):
+        statement = insert(ProfitabilityDirtyPeriod).values(
+            organization_id=organization_id, month=month, marked_at=marked_at
         )
-    )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["organization_id", "month"],
+                set_={
+                    "marked_at": statement.excluded.marked_at,
+                    "version": ProfitabilityDirtyPeriod.version + 1,
+                },
+            )
+        )

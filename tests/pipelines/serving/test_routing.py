@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from models.db.enums import ExperimentKind, Variant
 from models.registry.client import ModelVersionRef
 from models.registry.serving import AgentChampion, ChampionCache
@@ -99,3 +101,30 @@ def test_champion_cache_holds_for_its_lifetime_then_asks_again() -> None:
     now[0] = 5.1
     assert str(cache.get("intent").champion) == "m@2"  # type: ignore[union-attr]
     assert len(calls) == 2
+
+
+def test_champion_cache_refreshes_ahead_of_expiry_without_the_reader_waiting() -> None:
+    """Past half its lifetime a read gets the value held and starts one refresh (run at once
+    here, in place of a thread); `forget` makes the next read load."""
+    now = [0.0]
+    version = ["1"]
+    calls: list[str] = []
+    spawned: list[Any] = []
+
+    def source() -> dict[str, AgentChampion]:
+        calls.append(version[0])
+        ref = ModelVersionRef("m", version[0], "champion")
+        return {"intent": AgentChampion("intent", "classification", ref)}
+
+    cache = ChampionCache(5.0, timer=lambda: now[0], source=source, spawn=spawned.append)
+    assert str(cache.get("intent").champion) == "m@1"  # type: ignore[union-attr]
+    version[0], now[0] = "2", 3.0
+    assert str(cache.get("intent").champion) == "m@1"  # type: ignore[union-attr]
+    assert str(cache.get("intent").champion) == "m@1"  # type: ignore[union-attr]
+    assert len(spawned) == 1  # one refresh, however many readers
+    spawned.pop()()
+    assert str(cache.get("intent").champion) == "m@2"  # type: ignore[union-attr]
+    version[0] = "3"
+    cache.forget()
+    assert str(cache.get("intent").champion) == "m@3"  # type: ignore[union-attr]
+    assert calls == ["1", "2", "3"]

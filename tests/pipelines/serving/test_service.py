@@ -8,14 +8,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.db.enums import TrafficRole
 from models.db.tables import ProfitabilityDirtyPeriod, TrafficLogEntry, UsageEvent
 from pipelines.organizations import ensure_organization
 from pipelines.serving.service import (
     Prediction,
     prune_traffic,
+    record_batch,
     record_served,
     record_shadow_batch,
     traffic_row,
+    usage_row,
 )
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
@@ -67,3 +70,43 @@ def test_prune_deletes_only_rows_past_the_retention(session: Session) -> None:
         select(TrafficLogEntry.request_id).where(TrafficLogEntry.request_id.like("p%"))
     )
     assert sorted(left) == ["p2", "p3"]
+
+
+def test_a_batch_writes_traffic_and_usage_and_raises_each_months_mark(session: Session) -> None:
+    """Served and shadow rows of several requests in one call; a tenant-month marked already
+    is raised to a new version, so a rollup that read the old mark does not clear it."""
+    org = _org(session)
+    served = [Prediction(f"b{n}", org, "intent", "m@1", "a b", "billing", 1.0) for n in range(3)]
+    shadow = Prediction("b0", org, "intent", "m@2", "a b", "other", 2.0, role=TrafficRole.SHADOW)
+    rows = [traffic_row(p, now=NOW, text_limit=100) for p in [*served, shadow]]
+    usage = [usage_row(p, now=NOW) for p in served]
+    record_batch(session, rows[:2], [u for u in usage[:2] if u])
+    month = NOW.date().replace(day=1)
+    first = session.get(ProfitabilityDirtyPeriod, (org, month))
+    assert first is not None
+    version = first.version
+    record_batch(session, rows, [u for u in usage if u])  # the first two again: skipped
+    session.expire_all()
+    stored = session.execute(
+        select(TrafficLogEntry.request_id, TrafficLogEntry.role)
+        .where(TrafficLogEntry.request_id.like("b%"))
+        .order_by(TrafficLogEntry.id)
+    )
+    assert [tuple(row) for row in stored] == [
+        ("b0", "served"),
+        ("b1", "served"),
+        ("b2", "served"),
+        ("b0", "shadow"),
+    ]
+    events = session.scalars(
+        select(UsageEvent.event_id).where(UsageEvent.event_id.like("predict:b%"))
+    )
+    assert sorted(events) == ["predict:b0", "predict:b1", "predict:b2"]
+    marked = session.get(ProfitabilityDirtyPeriod, (org, month))
+    assert marked is not None
+    assert marked.version == version + 1
+
+
+def test_a_failed_prediction_has_no_usage_row() -> None:
+    failed = Prediction("f", uuid.uuid4(), "intent", "m@1", "x", None, 1.0, error="boom")
+    assert usage_row(failed, now=NOW) is None
