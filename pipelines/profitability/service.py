@@ -51,6 +51,9 @@ COMPLETION_DAYS = 3
 """Days into a month during which scheduled rollups still complete the previous month."""
 MAX_AMOUNT = 10**15
 """Largest amount or count a price may carry (micro-units or tokens)."""
+EARLIEST_EFFECTIVE_DATE = date(2000, 1, 1)
+"""No price takes effect before this day: a version from year 1 would mark, and roll up,
+every month since then for every tenant it touches."""
 
 
 # --- prices -----------------------------------------------------------------------------------
@@ -66,6 +69,15 @@ def _check_currency(session: Session, currency: str) -> None:
         raise InvalidInput(
             f"prices here are in {', '.join(sorted(other))}; give every price in that currency",
             field="currency",
+        )
+
+
+def _check_effective_from(effective_from: date) -> None:
+    if effective_from < EARLIEST_EFFECTIVE_DATE:
+        raise InvalidInput(
+            f"effective_from {effective_from} is before {EARLIEST_EFFECTIVE_DATE}; give the day "
+            "the price takes effect, on or after that",
+            field="effective_from",
         )
 
 
@@ -126,6 +138,7 @@ def set_tenant_plan(
     now: datetime,
 ) -> PriceChange:
     """A tenant's plan version from `effective_from` (the same one again: unchanged)."""
+    _check_effective_from(effective_from)
     organization = get_tenant(session, tenant)
     _check_amounts(
         monthly_fee_micros=monthly_fee_micros,
@@ -183,6 +196,7 @@ def set_ai_cost_rate(
     now: datetime,
 ) -> PriceChange:
     """What a model version costs from `effective_from` (the same one again: unchanged)."""
+    _check_effective_from(effective_from)
     if not model_version.strip() or len(model_version) > 200:
         raise InvalidInput("name the model version (at most 200 characters)", field="model_version")
     _check_amounts(
@@ -251,6 +265,7 @@ def set_infrastructure_rule(
     now: datetime,
 ) -> PriceChange:
     """The infrastructure cost allocation rule from `effective_from`."""
+    _check_effective_from(effective_from)
     _check_amounts(
         micros_per_request=micros_per_request,
         micros_per_1k_tokens=micros_per_1k_tokens,
@@ -299,6 +314,7 @@ def set_adoption_tiers(
     now: datetime,
 ) -> PriceChange:
     """The adoption discount tiers from `effective_from`."""
+    _check_effective_from(effective_from)
     if basis not in tuple(AdoptionBasis):
         raise InvalidInput(f"basis {basis!r} must be 'jobs' or 'users'", field="basis")
     try:

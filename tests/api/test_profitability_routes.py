@@ -157,6 +157,19 @@ class TestUsageAndPrices:
         )
         assert other.status_code == 422
         assert "currency" in other.text
+        ancient = world.client.post(
+            f"{P}/pricing/adoption-tiers",
+            json={
+                "effective_from": "0001-01-01",
+                "basis": "jobs",
+                "tiers": [{"name": "all", "min_rate_bps": 0, "discount_bps": 100}],
+            },
+            auth=world.provider_auth(),
+        )
+        assert ancient.status_code == 422, ancient.text
+        assert "effective_from" in ancient.text
+        assert "2000-01-01" in ancient.text
+        assert len(_audits(world, "adoption_tiers.created")) == 1
 
 
 class TestProfitabilityReads:
