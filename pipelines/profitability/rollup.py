@@ -658,6 +658,37 @@ def count_keys(keys: pa.Table) -> pa.Table:
         connection.close()
 
 
+def combine_days(
+    stored: pa.Table, new: pa.Table, spans: Iterable[tuple[str, date, date]]
+) -> tuple[pa.Table, pa.Table]:
+    """(the days' usage now, the stored usage replaced): stored day usage (`DAY_USAGE`) outside
+    the spans aggregated again (organisation id, first day, day after the last) with the new
+    usage of the spans, and the stored usage inside them."""
+    span_table = _table(
+        sorted(set(spans)),
+        [("org", pa.string()), ("first_day", pa.date32()), ("stop", pa.date32())],
+    )
+    connection = duckdb.connect()
+    try:
+        connection.register("stored", stored.cast(DAY_USAGE))
+        connection.register("new_days", new.cast(DAY_USAGE))
+        connection.register("spans", span_table)
+        connection.execute(
+            "CREATE TEMP TABLE redone AS SELECT s.*, EXISTS (SELECT 1 FROM spans p "
+            "WHERE p.org = s.organization_id AND s.day >= p.first_day AND s.day < p.stop) "
+            "AS redone FROM stored s"
+        )
+        names = ", ".join(DAY_USAGE.names)
+        days = connection.sql(
+            f"SELECT {names} FROM redone WHERE NOT redone UNION ALL "
+            f"SELECT {names} FROM new_days ORDER BY organization_id, day"
+        ).to_arrow_table()
+        old = connection.sql(f"SELECT {names} FROM redone WHERE redone").to_arrow_table()
+        return days.cast(DAY_USAGE), old.cast(DAY_USAGE)
+    finally:
+        connection.close()
+
+
 def merge_months(
     old_months: pa.Table,
     old_days: pa.Table,

@@ -75,6 +75,11 @@ def _sqlite_chunk(rows: list[Any]) -> pa.Table:
 
 _UUID_PARTS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
+
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
 _PG_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS usage_staging (
     event_id text, organization_id uuid, occurred_at timestamptz, agent_type text,
@@ -90,12 +95,12 @@ CREATE TEMP TABLE IF NOT EXISTS usage_staging (
 )
 """
 _MARK_NEW = """
-INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
-SELECT organization_id, month, {now} FROM usage_staging s
+INSERT INTO profitability_dirty_days (organization_id, day, marked_at)
+SELECT organization_id, substr(occurred_at, 1, 10), {now} FROM usage_staging s
 WHERE NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.event_id = s.event_id)
-GROUP BY organization_id, month
-ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
-    version = profitability_dirty_periods.version + 1
+GROUP BY 1, 2
+ON CONFLICT (organization_id, day) DO UPDATE SET marked_at = excluded.marked_at,
+    version = profitability_dirty_days.version + 1
 """
 _MERGE = f"""
 INSERT INTO usage_events ({", ".join(EVENT_COLUMNS)})
@@ -109,16 +114,17 @@ WITH inserted AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING organization_id, occurred_at
 ), marked AS (
-    INSERT INTO profitability_dirty_periods (organization_id, month, marked_at)
-    SELECT organization_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, %s
+    INSERT INTO profitability_dirty_days (organization_id, day, marked_at)
+    SELECT organization_id, (occurred_at AT TIME ZONE 'UTC')::date, %s
     FROM inserted GROUP BY 1, 2
-    ON CONFLICT (organization_id, month) DO UPDATE SET marked_at = excluded.marked_at,
-    version = profitability_dirty_periods.version + 1
+    ON CONFLICT (organization_id, day) DO UPDATE SET marked_at = excluded.marked_at,
+    version = profitability_dirty_days.version + 1
 )
 SELECT count(*) FROM inserted
 """
 """One pass on PostgreSQL: the events not stored yet go in (in key order, so the primary key's
-index grows at its end rather than everywhere), and the months of exactly those are marked."""
+index grows at its end rather than everywhere), and the tenant-days of exactly those are
+marked."""
 
 
 class UsageRepository(Repository):
@@ -191,7 +197,7 @@ class UsageRepository(Repository):
             cursor.close()
 
     def merge_staging(self, *, now: datetime) -> int:
-        """Move staged events not stored yet into `usage_events`, marking their tenant-months
+        """Move staged events not stored yet into `usage_events`, marking their tenant-days
         dirty; events already stored (same event id) are left alone. The number inserted."""
         driver = self._driver()
         if self.dialect == "postgresql":
@@ -217,25 +223,32 @@ class UsageRepository(Repository):
 
     def extract(self, targets: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
         """The events of these tenant-months (organisation, first day of month) as Arrow."""
-        if not targets:
+        return self.extract_spans([(org, month, _next_month(month)) for org, month in targets])
+
+    def extract_spans(self, spans: Sequence[tuple[uuid.UUID, date, date]]) -> pa.Table:
+        """The events of these spans of days (organisation, first day, day after the last;
+        UTC days) as Arrow."""
+        if not spans:
             return EXTRACTED.empty_table()
         driver = self._driver()
         if self.dialect == "postgresql":
-            return self._extract_postgres(driver, targets)
-        return self._extract_sqlite(driver, targets)
+            return self._extract_postgres(driver, spans)
+        return self._extract_sqlite(driver, spans)
 
-    def _extract_postgres(self, driver: Any, targets: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
+    def _extract_postgres(
+        self, driver: Any, spans: Sequence[tuple[uuid.UUID, date, date]]
+    ) -> pa.Table:
         with driver.cursor() as cursor:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS rollup_targets "
-                "(organization_id uuid, month date) ON COMMIT DROP"
+                "(organization_id uuid, first_day date, stop date) ON COMMIT DROP"
             )
             cursor.execute("TRUNCATE rollup_targets")
-            with cursor.copy("COPY rollup_targets (organization_id, month) FROM STDIN") as copy:
-                for organization_id, month in targets:
-                    copy.write_row((organization_id, month))
-            # With statistics the planner picks: a few tenant-months by the (organisation,
-            # time) index, many by one scan hashed on (organisation, month).
+            with cursor.copy("COPY rollup_targets FROM STDIN") as copy:
+                for span in spans:
+                    copy.write_row(span)
+            # With statistics the planner picks: a few spans by the (organisation, time)
+            # index, many by one scan hashed on the organisation.
             cursor.execute("ANALYZE rollup_targets")
             buffer = io.BytesIO()
             # Times leave as naive UTC in PostgreSQL's own text form (faster than to_char),
@@ -245,9 +258,8 @@ class UsageRepository(Repository):
                 "e.agent_type, e.model_version, e.tokens_in, e.tokens_out, e.requests, "
                 "e.end_user_key, e.job_id FROM usage_events e JOIN rollup_targets t "
                 "ON e.organization_id = t.organization_id "
-                "AND date_trunc('month', e.occurred_at AT TIME ZONE 'UTC')::date = t.month "
-                "AND e.occurred_at >= (t.month::timestamp AT TIME ZONE 'UTC') "
-                "AND e.occurred_at < ((t.month + interval '1 month')::timestamp AT TIME ZONE 'UTC')"
+                "AND e.occurred_at >= (t.first_day::timestamp AT TIME ZONE 'UTC') "
+                "AND e.occurred_at < (t.stop::timestamp AT TIME ZONE 'UTC')"
                 ") TO STDOUT (FORMAT csv)"
             )
             with cursor.copy(query) as copy:
@@ -264,23 +276,26 @@ class UsageRepository(Repository):
             ),
         )
 
-    def _extract_sqlite(self, driver: Any, targets: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
+    def _extract_sqlite(
+        self, driver: Any, spans: Sequence[tuple[uuid.UUID, date, date]]
+    ) -> pa.Table:
         cursor = driver.cursor()
         try:
             cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS rollup_targets (organization_id TEXT, month TEXT)"
+                "CREATE TEMP TABLE IF NOT EXISTS rollup_spans_extract "
+                "(organization_id TEXT, first_day TEXT, stop TEXT)"
             )
-            cursor.execute("DELETE FROM rollup_targets")
+            cursor.execute("DELETE FROM rollup_spans_extract")
             cursor.executemany(
-                "INSERT INTO rollup_targets VALUES (?, ?)",
-                [(org.hex, month.isoformat()) for org, month in targets],
+                "INSERT INTO rollup_spans_extract VALUES (?, ?, ?)",
+                [(org.hex, first.isoformat(), stop.isoformat()) for org, first, stop in spans],
             )
             cursor.execute(
                 "SELECT e.organization_id, e.occurred_at, e.agent_type, e.model_version, "
                 "e.tokens_in, e.tokens_out, e.requests, e.end_user_key, e.job_id "
-                "FROM usage_events e JOIN rollup_targets t "
+                "FROM usage_events e JOIN rollup_spans_extract t "
                 "ON e.organization_id = t.organization_id "
-                "AND e.occurred_at >= t.month AND e.occurred_at < date(t.month, '+1 month')"
+                "AND e.occurred_at >= t.first_day AND e.occurred_at < t.stop"
             )
             # Read in chunks, each turned into Arrow columns at once: no list of every row.
             chunks = []

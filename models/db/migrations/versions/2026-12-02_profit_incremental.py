@@ -76,9 +76,7 @@ def upgrade() -> None:
         sa.Column("marked_at", models.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column("version", BIG, nullable=False, server_default="1"),
         _organization("profitability_dirty_days"),
-        sa.PrimaryKeyConstraint(
-            "organization_id", "day", name=op.f("pk_profitability_dirty_days")
-        ),
+        sa.PrimaryKeyConstraint("organization_id", "day", name=op.f("pk_profitability_dirty_days")),
     )
     _usage("profitability_day_usage", "day")
     _usage("profitability_month_usage", "month")
