@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import calendar
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -222,12 +223,12 @@ CREATE OR REPLACE TEMP MACRO dec3(n, d) AS (
 three decimals (for explanations)."""
 
 _DAYS = """
-CREATE TEMP TABLE evt AS
+CREATE OR REPLACE TEMP TABLE evt AS
 SELECT organization_id AS org, CAST(occurred_at AS DATE) AS day, agent_type, model_version,
        tokens_in, tokens_out, requests, job_id, end_user_key
 FROM ev;
 
-CREATE TEMP TABLE priced AS
+CREATE OR REPLACE TEMP TABLE priced AS
 SELECT p.*, r.model_version IS NOT NULL AS priced,
        coalesce(p.tokens_in * r.per_1k_in + p.tokens_out * r.per_1k_out
                 + p.requests * r.per_request * 1000, 0)::HUGEINT AS cost_num
@@ -239,7 +240,7 @@ FROM (
 ) p LEFT JOIN rates r
   ON r.model_version = p.model_version AND p.day >= r.valid_from AND p.day < r.valid_to;
 
-CREATE TEMP TABLE keys AS
+CREATE OR REPLACE TEMP TABLE keys AS
 SELECT org, date_trunc('month', day)::DATE AS month, day, 'j' AS kind, job_id AS key,
        bool_or(agent_type IS NOT NULL) AS ai
 FROM evt WHERE job_id IS NOT NULL GROUP BY org, day, job_id
@@ -248,7 +249,7 @@ SELECT org, date_trunc('month', day)::DATE, day, 'u', end_user_key,
        bool_or(agent_type IS NOT NULL)
 FROM evt WHERE end_user_key IS NOT NULL GROUP BY org, day, end_user_key;
 
-CREATE TEMP TABLE day_usage AS
+CREATE OR REPLACE TEMP TABLE day_usage AS
 SELECT c.org AS organization_id, c.day, c.events::BIGINT AS events,
        coalesce(u.tokens_in, 0)::BIGINT AS tokens_in,
        coalesce(u.tokens_out, 0)::BIGINT AS tokens_out,
@@ -291,7 +292,7 @@ _BREAKDOWN = (
 )
 
 _MERGE_MONTHS = """
-CREATE TEMP TABLE signed AS
+CREATE OR REPLACE TEMP TABLE signed AS
 SELECT organization_id, month, 1 AS sign, events, tokens_in, tokens_out, requests,
        cost_thousandths, unpriced_events, breakdown FROM old_months
 UNION ALL
@@ -301,7 +302,7 @@ UNION ALL
 SELECT organization_id, date_trunc('month', day)::DATE, 1, events, tokens_in, tokens_out,
        requests, cost_thousandths, unpriced_events, breakdown FROM new_days;
 
-CREATE TEMP TABLE combos AS
+CREATE OR REPLACE TEMP TABLE combos AS
 SELECT organization_id, month, c.agent_type, c.model_version,
        sum(sign * c.events)::BIGINT AS events, sum(sign * c.tokens_in)::BIGINT AS tokens_in,
        sum(sign * c.tokens_out)::BIGINT AS tokens_out,
@@ -348,7 +349,7 @@ any day of the month counts all its events of the month as unpriced. A month lef
 events has no row."""
 
 _STEPS = """
-CREATE TEMP TABLE usage AS
+CREATE OR REPLACE TEMP TABLE usage AS
 SELECT organization_id AS org, 'day' AS period_kind, day AS period_start,
        tokens_in::HUGEINT AS tokens_in, tokens_out::HUGEINT AS tokens_out,
        requests::HUGEINT AS requests, cost_thousandths::HUGEINT AS cost_num, unpriced_events
@@ -358,7 +359,7 @@ SELECT organization_id, 'month', month, tokens_in, tokens_out, requests, cost_th
        unpriced_events
 FROM month_in;
 
-CREATE TEMP TABLE breakdowns AS
+CREATE OR REPLACE TEMP TABLE breakdowns AS
 SELECT org, period_kind, period_start,
        to_json(list_transform(from_json(breakdown, '$BREAKDOWN$'),
            lambda c: {'agent_type': c.agent_type, 'model_version': c.model_version,
@@ -374,7 +375,7 @@ FROM (
     SELECT organization_id, 'month', month, breakdown FROM month_in
 );
 
-CREATE TEMP TABLE adoption AS
+CREATE OR REPLACE TEMP TABLE adoption AS
 SELECT organization_id AS org, 'day' AS period_kind, day AS period_start, events, jobs,
        ai_jobs, users, ai_users
 FROM day_in
@@ -385,7 +386,7 @@ SELECT organization_id, 'month', month, events, jobs, ai_jobs, users, ai_users F
 (breakdowns only of the days written)."""
 
 _MONEY = """
-CREATE TEMP TABLE grid AS
+CREATE OR REPLACE TEMP TABLE grid AS
 SELECT t.org, t.month, g.day, day(last_day(t.month))::BIGINT AS ndays,
        p.valid_from AS plan_from, p.fee, p.included, p.price,
        i.valid_from AS rule_from, i.per_request AS infra_per_request,
@@ -400,10 +401,10 @@ LEFT JOIN plans p ON p.org = t.org AND g.day >= p.valid_from AND g.day < p.valid
 LEFT JOIN infra i ON g.day >= i.valid_from AND g.day < i.valid_to
 LEFT JOIN schedules s ON g.day >= s.valid_from AND g.day < s.valid_to;
 
-CREATE TEMP TABLE allowance AS
+CREATE OR REPLACE TEMP TABLE allowance AS
 SELECT org, month, sum(coalesce(included, 0))::HUGEINT AS tokens FROM grid GROUP BY ALL;
 
-CREATE TEMP TABLE days AS
+CREATE OR REPLACE TEMP TABLE days AS
 SELECT g.*, a.tokens AS allowance, u.tokens_in, u.tokens_out, u.requests, u.cost_num,
        u.unpriced_events, d.events, d.jobs, d.ai_jobs, d.users, d.ai_users,
        coalesce(u.tokens_in, 0) + coalesce(u.tokens_out, 0) AS tokens,
@@ -416,7 +417,7 @@ LEFT JOIN adoption d ON d.org = g.org AND d.period_kind = 'day' AND d.period_sta
 WHERE g.day <= $THROUGH$
   AND (g.plan_from IS NOT NULL OR u.org IS NOT NULL OR d.org IS NOT NULL);
 
-CREATE TEMP TABLE day_money AS
+CREATE OR REPLACE TEMP TABLE day_money AS
 SELECT *,
        CASE WHEN plan_from IS NULL THEN 0::HUGEINT
             ELSE greatest(0, used_after - allowance)
@@ -428,7 +429,7 @@ SELECT *,
        coalesce(cost_num, 0) * ndays AS ai_num
 FROM days;
 
-CREATE TEMP TABLE periods AS
+CREATE OR REPLACE TEMP TABLE periods AS
 SELECT org, 'day' AS period_kind, day AS period_start, ndays,
        fee_num, over_tokens * coalesce(price, 0) AS overage_num, over_tokens, infra_num, ai_num,
        CASE WHEN plan_from IS NULL THEN []::DATE[] ELSE [plan_from] END AS plans,
@@ -456,7 +457,7 @@ JOIN grid f ON f.org = m.org AND f.day = m.month
 LEFT JOIN usage u ON u.org = m.org AND u.period_kind = 'month' AND u.period_start = m.month
 LEFT JOIN adoption a ON a.org = m.org AND a.period_kind = 'month' AND a.period_start = m.month;
 
-CREATE TEMP TABLE measured AS
+CREATE OR REPLACE TEMP TABLE measured AS
 SELECT *,
        CASE WHEN basis IS NULL THEN 0 WHEN basis = 'users' THEN coalesce(ai_users, 0)
             ELSE coalesce(ai_jobs, 0) END::BIGINT AS numerator,
@@ -465,7 +466,7 @@ SELECT *,
        ndays * 1000 AS den
 FROM periods;
 
-CREATE TEMP TABLE reached AS
+CREATE OR REPLACE TEMP TABLE reached AS
 SELECT *,
        CASE WHEN denominator > 0 THEN list_filter(
            tiers, lambda t: numerator::HUGEINT * 10000 >= t.min_rate_bps::HUGEINT * denominator
@@ -616,14 +617,43 @@ def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
     return connection
 
 
+class Workspace:
+    """One DuckDB connection for the stages of one rollup (opened once: a chunk's stages
+    share it). Close it, or use it as a context manager."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.connection = _connect(threads)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _using(workspace: Workspace | None, threads: int | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    if workspace is not None:
+        yield workspace.connection
+        return
+    with Workspace(threads) as own:
+        yield own.connection
+
+
 def aggregate_days(
-    events: pa.Table, book: PriceBook, *, threads: int | None = None
+    events: pa.Table,
+    book: PriceBook,
+    *,
+    threads: int | None = None,
+    workspace: Workspace | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Stage 1: the usage of each (tenant, day) with events (`DAY_USAGE`) and each tenant-month's
     distinct keys (`MONTH_KEYS`), from all the events of those days (the extract schema of
     `models.db.repositories.usage`: naive UTC times)."""
-    connection = _connect(threads)
-    try:
+    with _using(workspace, threads) as connection:
         connection.register("ev", events)
         connection.register("rates", _rates_table(book))
         connection.execute(_DAYS)
@@ -633,33 +663,32 @@ def aggregate_days(
             "GROUP BY ALL ORDER BY ALL"
         ).to_arrow_table()
         return days, keys.cast(MONTH_KEYS)
-    finally:
-        connection.close()
 
 
-def count_keys(keys: pa.Table) -> pa.Table:
+def count_keys(keys: pa.Table, *, workspace: Workspace | None = None) -> pa.Table:
     """Each tenant-month's distinct jobs and users (`KEY_COUNTS`) of its keys (`MONTH_KEYS`,
     one row per key)."""
-    connection = duckdb.connect()
-    try:
-        connection.register("keys", keys)
+    with _using(workspace, None) as connection:
+        connection.register("counted_keys", keys)
         return (
             connection.sql(
                 "SELECT organization_id, month, count(*) FILTER (WHERE kind = 'j') AS jobs, "
                 "count(*) FILTER (WHERE kind = 'j' AND ai) AS ai_jobs, "
                 "count(*) FILTER (WHERE kind = 'u') AS users, "
                 "count(*) FILTER (WHERE kind = 'u' AND ai) AS ai_users "
-                "FROM keys GROUP BY ALL ORDER BY ALL"
+                "FROM counted_keys GROUP BY ALL ORDER BY ALL"
             )
             .to_arrow_table()
             .cast(KEY_COUNTS)
         )
-    finally:
-        connection.close()
 
 
 def combine_days(
-    stored: pa.Table, new: pa.Table, spans: Iterable[tuple[str, date, date]]
+    stored: pa.Table,
+    new: pa.Table,
+    spans: Iterable[tuple[str, date, date]],
+    *,
+    workspace: Workspace | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """(the days' usage now, the stored usage replaced): stored day usage (`DAY_USAGE`) outside
     the spans aggregated again (organisation id, first day, day after the last) with the new
@@ -668,13 +697,12 @@ def combine_days(
         sorted(set(spans)),
         [("org", pa.string()), ("first_day", pa.date32()), ("stop", pa.date32())],
     )
-    connection = duckdb.connect()
-    try:
+    with _using(workspace, None) as connection:
         connection.register("stored", stored.cast(DAY_USAGE))
         connection.register("new_days", new.cast(DAY_USAGE))
         connection.register("spans", span_table)
         connection.execute(
-            "CREATE TEMP TABLE redone AS SELECT s.*, EXISTS (SELECT 1 FROM spans p "
+            "CREATE OR REPLACE TEMP TABLE redone AS SELECT s.*, EXISTS (SELECT 1 FROM spans p "
             "WHERE p.org = s.organization_id AND s.day >= p.first_day AND s.day < p.stop) "
             "AS redone FROM stored s"
         )
@@ -685,8 +713,6 @@ def combine_days(
         ).to_arrow_table()
         old = connection.sql(f"SELECT {names} FROM redone WHERE redone").to_arrow_table()
         return days.cast(DAY_USAGE), old.cast(DAY_USAGE)
-    finally:
-        connection.close()
 
 
 def merge_months(
@@ -696,12 +722,12 @@ def merge_months(
     counts: pa.Table,
     *,
     threads: int | None = None,
+    workspace: Workspace | None = None,
 ) -> pa.Table:
     """Month usage (`MONTH_USAGE`) of every month of the inputs: the stored month usage, minus
     the stored usage of the days aggregated again, plus their new usage; distinct jobs and
     users from `counts` (`KEY_COUNTS`). A month left without events has no row."""
-    connection = _connect(threads)
-    try:
+    with _using(workspace, threads) as connection:
         connection.register("old_months", old_months.cast(MONTH_USAGE))
         connection.register("old_days", old_days.cast(DAY_USAGE))
         connection.register("new_days", new_days.cast(DAY_USAGE))
@@ -709,8 +735,6 @@ def merge_months(
         steps, final = _MERGE_MONTHS.replace("$BREAKDOWN$", _BREAKDOWN).split(";\n\nSELECT ")
         connection.execute(steps)
         return connection.sql("SELECT " + final).to_arrow_table().cast(MONTH_USAGE)
-    finally:
-        connection.close()
 
 
 def figures_table(
@@ -721,6 +745,7 @@ def figures_table(
     *,
     through: date,
     threads: int | None = None,
+    workspace: Workspace | None = None,
 ) -> pa.Table:
     """Stage 2: figures of each target tenant-month (organisation id, first day, first day to
     write) from its usage alone, no events: the month row and the day rows from the first day
@@ -735,13 +760,12 @@ def figures_table(
     target_table = _table(
         wanted, [("org", pa.string()), ("month", pa.date32()), ("from_day", pa.date32())]
     )
-    connection = _connect(threads)
-    try:
+    with _using(workspace, threads) as connection:
         connection.register("day_rows", days.cast(DAY_USAGE))
         connection.register("month_in", months.cast(MONTH_USAGE))
         connection.execute(
-            "CREATE TEMP TABLE day_in AS SELECT *, date_trunc('month', day)::DATE AS month "
-            "FROM day_rows"
+            "CREATE OR REPLACE TEMP TABLE day_in AS "
+            "SELECT *, date_trunc('month', day)::DATE AS month FROM day_rows"
         )
         connection.register("targets", target_table)
         connection.register("plans", _plans_table(book, {org for org, _, _ in wanted}))
@@ -754,8 +778,6 @@ def figures_table(
         return connection.sql(
             "SELECT " + final, params={"currency": book.currency}
         ).to_arrow_table()
-    finally:
-        connection.close()
 
 
 def rollup_table(
@@ -774,18 +796,19 @@ def rollup_table(
     extract schema: naive UTC times).
     """
     wanted = sorted(set(targets))
-    days, keys = aggregate_days(events, book, threads=threads)
-    months = merge_months(
-        MONTH_USAGE.empty_table(), DAY_USAGE.empty_table(), days, count_keys(keys)
-    )
-    return figures_table(
-        days,
-        months,
-        [(org, month, month) for org, month in wanted],
-        book,
-        through=through,
-        threads=threads,
-    )
+    with Workspace(threads) as workspace:
+        days, keys = aggregate_days(events, book, workspace=workspace)
+        empty = MONTH_USAGE.empty_table(), DAY_USAGE.empty_table()
+        counts = count_keys(keys, workspace=workspace)
+        months = merge_months(*empty, days, counts, workspace=workspace)
+        return figures_table(
+            days,
+            months,
+            [(org, month, month) for org, month in wanted],
+            book,
+            through=through,
+            workspace=workspace,
+        )
 
 
 def figures_of(table: pa.Table) -> list[PeriodFigures]:

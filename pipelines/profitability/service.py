@@ -52,6 +52,7 @@ from pipelines.profitability.pricing import (
     check_tiers,
 )
 from pipelines.profitability.rollup import (
+    Workspace,
     aggregate_days,
     combine_days,
     figures_table,
@@ -542,37 +543,41 @@ def rollup_chunk(
     if extracted is not None:
         extracted()
     book = price_book(session, sorted({org for org, _ in targets}))
-    new_days, keys = aggregate_days(events, book, threads=threads)
-    stored.open_months((org, month, from_days[(org, month)]) for org, month in targets)
-    days, old_days = combine_days(
-        stored.day_usage(), new_days, [(str(org), a, b) for org, a, b in spans]
-    )
-    stored.replace_days(spans, new_days)
-    stored.add_keys(keys, rebuilt=sorted(whole))
-    months = stored.month_usage()
-    changed = whole | set(marked_days)
-    if changed:
-        # Months of marked days: the stored month minus the days' old usage plus their new;
-        # whole months: their days' new usage alone.
-        differed = changed - whole
-        merged = merge_months(
-            months.filter(pa.array(_in(months, differed, "month"), pa.bool_())),
-            old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_())),
+    with Workspace(threads) as workspace:
+        new_days, keys = aggregate_days(events, book, workspace=workspace)
+        stored.open_months((org, month, from_days[(org, month)]) for org, month in targets)
+        days, old_days = combine_days(
+            stored.day_usage(),
             new_days,
-            stored.key_counts(),
-            threads=threads,
+            [(str(org), a, b) for org, a, b in spans],
+            workspace=workspace,
         )
-        stored.replace_months(sorted(changed), merged)
-        unchanged = [not inside for inside in _in(months, changed, "month")]
-        months = pa.concat_tables([months.filter(pa.array(unchanged, pa.bool_())), merged])
-    figures = figures_table(
-        days,
-        months,
-        [(str(org), month, from_days[(org, month)]) for org, month in targets],
-        book,
-        through=through,
-        threads=threads,
-    )
+        stored.replace_days(spans, new_days)
+        stored.add_keys(keys, rebuilt=sorted(whole))
+        months = stored.month_usage()
+        changed = whole | set(marked_days)
+        if changed:
+            # Months of marked days: the stored month minus the days' old usage plus their
+            # new; whole months: their days' new usage alone.
+            differed = changed - whole
+            merged = merge_months(
+                months.filter(pa.array(_in(months, differed, "month"), pa.bool_())),
+                old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_())),
+                new_days,
+                stored.key_counts(),
+                workspace=workspace,
+            )
+            stored.replace_months(sorted(changed), merged)
+            unchanged = [not inside for inside in _in(months, changed, "month")]
+            months = pa.concat_tables([months.filter(pa.array(unchanged, pa.bool_())), merged])
+        figures = figures_table(
+            days,
+            months,
+            [(str(org), month, from_days[(org, month)]) for org, month in targets],
+            book,
+            through=through,
+            workspace=workspace,
+        )
     result = store_figures(
         session,
         targets,
