@@ -503,6 +503,7 @@ def rollup_chunk(
     rebuild: bool = False,
     threads: int | None = None,
     extracted: Callable[[], None] | None = None,
+    step: Callable[[str], None] | None = None,
 ) -> RollupResult:
     """Compute these tenant-months and write what changed; clears the marks it read before
     extracting (see `store_figures`). One call is one unit of work for the caller to commit.
@@ -510,9 +511,10 @@ def rollup_chunk(
     Marked days (and whole tenant-months marked, or all with `rebuild`) are aggregated again
     from their events; the figures are then computed from the stored usage. `extracted`, when
     given, is called once the events are extracted (a test commits a concurrent ingest
-    there)."""
+    there); `step`, when given, with the name of each step done (the bench times them)."""
     if not targets:
         return EMPTY
+    done = step or (lambda _: None)
     stored = ProfitabilityUsageRepository(session)
     stored.lock()
     prices = ProfitabilityRepository(session)
@@ -539,12 +541,15 @@ def rollup_chunk(
         from_days[target] = min([start, *marked_days.get(target, [])])
     spans = [(org, month, _following(month)) for org, month in sorted(whole)]
     spans += _spans([(org, day) for (org, _), days in marked_days.items() for day in days])
+    done("marks")
     events = UsageRepository(session).extract_spans(spans)
     if extracted is not None:
         extracted()
+    done("extract")
     book = price_book(session, sorted({org for org, _ in targets}))
     with Workspace(threads) as workspace:
         new_days, keys = aggregate_days(events, book, workspace=workspace)
+        done("aggregate")
         stored.open_months((org, month, from_days[(org, month)]) for org, month in targets)
         days, old_days = combine_days(
             stored.day_usage(),
@@ -570,6 +575,7 @@ def rollup_chunk(
             stored.replace_months(sorted(changed), merged)
             unchanged = [not inside for inside in _in(months, changed, "month")]
             months = pa.concat_tables([months.filter(pa.array(unchanged, pa.bool_())), merged])
+        done("usage")
         figures = figures_table(
             days,
             months,
@@ -578,6 +584,7 @@ def rollup_chunk(
             through=through,
             workspace=workspace,
         )
+    done("figures")
     result = store_figures(
         session,
         targets,
@@ -589,6 +596,7 @@ def rollup_chunk(
     )
     # A day after `through` was aggregated but has no figures yet: its mark stays.
     prices.clear_dirty_days({key: v for key, v in seen_days.items() if key[1] <= through})
+    done("store")
     return result
 
 
