@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -85,7 +85,6 @@ def record_served(
             "requests": 1,
             "end_user_key": prediction.end_user_key,
         },
-        month=date(now.year, now.month, 1),
     )
 
 

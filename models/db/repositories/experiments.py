@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, select
@@ -21,7 +21,7 @@ from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
     Experiment,
     Feedback,
-    ProfitabilityDirtyPeriod,
+    ProfitabilityDirtyDay,
     TrafficLogEntry,
     UsageEvent,
 )
@@ -209,20 +209,26 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
-def record_usage_event(session: Session, row: Mapping[str, Any], *, month: Any) -> None:
-    """One usage event (skipped if its id is stored) and its tenant-month marked for the
-    rollup, as the usage ingest marks them."""
+def record_usage_event(session: Session, row: Mapping[str, Any]) -> None:
+    """One usage event (skipped if its id is stored) and its tenant-day (UTC) marked for the
+    rollup, as the usage ingest marks them (a mark made again raises its version)."""
     repository = Repository(session)
     if not repository.insert_unless_taken(UsageEvent, row):
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(ProfitabilityDirtyPeriod).values(
-        organization_id=row["organization_id"], month=month, marked_at=row["occurred_at"]
+    occurred: datetime = row["occurred_at"]
+    statement = insert(ProfitabilityDirtyDay).values(
+        organization_id=row["organization_id"],
+        day=occurred.astimezone(UTC).date(),
+        marked_at=occurred,
     )
     session.execute(
         statement.on_conflict_do_update(
-            index_elements=["organization_id", "month"],
-            set_={"marked_at": statement.excluded.marked_at},
+            index_elements=["organization_id", "day"],
+            set_={
+                "marked_at": statement.excluded.marked_at,
+                "version": ProfitabilityDirtyDay.version + 1,
+            },
         )
     )

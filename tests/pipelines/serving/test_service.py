@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.db.tables import ProfitabilityDirtyPeriod, TrafficLogEntry, UsageEvent
+from models.db.tables import ProfitabilityDirtyDay, TrafficLogEntry, UsageEvent
 from pipelines.organizations import ensure_organization
 from pipelines.serving.service import (
     Prediction,
@@ -37,7 +37,7 @@ def test_a_served_prediction_is_logged_clipped_and_metered(session: Session) -> 
     event = session.get(UsageEvent, "predict:r1")
     assert event is not None
     assert (event.tokens_in, event.tokens_out, event.requests) == (50, 1, 1)
-    marked = session.get(ProfitabilityDirtyPeriod, (org, NOW.date().replace(day=1)))
+    marked = session.get(ProfitabilityDirtyDay, (org, NOW.date()))
     assert marked is not None
 
 
