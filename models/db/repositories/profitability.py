@@ -301,6 +301,24 @@ class ProfitabilityRepository(Repository):
         """Forget these day marks if they are still at the version read. The number cleared."""
         if not seen:
             return 0
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One statement for thousands of marks: COPY them in, delete by a join.
+            driver: Any = self.session.connection().connection.driver_connection
+            with driver.cursor() as cursor:
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS seen_dirty_days (organization_id uuid, "
+                    "day date, version bigint) ON COMMIT DROP"
+                )
+                cursor.execute("TRUNCATE seen_dirty_days")
+                with cursor.copy("COPY seen_dirty_days FROM STDIN") as copy:
+                    for (org, day), version in seen.items():
+                        copy.write_row((org, day, version))
+                cursor.execute(
+                    "DELETE FROM profitability_dirty_days d USING seen_dirty_days s "
+                    "WHERE d.organization_id = s.organization_id AND d.day = s.day "
+                    "AND d.version = s.version"
+                )
+                return max(int(cursor.rowcount), 0)
         mark = ProfitabilityDirtyDay
         statement = delete(mark).where(
             mark.organization_id == bindparam("o"),
