@@ -764,7 +764,7 @@ def figures_table(
         connection.register("day_rows", days.cast(DAY_USAGE))
         connection.register("month_in", months.cast(MONTH_USAGE))
         connection.execute(
-            "CREATE OR REPLACE TEMP TABLE day_in AS "
+            "CREATE OR REPLACE TEMP VIEW day_in AS "
             "SELECT *, date_trunc('month', day)::DATE AS month FROM day_rows"
         )
         connection.register("targets", target_table)
