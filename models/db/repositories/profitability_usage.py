@@ -179,10 +179,9 @@ class ProfitabilityUsageRepository(Repository):
         cursor = self._cursor()
         try:
             cursor.execute(
-                "DELETE FROM profitability_day_usage WHERE EXISTS (SELECT 1 FROM rollup_spans s "
-                "WHERE s.organization_id = profitability_day_usage.organization_id "
-                "AND profitability_day_usage.day >= s.first_day "
-                "AND profitability_day_usage.day < s.stop)"
+                "DELETE FROM profitability_day_usage AS d WHERE EXISTS (SELECT 1 FROM "
+                "rollup_spans s WHERE s.organization_id = d.organization_id "
+                "AND d.day >= s.first_day AND d.day < s.stop)"
             )
         finally:
             cursor.close()

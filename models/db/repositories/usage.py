@@ -52,6 +52,8 @@ EXTRACTED = pa.schema(
 
 SQLITE_CHUNK = 65_536
 """Rows an SQLite extract reads at a time."""
+INDEXED_EXTRACT_DAYS = 20_000
+"""Up to this many tenant-days, a PostgreSQL extract reads each span by the index."""
 
 
 def _sqlite_chunk(rows: list[Any]) -> pa.Table:
@@ -247,21 +249,32 @@ class UsageRepository(Repository):
             with cursor.copy("COPY rollup_targets FROM STDIN") as copy:
                 for span in spans:
                     copy.write_row(span)
-            # With statistics the planner picks: a few spans by the (organisation, time)
-            # index, many by one scan hashed on the organisation.
             cursor.execute("ANALYZE rollup_targets")
             buffer = io.BytesIO()
-            # Times leave as naive UTC in PostgreSQL's own text form (faster than to_char),
-            # which the Arrow reader parses.
-            query = (
-                "COPY (SELECT e.organization_id, e.occurred_at AT TIME ZONE 'UTC', "
-                "e.agent_type, e.model_version, e.tokens_in, e.tokens_out, e.requests, "
-                "e.end_user_key, e.job_id FROM usage_events e JOIN rollup_targets t "
-                "ON e.organization_id = t.organization_id "
+            columns = (
+                "e.organization_id, e.occurred_at AT TIME ZONE 'UTC', e.agent_type, "
+                "e.model_version, e.tokens_in, e.tokens_out, e.requests, e.end_user_key, e.job_id"
+            )
+            within = (
+                "e.organization_id = t.organization_id "
                 "AND e.occurred_at >= (t.first_day::timestamp AT TIME ZONE 'UTC') "
                 "AND e.occurred_at < (t.stop::timestamp AT TIME ZONE 'UTC')"
-                ") TO STDOUT (FORMAT csv)"
             )
+            days = sum((stop - first).days for _, first, stop in spans)
+            if days <= INDEXED_EXTRACT_DAYS:
+                # A few tenant-days (an incremental run): each span by the (organisation,
+                # time) index, never a scan of every event.
+                source = (
+                    f"rollup_targets t CROSS JOIN LATERAL (SELECT {columns} "
+                    f"FROM usage_events e WHERE {within}) x"
+                )
+                columns = "x.*"
+            else:
+                # Many (whole months): one scan hashed on the organisation.
+                source = f"usage_events e JOIN rollup_targets t ON {within}"
+            # Times leave as naive UTC in PostgreSQL's own text form (faster than to_char),
+            # which the Arrow reader parses.
+            query = f"COPY (SELECT {columns} FROM {source}) TO STDOUT (FORMAT csv)"
             with cursor.copy(query) as copy:
                 for data in copy:
                     buffer.write(data)
