@@ -688,6 +688,28 @@ def count_keys(keys: pa.Table, *, workspace: Workspace | None = None) -> pa.Tabl
         )
 
 
+def add_counts(
+    months: pa.Table, gained: pa.Table, *, workspace: Workspace | None = None
+) -> pa.Table:
+    """Distinct counts (`KEY_COUNTS`) of tenant-months: their stored month usage's counts
+    (`MONTH_USAGE`; none for a month rebuilt) plus the keys gained (`KEY_COUNTS`)."""
+    with _using(workspace, None) as connection:
+        connection.register("counted_months", months.cast(MONTH_USAGE))
+        connection.register("gained", gained.cast(KEY_COUNTS))
+        return (
+            connection.sql(
+                "SELECT organization_id, month, "
+                + ", ".join(
+                    f"coalesce(m.{n}, 0) + coalesce(g.{n}, 0) AS {n}"
+                    for n in ("jobs", "ai_jobs", "users", "ai_users")
+                )
+                + " FROM counted_months m FULL JOIN gained g USING (organization_id, month)"
+            )
+            .to_arrow_table()
+            .cast(KEY_COUNTS)
+        )
+
+
 def combine_days(
     stored: pa.Table,
     new: pa.Table,

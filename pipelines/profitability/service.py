@@ -53,6 +53,7 @@ from pipelines.profitability.pricing import (
 )
 from pipelines.profitability.rollup import (
     Workspace,
+    add_counts,
     aggregate_days,
     combine_days,
     figures_table,
@@ -558,18 +559,20 @@ def rollup_chunk(
             workspace=workspace,
         )
         stored.replace_days(spans, new_days)
-        stored.add_keys(keys, rebuilt=sorted(whole))
+        gained = stored.add_keys(keys, rebuilt=sorted(whole))
         months = stored.month_usage()
         changed = whole | set(marked_days)
         if changed:
             # Months of marked days: the stored month minus the days' old usage plus their
-            # new; whole months: their days' new usage alone.
+            # new, their distinct counts plus the keys gained; whole months: their days' new
+            # usage alone.
             differed = changed - whole
+            old_months = months.filter(pa.array(_in(months, differed, "month"), pa.bool_()))
             merged = merge_months(
-                months.filter(pa.array(_in(months, differed, "month"), pa.bool_())),
+                old_months,
                 old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_())),
                 new_days,
-                stored.key_counts(),
+                add_counts(old_months, gained, workspace=workspace),
                 workspace=workspace,
             )
             stored.replace_months(sorted(changed), merged)

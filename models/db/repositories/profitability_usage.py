@@ -156,20 +156,6 @@ class ProfitabilityUsageRepository(Repository):
             MONTH_USAGE,
         )
 
-    def key_counts(self) -> pa.Table:
-        """Distinct jobs and users (all, and with an AI event) of the open tenant-months."""
-        return self._read(
-            "SELECT k.organization_id, k.month, "
-            "sum(CASE WHEN k.kind = 'j' THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN k.kind = 'j' AND k.ai THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN k.kind = 'u' THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN k.kind = 'u' AND k.ai THEN 1 ELSE 0 END) "
-            "FROM profitability_month_keys k JOIN rollup_months x "
-            "ON x.organization_id = k.organization_id AND x.month = k.month "
-            "GROUP BY k.organization_id, k.month",
-            KEY_COUNTS,
-        )
-
     # --- writes -------------------------------------------------------------------------------
 
     def replace_days(self, spans: Sequence[tuple[uuid.UUID, date, date]], days: pa.Table) -> None:
@@ -201,9 +187,11 @@ class ProfitabilityUsageRepository(Repository):
             cursor.close()
         self._insert_rows("profitability_month_usage", rows)
 
-    def add_keys(self, keys: pa.Table, *, rebuilt: Sequence[tuple[uuid.UUID, date]]) -> None:
+    def add_keys(self, keys: pa.Table, *, rebuilt: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
         """Add tenant-months' keys (`MONTH_KEYS`), a key seen with an AI event becoming AI;
-        the keys of the `rebuilt` tenant-months are replaced by those given."""
+        the keys of the `rebuilt` tenant-months are replaced by those given. Returns how many
+        keys each tenant-month gained (`KEY_COUNTS`: new jobs, jobs newly AI, new users, users
+        newly AI), so its distinct counts need no count of its stored keys."""
         cursor = self._cursor()
         try:
             if rebuilt:
@@ -215,24 +203,45 @@ class ProfitabilityUsageRepository(Repository):
                     "AND profitability_month_keys.month = s.first_day)"
                 )
             if keys.num_rows == 0:
-                return
-            upsert = (
-                "ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET ai = excluded.ai "
-                "WHERE excluded.ai AND NOT profitability_month_keys.ai"
-            )
+                return KEY_COUNTS.empty_table()
+            staged = "staged_profitability_month_keys"
             if self.postgres:
                 self._stage(cursor, "profitability_month_keys", keys)
-                cursor.execute(
-                    "INSERT INTO profitability_month_keys SELECT * FROM "
-                    f"staged_profitability_month_keys WHERE true {upsert}"
-                )
             else:
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {staged} (organization_id TEXT, "
+                    "month TEXT, kind TEXT, key TEXT, ai BOOLEAN)"
+                )
+                cursor.execute(f"DELETE FROM {staged}")
                 cursor.executemany(
-                    f"INSERT INTO profitability_month_keys VALUES (?, ?, ?, ?, ?) {upsert}",
-                    _sqlite_rows(keys),
+                    f"INSERT INTO {staged} VALUES (?, ?, ?, ?, ?)", _sqlite_rows(keys)
                 )
         finally:
             cursor.close()
+        gained = self._read(
+            "SELECT s.organization_id, s.month, "
+            "sum(CASE WHEN s.kind = 'j' AND k.key IS NULL THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'j' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+            "THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'u' AND k.key IS NULL THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'u' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+            "THEN 1 ELSE 0 END) "
+            f"FROM {staged} s LEFT JOIN profitability_month_keys k "
+            "ON k.organization_id = s.organization_id AND k.month = s.month "
+            "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
+            KEY_COUNTS,
+        )
+        cursor = self._cursor()
+        try:
+            cursor.execute(
+                "INSERT INTO profitability_month_keys (organization_id, month, kind, key, ai) "
+                f"SELECT organization_id, month, kind, key, ai FROM {staged} WHERE true "
+                "ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET ai = excluded.ai "
+                "WHERE excluded.ai AND NOT profitability_month_keys.ai"
+            )
+        finally:
+            cursor.close()
+        return gained
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -32,11 +32,25 @@ def test_days_roll_up_one_by_one_as_a_full_rebuild_does(
     acme, globex = tenants["acme_slug"], tenants["globex_slug"]
     org = tenants["acme"]
     # Each event: 1,000 tokens; 3,000 tokens are included in the month.
+    manual = {
+        "agent_type": "",
+        "model_version": "",
+        "tokens_in": "0",
+        "tokens_out": "0",
+        "requests": "0",
+    }
     for day in (1, 3):
         _ingest(session, [_event(acme, 10 * day + n, day) for n in range(2)])
-        _ingest(session, [_event(globex, 10 * day, day, job_id="shared-job")])
+        # globex: one job with AI both days, one done by hand on the 1st and with AI on the 3rd.
+        _ingest(
+            session,
+            [
+                _event(globex, 10 * day, day, job_id="shared-job"),
+                _event(globex, 10 * day + 1, day, job_id="job-2", **(manual if day == 1 else {})),
+            ],
+        )
         result = _rollup(session)
-        assert result.events == 3  # only the new day's events are read
+        assert result.events == 4  # only the new day's events are read
     assert session.scalars(select(ProfitabilityDirtyDay)).all() == []
     # 2,000 + 2,000 tokens: 1,000 over on the 3rd, at 2.00 per 1,000.
     assert _row(session, org, "day", date(2026, 3, 3)).overage_micros == 2_000_000
@@ -50,7 +64,8 @@ def test_days_roll_up_one_by_one_as_a_full_rebuild_does(
     assert (month.events, month.overage_micros) == (5, 4_000_000)
     usage = session.get(ProfitabilityMonthUsage, (tenants["globex"], MARCH))
     assert usage is not None
-    assert (usage.events, usage.jobs, usage.ai_jobs) == (2, 1, 1)  # one job on two days
+    assert (usage.events, usage.jobs, usage.ai_jobs) == (4, 2, 2)
+    assert _row(session, tenants["globex"], "day", date(2026, 3, 1)).adoption_ppm == 500_000
     # A price change from the 2nd marks the months it changes.
     service.set_ai_cost_rate(
         session,
