@@ -56,6 +56,7 @@ from pipelines.profitability.rollup import (
     add_counts,
     aggregate_days,
     combine_days,
+    count_keys,
     figures_table,
     merge_months,
     month_of,
@@ -559,9 +560,14 @@ def rollup_chunk(
             workspace=workspace,
         )
         stored.replace_days(spans, new_days)
-        gained = stored.add_keys(keys, rebuilt=sorted(whole))
-        months = stored.month_usage()
         changed = whole | set(marked_days)
+        if changed == whole:
+            # Every month rebuilt: its keys are all new, counted here, not looked up.
+            stored.add_keys(keys, rebuilt=sorted(whole), gained=False)
+            gained = count_keys(keys, workspace=workspace)
+        else:
+            gained = stored.add_keys(keys, rebuilt=sorted(whole))
+        months = stored.month_usage()
         if changed:
             # Months of marked days: the stored month minus the days' old usage plus their
             # new, their distinct counts plus the keys gained; whole months: their days' new

@@ -187,11 +187,14 @@ class ProfitabilityUsageRepository(Repository):
             cursor.close()
         self._insert_rows("profitability_month_usage", rows)
 
-    def add_keys(self, keys: pa.Table, *, rebuilt: Sequence[tuple[uuid.UUID, date]]) -> pa.Table:
+    def add_keys(
+        self, keys: pa.Table, *, rebuilt: Sequence[tuple[uuid.UUID, date]], gained: bool = True
+    ) -> pa.Table:
         """Add tenant-months' keys (`MONTH_KEYS`), a key seen with an AI event becoming AI;
         the keys of the `rebuilt` tenant-months are replaced by those given. Returns how many
         keys each tenant-month gained (`KEY_COUNTS`: new jobs, jobs newly AI, new users, users
-        newly AI), so its distinct counts need no count of its stored keys."""
+        newly AI), so its distinct counts need no count of its stored keys; without `gained`,
+        nothing (every month rebuilt: the caller counts the keys given)."""
         cursor = self._cursor()
         try:
             if rebuilt:
@@ -218,19 +221,21 @@ class ProfitabilityUsageRepository(Repository):
                 )
         finally:
             cursor.close()
-        gained = self._read(
-            "SELECT s.organization_id, s.month, "
-            "sum(CASE WHEN s.kind = 'j' AND k.key IS NULL THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN s.kind = 'j' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
-            "THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN s.kind = 'u' AND k.key IS NULL THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN s.kind = 'u' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
-            "THEN 1 ELSE 0 END) "
-            f"FROM {staged} s LEFT JOIN profitability_month_keys k "
-            "ON k.organization_id = s.organization_id AND k.month = s.month "
-            "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
-            KEY_COUNTS,
-        )
+        found = KEY_COUNTS.empty_table()
+        if gained:
+            found = self._read(
+                "SELECT s.organization_id, s.month, "
+                "sum(CASE WHEN s.kind = 'j' AND k.key IS NULL THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN s.kind = 'j' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+                "THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN s.kind = 'u' AND k.key IS NULL THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN s.kind = 'u' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+                "THEN 1 ELSE 0 END) "
+                f"FROM {staged} s LEFT JOIN profitability_month_keys k "
+                "ON k.organization_id = s.organization_id AND k.month = s.month "
+                "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
+                KEY_COUNTS,
+            )
         cursor = self._cursor()
         try:
             cursor.execute(
@@ -241,7 +246,7 @@ class ProfitabilityUsageRepository(Repository):
             )
         finally:
             cursor.close()
-        return gained
+        return found
 
     # --- helpers ------------------------------------------------------------------------------
 
