@@ -23,6 +23,14 @@ The rules, stated once:
   revenue = gross − discount; margin = revenue − AI cost − infrastructure cost; margin in
   basis points of revenue, undefined (None) when revenue is 0.
 - A month in progress is computed up to and including `through` (month to date).
+
+Two stages, so a new or late event costs its day, not its month: `aggregate_days` (stage 1)
+turns the events of some tenant-days into each day's exact usage (totals, AI cost in
+thousandths of a micro-unit at that day's rates, the breakdown, the day's distinct jobs and
+users) and each tenant-month's keys; `merge_months` keeps a month's usage as the sum of its days
+(stored month − old days + new days); `figures_table` (stage 2) computes the figures of a
+tenant-month from its day and month usage and the price book alone. `rollup_table` runs both
+over a set of events, storing nothing.
 """
 
 from __future__ import annotations
