@@ -101,7 +101,7 @@ class ProfitabilityUsageRepository(Repository):
                     "CREATE TEMP TABLE IF NOT EXISTS rollup_months (organization_id uuid, "
                     "month date, from_day date, month_end date) ON COMMIT DROP"
                 )
-                cursor.execute("TRUNCATE rollup_months")
+                cursor.execute("DELETE FROM rollup_months")
                 with cursor.copy("COPY rollup_months FROM STDIN") as copy:
                     for org, month, from_day in rows:
                         copy.write_row((org, month, from_day, _next_month(month)))
@@ -124,13 +124,17 @@ class ProfitabilityUsageRepository(Repository):
 
     def last_day_rows(self) -> dict[tuple[uuid.UUID, date], date]:
         """The last day with a profitability row of each open tenant-month that has one."""
+        # One probe of the primary key (organisation, kind, start) per tenant-month, not a
+        # read of all its day rows.
         rows = self._fetch(
-            "SELECT p.organization_id, x.month, max(p.period_start) FROM tenant_profitability p "
-            "JOIN rollup_months x ON x.organization_id = p.organization_id "
-            "AND p.period_start >= x.month AND p.period_start < x.month_end "
-            "WHERE p.period_kind = 'day' GROUP BY p.organization_id, x.month"
+            "SELECT x.organization_id, x.month, (SELECT max(p.period_start) "
+            "FROM tenant_profitability p WHERE p.organization_id = x.organization_id "
+            "AND p.period_kind = 'day' AND p.period_start >= x.month "
+            "AND p.period_start < x.month_end) FROM rollup_months x"
         )
-        return {(_uuid(org), _date(month)): _date(last) for org, month, last in rows}
+        return {
+            (_uuid(org), _date(month)): _date(last) for org, month, last in rows if last is not None
+        }
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -258,7 +262,7 @@ class ProfitabilityUsageRepository(Repository):
                     "CREATE TEMP TABLE IF NOT EXISTS rollup_spans (organization_id uuid, "
                     "first_day date, stop date) ON COMMIT DROP"
                 )
-                cursor.execute("TRUNCATE rollup_spans")
+                cursor.execute("DELETE FROM rollup_spans")
                 with cursor.copy("COPY rollup_spans FROM STDIN") as copy:
                     for row in spans:
                         copy.write_row(row)
@@ -279,13 +283,15 @@ class ProfitabilityUsageRepository(Repository):
     def _stage(self, cursor: Any, table: str, rows: pa.Table) -> None:
         staged = f"staged_{table}"
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staged} (LIKE {table}) ON COMMIT DROP")
-        cursor.execute(f"TRUNCATE {staged}")
+        cursor.execute(f"DELETE FROM {staged}")
         buffer = io.BytesIO()
         pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False))
         with cursor.copy(
             f"COPY {staged} ({', '.join(rows.column_names)}) FROM STDIN (FORMAT csv)"
         ) as copy:
             copy.write(buffer.getbuffer())
+        # Statistics, so the planner joins the few staged rows by index, not by a scan.
+        cursor.execute(f"ANALYZE {staged}")
 
     def _insert_rows(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:

@@ -245,7 +245,7 @@ class UsageRepository(Repository):
                 "CREATE TEMP TABLE IF NOT EXISTS rollup_targets "
                 "(organization_id uuid, first_day date, stop date) ON COMMIT DROP"
             )
-            cursor.execute("TRUNCATE rollup_targets")
+            cursor.execute("DELETE FROM rollup_targets")
             with cursor.copy("COPY rollup_targets FROM STDIN") as copy:
                 for span in spans:
                     copy.write_row(span)
