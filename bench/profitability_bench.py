@@ -14,14 +14,18 @@ measures in the same run:
   thread, COPY into a staging table, insert into `usage_events`: plainly when no staged id is
   stored, else merged by event id), events/s, with the COPY and insert steps apart; and, as the
   ceiling, COPY of the same rows into an unindexed UNLOGGED table in the same run;
-- full rollup of every tenant-month: extract (COPY TO STDOUT → Arrow), DuckDB aggregation,
-  money arithmetic (DuckDB, exact integers), bulk upsert (COPY into staging + one INSERT …
-  ON CONFLICT DO UPDATE WHERE changed); and the aggregation itself (per tenant, day and model
+- full rollup of every tenant-month, rebuilt from the events: extract (COPY TO STDOUT →
+  Arrow), stage 1 (DuckDB: each tenant-day's usage and each tenant-month's keys), the stored
+  usage written (day and month usage, keys), stage 2 (DuckDB, exact integers: the figures from
+  the usage), bulk upsert (COPY into staging + one INSERT … ON CONFLICT DO UPDATE WHERE
+  changed); and the aggregation itself (per tenant, day and model
   version: events, tokens, requests, AI cost) in DuckDB over the extract vs pandas over the same
   data vs a PostgreSQL GROUP BY over the table (median of 3 each);
 - peak memory of the process (ru_maxrss) after each stage;
-- incremental: one new day of events for every tenant, imported, then the rollup of what it
-  marked (the new day falls mid-month, so each tenant's month is recomputed).
+- incremental: one new day of events for every tenant, imported (timed apart), then the
+  rollup of what it marked: the new day's events only are read and aggregated, each tenant's
+  month usage updated by difference, and the new day's and the month's figures computed from
+  the stored usage (the new day falls mid-month).
 """
 
 from __future__ import annotations
@@ -47,10 +51,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from sqlalchemy import text
 
 from models.db.engine import make_engine, make_sessionmaker, transaction
 from models.db.migrate import upgrade
-from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.usage import EVENT_COLUMNS, PG_STAGED, UsageRepository
 from models.db.tables import Organization
 from pipelines.profitability import service
@@ -285,8 +289,25 @@ def copy_ceiling(url: str, path: Path) -> dict[str, float]:
     return out
 
 
+class Steps:
+    """Times the rollup's steps (`service.rollup_chunk`'s `step` callback)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.times: dict[str, float] = {}
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = self.times.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def text(self) -> str:
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.times.items())
+
+
 def full_rollup(sessions: Any, now: datetime) -> dict[str, Any]:
-    """Every tenant-month of the range in one transaction, timed by step."""
+    """Every tenant-month of the range, rebuilt from the events in one transaction (one chunk),
+    timed by step; then the events and price book for the comparisons."""
     out: dict[str, Any] = {}
     started = time.perf_counter()
     with transaction(sessions) as session:
@@ -294,27 +315,20 @@ def full_rollup(sessions: Any, now: datetime) -> dict[str, Any]:
             session, now=now, since=date(2025, 12, 1), until=date(2026, 4, 1)
         )
         out["tenant_months"] = len(plan.targets)
-        step = time.perf_counter()
-        seen = ProfitabilityRepository(session).dirty_versions(plan.targets)
-        events = UsageRepository(session).extract(plan.targets)
-        out["extract_s"] = time.perf_counter() - step
-        out["extract_rows"] = events.num_rows
-        book = service.price_book(session)
-        step = time.perf_counter()
-        figures = rollup_table(
-            events, [(str(o), m) for o, m in plan.targets], book, through=plan.through
+        steps = Steps()
+        result = service.rollup_chunk(
+            session, plan.targets, through=plan.through, now=now, rebuild=True, step=steps
         )
-        out["compute_s"] = time.perf_counter() - step
-        out["periods"] = figures.num_rows
-        step = time.perf_counter()
-        stored = service.store_figures(session, plan.targets, figures, seen=seen, now=now)
-        out["store_s"] = time.perf_counter() - step
-        out["inserted"] = stored.inserted
-        step = time.perf_counter()
-    out["commit_s"] = time.perf_counter() - step
+        out["steps"] = steps.text()
+        out["extract_rows"] = result.events
+        out["inserted"] = result.inserted
+        committing = time.perf_counter()
+    out["commit_s"] = time.perf_counter() - committing
     out["total_s"] = time.perf_counter() - started
-    out["events"] = events
-    out["book"] = book
+    with transaction(sessions) as session:
+        out["periods"] = session.scalar(text("SELECT count(*) FROM tenant_profitability"))
+        out["events"] = UsageRepository(session).extract(plan.targets)
+        out["book"] = service.price_book(session)
     return out
 
 
@@ -407,35 +421,30 @@ def compare_aggregations(events: pa.Table, book: Any, url: str) -> dict[str, Any
     return out
 
 
-def incremental_day(sessions: Any, folder: Path, events: int, now: datetime) -> dict[str, float]:
+def incremental_day(sessions: Any, folder: Path, events: int, now: datetime) -> dict[str, Any]:
+    """One new day of events for every tenant: its load (the import path), then the rollup of
+    what it marked (one transaction), timed by step."""
     path = folder / "day.parquet"
     per_day = max(1, events // DAYS)
     generate(
         path, per_day, first_day=FIRST_DAY + timedelta(days=DAYS), days=1, seed=7, offset=events
     )
-    out = {"events": float(per_day), "load_total": float(load(sessions, path, now)["total"])}
+    out: dict[str, Any] = {"events": per_day}
+    out["load_s"] = load(sessions, path, now)["total"]
     started = time.perf_counter()
     with transaction(sessions) as session:
         plan = service.plan_rollup(session, now=now)
-        out["tenant_months"] = float(len(plan.targets))
-        step = time.perf_counter()
-        out["plan_s"] = step - started
-        seen = ProfitabilityRepository(session).dirty_versions(plan.targets)
-        events = UsageRepository(session).extract(plan.targets)
-        out["extract_s"] = time.perf_counter() - step
-        out["extract_rows"] = float(events.num_rows)
-        step = time.perf_counter()
-        book = service.price_book(session, sorted({org for org, _ in plan.targets}))
-        out["book_s"] = time.perf_counter() - step
-        step = time.perf_counter()
-        figures = rollup_table(
-            events, [(str(o), m) for o, m in plan.targets], book, through=plan.through
+        out["tenant_months"] = len(plan.targets)
+        out["plan_s"] = time.perf_counter() - started
+        steps = Steps()
+        result = service.rollup_chunk(
+            session, plan.targets, through=plan.through, now=now, step=steps
         )
-        out["compute_s"] = time.perf_counter() - step
-        step = time.perf_counter()
-        result = service.store_figures(session, plan.targets, figures, seen=seen, now=now)
-        out["store_s"] = time.perf_counter() - step
-        out["updated"] = float(result.updated + result.inserted)
+        out["steps"] = steps.text()
+        out["extract_rows"] = result.events
+        out["written"] = result.inserted + result.updated + result.deleted
+        committing = time.perf_counter()
+    out["commit_s"] = time.perf_counter() - committing
     out["rollup_s"] = time.perf_counter() - started
     return out
 
@@ -490,12 +499,10 @@ def main(argv: list[str] | None = None) -> int:
                 c.execute("VACUUM ANALYZE usage_events")
             rolled = full_rollup(sessions, now)
             print(
-                f"full rollup: {rolled['total_s']:.1f} s for {rolled['tenant_months']} "
-                "tenant-months, "
-                f"{rolled['periods']:,} periods [extract {rolled['extract_s']:.1f} s "
-                f"({rolled['extract_rows']:,} rows), compute {rolled['compute_s']:.1f} s, "
-                f"store {rolled['store_s']:.1f} s, commit {rolled['commit_s']:.1f} s]; "
-                f"peak RSS {_peak_mib():.0f} MiB"
+                f"full rollup (rebuilt from the events): {rolled['total_s']:.1f} s for "
+                f"{rolled['tenant_months']} tenant-months, {rolled['periods']:,} periods "
+                f"({rolled['extract_rows']:,} events) [{rolled['steps']}, commit "
+                f"{rolled['commit_s']:.2f} s]; peak RSS {_peak_mib():.0f} MiB"
             )
             compared = compare_aggregations(rolled["events"], rolled["book"], url)
             duck, pandas, postgres = compared["duckdb"], compared["pandas"], compared["postgresql"]
@@ -512,15 +519,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{compared['rollup_aggregate'][0]:.2f} s"
             )
             del rolled, compared
+            # As autovacuum would between two hourly runs: the full rollup left dead rows
+            # (marks cleared, rows replaced) and no statistics on the new tables.
+            with psycopg.connect(
+                url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True
+            ) as c:
+                c.execute("VACUUM ANALYZE")
             day = incremental_day(sessions, folder, args.events, now + timedelta(days=1))
             print(
-                f"incremental day: {int(day['events']):,} new events imported in "
-                f"{day['load_total']:.2f} s; rollup of the {int(day['tenant_months'])} marked "
-                f"tenant-months {day['rollup_s']:.2f} s ({int(day['updated'])} rows written) [plan "
-                f"{day['plan_s']:.2f} s, extract {day['extract_s']:.2f} s "
-                f"({int(day['extract_rows']):,} rows), prices {day['book_s']:.2f} s, compute "
-                f"{day['compute_s']:.2f} s, store {day['store_s']:.2f} s]; "
-                f"peak RSS {_peak_mib():.0f} MiB"
+                f"incremental day: {day['events']:,} new events loaded in {day['load_s']:.2f} s "
+                f"(import path); rollup of the {day['tenant_months']} marked tenant-months "
+                f"{day['rollup_s']:.2f} s ({day['extract_rows']:,} events read, "
+                f"{day['written']} rows written) [plan {day['plan_s']:.2f} s, {day['steps']}, "
+                f"commit {day['commit_s']:.2f} s]; peak RSS {_peak_mib():.0f} MiB"
             )
     finally:
         engine.dispose()

@@ -1,8 +1,8 @@
 """The profitability rollup flow: hourly (served by `streamflow worker`) or on demand for a range.
 
-Each chunk of tenant-months is one task and one transaction (extract, compute in DuckDB, write
-what changed, clear their marks), so a crash leaves every period fully old or fully new and
-the next run picks up the marks left.
+Each chunk of tenant-months is one task and one transaction (aggregate the marked days' events,
+compute the figures from the stored usage in DuckDB, write what changed, clear their marks), so
+a crash leaves every period fully old or fully new and the next run picks up the marks left.
 """
 
 from __future__ import annotations
@@ -49,14 +49,16 @@ def rollup_profitability_now(
     for done, targets in enumerate(chunks, start=1):
         with transaction(sessions) as session:
             total = total + service.rollup_chunk(
-                session, targets, through=plan.through, now=clock()
+                session, targets, through=plan.through, now=clock(), rebuild=plan.rebuild
             )
         report_progress("rollup", done, len(chunks))
     return total
 
 
 @task(name="rollup-chunk", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def rollup_chunk(targets: list[tuple[str, str]], through: str) -> dict[str, int]:
+def rollup_chunk(
+    targets: list[tuple[str, str]], through: str, rebuild: bool = False
+) -> dict[str, int]:
     import uuid
 
     with transaction(runtime().sessions) as session:
@@ -65,6 +67,7 @@ def rollup_chunk(targets: list[tuple[str, str]], through: str) -> dict[str, int]
             [(uuid.UUID(org), date.fromisoformat(month)) for org, month in targets],
             through=date.fromisoformat(through),
             now=_utcnow(),
+            rebuild=rebuild,
         )
     return result.__dict__
 
@@ -87,6 +90,7 @@ def rollup_profitability(since: str | None = None, until: str | None = None) -> 
         counts = rollup_chunk(
             [(str(org), month.isoformat()) for org, month in targets],
             plan.through.isoformat(),
+            plan.rebuild,
         )
         total = total + RollupResult(**counts)
         report_progress("rollup", done, len(chunks))

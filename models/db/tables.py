@@ -750,6 +750,88 @@ class ProfitabilityDirtyPeriod(Base):
     extracting the tenant-month's events."""
 
 
+class ProfitabilityDirtyDay(Base):
+    """A tenant-day whose events changed (new or late events): its usage is aggregated again
+    and its tenant-month's figures recomputed from that day on."""
+
+    __tablename__ = "profitability_dirty_days"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(BigCount, default=1, server_default="1")
+    """Raised at every new mark; a rollup clears a mark only at the version it read before
+    extracting the tenant-day's events."""
+
+
+class ProfitabilityDayUsage(Base):
+    """The exact usage of one tenant-day, aggregated from its events by the rollup (stage 1):
+    what the day's and month's figures are computed from without reading events again.
+
+    `cost_thousandths` is the AI cost at the rates in force that day, exact, in thousandths of
+    a micro-unit (rates are per 1,000 tokens); `breakdown` is JSON text, one entry per agent
+    type and model version with the same sums; jobs and users are distinct keys of the day.
+    """
+
+    __tablename__ = "profitability_day_usage"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = mapped_column(BigCount)
+    tokens_in: Mapped[int] = mapped_column(BigCount)
+    tokens_out: Mapped[int] = mapped_column(BigCount)
+    requests: Mapped[int] = mapped_column(BigCount)
+    cost_thousandths: Mapped[int] = mapped_column(BigCount)
+    unpriced_events: Mapped[int] = mapped_column(BigCount)
+    jobs: Mapped[int] = mapped_column(BigCount)
+    ai_jobs: Mapped[int] = mapped_column(BigCount)
+    users: Mapped[int] = mapped_column(BigCount)
+    ai_users: Mapped[int] = mapped_column(BigCount)
+    breakdown: Mapped[str] = mapped_column(Text)
+
+
+class ProfitabilityMonthUsage(Base):
+    """The exact usage of one tenant-month: the sums of its day usage rows (kept up to date
+    by difference when days are aggregated again) and its distinct jobs and users."""
+
+    __tablename__ = "profitability_month_usage"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = mapped_column(BigCount)
+    tokens_in: Mapped[int] = mapped_column(BigCount)
+    tokens_out: Mapped[int] = mapped_column(BigCount)
+    requests: Mapped[int] = mapped_column(BigCount)
+    cost_thousandths: Mapped[int] = mapped_column(BigCount)
+    unpriced_events: Mapped[int] = mapped_column(BigCount)
+    jobs: Mapped[int] = mapped_column(BigCount)
+    ai_jobs: Mapped[int] = mapped_column(BigCount)
+    users: Mapped[int] = mapped_column(BigCount)
+    ai_users: Mapped[int] = mapped_column(BigCount)
+    breakdown: Mapped[str] = mapped_column(Text)
+
+
+class ProfitabilityMonthKey(Base):
+    """A job id (`kind` 'j') or end-user key ('u') seen in a tenant-month, and whether any of
+    its events used an AI agent: the month's distinct counts without reading its events.
+    Events are never changed or removed, so keys are only added (or become AI)."""
+
+    __tablename__ = "profitability_month_keys"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    """No foreign key (bulk writes, as `usage_events`)."""
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ai: Mapped[bool] = mapped_column()
+
+
 class TenantProfitability(Base):
     """What a tenant's use of the AI features earned and cost in one day or month.
 

@@ -23,13 +23,22 @@ The rules, stated once:
   revenue = gross − discount; margin = revenue − AI cost − infrastructure cost; margin in
   basis points of revenue, undefined (None) when revenue is 0.
 - A month in progress is computed up to and including `through` (month to date).
+
+Two stages, so a new or late event costs its day, not its month: `aggregate_days` (stage 1)
+turns the events of some tenant-days into each day's exact usage (totals, AI cost in
+thousandths of a micro-unit at that day's rates, the breakdown, the day's distinct jobs and
+users) and each tenant-month's keys; `merge_months` keeps a month's usage as the sum of its days
+(stored month − old days + new days); `figures_table` (stage 2) computes the figures of a
+tenant-month from its day and month usage and the price book alone. `rollup_table` runs both
+over a set of events, storing nothing.
 """
 
 from __future__ import annotations
 
 import calendar
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -221,100 +230,176 @@ CREATE OR REPLACE TEMP MACRO dec3(n, d) AS (
 """`rhe(n, d)`: n / d rounded half to even (d > 0, n of any sign); `dec3`: n / d as text with
 three decimals (for explanations)."""
 
-_STEPS = """
-CREATE TEMP TABLE evt AS
-SELECT e.* FROM (
-    SELECT organization_id AS org, day, date_trunc('month', day)::DATE AS month, agent_type,
-           model_version, tokens_in, tokens_out, requests, job_id, end_user_key
-    FROM (SELECT *, CAST(occurred_at AS DATE) AS day FROM ev)
-) e SEMI JOIN targets t ON t.org = e.org AND t.month = e.month;
+_DAYS = """
+CREATE OR REPLACE TEMP TABLE evt AS
+SELECT organization_id AS org, CAST(occurred_at AS DATE) AS day, agent_type, model_version,
+       tokens_in, tokens_out, requests, job_id, end_user_key
+FROM ev;
 
-CREATE TEMP TABLE priced AS
+CREATE OR REPLACE TEMP TABLE priced AS
 SELECT p.*, r.model_version IS NOT NULL AS priced,
        coalesce(p.tokens_in * r.per_1k_in + p.tokens_out * r.per_1k_out
                 + p.requests * r.per_request * 1000, 0)::HUGEINT AS cost_num
 FROM (
-    SELECT org, day, any_value(month) AS month, agent_type, model_version, count(*) AS events,
+    SELECT org, day, agent_type, model_version, count(*) AS events,
            sum(tokens_in)::HUGEINT AS tokens_in, sum(tokens_out)::HUGEINT AS tokens_out,
            sum(requests)::HUGEINT AS requests
     FROM evt WHERE agent_type IS NOT NULL GROUP BY org, day, agent_type, model_version
 ) p LEFT JOIN rates r
   ON r.model_version = p.model_version AND p.day >= r.valid_from AND p.day < r.valid_to;
 
-CREATE TEMP TABLE month_priced AS
-SELECT org, month, agent_type, model_version, sum(events)::BIGINT AS events,
-       sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-       sum(requests) AS requests, sum(cost_num) AS cost_num, bool_and(priced) AS priced
-FROM priced GROUP BY ALL;
-
-CREATE TEMP TABLE usage AS
-SELECT org, 'day' AS period_kind, day AS period_start, sum(tokens_in) AS tokens_in,
-       sum(tokens_out) AS tokens_out, sum(requests) AS requests, sum(cost_num) AS cost_num,
-       sum(CASE WHEN priced THEN 0 ELSE events END) AS unpriced_events
-FROM priced GROUP BY org, day
+CREATE OR REPLACE TEMP TABLE keys AS
+SELECT org, date_trunc('month', day)::DATE AS month, day, 'j' AS kind, job_id AS key,
+       bool_or(agent_type IS NOT NULL) AS ai
+FROM evt WHERE job_id IS NOT NULL GROUP BY org, day, job_id
 UNION ALL
-SELECT org, 'month', month, sum(tokens_in), sum(tokens_out), sum(requests), sum(cost_num),
-       sum(CASE WHEN priced THEN 0 ELSE events END)
-FROM month_priced GROUP BY org, month;
+SELECT org, date_trunc('month', day)::DATE, day, 'u', end_user_key,
+       bool_or(agent_type IS NOT NULL)
+FROM evt WHERE end_user_key IS NOT NULL GROUP BY org, day, end_user_key;
 
-CREATE TEMP TABLE breakdowns AS
-SELECT org, 'day' AS period_kind, day AS period_start,
-       to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
+CREATE OR REPLACE TEMP TABLE day_usage AS
+SELECT c.org AS organization_id, c.day, c.events::BIGINT AS events,
+       coalesce(u.tokens_in, 0)::BIGINT AS tokens_in,
+       coalesce(u.tokens_out, 0)::BIGINT AS tokens_out,
+       coalesce(u.requests, 0)::BIGINT AS requests,
+       coalesce(u.cost_num, 0)::BIGINT AS cost_thousandths,
+       coalesce(u.unpriced_events, 0)::BIGINT AS unpriced_events,
+       coalesce(k.jobs, 0)::BIGINT AS jobs, coalesce(k.ai_jobs, 0)::BIGINT AS ai_jobs,
+       coalesce(k.users, 0)::BIGINT AS users, coalesce(k.ai_users, 0)::BIGINT AS ai_users,
+       coalesce(u.breakdown, '[]') AS breakdown
+FROM (SELECT org, day, count(*) AS events FROM evt GROUP BY org, day) c
+LEFT JOIN (
+    SELECT org, day, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+           sum(requests) AS requests, sum(cost_num) AS cost_num,
+           sum(CASE WHEN priced THEN 0 ELSE events END) AS unpriced_events,
+           to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
                      'events': events, 'tokens_in': tokens_in::BIGINT,
                      'tokens_out': tokens_out::BIGINT, 'requests': requests::BIGINT,
-                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced})))
-           AS breakdown
-FROM priced GROUP BY org, day
-UNION ALL
-SELECT org, 'month', month,
-       to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
-                     'events': events, 'tokens_in': tokens_in::BIGINT,
-                     'tokens_out': tokens_out::BIGINT, 'requests': requests::BIGINT,
-                     'cost_micros': rhe(cost_num, 1000)::BIGINT, 'priced': priced})))
-FROM month_priced GROUP BY org, month;
-
-CREATE TEMP TABLE job_keys AS
-SELECT org, day, month, job_id, bool_or(agent_type IS NOT NULL) AS ai
-FROM evt WHERE job_id IS NOT NULL GROUP BY org, day, month, job_id;
-
-CREATE TEMP TABLE user_keys AS
-SELECT org, day, month, end_user_key, bool_or(agent_type IS NOT NULL) AS ai
-FROM evt WHERE end_user_key IS NOT NULL GROUP BY org, day, month, end_user_key;
-
-CREATE TEMP TABLE adoption AS
-SELECT c.org, c.period_kind, c.period_start, c.events,
-       coalesce(j.jobs, 0) AS jobs, coalesce(j.ai_jobs, 0) AS ai_jobs,
-       coalesce(u.users, 0) AS users, coalesce(u.ai_users, 0) AS ai_users
-FROM (
-    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS events
-    FROM evt GROUP BY org, day
-    UNION ALL
-    SELECT org, 'month', month, count(*) FROM evt GROUP BY org, month
-) c
+                     'cost': cost_num::BIGINT,
+                     'unpriced_events': CASE WHEN priced THEN 0 ELSE events END})))::VARCHAR
+               AS breakdown
+    FROM priced GROUP BY org, day
+) u USING (org, day)
 LEFT JOIN (
-    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS jobs,
-           count(*) FILTER (WHERE ai) AS ai_jobs
-    FROM job_keys GROUP BY org, day
-    UNION ALL
-    SELECT org, 'month', month, count(*), count(*) FILTER (WHERE ai)
-    FROM (SELECT org, month, job_id, bool_or(ai) AS ai FROM job_keys GROUP BY ALL)
-    GROUP BY org, month
-) j USING (org, period_kind, period_start)
-LEFT JOIN (
-    SELECT org, 'day' AS period_kind, day AS period_start, count(*) AS users,
-           count(*) FILTER (WHERE ai) AS ai_users
-    FROM user_keys GROUP BY org, day
-    UNION ALL
-    SELECT org, 'month', month, count(*), count(*) FILTER (WHERE ai)
-    FROM (SELECT org, month, end_user_key, bool_or(ai) AS ai FROM user_keys GROUP BY ALL)
-    GROUP BY org, month
-) u USING (org, period_kind, period_start);
+    SELECT org, day, count(*) FILTER (WHERE kind = 'j') AS jobs,
+           count(*) FILTER (WHERE kind = 'j' AND ai) AS ai_jobs,
+           count(*) FILTER (WHERE kind = 'u') AS users,
+           count(*) FILTER (WHERE kind = 'u' AND ai) AS ai_users
+    FROM keys GROUP BY org, day
+) k USING (org, day)
+ORDER BY organization_id, day;
 """
-"""The usage of each (tenant, day) and (tenant, month): totals, exact AI cost numerators (in
-thousandths of a micro-unit), breakdowns by agent type and model version, adoption counts."""
+"""Stage 1: the usage of each (tenant, day) of the events: totals, the exact AI cost (in
+thousandths of a micro-unit, at the rates in force that day), the breakdown by agent type and
+model version, and the day's distinct jobs and users (all and with an AI event)."""
+
+_BREAKDOWN = (
+    '[{"agent_type": "VARCHAR", "model_version": "VARCHAR", "events": "BIGINT", '
+    '"tokens_in": "BIGINT", "tokens_out": "BIGINT", "requests": "BIGINT", "cost": "BIGINT", '
+    '"unpriced_events": "BIGINT"}]'
+)
+
+_MERGE_MONTHS = """
+CREATE OR REPLACE TEMP TABLE signed AS
+SELECT organization_id, month, 1 AS sign, events, tokens_in, tokens_out, requests,
+       cost_thousandths, unpriced_events, breakdown FROM old_months
+UNION ALL
+SELECT organization_id, date_trunc('month', day)::DATE, -1, events, tokens_in, tokens_out,
+       requests, cost_thousandths, unpriced_events, breakdown FROM old_days
+UNION ALL
+SELECT organization_id, date_trunc('month', day)::DATE, 1, events, tokens_in, tokens_out,
+       requests, cost_thousandths, unpriced_events, breakdown FROM new_days;
+
+CREATE OR REPLACE TEMP TABLE combos AS
+SELECT organization_id, month, c.agent_type, c.model_version,
+       sum(sign * c.events)::BIGINT AS events, sum(sign * c.tokens_in)::BIGINT AS tokens_in,
+       sum(sign * c.tokens_out)::BIGINT AS tokens_out,
+       sum(sign * c.requests)::BIGINT AS requests, sum(sign * c.cost::HUGEINT)::BIGINT AS cost,
+       sum(sign * c.unpriced_events)::BIGINT AS unpriced_events
+FROM (SELECT organization_id, month, sign, unnest(from_json(breakdown, '$BREAKDOWN$')) AS c
+      FROM signed)
+GROUP BY ALL HAVING sum(sign * c.events) <> 0;
+
+SELECT t.organization_id, t.month, coalesce(s.events, 0)::BIGINT AS events,
+       coalesce(s.tokens_in, 0)::BIGINT AS tokens_in,
+       coalesce(s.tokens_out, 0)::BIGINT AS tokens_out,
+       coalesce(s.requests, 0)::BIGINT AS requests,
+       coalesce(s.cost_thousandths, 0)::BIGINT AS cost_thousandths,
+       coalesce(b.unpriced_events, 0)::BIGINT AS unpriced_events,
+       coalesce(k.jobs, 0)::BIGINT AS jobs, coalesce(k.ai_jobs, 0)::BIGINT AS ai_jobs,
+       coalesce(k.users, 0)::BIGINT AS users, coalesce(k.ai_users, 0)::BIGINT AS ai_users,
+       coalesce(b.breakdown, '[]') AS breakdown
+FROM (SELECT DISTINCT organization_id, month FROM signed) t
+LEFT JOIN (
+    SELECT organization_id, month, sum(sign * events) AS events,
+           sum(sign * tokens_in) AS tokens_in, sum(sign * tokens_out) AS tokens_out,
+           sum(sign * requests) AS requests, sum(sign * cost_thousandths::HUGEINT)
+               AS cost_thousandths
+    FROM signed GROUP BY ALL
+) s USING (organization_id, month)
+LEFT JOIN (
+    SELECT organization_id, month,
+           to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
+                     'events': events, 'tokens_in': tokens_in, 'tokens_out': tokens_out,
+                     'requests': requests, 'cost': cost,
+                     'unpriced_events': unpriced_events})))::VARCHAR AS breakdown,
+           sum(CASE WHEN unpriced_events > 0 THEN events ELSE 0 END) AS unpriced_events
+    FROM combos GROUP BY ALL
+) b USING (organization_id, month)
+LEFT JOIN counts k USING (organization_id, month)
+WHERE coalesce(s.events, 0) <> 0
+ORDER BY organization_id, month
+"""
+"""Month usage from what was stored and the days aggregated again: the stored month, minus the
+days' old usage, plus their new usage (exact integers, so the difference is exact); the
+distinct counts come from `counts`. A combination (agent type, model version) unpriced on
+any day of the month counts all its events of the month as unpriced. A month left without
+events has no row."""
+
+_STEPS = """
+CREATE OR REPLACE TEMP TABLE usage AS
+SELECT organization_id AS org, 'day' AS period_kind, day AS period_start,
+       tokens_in::HUGEINT AS tokens_in, tokens_out::HUGEINT AS tokens_out,
+       requests::HUGEINT AS requests, cost_thousandths::HUGEINT AS cost_num, unpriced_events
+FROM day_in
+UNION ALL
+SELECT organization_id, 'month', month, tokens_in, tokens_out, requests, cost_thousandths,
+       unpriced_events
+FROM month_in;
+
+CREATE OR REPLACE TEMP TABLE breakdowns AS
+SELECT org, period_kind, period_start,
+       to_json(list({'agent_type': c.agent_type, 'model_version': c.model_version,
+                     'events': c.events, 'tokens_in': c.tokens_in,
+                     'tokens_out': c.tokens_out, 'requests': c.requests,
+                     'cost_micros': rhe(c.cost::HUGEINT, 1000)::BIGINT,
+                     'priced': c.unpriced_events = 0}
+                    ORDER BY c.agent_type, c.model_version)) AS breakdown
+FROM (
+    SELECT org, period_kind, period_start, unnest(from_json(breakdown, '$BREAKDOWN$')) AS c
+    FROM (
+        SELECT d.organization_id AS org, 'day' AS period_kind, d.day AS period_start,
+               d.breakdown
+        FROM day_in d JOIN targets t ON t.org = d.organization_id AND t.month = d.month
+        WHERE d.day >= t.from_day
+        UNION ALL
+        SELECT organization_id, 'month', month, breakdown FROM month_in
+    )
+)
+GROUP BY org, period_kind, period_start;
+
+CREATE OR REPLACE TEMP TABLE adoption AS
+SELECT organization_id AS org, 'day' AS period_kind, day AS period_start, events, jobs,
+       ai_jobs, users, ai_users
+FROM day_in
+UNION ALL
+SELECT organization_id, 'month', month, events, jobs, ai_jobs, users, ai_users FROM month_in;
+"""
+"""Stage 2's inputs: each (tenant, day) and (tenant, month) usage as the money step reads it
+(breakdowns only of the days written)."""
 
 _MONEY = """
-CREATE TEMP TABLE grid AS
+CREATE OR REPLACE TEMP TABLE grid AS
 SELECT t.org, t.month, g.day, day(last_day(t.month))::BIGINT AS ndays,
        p.valid_from AS plan_from, p.fee, p.included, p.price,
        i.valid_from AS rule_from, i.per_request AS infra_per_request,
@@ -329,10 +414,10 @@ LEFT JOIN plans p ON p.org = t.org AND g.day >= p.valid_from AND g.day < p.valid
 LEFT JOIN infra i ON g.day >= i.valid_from AND g.day < i.valid_to
 LEFT JOIN schedules s ON g.day >= s.valid_from AND g.day < s.valid_to;
 
-CREATE TEMP TABLE allowance AS
+CREATE OR REPLACE TEMP TABLE allowance AS
 SELECT org, month, sum(coalesce(included, 0))::HUGEINT AS tokens FROM grid GROUP BY ALL;
 
-CREATE TEMP TABLE days AS
+CREATE OR REPLACE TEMP TABLE days AS
 SELECT g.*, a.tokens AS allowance, u.tokens_in, u.tokens_out, u.requests, u.cost_num,
        u.unpriced_events, d.events, d.jobs, d.ai_jobs, d.users, d.ai_users,
        coalesce(u.tokens_in, 0) + coalesce(u.tokens_out, 0) AS tokens,
@@ -345,7 +430,7 @@ LEFT JOIN adoption d ON d.org = g.org AND d.period_kind = 'day' AND d.period_sta
 WHERE g.day <= $THROUGH$
   AND (g.plan_from IS NOT NULL OR u.org IS NOT NULL OR d.org IS NOT NULL);
 
-CREATE TEMP TABLE day_money AS
+CREATE OR REPLACE TEMP TABLE day_money AS
 SELECT *,
        CASE WHEN plan_from IS NULL THEN 0::HUGEINT
             ELSE greatest(0, used_after - allowance)
@@ -357,7 +442,7 @@ SELECT *,
        coalesce(cost_num, 0) * ndays AS ai_num
 FROM days;
 
-CREATE TEMP TABLE periods AS
+CREATE OR REPLACE TEMP TABLE periods AS
 SELECT org, 'day' AS period_kind, day AS period_start, ndays,
        fee_num, over_tokens * coalesce(price, 0) AS overage_num, over_tokens, infra_num, ai_num,
        CASE WHEN plan_from IS NULL THEN []::DATE[] ELSE [plan_from] END AS plans,
@@ -385,7 +470,7 @@ JOIN grid f ON f.org = m.org AND f.day = m.month
 LEFT JOIN usage u ON u.org = m.org AND u.period_kind = 'month' AND u.period_start = m.month
 LEFT JOIN adoption a ON a.org = m.org AND a.period_kind = 'month' AND a.period_start = m.month;
 
-CREATE TEMP TABLE measured AS
+CREATE OR REPLACE TEMP TABLE measured AS
 SELECT *,
        CASE WHEN basis IS NULL THEN 0 WHEN basis = 'users' THEN coalesce(ai_users, 0)
             ELSE coalesce(ai_jobs, 0) END::BIGINT AS numerator,
@@ -394,7 +479,7 @@ SELECT *,
        ndays * 1000 AS den
 FROM periods;
 
-CREATE TEMP TABLE reached AS
+CREATE OR REPLACE TEMP TABLE reached AS
 SELECT *,
        CASE WHEN denominator > 0 THEN list_filter(
            tiers, lambda t: numerator::HUGEINT * 10000 >= t.min_rate_bps::HUGEINT * denominator
@@ -446,6 +531,9 @@ FROM (
     )
 ) f
 LEFT JOIN breakdowns b USING (org, period_kind, period_start)
+JOIN (SELECT org AS w_org, month AS w_month, from_day FROM targets) w
+  ON w.w_org = f.org AND w.w_month = date_trunc('month', f.period_start)
+WHERE f.period_kind = 'month' OR f.period_start >= w.from_day
 ORDER BY organization_id, date_trunc('month', period_start), period_kind = 'month', period_start
 """
 
@@ -482,6 +570,251 @@ FIGURE_COLUMNS = (
 (the JSON columns as JSON text)."""
 
 
+USAGE_SUMS = (
+    "events",
+    "tokens_in",
+    "tokens_out",
+    "requests",
+    "cost_thousandths",
+    "unpriced_events",
+    "jobs",
+    "ai_jobs",
+    "users",
+    "ai_users",
+)
+"""The sums of a day's or a month's usage (`DAY_USAGE`, `MONTH_USAGE`), then `breakdown`."""
+DAY_USAGE = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("day", pa.date32()),
+        *((name, pa.int64()) for name in USAGE_SUMS),
+        ("breakdown", pa.string()),
+    ]
+)
+MONTH_USAGE = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("month", pa.date32()),
+        *((name, pa.int64()) for name in USAGE_SUMS),
+        ("breakdown", pa.string()),
+    ]
+)
+MONTH_KEYS = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("month", pa.date32()),
+        ("kind", pa.string()),
+        ("key", pa.string()),
+        ("ai", pa.bool_()),
+    ]
+)
+"""A tenant-month's job ids (`kind` 'j') and end-user keys ('u'), AI when any of its events
+used an agent."""
+KEY_COUNTS = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("month", pa.date32()),
+        ("jobs", pa.int64()),
+        ("ai_jobs", pa.int64()),
+        ("users", pa.int64()),
+        ("ai_users", pa.int64()),
+    ]
+)
+
+
+def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    if threads is not None:
+        connection.execute(f"SET threads = {int(threads)}")
+    connection.execute(_MACROS)
+    return connection
+
+
+class Workspace:
+    """One DuckDB connection for the stages of one rollup (opened once: a chunk's stages
+    share it). Close it, or use it as a context manager."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.connection = _connect(threads)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _using(workspace: Workspace | None, threads: int | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    if workspace is not None:
+        yield workspace.connection
+        return
+    with Workspace(threads) as own:
+        yield own.connection
+
+
+def aggregate_days(
+    events: pa.Table,
+    book: PriceBook,
+    *,
+    threads: int | None = None,
+    workspace: Workspace | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Stage 1: the usage of each (tenant, day) with events (`DAY_USAGE`) and each tenant-month's
+    distinct keys (`MONTH_KEYS`), from all the events of those days (the extract schema of
+    `models.db.repositories.usage`: naive UTC times)."""
+    with _using(workspace, threads) as connection:
+        connection.register("ev", events)
+        connection.register("rates", _rates_table(book))
+        connection.execute(_DAYS)
+        days = connection.sql("SELECT * FROM day_usage").to_arrow_table().cast(DAY_USAGE)
+        keys = connection.sql(
+            "SELECT org AS organization_id, month, kind, key, bool_or(ai) AS ai FROM keys "
+            "GROUP BY ALL ORDER BY ALL"
+        ).to_arrow_table()
+        return days, keys.cast(MONTH_KEYS)
+
+
+def count_keys(keys: pa.Table, *, workspace: Workspace | None = None) -> pa.Table:
+    """Each tenant-month's distinct jobs and users (`KEY_COUNTS`) of its keys (`MONTH_KEYS`,
+    one row per key)."""
+    with _using(workspace, None) as connection:
+        connection.register("counted_keys", keys)
+        return (
+            connection.sql(
+                "SELECT organization_id, month, count(*) FILTER (WHERE kind = 'j') AS jobs, "
+                "count(*) FILTER (WHERE kind = 'j' AND ai) AS ai_jobs, "
+                "count(*) FILTER (WHERE kind = 'u') AS users, "
+                "count(*) FILTER (WHERE kind = 'u' AND ai) AS ai_users "
+                "FROM counted_keys GROUP BY ALL ORDER BY ALL"
+            )
+            .to_arrow_table()
+            .cast(KEY_COUNTS)
+        )
+
+
+def add_counts(
+    months: pa.Table, gained: pa.Table, *, workspace: Workspace | None = None
+) -> pa.Table:
+    """Distinct counts (`KEY_COUNTS`) of tenant-months: their stored month usage's counts
+    (`MONTH_USAGE`; none for a month rebuilt) plus the keys gained (`KEY_COUNTS`)."""
+    with _using(workspace, None) as connection:
+        connection.register("counted_months", months.cast(MONTH_USAGE))
+        connection.register("gained", gained.cast(KEY_COUNTS))
+        return (
+            connection.sql(
+                "SELECT organization_id, month, "
+                + ", ".join(
+                    f"coalesce(m.{n}, 0) + coalesce(g.{n}, 0) AS {n}"
+                    for n in ("jobs", "ai_jobs", "users", "ai_users")
+                )
+                + " FROM counted_months m FULL JOIN gained g USING (organization_id, month)"
+            )
+            .to_arrow_table()
+            .cast(KEY_COUNTS)
+        )
+
+
+def combine_days(
+    stored: pa.Table,
+    new: pa.Table,
+    spans: Iterable[tuple[str, date, date]],
+    *,
+    workspace: Workspace | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """(the days' usage now, the stored usage replaced): stored day usage (`DAY_USAGE`) outside
+    the spans aggregated again (organisation id, first day, day after the last) with the new
+    usage of the spans, and the stored usage inside them."""
+    span_table = _table(
+        sorted(set(spans)),
+        [("org", pa.string()), ("first_day", pa.date32()), ("stop", pa.date32())],
+    )
+    with _using(workspace, None) as connection:
+        connection.register("stored", stored.cast(DAY_USAGE))
+        connection.register("new_days", new.cast(DAY_USAGE))
+        connection.register("spans", span_table)
+        connection.execute(
+            "CREATE OR REPLACE TEMP TABLE redone AS SELECT s.*, EXISTS (SELECT 1 FROM spans p "
+            "WHERE p.org = s.organization_id AND s.day >= p.first_day AND s.day < p.stop) "
+            "AS redone FROM stored s"
+        )
+        names = ", ".join(DAY_USAGE.names)
+        days = connection.sql(
+            f"SELECT {names} FROM redone WHERE NOT redone UNION ALL "
+            f"SELECT {names} FROM new_days ORDER BY organization_id, day"
+        ).to_arrow_table()
+        old = connection.sql(f"SELECT {names} FROM redone WHERE redone").to_arrow_table()
+        return days.cast(DAY_USAGE), old.cast(DAY_USAGE)
+
+
+def merge_months(
+    old_months: pa.Table,
+    old_days: pa.Table,
+    new_days: pa.Table,
+    counts: pa.Table,
+    *,
+    threads: int | None = None,
+    workspace: Workspace | None = None,
+) -> pa.Table:
+    """Month usage (`MONTH_USAGE`) of every month of the inputs: the stored month usage, minus
+    the stored usage of the days aggregated again, plus their new usage; distinct jobs and
+    users from `counts` (`KEY_COUNTS`). A month left without events has no row."""
+    with _using(workspace, threads) as connection:
+        connection.register("old_months", old_months.cast(MONTH_USAGE))
+        connection.register("old_days", old_days.cast(DAY_USAGE))
+        connection.register("new_days", new_days.cast(DAY_USAGE))
+        connection.register("counts", counts.cast(KEY_COUNTS))
+        steps, final = _MERGE_MONTHS.replace("$BREAKDOWN$", _BREAKDOWN).split(";\n\nSELECT ")
+        connection.execute(steps)
+        return connection.sql("SELECT " + final).to_arrow_table().cast(MONTH_USAGE)
+
+
+def figures_table(
+    days: pa.Table,
+    months: pa.Table,
+    targets: Iterable[tuple[str, date, date]],
+    book: PriceBook,
+    *,
+    through: date,
+    threads: int | None = None,
+    workspace: Workspace | None = None,
+) -> pa.Table:
+    """Stage 2: figures of each target tenant-month (organisation id, first day, first day to
+    write) from its usage alone, no events: the month row and the day rows from the first day
+    to write on (`FIGURE_COLUMNS`), ordered by tenant, month, days then the month.
+
+    `days` holds the usage (`DAY_USAGE`) of every day of the targets up to `through` (the days
+    before the first to write count the tokens used so far), `months` their month usage. A day
+    gets figures when the tenant has a plan in force or events that day; a month when any of
+    its days does.
+    """
+    wanted = sorted(set(targets))
+    target_table = _table(
+        wanted, [("org", pa.string()), ("month", pa.date32()), ("from_day", pa.date32())]
+    )
+    with _using(workspace, threads) as connection:
+        connection.register("day_rows", days.cast(DAY_USAGE))
+        connection.register("month_in", months.cast(MONTH_USAGE))
+        connection.execute(
+            "CREATE OR REPLACE TEMP VIEW day_in AS "
+            "SELECT *, date_trunc('month', day)::DATE AS month FROM day_rows"
+        )
+        connection.register("targets", target_table)
+        connection.register("plans", _plans_table(book, {org for org, _, _ in wanted}))
+        connection.register("infra", _infrastructure_table(book))
+        connection.register("schedules", _schedules_table(book))
+        connection.execute(_STEPS.replace("$BREAKDOWN$", _BREAKDOWN))
+        money = _MONEY.replace("$THROUGH$", f"DATE '{through.isoformat()}'")
+        steps, final = money.replace("$ROUNDING$", ROUNDING).split(";\n\nSELECT ")
+        connection.execute(steps)
+        return connection.sql(
+            "SELECT " + final, params={"currency": book.currency}
+        ).to_arrow_table()
+
+
 def rollup_table(
     events: pa.Table,
     targets: Iterable[tuple[str, date]],
@@ -491,34 +824,26 @@ def rollup_table(
     threads: int | None = None,
 ) -> pa.Table:
     """Figures of each target tenant-month (organisation id, first day) and of its days, one
-    row per period (`FIGURE_COLUMNS`), ordered by tenant, month, days then the month.
+    row per period (`FIGURE_COLUMNS`), ordered by tenant, month, days then the month: both
+    stages over these events, nothing stored.
 
     `events` holds (at least) every event of the targets (`models.db.repositories.usage`'s
-    extract schema: naive UTC times). A day gets figures when the tenant has a plan in force
-    or events that day; a month when any of its days does.
+    extract schema: naive UTC times).
     """
     wanted = sorted(set(targets))
-    target_table = _table(wanted, [("org", pa.string()), ("month", pa.date32())])
-    connection = duckdb.connect()
-    try:
-        if threads is not None:
-            connection.execute(f"SET threads = {int(threads)}")
-        connection.register("ev", events)
-        connection.register("targets", target_table)
-        connection.register("rates", _rates_table(book))
-        connection.register("plans", _plans_table(book, {org for org, _ in wanted}))
-        connection.register("infra", _infrastructure_table(book))
-        connection.register("schedules", _schedules_table(book))
-        connection.execute(_MACROS)
-        connection.execute(_STEPS)
-        money = _MONEY.replace("$THROUGH$", f"DATE '{through.isoformat()}'")
-        steps, final = money.replace("$ROUNDING$", ROUNDING).split(";\n\nSELECT ")
-        connection.execute(steps)
-        return connection.sql(
-            "SELECT " + final, params={"currency": book.currency}
-        ).to_arrow_table()
-    finally:
-        connection.close()
+    with Workspace(threads) as workspace:
+        days, keys = aggregate_days(events, book, workspace=workspace)
+        empty = MONTH_USAGE.empty_table(), DAY_USAGE.empty_table()
+        counts = count_keys(keys, workspace=workspace)
+        months = merge_months(*empty, days, counts, workspace=workspace)
+        return figures_table(
+            days,
+            months,
+            [(org, month, month) for org, month in wanted],
+            book,
+            through=through,
+            workspace=workspace,
+        )
 
 
 def figures_of(table: pa.Table) -> list[PeriodFigures]:

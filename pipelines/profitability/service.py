@@ -1,13 +1,19 @@
 """Use cases of profitability: price versions (audited, marking the periods they change) and
 the incremental rollup into `tenant_profitability`.
 
-The rollup works on tenant-months. New or late events and price changes mark the tenant-months
-they touch; a rollup recomputes marked tenant-months (and, on demand, every tenant-month of a
-range), compares the figures with the stored rows and writes only what changed (one bulk
+The rollup works in two stages. Stage 1 aggregates the events of marked tenant-days (new or
+late events mark their tenant-day; price changes, predictions served and on-demand ranges whole
+tenant-months) into each day's exact usage, and keeps each tenant-month's usage as the sum of
+its days (by difference: the stored month minus the days' old usage plus their new) and its
+distinct job ids and end-user keys. Stage 2 computes a tenant-month's figures from its stored
+usage and the price book alone, no events: the month row and the day rows from the first
+marked day on (the days before it are unchanged; overage counts the tokens of every day before
+in order). It compares the figures with the stored rows and writes only what changed (one bulk
 upsert), so a rerun of the same range changes nothing. The caller commits each chunk of
-tenant-months in one transaction, with its marks cleared: each period is fully old or fully new.
-A mark carries a version raised at every mark; a rollup clears only marks still at the version
-it read before extracting, so events committed after its extract keep their mark.
+tenant-months in one transaction, with its marks cleared: each period is fully old or fully
+new. A mark carries a version raised at every mark; a rollup clears only marks still at the
+version it read before extracting, so events committed after its extract keep their mark.
+Chunks hold a lock (PostgreSQL) so two never apply their differences to one month at once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy.orm import Session
 from models.db.enums import AdoptionBasis, OrganizationKind
 from models.db.repositories.audit import record_audit
 from models.db.repositories.profitability import ProfitabilityRepository
+from models.db.repositories.profitability_usage import ProfitabilityUsageRepository
 from models.db.repositories.usage import UsageRepository
 from models.db.tables import (
     AdoptionTierSchedule,
@@ -44,7 +51,16 @@ from pipelines.profitability.pricing import (
     TierSchedule,
     check_tiers,
 )
-from pipelines.profitability.rollup import month_of, rollup_table
+from pipelines.profitability.rollup import (
+    Workspace,
+    add_counts,
+    aggregate_days,
+    combine_days,
+    count_keys,
+    figures_table,
+    merge_months,
+    month_of,
+)
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 COMPLETION_DAYS = 3
@@ -408,6 +424,9 @@ class RollupPlan:
     targets: list[tuple[uuid.UUID, date]]
     started_at: datetime
     through: date
+    rebuild: bool = False
+    """Aggregate every target tenant-month's events again (a range asked for), not only its
+    marked days."""
 
 
 def plan_rollup(
@@ -428,6 +447,7 @@ def plan_rollup(
     start = month_of(since) if since else None
     end = month_of(until) if until else None
     targets = set(prices.dirty(since=start, until=end))
+    targets.update(prices.dirty_day_months(since=start, until=end))
     if since is not None or until is not None:
         first = start or date(2000, 1, 1)
         last = end or date(month_of(through).year + 1, 1, 1)
@@ -449,7 +469,12 @@ def plan_rollup(
         for org in prices.tenants_with_plans():
             targets.update((org, month) for month in months)
     future = month_of(through)
-    return RollupPlan(sorted(t for t in targets if t[1] <= future), now, through)
+    return RollupPlan(
+        sorted(t for t in targets if t[1] <= future),
+        now,
+        through,
+        rebuild=since is not None or until is not None,
+    )
 
 
 @dataclass(frozen=True)
@@ -472,38 +497,144 @@ class RollupResult:
 EMPTY = RollupResult(0, 0, 0, 0, 0, 0)
 
 
+def _spans(days: Sequence[tuple[uuid.UUID, date]]) -> list[tuple[uuid.UUID, date, date]]:
+    """Days as spans (organisation, first day, day after the last) of consecutive days."""
+    spans: list[tuple[uuid.UUID, date, date]] = []
+    for org, day in sorted(set(days)):
+        if spans and spans[-1][0] == org and spans[-1][2] == day:
+            spans[-1] = (org, spans[-1][1], day + timedelta(days=1))
+        else:
+            spans.append((org, day, day + timedelta(days=1)))
+    return spans
+
+
+def _following(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
 def rollup_chunk(
     session: Session,
     targets: Sequence[tuple[uuid.UUID, date]],
     *,
     through: date,
     now: datetime,
+    rebuild: bool = False,
     threads: int | None = None,
     extracted: Callable[[], None] | None = None,
+    step: Callable[[str], None] | None = None,
 ) -> RollupResult:
     """Compute these tenant-months and write what changed; clears the marks it read before
     extracting (see `store_figures`). One call is one unit of work for the caller to commit.
 
-    `extracted`, when given, is called once the events are extracted (a test commits a
-    concurrent ingest there)."""
+    Marked days (and whole tenant-months marked, or all with `rebuild`) are aggregated again
+    from their events; the figures are then computed from the stored usage. `extracted`, when
+    given, is called once the events are extracted (a test commits a concurrent ingest
+    there); `step`, when given, with the name of each step done (the bench times them)."""
     if not targets:
         return EMPTY
+    done = step or (lambda _: None)
+    stored = ProfitabilityUsageRepository(session)
+    stored.lock()
+    prices = ProfitabilityRepository(session)
     # The marks are read before the extract: an ingest whose mark is seen here committed
     # before the extract started (each statement sees what was committed before it), so its
     # events are computed; a later one raises its mark's version and the mark stays.
-    seen = ProfitabilityRepository(session).dirty_versions(targets)
-    events = UsageRepository(session).extract(targets)
+    seen = prices.dirty_versions(targets)
+    seen_days = prices.dirty_day_versions(targets)
+    whole = set(targets) if rebuild else {target for target in targets if target in seen}
+    marked_days: dict[tuple[uuid.UUID, date], list[date]] = {}
+    for org, day in seen_days:
+        if (org, month_of(day)) not in whole:
+            marked_days.setdefault((org, month_of(day)), []).append(day)
+    stored.open_months((org, month, month) for org, month in targets)
+    last_rows = stored.last_day_rows()
+    from_days: dict[tuple[uuid.UUID, date], date] = {}
+    for target in targets:
+        if target in whole:
+            from_days[target] = target[1]
+            continue
+        last = last_rows.get(target)
+        # A day after the last one written accrues its fee even without events.
+        start = last + timedelta(days=1) if last is not None else target[1]
+        from_days[target] = min([start, *marked_days.get(target, [])])
+    spans = [(org, month, _following(month)) for org, month in sorted(whole)]
+    spans += _spans([(org, day) for (org, _), days in marked_days.items() for day in days])
+    done("marks")
+    events = UsageRepository(session).extract_spans(spans)
     if extracted is not None:
         extracted()
+    done("extract")
     book = price_book(session, sorted({org for org, _ in targets}))
-    figures = rollup_table(
-        events,
-        [(str(org), month) for org, month in targets],
-        book,
-        through=through,
-        threads=threads,
+    with Workspace(threads) as workspace:
+        new_days, keys = aggregate_days(events, book, workspace=workspace)
+        done("aggregate")
+        stored.open_months((org, month, from_days[(org, month)]) for org, month in targets)
+        days, old_days = combine_days(
+            stored.day_usage(),
+            new_days,
+            [(str(org), a, b) for org, a, b in spans],
+            workspace=workspace,
+        )
+        stored.replace_days(spans, new_days)
+        changed = whole | set(marked_days)
+        if changed == whole:
+            # Every month rebuilt: its keys are all new, counted here, not looked up.
+            stored.add_keys(keys, rebuilt=sorted(whole), gained=False)
+            gained = count_keys(keys, workspace=workspace)
+        else:
+            gained = stored.add_keys(keys, rebuilt=sorted(whole))
+        months = stored.month_usage()
+        if changed:
+            # Months of marked days: the stored month minus the days' old usage plus their
+            # new, their distinct counts plus the keys gained; whole months: their days' new
+            # usage alone.
+            differed = changed - whole
+            old_months = months.filter(pa.array(_in(months, differed, "month"), pa.bool_()))
+            merged = merge_months(
+                old_months,
+                old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_())),
+                new_days,
+                add_counts(old_months, gained, workspace=workspace),
+                workspace=workspace,
+            )
+            stored.replace_months(sorted(changed), merged)
+            unchanged = [not inside for inside in _in(months, changed, "month")]
+            months = pa.concat_tables([months.filter(pa.array(unchanged, pa.bool_())), merged])
+        done("usage")
+        figures = figures_table(
+            days,
+            months,
+            [(str(org), month, from_days[(org, month)]) for org, month in targets],
+            book,
+            through=through,
+            workspace=workspace,
+        )
+    done("figures")
+    result = store_figures(
+        session,
+        targets,
+        figures,
+        seen=seen,
+        now=now,
+        events=events.num_rows,
+        from_days=from_days,
     )
-    return store_figures(session, targets, figures, seen=seen, now=now, events=events.num_rows)
+    # A day after `through` was aggregated but has no figures yet: its mark stays.
+    prices.clear_dirty_days({key: v for key, v in seen_days.items() if key[1] <= through})
+    done("store")
+    return result
+
+
+def _in(table: pa.Table, months: set[tuple[uuid.UUID, date]], column: str) -> list[bool]:
+    """Whether each row (organisation id, day or month) falls in one of these tenant-months."""
+    return [
+        (uuid.UUID(org), period.replace(day=1)) in months
+        for org, period in zip(
+            table.column("organization_id").to_pylist(),
+            table.column(column).to_pylist(),
+            strict=True,
+        )
+    ]
 
 
 def store_figures(
@@ -514,12 +645,15 @@ def store_figures(
     seen: Mapping[tuple[uuid.UUID, date], int],
     now: datetime,
     events: int = 0,
+    from_days: Mapping[tuple[uuid.UUID, date], date] | None = None,
 ) -> RollupResult:
     """Write the figures (`rollup_table`'s rows) of these tenant-months in bulk: insert new
     rows, update changed ones, delete rows that no longer have figures; unchanged rows are not
     touched. Then clear the marks `seen` (versions read before the events were extracted)."""
     repository = ProfitabilityRepository(session)
-    inserted, updated, unchanged, deleted = repository.upsert_figures(targets, figures, now=now)
+    inserted, updated, unchanged, deleted = repository.upsert_figures(
+        targets, figures, now=now, from_days=from_days
+    )
     repository.clear_dirty(seen)
     return RollupResult(len(targets), inserted, updated, unchanged, deleted, events)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, select
@@ -21,7 +21,7 @@ from models.db.repositories.base import Key, Keyset, KeysetPage, Repository
 from models.db.tables import (
     Experiment,
     Feedback,
-    ProfitabilityDirtyPeriod,
+    ProfitabilityDirtyDay,
     TrafficLogEntry,
     UsageEvent,
 )
@@ -210,29 +210,29 @@ def _rowcount(result: Any) -> int:
 
 
 def record_usage_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Usage events in one insert (each skipped if its id is stored) and their tenant-months
-    marked for the rollup, as the usage ingest marks them: a mark already there is raised to
-    a new version, so a rollup that read the old one does not clear it."""
+    """Usage events in one insert (each skipped if its id is stored) and their tenant-days
+    (UTC) marked for the rollup, as the usage ingest marks them: a mark already there is
+    raised to a new version, so a rollup that read the old one does not clear it."""
     if not rows:
         return
     Repository(session).insert_many_unless_taken(UsageEvent, rows)
     latest: dict[tuple[Any, date], datetime] = {}
     for row in rows:
         occurred: datetime = row["occurred_at"]
-        key = (row["organization_id"], date(occurred.year, occurred.month, 1))
+        key = (row["organization_id"], occurred.astimezone(UTC).date())
         latest[key] = max(occurred, latest.get(key, occurred))
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    for (organization_id, month), marked_at in sorted(latest.items(), key=lambda item: item[0]):
-        statement = insert(ProfitabilityDirtyPeriod).values(
-            organization_id=organization_id, month=month, marked_at=marked_at
+    for (organization_id, day), marked_at in sorted(latest.items(), key=lambda item: item[0]):
+        statement = insert(ProfitabilityDirtyDay).values(
+            organization_id=organization_id, day=day, marked_at=marked_at
         )
         session.execute(
             statement.on_conflict_do_update(
-                index_elements=["organization_id", "month"],
+                index_elements=["organization_id", "day"],
                 set_={
                     "marked_at": statement.excluded.marked_at,
-                    "version": ProfitabilityDirtyPeriod.version + 1,
+                    "version": ProfitabilityDirtyDay.version + 1,
                 },
             )
         )

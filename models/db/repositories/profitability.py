@@ -22,6 +22,7 @@ from models.db.tables import (
     AiCostRate,
     InfrastructureCostRule,
     Organization,
+    ProfitabilityDirtyDay,
     ProfitabilityDirtyPeriod,
     TenantPlan,
     TenantProfitability,
@@ -266,6 +267,68 @@ class ProfitabilityRepository(Repository):
         )
         return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
+    def dirty_day_months(
+        self, *, since: date | None = None, until: date | None = None
+    ) -> set[tuple[uuid.UUID, date]]:
+        """The tenant-months with marked days (months in [since, until) when given)."""
+        query = select(ProfitabilityDirtyDay.organization_id, ProfitabilityDirtyDay.day)
+        if since is not None:
+            query = query.where(ProfitabilityDirtyDay.day >= since)
+        if until is not None:
+            query = query.where(ProfitabilityDirtyDay.day < until)
+        return {(org, day.replace(day=1)) for org, day in self.session.execute(query)}
+
+    def dirty_day_versions(
+        self, months: Sequence[tuple[uuid.UUID, date]]
+    ) -> dict[tuple[uuid.UUID, date], int]:
+        """The mark versions of the marked days of these tenant-months."""
+        wanted = set(months)
+        found: dict[tuple[uuid.UUID, date], int] = {}
+        organizations = sorted({org for org, _ in wanted})
+        mark = ProfitabilityDirtyDay
+        for start in range(0, len(organizations), 500):
+            rows = self.session.execute(
+                select(mark.organization_id, mark.day, mark.version).where(
+                    mark.organization_id.in_(organizations[start : start + 500])
+                )
+            )
+            found.update({(o, d): v for o, d, v in rows if (o, d.replace(day=1)) in wanted})
+        return found
+
+    def clear_dirty_days(self, seen: Mapping[tuple[uuid.UUID, date], int]) -> int:
+        """Forget these day marks if they are still at the version read. The number cleared."""
+        if not seen:
+            return 0
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One statement for thousands of marks: COPY them in, delete by a join.
+            driver: Any = self.session.connection().connection.driver_connection
+            with driver.cursor() as cursor:
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS seen_dirty_days (organization_id uuid, "
+                    "day date, version bigint) ON COMMIT DROP"
+                )
+                cursor.execute("DELETE FROM seen_dirty_days")
+                with cursor.copy("COPY seen_dirty_days FROM STDIN") as copy:
+                    for (org, day), version in seen.items():
+                        copy.write_row((org, day, version))
+                cursor.execute("ANALYZE seen_dirty_days")
+                cursor.execute(
+                    "DELETE FROM profitability_dirty_days d USING seen_dirty_days s "
+                    "WHERE d.organization_id = s.organization_id AND d.day = s.day "
+                    "AND d.version = s.version"
+                )
+                return max(int(cursor.rowcount), 0)
+        mark = ProfitabilityDirtyDay
+        statement = delete(mark).where(
+            mark.organization_id == bindparam("o"),
+            mark.day == bindparam("d"),
+            mark.version == bindparam("v"),
+        )
+        result = self.session.connection().execute(
+            statement, [{"o": o, "d": d, "v": v} for (o, d), v in sorted(seen.items())]
+        )
+        return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
     # --- profitability rows -------------------------------------------------------------------
 
     KEY = ("organization_id", "period_kind", "period_start")
@@ -311,7 +374,7 @@ class ProfitabilityRepository(Repository):
                 "CREATE TEMP TABLE IF NOT EXISTS profitability_staging "
                 "(LIKE tenant_profitability) ON COMMIT DROP"
             )
-            cursor.execute("TRUNCATE profitability_staging")
+            cursor.execute("DELETE FROM profitability_staging")
             with cursor.copy(f"COPY profitability_staging ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(
@@ -326,12 +389,19 @@ class ProfitabilityRepository(Repository):
             )
 
     def upsert_figures(
-        self, periods: Sequence[tuple[uuid.UUID, date]], figures: pa.Table, *, now: datetime
+        self,
+        periods: Sequence[tuple[uuid.UUID, date]],
+        figures: pa.Table,
+        *,
+        now: datetime,
+        from_days: Mapping[tuple[uuid.UUID, date], date] | None = None,
     ) -> tuple[int, int, int, int]:
         """Make the stored rows of these tenant-months the given ones (`KEY` + `FIGURES`
         columns, JSON as text) in bulk: insert new rows, update rows whose figures changed,
-        delete rows without figures; unchanged rows are not touched. Returns (inserted,
-        updated, unchanged, deleted)."""
+        delete rows without figures; unchanged rows are not touched. With `from_days`, only the
+        month row and the day rows from its first day to write on are a tenant-month's (the
+        days before are left as they are). Returns (inserted, updated, unchanged, deleted)."""
+        starts = from_days or {}
         if not periods:
             return 0, 0, 0, 0
         postgres = self.session.get_bind().dialect.name == "postgresql"
@@ -349,14 +419,19 @@ class ProfitabilityRepository(Repository):
             )
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS profitability_targets "
-                "(organization_id uuid, month date) ON COMMIT DROP"
+                "(organization_id uuid, month date, from_day date) ON COMMIT DROP"
             )
-            cursor.execute("TRUNCATE profitability_staging, profitability_targets")
+            # Emptied by DELETE: a temporary table made in this transaction is empty, and
+            # TRUNCATE would give it new files on disk each time.
+            cursor.execute("DELETE FROM profitability_staging")
+            cursor.execute("DELETE FROM profitability_targets")
             with cursor.copy(
-                "COPY profitability_targets (organization_id, month) FROM STDIN"
+                "COPY profitability_targets (organization_id, month, from_day) FROM STDIN"
             ) as copy:
                 for organization_id, month in periods:
-                    copy.write_row((organization_id, month))
+                    copy.write_row(
+                        (organization_id, month, starts.get((organization_id, month), month))
+                    )
             stamped = figures.append_column(
                 "computed_at", pa.array([now] * figures.num_rows, pa.timestamp("us", tz="UTC"))
             )
@@ -366,9 +441,15 @@ class ProfitabilityRepository(Repository):
                 f"COPY profitability_staging ({columns}) FROM STDIN (FORMAT csv)"
             ) as copy:
                 copy.write(buffer.getbuffer())
+            # Statistics of the targets (one row each), so the planner joins them by index;
+            # the staged figures' row count it takes from their size (an ANALYZE of a full
+            # rebuild's figures costs more than it saves).
+            cursor.execute("ANALYZE profitability_targets")
             distinct = " OR ".join(f"t.{name} IS DISTINCT FROM excluded.{name}" for name in FIGURES)
             in_period = (
-                "t.period_start >= x.month AND t.period_start < (x.month + interval '1 month')"
+                "((t.period_kind = 'month' AND t.period_start = x.month) "
+                "OR t.period_start >= x.from_day) "
+                "AND t.period_start >= x.month AND t.period_start < (x.month + interval '1 month')"
             )
         else:
             cursor = driver.cursor()
@@ -378,13 +459,16 @@ class ProfitabilityRepository(Repository):
             )
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS profitability_targets "
-                "(organization_id TEXT, month TEXT)"
+                "(organization_id TEXT, month TEXT, from_day TEXT)"
             )
             cursor.execute("DELETE FROM profitability_staging")
             cursor.execute("DELETE FROM profitability_targets")
             cursor.executemany(
-                "INSERT INTO profitability_targets VALUES (?, ?)",
-                [(org.hex, month.isoformat()) for org, month in periods],
+                "INSERT INTO profitability_targets VALUES (?, ?, ?)",
+                [
+                    (org.hex, month.isoformat(), starts.get((org, month), month).isoformat())
+                    for org, month in periods
+                ],
             )
             # SQLite stores UUIDs as 32 hex digits and dates and times as text.
             stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -398,7 +482,11 @@ class ProfitabilityRepository(Repository):
                 zip(*(values[name] for name in names), strict=True),
             )
             distinct = " OR ".join(f"t.{name} IS NOT excluded.{name}" for name in FIGURES)
-            in_period = "t.period_start >= x.month AND t.period_start < date(x.month, '+1 month')"
+            in_period = (
+                "((t.period_kind = 'month' AND t.period_start = x.month) "
+                "OR t.period_start >= x.from_day) "
+                "AND t.period_start >= x.month AND t.period_start < date(x.month, '+1 month')"
+            )
         same_key = " AND ".join(f"s.{name} = t.{name}" for name in self.KEY)
         cursor.execute(
             "SELECT count(*) FROM profitability_staging s WHERE NOT EXISTS "

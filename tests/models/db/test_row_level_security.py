@@ -684,6 +684,18 @@ PLATFORM_ONLY = {
     " 1, '{}', '', 'b', now(), now())",
     "profitability_dirty_periods": "INSERT INTO profitability_dirty_periods (organization_id,"
     " month, marked_at) VALUES (%(a)s, DATE '2026-03-01', now())",
+    "profitability_dirty_days": "INSERT INTO profitability_dirty_days (organization_id, day,"
+    " marked_at) VALUES (%(a)s, DATE '2026-03-02', now())",
+    "profitability_day_usage": "INSERT INTO profitability_day_usage (organization_id, day,"
+    " events, tokens_in, tokens_out, requests, cost_thousandths, unpriced_events, jobs, ai_jobs,"
+    " users, ai_users, breakdown) VALUES (%(b)s, DATE '2026-03-02', 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+    " 0, '[]')",
+    "profitability_month_usage": "INSERT INTO profitability_month_usage (organization_id, month,"
+    " events, tokens_in, tokens_out, requests, cost_thousandths, unpriced_events, jobs, ai_jobs,"
+    " users, ai_users, breakdown) VALUES (%(b)s, DATE '2026-03-01', 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+    " 0, '[]')",
+    "profitability_month_keys": "INSERT INTO profitability_month_keys (organization_id, month,"
+    " kind, key, ai) VALUES (%(b)s, DATE '2026-03-01', 'j', 'evil', true)",
     "promotion_gates": "INSERT INTO promotion_gates (id, agent_type, version, config,"
     " created_by, created_at) VALUES (gen_random_uuid(), 'evil', 1, '{}', 'b', now())",
     "promotion_decisions": "INSERT INTO promotion_decisions (id, agent_type, outcome, reason,"

@@ -1,6 +1,6 @@
 """The dirty-mark race, played deterministically on PostgreSQL and SQLite: an ingest that
 starts before a rollup's extract and commits after it keeps its mark, so the next rollup
-computes its events."""
+computes its events (marks are per tenant-day)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from models.db.tables import ProfitabilityDirtyPeriod, TenantProfitability
+from models.db.tables import ProfitabilityDirtyDay, TenantProfitability
 from pipelines.profitability import service
 from pipelines.usage.service import ingest_usage
 from tests.concurrency import Database, database
@@ -82,13 +82,13 @@ def test_a_mark_committed_after_the_extract_survives_the_rollup(db: Database) ->
     finally:
         ingest.close()
     with db.platform.begin() as session:
-        marks = session.scalars(select(ProfitabilityDirtyPeriod)).all()
-        assert [(m.organization_id, m.month) for m in marks] == targets
+        marks = session.scalars(select(ProfitabilityDirtyDay)).all()
+        assert [(m.organization_id, m.day) for m in marks] == [(org, date(2026, 3, 2))]
         assert (org, MARCH) in service.plan_rollup(session, now=NOW).targets
         second = service.rollup_chunk(session, targets, through=NOW.date(), now=NOW)
     assert second.events == 5
     with db.platform.begin() as session:
-        assert session.scalars(select(ProfitabilityDirtyPeriod)).all() == []
+        assert session.scalars(select(ProfitabilityDirtyDay)).all() == []
         month = session.get(TenantProfitability, (org, "month", MARCH))
         assert month is not None
         assert month.events == 5
@@ -102,4 +102,4 @@ def test_a_mark_seen_before_the_extract_is_cleared(db: Database) -> None:
         result = service.rollup_chunk(session, [(org, MARCH)], through=NOW.date(), now=NOW)
     assert result.events == 2
     with db.platform.begin() as session:
-        assert session.scalars(select(ProfitabilityDirtyPeriod)).all() == []
+        assert session.scalars(select(ProfitabilityDirtyDay)).all() == []

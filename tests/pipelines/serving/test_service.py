@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.db.enums import TrafficRole
-from models.db.tables import ProfitabilityDirtyPeriod, TrafficLogEntry, UsageEvent
+from models.db.tables import ProfitabilityDirtyDay, TrafficLogEntry, UsageEvent
 from pipelines.organizations import ensure_organization
 from pipelines.serving.service import (
     Prediction,
@@ -40,7 +40,7 @@ def test_a_served_prediction_is_logged_clipped_and_metered(session: Session) -> 
     event = session.get(UsageEvent, "predict:r1")
     assert event is not None
     assert (event.tokens_in, event.tokens_out, event.requests) == (50, 1, 1)
-    marked = session.get(ProfitabilityDirtyPeriod, (org, NOW.date().replace(day=1)))
+    marked = session.get(ProfitabilityDirtyDay, (org, NOW.date()))
     assert marked is not None
 
 
@@ -72,8 +72,8 @@ def test_prune_deletes_only_rows_past_the_retention(session: Session) -> None:
     assert sorted(left) == ["p2", "p3"]
 
 
-def test_a_batch_writes_traffic_and_usage_and_raises_each_months_mark(session: Session) -> None:
-    """Served and shadow rows of several requests in one call; a tenant-month marked already
+def test_a_batch_writes_traffic_and_usage_and_raises_each_days_mark(session: Session) -> None:
+    """Served and shadow rows of several requests in one call; a tenant-day marked already
     is raised to a new version, so a rollup that read the old mark does not clear it."""
     org = _org(session)
     served = [Prediction(f"b{n}", org, "intent", "m@1", "a b", "billing", 1.0) for n in range(3)]
@@ -81,8 +81,8 @@ def test_a_batch_writes_traffic_and_usage_and_raises_each_months_mark(session: S
     rows = [traffic_row(p, now=NOW, text_limit=100) for p in [*served, shadow]]
     usage = [usage_row(p, now=NOW) for p in served]
     record_batch(session, rows[:2], [u for u in usage[:2] if u])
-    month = NOW.date().replace(day=1)
-    first = session.get(ProfitabilityDirtyPeriod, (org, month))
+    day = NOW.astimezone(UTC).date()
+    first = session.get(ProfitabilityDirtyDay, (org, day))
     assert first is not None
     version = first.version
     record_batch(session, rows, [u for u in usage if u])  # the first two again: skipped
@@ -102,7 +102,7 @@ def test_a_batch_writes_traffic_and_usage_and_raises_each_months_mark(session: S
         select(UsageEvent.event_id).where(UsageEvent.event_id.like("predict:b%"))
     )
     assert sorted(events) == ["predict:b0", "predict:b1", "predict:b2"]
-    marked = session.get(ProfitabilityDirtyPeriod, (org, month))
+    marked = session.get(ProfitabilityDirtyDay, (org, day))
     assert marked is not None
     assert marked.version == version + 1
 
