@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from models.db.repositories.usage import UsageRepository
-from models.db.tables import ProfitabilityDirtyPeriod, UsageEvent
+from models.db.tables import ProfitabilityDirtyDay, UsageEvent
 from pipelines.usage.events import UsageRowInvalid, normalise
 from pipelines.usage.service import ingest_usage, read_ahead, read_usage_file
 from tests.factories import create_organization
@@ -67,11 +67,11 @@ def _stored(session: Session) -> list[str]:
 
 
 def _marks(session: Session) -> list[tuple[uuid.UUID, date]]:
-    marks = session.scalars(select(ProfitabilityDirtyPeriod)).all()
-    return sorted((m.organization_id, m.month) for m in marks)
+    marks = session.scalars(select(ProfitabilityDirtyDay)).all()
+    return sorted((m.organization_id, m.day) for m in marks)
 
 
-def test_new_events_go_in_and_their_months_are_marked(
+def test_new_events_go_in_and_their_days_are_marked(
     session: Session, tenant: tuple[str, uuid.UUID]
 ) -> None:
     rows = _rows(tenant[0], range(5), month=2) + _rows(tenant[0], range(5, 9), month=3)
@@ -80,7 +80,7 @@ def test_new_events_go_in_and_their_months_are_marked(
     is_postgres = session.get_bind().dialect.name == "postgresql"
     assert how == ("insert" if is_postgres else "merge")
     assert _stored(session) == sorted(r["event_id"] for r in rows)
-    assert _marks(session) == [(tenant[1], date(2026, 2, 1)), (tenant[1], date(2026, 3, 1))]
+    assert _marks(session) == [(tenant[1], date(2026, 2, 2)), (tenant[1], date(2026, 3, 2))]
 
 
 def test_times_are_stored_to_the_microsecond(
@@ -101,7 +101,7 @@ def test_a_stored_id_the_probe_missed_falls_back_to_the_merge(
 ) -> None:
     slug = tenant[0]
     assert _load(session, tenant, _rows(slug, range(1, 2), month=2))[0] == 1
-    session.execute(delete(ProfitabilityDirtyPeriod))
+    session.execute(delete(ProfitabilityDirtyDay))
     # 200 rows: the probe samples every third id and the last; the stored id is the second.
     inserted, how = _load(session, tenant, _rows(slug, range(200)))
     assert (inserted, how) == (199, "merge")
@@ -109,7 +109,7 @@ def test_a_stored_id_the_probe_missed_falls_back_to_the_merge(
     stored = session.get(UsageEvent, f"{slug}-1")
     assert stored is not None
     assert stored.occurred_at.month == 2  # the stored event is left alone
-    assert _marks(session) == [(tenant[1], date(2026, 3, 1))]
+    assert _marks(session) == [(tenant[1], date(2026, 3, 2))]
 
 
 def test_an_id_repeated_in_the_batch_goes_in_once(
