@@ -12,11 +12,13 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from sqlalchemy.orm import Session
 
 from flows.orchestrator import (
     LocalOrchestrator,
@@ -107,21 +109,41 @@ def _runtime_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         reset_runtime()
 
 
+def add_golden_rows(
+    session: Session,
+    *,
+    storage_dir: Path,
+    organization_id: uuid.UUID,
+    name: str,
+    rows: list[dict[str, str]],
+    task: str = "text_generation",
+) -> None:
+    """Import `rows` as `name`'s next golden dataset version (JSON lines, as a user would)."""
+    import_golden_dataset(
+        session,
+        organization_id=organization_id,
+        actor="test",
+        name=name,
+        task=task,
+        data="\n".join(json.dumps(row) for row in rows).encode(),
+        filename=f"{name}.jsonl",
+        storage_dir=storage_dir,
+    )
+
+
 def import_golden_rows(
     rt: Runtime, name: str, rows: list[dict[str, str]], task: str = "text_generation"
 ) -> None:
-    """Import `rows` as the provider's golden dataset `name` (JSON lines, as a user would)."""
+    """Import `rows` as the provider's golden dataset `name`, in a transaction of its own."""
     with transaction(rt.sessions) as session:
         provider, _ = ensure_organization(
             session, slug="provider", name="P", kind="provider", actor="test"
         )
-        import_golden_dataset(
+        add_golden_rows(
             session,
-            organization_id=provider.id,
-            actor="test",
-            name=name,
-            task=task,
-            data="\n".join(json.dumps(row) for row in rows).encode(),
-            filename=f"{name}.jsonl",
             storage_dir=rt.storage.golden_dataset_dir,
+            organization_id=provider.id,
+            name=name,
+            rows=rows,
+            task=task,
         )

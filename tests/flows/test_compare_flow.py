@@ -9,7 +9,6 @@ left out (`drift=False`), as Evidently has a test of its own.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -23,9 +22,9 @@ from models.db.engine import transaction
 from models.db.enums import ExperimentKind
 from models.db.tables import EvaluationRun, Feedback, TrafficLogEntry
 from pipelines.experiments.service import ExperimentRequest, change_status, create_experiment
-from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 from pipelines.promotion import service as promotion
+from tests.flows.conftest import add_golden_rows
 
 
 def _truth(text: str) -> str:
@@ -111,15 +110,13 @@ def test_the_flow_evaluates_with_subflows_reuses_the_runs_and_decides(streamflow
         rows = [
             {"id": f"g{i:02d}", "input": _text(i), "expected": _truth(_text(i))} for i in range(30)
         ]
-        import_golden_dataset(
+        add_golden_rows(
             session,
-            organization_id=provider.id,
-            actor="test",
-            name=f"{agent}-golden",
-            task="classification",
-            data="\n".join(json.dumps(r) for r in rows).encode(),
-            filename="golden.jsonl",
             storage_dir=rt.storage.golden_dataset_dir,
+            organization_id=provider.id,
+            name=f"{agent}-golden",
+            rows=rows,
+            task="classification",
         )
         promotion.set_gate(
             session,

@@ -11,7 +11,6 @@ once per test process) is shared with tests/test_stack.py.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -23,10 +22,10 @@ from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
 from models.db.engine import transaction
 from models.db.tables import EvaluationRun, SystemNotice, TrafficLogEntry
-from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 from pipelines.promotion import service as promotion
 from pipelines.promotion.read_models import DriftReportView
+from tests.flows.conftest import add_golden_rows
 
 pytestmark = [
     # Raised while evidently imports (its numpy.core patch, litestar's deprecated Dependency),
@@ -95,15 +94,13 @@ def test_drift_stores_the_report_tells_the_provider_and_re_evaluates(streamflow:
             {"id": f"g{i:02d}", "input": f"{text} {i}", "expected": _label(text)}
             for i, text in enumerate(GOLDEN * 4)
         ]
-        import_golden_dataset(
+        add_golden_rows(
             session,
-            organization_id=provider.id,
-            actor="test",
-            name=f"{agent}-golden",
-            task="classification",
-            data="\n".join(json.dumps(r) for r in rows).encode(),
-            filename="golden.jsonl",
             storage_dir=rt.storage.golden_dataset_dir,
+            organization_id=provider.id,
+            name=f"{agent}-golden",
+            rows=rows,
+            task="classification",
         )
         promotion.set_gate(
             session,

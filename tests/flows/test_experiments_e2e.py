@@ -10,7 +10,6 @@ set's evaluation runs are carried out by the evaluation flow's steps in process)
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,11 +40,11 @@ from models.db.tables import (
 from models.registry import client as registry
 from models.settings import ServingSettings
 from pipelines.access.service import issue_api_key
-from pipelines.golden_datasets.service import import_golden_dataset
 from pipelines.organizations import ensure_organization
 from pipelines.promotion import service as promotion
 from pipelines.serving.routing import assign_variant, split_key_of
 from tests.conftest import TENANT_LOGIN, as_login
+from tests.flows.conftest import add_golden_rows
 
 SECRET = "e2e-provider-secret-0123456789abcdef"
 LABELS = ("refund", "cancel")
@@ -253,15 +252,13 @@ def world(streamflow: Runtime) -> Iterator[World]:
             )
         )
         rows = [{"id": f"g{i}", "input": _text(i), "expected": _truth(_text(i))} for i in range(40)]
-        import_golden_dataset(
+        add_golden_rows(
             session,
-            organization_id=provider.id,
-            actor="test",
-            name=f"{agent}-golden",
-            task="classification",
-            data="\n".join(json.dumps(r) for r in rows).encode(),
-            filename="golden.jsonl",
             storage_dir=streamflow.storage.golden_dataset_dir,
+            organization_id=provider.id,
+            name=f"{agent}-golden",
+            rows=rows,
+            task="classification",
         )
         promotion.set_gate(
             session,
