@@ -146,11 +146,15 @@ class JobWorld:
     clock: Clock
     receiver: Receiver
 
-    def dispatcher(self, **settings: Any) -> Dispatcher:
+    def dispatcher(self, timeout_seconds: float = 1.5, **settings: Any) -> Dispatcher:
+        # The default stays under the receiver's 2 s hang with room for a loaded machine's
+        # slow answers (0.5 s once timed out a healthy answer in CI).
         return Dispatcher(
             sessions=self.sessions,
             settings=JobSettings(**{"lease_seconds": 60, **settings}),
-            delivery=DeliverySettings(timeout_seconds=0.5, allow_private_addresses=True),
+            delivery=DeliverySettings(
+                timeout_seconds=timeout_seconds, allow_private_addresses=True
+            ),
             clock=self.clock,
             draw=lambda: 0.5,
         )

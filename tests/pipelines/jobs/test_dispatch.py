@@ -122,7 +122,7 @@ def test_a_hanging_receiver_times_out_and_is_retried(job_world: JobWorld) -> Non
     job_world.receiver.hang_seconds = 2.0
     job_world.endpoint("hang")
     (job_id,) = _emit(job_world)
-    dispatcher = job_world.dispatcher()
+    dispatcher = job_world.dispatcher(timeout_seconds=0.5)
     started = time.monotonic()
     assert dispatch_once(dispatcher).statuses == {"queued": 1}
     assert time.monotonic() - started < 1.8
