@@ -6,8 +6,9 @@ Create Date: 2026-12-02 15:20:00.000000
 
 PostgreSQL compares `usage_events.event_id` under the "C" collation: its primary key (how a load
 stays idempotent) then compares bytes instead of calling the locale's collation, which cost a
-bulk insert 5 to 15 % of its server CPU (0.3 to 1 s per million events). Uniqueness is unchanged: the database's collation is deterministic,
-so two ids were equal only when their bytes were. No query sorts or ranges over event ids.
+bulk insert 5 to 15 % of its server CPU (0.3 to 1 s per million events). Uniqueness is
+unchanged: the database's collation is deterministic, so two ids were equal only when their
+bytes were. No query sorts or ranges over event ids.
 SQLite compares bytes already.
 """
 
