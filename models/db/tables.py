@@ -651,7 +651,11 @@ class UsageEvent(Base):
         CheckConstraint("tokens_in >= 0 AND tokens_out >= 0 AND requests >= 0", name="counts"),
     )
 
-    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[str] = mapped_column(
+        String(100).with_variant(String(100, collation="C"), "postgresql"), primary_key=True
+    )
+    """Compared bytewise on PostgreSQL (migration 0016): the primary key's comparisons skip the
+    locale's collation."""
     organization_id: Mapped[uuid.UUID] = mapped_column()
     """No foreign key: an import checks its tenants once per batch (every tenant slug must name
     a tenant), where a per-row check would cost more than the rest of a bulk load.

@@ -83,6 +83,33 @@ def test_new_events_go_in_and_their_days_are_marked(
     assert _marks(session) == [(tenant[1], date(2026, 2, 2)), (tenant[1], date(2026, 3, 2))]
 
 
+def test_days_staged_in_several_chunks_are_marked_once_by_their_utc_day(
+    session: Session, tenant: tuple[str, uuid.UUID]
+) -> None:
+    slug, organization = tenant
+    # An earlier load marked 2026-03-02 already: marking it again raises its version.
+    assert _load(session, tenant, _rows(slug, range(1)))[0] == 1
+    before = session.get(ProfitabilityDirtyDay, (organization, date(2026, 3, 2)))
+    assert before is not None
+    version = before.version
+    first, second = _rows(slug, range(1, 4)), _rows(slug, range(4, 7))
+    first[0]["occurred_at"] = "2026-03-03T01:30:00+02:00"  # 2026-03-02 in UTC
+    second[0]["occurred_at"] = "2026-03-02T23:59:59.999999Z"
+    second[1]["occurred_at"] = "2026-03-03T00:00:00Z"
+    usage = UsageRepository(session)
+    usage.open_staging()
+    for rows in (first, second):
+        usage.stage(normalise(_table(rows), {slug: organization}))
+    assert usage.merge_staging(now=NOW) == 6
+    is_postgres = session.get_bind().dialect.name == "postgresql"
+    assert usage.last_merge == ("insert" if is_postgres else "merge")
+    assert _marks(session) == [(organization, date(2026, 3, 2)), (organization, date(2026, 3, 3))]
+    session.expire_all()
+    after = session.get(ProfitabilityDirtyDay, (organization, date(2026, 3, 2)))
+    assert after is not None
+    assert after.version == version + 1
+
+
 def test_times_are_stored_to_the_microsecond(
     session: Session, tenant: tuple[str, uuid.UUID]
 ) -> None:
