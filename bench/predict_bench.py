@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -149,8 +150,15 @@ def _shadow_rows() -> int:
     return int(count)
 
 
-def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+def _serve(env: dict[str, str], *, pin: bool) -> tuple[subprocess.Popen[bytes], int]:
+    """One uvicorn worker; with `pin`, it (and its shadow workers) on the last core and this
+    process (the load generator) on the others."""
     port = _free_port()
+    cores = sorted(os.sched_getaffinity(0))
+    if pin:
+        if len(cores) < 2:
+            raise SystemExit("--pin needs two cores")
+        os.sched_setaffinity(0, cores[:-1])
     command = [
         sys.executable,
         "-m",
@@ -169,6 +177,8 @@ def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
         "--log-level",
         "warning",
     ]
+    if pin:
+        command = ["taskset", "--cpu-list", str(cores[-1]), *command]
     process = subprocess.Popen(command, env={**os.environ, **env})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -290,8 +300,88 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
     return used.get(pid, 0.0), children
 
 
-def _median(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (Linux /proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+class PostgresWatch:
+    """The bench database's backends during a phase: their CPU seconds (Linux /proc, so the
+    server must run on this machine) and, sampled every 0.1 s from `pg_stat_activity`, how many
+    were active and what they waited on."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._connection = psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+        self._database = url.rsplit("/", 1)[1]
+        self._samples: list[list[tuple[str, str | None]]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cpu_before = 0.0
+
+    def _activity(self) -> list[tuple[int, str, str | None]]:
+        rows = self._connection.execute(
+            "SELECT pid, state, wait_event_type || ':' || wait_event FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (self._database,),
+        ).fetchall()
+        return [(int(pid), str(state), wait) for pid, state, wait in rows]
+
+    def _cpu(self) -> float:
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid, _state, _wait in self._activity():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self._samples.append(
+                [(state, wait) for _pid, state, wait in self._activity() if state == "active"]
+            )
+
+    def start(self) -> None:
+        self._samples = []
+        self._stop.clear()
+        self._cpu_before = self._cpu()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self, requests: int) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        cpu = self._cpu() - self._cpu_before
+        waits: dict[str, int] = {}
+        for sample in self._samples:
+            for _state, wait in sample:
+                waits[wait or "cpu"] = waits.get(wait or "cpu", 0) + 1
+        n = max(1, len(self._samples))
+        return {
+            "pg_cpu_ms_per_request": round(1000 * cpu / max(1, requests), 2),
+            "pg_active_backends_mean": round(sum(len(s) for s in self._samples) / n, 2),
+            "pg_active_samples_pct": round(100 * sum(1 for s in self._samples if s) / n, 1),
+            "pg_waits": dict(sorted(waits.items(), key=lambda item: -item[1])[:4]),
+        }
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        key: statistics.median(run[key] for run in runs)
+        for key in runs[0]
+        if isinstance(runs[0][key], int | float)
+    }
 
 
 def _postgres_database(admin_url: str) -> str:
@@ -332,6 +422,12 @@ def main() -> None:
         default=None,
         help="the serving log's batching (0: write each served prediction before its response)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on the last core, the load generator on the others (PostgreSQL and "
+        "the rest of the machine are not pinned)",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="predict-bench-"))
     env = {
@@ -348,15 +444,22 @@ def main() -> None:
     if args.postgres:
         env["STREAMFLOW_DATABASE_URL"] = _postgres_database(args.postgres)
     key = _seed(env)
-    process, port = _serve(env)
+    process, port = _serve(env, pin=args.pin)
+    watch = PostgresWatch(env["STREAMFLOW_DATABASE_URL"]) if args.postgres else None
     url = f"http://127.0.0.1:{port}/v1/agents/intent/predict"
     results: dict[str, Any] = {
         "database": "postgresql" if args.postgres else "sqlite",
         "stage": args.stage,
         "log_flush_seconds": args.log_flush_seconds,
+        "cpu_pinning": (
+            f"server on cores {sorted(os.sched_getaffinity(process.pid))}, load generator on "
+            f"{sorted(os.sched_getaffinity(0))}; database unpinned"
+            if args.pin
+            else "none (load generator, server and database share the cores)"
+        ),
         "load_average_start": os.getloadavg(),
     }
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         mode: {"closed_loop": [], "open_loop": []} for mode in ("no_experiment", "shadow_sample_1")
     }
     try:
@@ -382,8 +485,18 @@ def main() -> None:
             for mode in order:
                 _change_shadow(experiment_id, "start" if mode != "no_experiment" else "pause")
                 api_before, workers_before = _cpu_seconds(process.pid)
+                busy_before, total_before = _machine_busy()
+                if watch is not None:
+                    watch.start()
                 closed = asyncio.run(_closed(url, key, args.seconds, args.concurrency))
+                if watch is not None:
+                    closed.update(watch.stop(int(closed["requests"])))
+                busy_after, total_after = _machine_busy()
                 api_after, workers_after = _cpu_seconds(process.pid)
+                closed["machine_busy_pct"] = round(
+                    100 * (busy_after - busy_before) / max(1e-9, total_after - total_before), 1
+                )
+                closed["load_average_1m"] = round(os.getloadavg()[0], 2)
                 closed["api_cpu_ms_per_request"] = round(
                     1000 * (api_after - api_before) / max(1, closed["requests"]), 2
                 )
@@ -391,7 +504,12 @@ def main() -> None:
                     1000 * max(0.0, workers_after - workers_before) / max(1, closed["requests"]), 2
                 )
                 runs[mode]["closed_loop"].append(closed)
-                runs[mode]["open_loop"].append(asyncio.run(_open(url, key, args.seconds, rate)))
+                if watch is not None:
+                    watch.start()
+                opened = asyncio.run(_open(url, key, args.seconds, rate))
+                if watch is not None:
+                    opened.update(watch.stop(int(opened["requests"])))
+                runs[mode]["open_loop"].append(opened)
                 _change_shadow(experiment_id, "pause")
         time.sleep(3)
         results["shadow_rows_written"] = _shadow_rows() - settled
@@ -405,6 +523,8 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        if watch is not None:
+            watch.close()
     results["load_average_end"] = os.getloadavg()
     for mode, kinds in runs.items():
         results[mode] = {kind: _median(found) for kind, found in kinds.items()}
