@@ -258,6 +258,15 @@ async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, fl
             else:
                 errors += 1
 
+        stalls: list[float] = []
+
+        async def watch() -> None:
+            while True:
+                started = time.perf_counter()
+                await asyncio.sleep(0.05)
+                stalls.append((time.perf_counter() - started) * 1000 - 50)
+
+        watcher = asyncio.create_task(watch())
         tasks = []
         begin = time.perf_counter()
         total = int(seconds * rate)
@@ -268,8 +277,14 @@ async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, fl
             tasks.append(asyncio.create_task(one(n)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - begin
+        watcher.cancel()
     result = _summary(latencies, elapsed, errors)
     result["offered_per_s"] = rate
+    result["max_ms"] = round(max(latencies, default=0.0) * 1000, 1)
+    result["over_1s"] = sum(1 for latency in latencies if latency > 1)
+    # The load generator's own stalls (its event loop late by this much): a slow answer
+    # measured while the client itself could not run is not the server's.
+    result["client_stall_max_ms"] = round(max(stalls, default=0.0), 1)
     return result
 
 
@@ -380,7 +395,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         key: statistics.median(run[key] for run in runs)
         for key in runs[0]
-        if isinstance(runs[0][key], int | float)
+        if isinstance(runs[0][key], int | float) and key not in ("began", "ended")
     }
 
 
@@ -485,6 +500,7 @@ def main() -> None:
             for mode in order:
                 _change_shadow(experiment_id, "start" if mode != "no_experiment" else "pause")
                 api_before, workers_before = _cpu_seconds(process.pid)
+                began = time.time()
                 busy_before, total_before = _machine_busy()
                 if watch is not None:
                     watch.start()
@@ -503,10 +519,13 @@ def main() -> None:
                 closed["worker_cpu_ms_per_request"] = round(
                     1000 * max(0.0, workers_after - workers_before) / max(1, closed["requests"]), 2
                 )
+                closed["began"], closed["ended"] = began, time.time()
                 runs[mode]["closed_loop"].append(closed)
                 if watch is not None:
                     watch.start()
+                began = time.time()
                 opened = asyncio.run(_open(url, key, args.seconds, rate))
+                opened["began"], opened["ended"] = began, time.time()
                 if watch is not None:
                     opened.update(watch.stop(int(opened["requests"])))
                 runs[mode]["open_loop"].append(opened)
@@ -541,6 +560,17 @@ def main() -> None:
     spans = home / "spans.json"
     if spans.exists():
         results["server_spans_all_runs"] = json.loads(spans.read_text())
+        # Each long stall or collection of the server, placed in the phase it fell in.
+        phases = [
+            (f"{mode} {kind} #{number + 1}", run["began"], run["ended"])
+            for mode, kinds in runs.items()
+            for kind, found in kinds.items()
+            for number, run in enumerate(found)
+        ]
+        results["server_long_pauses"] = [
+            {"what": what, "ms": ms, "phase": next((p for p, b, e in phases if b <= at <= e), None)}
+            for what, at, ms in results["server_spans_all_runs"].pop("long")
+        ]
     print(json.dumps(results, indent=2))
 
 

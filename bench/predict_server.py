@@ -15,6 +15,7 @@ each served prediction before its response, as before batching).
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import threading
@@ -104,18 +105,54 @@ def _dump() -> None:
     target = os.environ.get("PREDICT_BENCH_SPANS")
     if not target:
         return
-    summary = {}
+    summary: dict[str, Any] = {}
     with _LOCK:
         held = {name: list(values) for name, values in _SPANS.items()}
+    held.update({name: list(values) for name, values in _GC_PAUSES.items() if values})
     for name, values in held.items():
         ordered = sorted(values)
         summary[name] = {
             "n": len(ordered),
             "p50_ms": round(ordered[len(ordered) // 2], 3),
             "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3),
+            "max_ms": round(ordered[-1], 3),
             "total_ms": round(sum(ordered), 1),
         }
-    Path(target).write_text(json.dumps(summary), encoding="utf-8")
+    Path(target).write_text(json.dumps({**summary, "long": list(_LONG)}), encoding="utf-8")
+
+
+LONG_MS = 200.0
+_LONG: list[tuple[str, float, float]] = []
+"""(what, when as Unix time, ms) of each stall or collection over `LONG_MS`."""
+_GC_STARTED: list[float] = []
+_GC_PAUSES: dict[str, list[float]] = {
+    **{f"gc_gen{generation}": [] for generation in range(3)},
+    "server_stall": [],
+}
+"""Appended without `_LOCK`: a collection can start while a thread holds it."""
+
+
+def _time_collections(phase: str, info: dict[str, Any]) -> None:
+    """The cyclic garbage collector's pauses, by generation (they stop every thread)."""
+    if phase == "start":
+        _GC_STARTED[:] = [time.perf_counter()]
+    elif _GC_STARTED:
+        pause = (time.perf_counter() - _GC_STARTED[0]) * 1000
+        _GC_PAUSES[f"gc_gen{info['generation']}"].append(pause)
+        if pause > LONG_MS:
+            _LONG.append((f"gc_gen{info['generation']}", round(time.time(), 2), round(pause, 1)))
+
+
+def _watch_stalls() -> None:
+    """Oversleep of a 50 ms sleep, from a thread of its own: how long the process could not
+    run Python (the interpreter held elsewhere, a collection, or no core to run on)."""
+    while True:
+        started = time.perf_counter()
+        time.sleep(0.05)
+        stall = (time.perf_counter() - started) * 1000 - 50
+        _GC_PAUSES["server_stall"].append(stall)
+        if stall > LONG_MS:
+            _LONG.append(("server_stall", round(time.time(), 2), round(stall, 1)))
 
 
 def create_app() -> FastAPI:
@@ -137,5 +174,7 @@ def create_app() -> FastAPI:
             return add(self, traffic, usage, served=True) if served else False
 
         log.add = served_only  # type: ignore[method-assign]
+    gc.callbacks.append(_time_collections)
+    threading.Thread(target=_watch_stalls, name="stall-watch", daemon=True).start()
     atexit.register(_dump)
     return create_api()
