@@ -189,6 +189,6 @@ def test_compare_local_waits_then_promotes_and_stores_each_decision(streamflow: 
     checks = stored.evidence["gate"]["checks"]
     assert checks
     assert all(check["passed"] for check in checks)
-    assert [item.id for item in page.items] == [shown["id"], waited_id]
+    assert [str(item.id) for item in page.items] == [shown["id"], waited_id]
     assert registry.resolve(f"{agent}-model@champion").version == "2"
     assert registry.resolve(f"{agent}-model@previous").version == "1"
