@@ -443,6 +443,14 @@ def _postgres_database(admin_url: str) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
+def _drop_database(admin_url: str, url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -577,6 +585,8 @@ def main() -> None:
         process.wait(timeout=30)
         if watch is not None:
             watch.close()
+        if args.postgres:
+            _drop_database(args.postgres, env["STREAMFLOW_DATABASE_URL"])
     results["load_average_end"] = os.getloadavg()
     for mode, kinds in runs.items():
         results[mode] = {kind: _median(found) for kind, found in kinds.items()}
