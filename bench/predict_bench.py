@@ -294,12 +294,12 @@ async def _open(url: str, key: str, seconds: float, rate: float) -> dict[str, fl
     # Answered slower than offered: the server (or the shared machine) could not keep up, so
     # requests queued and the phase's latencies measure the queue, not the shadow.
     result["overloaded"] = result.get("req_per_s", 0) < OVERLOADED_BELOW * rate
-    result["client_stalled"] = result["client_stall_max_ms"] > CLIENT_STALL_LIMIT_MS
     result["max_ms"] = round(max(latencies, default=0.0) * 1000, 1)
     result["over_1s"] = sum(1 for latency in latencies if latency > 1)
     # The load generator's own stalls (its event loop late by this much): a slow answer
     # measured while the client itself could not run is not the server's.
     result["client_stall_max_ms"] = round(max(stalls, default=0.0), 1)
+    result["client_stalled"] = result["client_stall_max_ms"] > CLIENT_STALL_LIMIT_MS
     return result
 
 
