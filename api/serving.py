@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import mlflow
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import heap
 from api.errors import PredictionFailed
 from api.serving_log import Rows, ServingLog
 from api.shadow import ProcessRunner, Runner, ShadowDispatcher, ShadowTask, ThreadRunner
@@ -179,7 +180,7 @@ class ServingRuntime:
         error: str | None = None
         try:
             name, _, version = chosen.answering.partition("@")
-            model = registry.load_model(registry.ModelVersionRef(name, version))
+            model = heap.load_model(registry.ModelVersionRef(name, version))
             output = predict_one(model, text)
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"[:2000]

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from api import heap
 from api.shadow_worker import predict_one
 from api.shadow_worker import serve as serve_in_worker
 from models.db.enums import TrafficRole, Variant
@@ -62,7 +63,7 @@ class ThreadRunner:
         started = time.perf_counter()
         try:
             ref = registry.ModelVersionRef(*challenger.split("@", 1))
-            output = predict_one(registry.load_model(ref), text)
+            output = predict_one(heap.load_model(ref), text)
         except Exception as error:
             return None, _ms(started), f"{type(error).__name__}: {error}"[:2000]
         return output, _ms(started), None

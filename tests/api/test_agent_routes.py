@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 from collections.abc import Iterator
@@ -162,6 +163,18 @@ class TestServing:
         assert event is not None
         assert (event.agent_type, event.model_version, event.requests) == ("intent", CHAMPION, 1)
         assert (event.tokens_in, event.tokens_out) == (4, 1)
+
+    def test_the_first_load_of_a_version_freezes_the_heap_it_grew(
+        self, world: World, agents: ServingRuntime
+    ) -> None:
+        """The objects a model load brings are moved out of the collector's reach once, so
+        full collections stay short (`api.heap`); later requests freeze nothing more."""
+        before = gc.get_freeze_count()
+        assert _predict(world, TEXTS[0]).status_code == 200
+        after_first = gc.get_freeze_count()
+        assert after_first > before
+        assert _predict(world, TEXTS[1]).status_code == 200
+        assert gc.get_freeze_count() <= after_first
 
     @covers("POST /v1/agents/{agent_type}/predict")
     def test_an_unknown_agent_type_is_not_found(self, world: World, agents: ServingRuntime) -> None:

@@ -86,9 +86,9 @@ class TrafficRepository(Repository):
     FEEDBACK_ORDER = Keyset.of(Feedback.created_at, Feedback.id)
 
     def add_entries(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert traffic rows in one executemany; a row whose (request, role) is taken is
-        skipped (a retried batch adds nothing)."""
-        self.insert_many_unless_taken(TrafficLogEntry, rows)
+        """Insert traffic rows (built alike, every column given) in one executemany; a row
+        whose (request, role) is taken is skipped (a retried batch adds nothing)."""
+        self.insert_rows_unless_taken(TrafficLogEntry, rows)
 
     def served(self, organization_id: uuid.UUID, request_id: str) -> TrafficLogEntry | None:
         """The served row of one of the organisation's requests."""
@@ -210,12 +210,13 @@ def _rowcount(result: Any) -> int:
 
 
 def record_usage_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Usage events in one insert (each skipped if its id is stored) and their tenant-days
+    """Usage events (built alike, every column given) in one insert (each skipped if its id
+    is stored) and their tenant-days
     (UTC) marked for the rollup, as the usage ingest marks them: a mark already there is
     raised to a new version, so a rollup that read the old one does not clear it."""
     if not rows:
         return
-    Repository(session).insert_many_unless_taken(UsageEvent, rows)
+    Repository(session).insert_rows_unless_taken(UsageEvent, rows)
     latest: dict[tuple[Any, date], datetime] = {}
     for row in rows:
         occurred: datetime = row["occurred_at"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from models.db.enums import TrafficRole
@@ -110,3 +111,52 @@ def test_a_batch_writes_traffic_and_usage_and_raises_each_days_mark(session: Ses
 def test_a_failed_prediction_has_no_usage_row() -> None:
     failed = Prediction("f", uuid.uuid4(), "intent", "m@1", "x", None, 1.0, error="boom")
     assert usage_row(failed, now=NOW) is None
+
+
+def test_a_batch_mixing_answers_and_errors_is_one_insert_per_table(session: Session) -> None:
+    """Answered and failed predictions alternate in a batch (a failing challenger's shadow rows
+    have no output): still one traffic insert and one usage insert, each row as built."""
+    org = _org(session)
+    rows, usage = [], []
+    for n in range(6):
+        served = Prediction(f"m{n}", org, "intent", "m@1", "a b", "billing", 1.0)
+        failed = Prediction(
+            f"m{n}", org, "intent", "m@2", "a b", None, 2.0, error="boom", role=TrafficRole.SHADOW
+        )
+        rows += [traffic_row(p, now=NOW, text_limit=100) for p in (served, failed)]
+        usage.append(usage_row(served, now=NOW))
+    statements: list[str] = []
+    session.flush()  # the organisation's rows, before counting
+    bind = session.connection()
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        record_batch(session, rows, [u for u in usage if u])
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
+    inserts = [s.split("(", 1)[0].strip() for s in statements if s.startswith("INSERT")]
+    assert inserts == [
+        "INSERT INTO traffic_log",
+        "INSERT INTO usage_events",
+        "INSERT INTO profitability_dirty_days",
+    ]
+    stored = session.execute(
+        select(TrafficLogEntry.role, TrafficLogEntry.output_text, TrafficLogEntry.error)
+        .where(TrafficLogEntry.request_id.like("m%"))
+        .order_by(TrafficLogEntry.id)
+    )
+    assert [tuple(row) for row in stored] == [
+        ("served", "billing", None),
+        ("shadow", None, "boom"),
+    ] * 6
+
+
+def test_rows_of_different_shapes_are_refused(session: Session) -> None:
+    org = _org(session)
+    row = traffic_row(Prediction("s1", org, "intent", "m@1", "x", "y", 1.0), now=NOW, text_limit=9)
+    shorter = {key: value for key, value in row.items() if key != "error"} | {"request_id": "s2"}
+    with pytest.raises(ValueError, match="same columns"):
+        record_shadow_batch(session, [row, shorter])
