@@ -369,24 +369,19 @@ FROM month_in;
 
 CREATE OR REPLACE TEMP TABLE breakdowns AS
 SELECT org, period_kind, period_start,
-       to_json(list({'agent_type': c.agent_type, 'model_version': c.model_version,
-                     'events': c.events, 'tokens_in': c.tokens_in,
-                     'tokens_out': c.tokens_out, 'requests': c.requests,
-                     'cost_micros': rhe(c.cost::HUGEINT, 1000)::BIGINT,
-                     'priced': c.unpriced_events = 0}
-                    ORDER BY c.agent_type, c.model_version)) AS breakdown
+       to_json(list_transform(from_json(breakdown, '$BREAKDOWN$'), lambda c: {
+           'agent_type': c.agent_type, 'model_version': c.model_version, 'events': c.events,
+           'tokens_in': c.tokens_in, 'tokens_out': c.tokens_out, 'requests': c.requests,
+           'cost_micros': rhe(c.cost::HUGEINT, 1000)::BIGINT,
+           'priced': c.unpriced_events = 0})) AS breakdown
 FROM (
-    SELECT org, period_kind, period_start, unnest(from_json(breakdown, '$BREAKDOWN$')) AS c
-    FROM (
-        SELECT d.organization_id AS org, 'day' AS period_kind, d.day AS period_start,
-               d.breakdown
-        FROM day_in d JOIN targets t ON t.org = d.organization_id AND t.month = d.month
-        WHERE d.day >= t.from_day
-        UNION ALL
-        SELECT organization_id, 'month', month, breakdown FROM month_in
-    )
+    SELECT d.organization_id AS org, 'day' AS period_kind, d.day AS period_start, d.breakdown
+    FROM day_in d JOIN targets t ON t.org = d.organization_id AND t.month = d.month
+    WHERE d.day >= t.from_day
+    UNION ALL
+    SELECT organization_id, 'month', month, breakdown FROM month_in
 )
-GROUP BY org, period_kind, period_start;
+WHERE breakdown <> '[]';
 
 CREATE OR REPLACE TEMP TABLE adoption AS
 SELECT organization_id AS org, 'day' AS period_kind, day AS period_start, events, jobs,
@@ -396,7 +391,8 @@ UNION ALL
 SELECT organization_id, 'month', month, events, jobs, ai_jobs, users, ai_users FROM month_in;
 """
 """Stage 2's inputs: each (tenant, day) and (tenant, month) usage as the money step reads it
-(breakdowns only of the days written)."""
+(breakdowns only of the days written). A stored breakdown is already in (agent type, model
+version) order (`list_sort` of unique pairs), so each entry is converted in place."""
 
 _MONEY = """
 CREATE OR REPLACE TEMP TABLE grid AS

@@ -198,7 +198,7 @@ class ProfitabilityUsageRepository(Repository):
         the keys of the `rebuilt` tenant-months are replaced by those given. Returns how many
         keys each tenant-month gained (`KEY_COUNTS`: new jobs, jobs newly AI, new users, users
         newly AI), so its distinct counts need no count of its stored keys; without `gained`,
-        nothing (every month rebuilt: the caller counts the keys given)."""
+        nothing (every key given is of a month rebuilt: the caller counts them)."""
         cursor = self._cursor()
         try:
             if rebuilt:
@@ -240,14 +240,20 @@ class ProfitabilityUsageRepository(Repository):
                 "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
                 KEY_COUNTS,
             )
+        insert = (
+            "INSERT INTO profitability_month_keys (organization_id, month, kind, key, ai) "
+            f"SELECT organization_id, month, kind, key, ai FROM {staged}"
+        )
+        if gained:
+            insert += (
+                " WHERE true ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET "
+                "ai = excluded.ai WHERE excluded.ai AND NOT profitability_month_keys.ai"
+            )
+        # Without `gained` every month is rebuilt: its stored keys are gone and the keys given
+        # are distinct, so a plain insert (no conflict check per key) suffices.
         cursor = self._cursor()
         try:
-            cursor.execute(
-                "INSERT INTO profitability_month_keys (organization_id, month, kind, key, ai) "
-                f"SELECT organization_id, month, kind, key, ai FROM {staged} WHERE true "
-                "ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET ai = excluded.ai "
-                "WHERE excluded.ai AND NOT profitability_month_keys.ai"
-            )
+            cursor.execute(insert)
         finally:
             cursor.close()
         return found
