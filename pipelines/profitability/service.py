@@ -52,10 +52,12 @@ from pipelines.profitability.pricing import (
     check_tiers,
 )
 from pipelines.profitability.rollup import (
+    DAY_USAGE,
     Workspace,
     add_counts,
     aggregate_days,
     combine_days,
+    combo_changes,
     count_keys,
     figures_table,
     merge_months,
@@ -569,8 +571,10 @@ def rollup_chunk(
         new_days, keys = aggregate_days(events, book, workspace=workspace)
         done("aggregate")
         stored.open_months((org, month, from_days[(org, month)]) for org, month in targets)
+        # Every day of a month rebuilt is aggregated again: none of its stored days is read.
+        rebuilt_all = whole == set(targets)
         days, old_days = combine_days(
-            stored.day_usage(),
+            DAY_USAGE.empty_table() if rebuilt_all else stored.day_usage(),
             new_days,
             [(str(org), a, b) for org, a, b in spans],
             workspace=workspace,
@@ -584,17 +588,25 @@ def rollup_chunk(
         else:
             gained = stored.add_keys(keys, rebuilt=sorted(whole))
         months = stored.month_usage()
+        differed = changed - whole
+        redone = old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_()))
+        # Usage by agent type and model version: months of marked days change by the days'
+        # new usage minus their old; whole months are their days' new usage alone.
+        combos = combo_changes(redone, new_days, workspace=workspace)
+        stored.add_combos(combos, rebuilt=sorted(whole), only=changed == whole)
+        if not rebuilt_all:
+            combos = stored.month_combos()
         if changed:
             # Months of marked days: the stored month minus the days' old usage plus their
             # new, their distinct counts plus the keys gained; whole months: their days' new
             # usage alone.
-            differed = changed - whole
             old_months = months.filter(pa.array(_in(months, differed, "month"), pa.bool_()))
             merged = merge_months(
                 old_months,
-                old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_())),
+                redone,
                 new_days,
                 add_counts(old_months, gained, workspace=workspace),
+                combos,
                 workspace=workspace,
             )
             stored.replace_months(sorted(changed), merged)
@@ -604,6 +616,7 @@ def rollup_chunk(
         figures = figures_table(
             days,
             months,
+            combos,
             [(str(org), month, from_days[(org, month)]) for org, month in targets],
             book,
             through=through,
