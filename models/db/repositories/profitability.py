@@ -506,20 +506,31 @@ class ProfitabilityRepository(Repository):
                 "WHERE {same_key})"
             )
         same_key = " AND ".join(f"s.{name} = t.{name}" for name in self.KEY)
-        cursor.execute(
-            "SELECT count(*) FROM profitability_staging s WHERE NOT EXISTS "
-            f"(SELECT 1 FROM tenant_profitability t WHERE {same_key})"
-        )
-        inserted = int(cursor.fetchone()[0])
+        if not postgres:
+            cursor.execute(
+                "SELECT count(*) FROM profitability_staging s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM tenant_profitability t WHERE {same_key})"
+            )
+            inserted = int(cursor.fetchone()[0])
         cursor.execute(gone.replace("{same_key}", same_key))
         deleted = max(int(cursor.rowcount), 0)
         updates = ", ".join(f"{name} = excluded.{name}" for name in [*FIGURES, "computed_at"])
-        cursor.execute(
+        upsert = (
             f"INSERT INTO tenant_profitability AS t ({columns}) "
             f"SELECT {columns} FROM profitability_staging WHERE true "
             f"ON CONFLICT ({', '.join(self.KEY)}) DO UPDATE SET {updates} WHERE {distinct}"
         )
-        written = max(int(cursor.rowcount), 0)
+        if postgres:
+            # The rows written come back: new ones have no earlier row version (`xmax = 0`),
+            # so no count of the new rows beforehand.
+            cursor.execute(
+                f"WITH written AS ({upsert} RETURNING xmax = 0 AS new) "
+                "SELECT count(*) FILTER (WHERE new), count(*) FROM written"
+            )
+            inserted, written = (int(n) for n in cursor.fetchone())
+        else:
+            cursor.execute(upsert)
+            written = max(int(cursor.rowcount), 0)
         cursor.close()
         updated = written - inserted
         return inserted, updated, figures.num_rows - written, deleted

@@ -285,8 +285,9 @@ class ProfitabilityUsageRepository(Repository):
                 )
                 insert += f" WHERE true ON CONFLICT ({key}) DO UPDATE SET {added}"
             cursor.execute(insert)
-            if not only:
-                # A combination left without events is gone (as a month without events).
+            if not only and pc.min(changes.column("events")).as_py() < 0:
+                # A combination left without events is gone (as a month without events);
+                # only a day aggregated again with fewer events can leave one.
                 cursor.execute(
                     f"DELETE FROM {table} WHERE events = 0 AND EXISTS (SELECT 1 FROM {staged} s "
                     f"WHERE s.organization_id = {table}.organization_id "
@@ -330,32 +331,51 @@ class ProfitabilityUsageRepository(Repository):
                 )
         finally:
             cursor.close()
-        found = KEY_COUNTS.empty_table()
-        if gained:
-            found = self._read(
-                "SELECT s.organization_id, s.month, "
-                "sum(CASE WHEN s.kind = 'j' AND k.key IS NULL THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN s.kind = 'j' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
-                "THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN s.kind = 'u' AND k.key IS NULL THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN s.kind = 'u' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
-                "THEN 1 ELSE 0 END) "
-                f"FROM {staged} s LEFT JOIN profitability_month_keys k "
-                "ON k.organization_id = s.organization_id AND k.month = s.month "
-                "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
-                KEY_COUNTS,
-            )
         insert = (
             "INSERT INTO profitability_month_keys (organization_id, month, kind, key, ai) "
             f"SELECT organization_id, month, kind, key, ai FROM {staged}"
         )
-        if gained:
-            insert += (
-                " WHERE true ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET "
-                "ai = excluded.ai WHERE excluded.ai AND NOT profitability_month_keys.ai"
+        if not gained:
+            # Every key given is of a month rebuilt: its stored keys are gone and the keys
+            # given are distinct, so a plain insert (no conflict check per key) suffices.
+            cursor = self._cursor()
+            try:
+                cursor.execute(insert)
+            finally:
+                cursor.close()
+            return KEY_COUNTS.empty_table()
+        insert += (
+            " WHERE true ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET "
+            "ai = excluded.ai WHERE excluded.ai AND NOT profitability_month_keys.ai"
+        )
+        if self.postgres:
+            # One statement: the keys written come back, new ones (no earlier row version:
+            # `xmax = 0`) or made AI; a key already stored as it is comes back not at all.
+            return _key_counts(
+                self._fetch(
+                    f"WITH written AS ({insert} RETURNING organization_id, month, kind, ai, "
+                    "xmax = 0 AS new) SELECT organization_id, month, "
+                    "sum(CASE WHEN kind = 'j' AND new THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN kind = 'j' AND ai THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN kind = 'u' AND new THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN kind = 'u' AND ai THEN 1 ELSE 0 END) "
+                    "FROM written GROUP BY organization_id, month"
+                )
             )
-        # Without `gained` every month is rebuilt: its stored keys are gone and the keys given
-        # are distinct, so a plain insert (no conflict check per key) suffices.
+        # SQLite: the keys new or newly AI, looked up before they are written.
+        found = self._read(
+            "SELECT s.organization_id, s.month, "
+            "sum(CASE WHEN s.kind = 'j' AND k.key IS NULL THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'j' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+            "THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'u' AND k.key IS NULL THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'u' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+            "THEN 1 ELSE 0 END) "
+            f"FROM {staged} s LEFT JOIN profitability_month_keys k "
+            "ON k.organization_id = s.organization_id AND k.month = s.month "
+            "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
+            KEY_COUNTS,
+        )
         cursor = self._cursor()
         try:
             cursor.execute(insert)
@@ -455,6 +475,18 @@ class ProfitabilityUsageRepository(Repository):
             for values, field in zip(columns[2:], list(schema)[2:], strict=True)
         )
         return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _key_counts(rows: list[tuple[Any, ...]]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in KEY_COUNTS]
+    return pa.table(
+        [
+            pa.array([str(org) for org in columns[0]], pa.string()),
+            pa.array(columns[1], pa.date32()),
+            *(pa.array([int(n) for n in values], pa.int64()) for values in columns[2:]),
+        ],
+        schema=KEY_COUNTS,
+    )
 
 
 def _next_month(month: date) -> date:
