@@ -559,6 +559,21 @@ def rollup_chunk(
         # A day after the last one written accrues its fee even without events.
         start = last + timedelta(days=1) if last is not None else target[1]
         from_days[target] = min([start, *marked_days.get(target, [])])
+    # A tenant-month with nothing marked whose rows reach `through` (or its last day) has
+    # figures that cannot change (new events mark their day, prices their months): an hourly
+    # run with nothing new computes and compares nothing. Its month row counts as unchanged.
+    idle = {
+        target
+        for target in targets
+        if target not in whole
+        and target not in marked_days
+        and last_rows.get(target) == min(through, _following(target[1]) - timedelta(days=1))
+    }
+    if idle:
+        targets = [target for target in targets if target not in idle]
+        if not targets:
+            done("marks")
+            return RollupResult(len(idle), 0, 0, len(idle), 0, 0)
     spans = [(org, month, _following(month)) for org, month in sorted(whole)]
     spans += _spans([(org, day) for (org, _), days in marked_days.items() for day in days])
     done("marks")
@@ -631,7 +646,7 @@ def rollup_chunk(
         now=now,
         events=events.num_rows,
         from_days=from_days,
-    )
+    ) + RollupResult(len(idle), 0, 0, len(idle), 0, 0)
     # A day after `through` was aggregated but has no figures yet: its mark stays.
     prices.clear_dirty_days({key: v for key, v in seen_days.items() if key[1] <= through})
     done("store")
