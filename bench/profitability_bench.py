@@ -16,9 +16,10 @@ measures in the same run:
   ceiling, COPY of the same rows into an unindexed UNLOGGED table in the same run;
 - full rollup of every tenant-month, rebuilt from the events: extract (COPY TO STDOUT →
   Arrow), stage 1 (DuckDB: each tenant-day's usage and each tenant-month's keys), the stored
-  usage written (day and month usage, keys), stage 2 (DuckDB, exact integers: the figures from
-  the usage), bulk upsert (COPY into staging + one INSERT … ON CONFLICT DO UPDATE WHERE
-  changed); and the aggregation itself (per tenant, day and model
+  usage written (day and month usage, the months' usage by agent type and model version,
+  keys), stage 2 (DuckDB, exact integers: the figures from the usage), bulk upsert (COPY into
+  staging + one INSERT … ON CONFLICT DO UPDATE WHERE changed); and the aggregation itself
+  (per tenant, day and model
   version: events, tokens, requests, AI cost) in DuckDB over the extract vs pandas over the same
   data vs a PostgreSQL GROUP BY over the table (median of 3 each);
 - peak memory of the process (ru_maxrss) after each stage;

@@ -800,7 +800,8 @@ class ProfitabilityDayUsage(Base):
 
 class ProfitabilityMonthUsage(Base):
     """The exact usage of one tenant-month: the sums of its day usage rows (kept up to date
-    by difference when days are aggregated again) and its distinct jobs and users."""
+    by difference when days are aggregated again) and its distinct jobs and users; its usage
+    by agent type and model version is in `profitability_month_combos`."""
 
     __tablename__ = "profitability_month_usage"
 
@@ -818,7 +819,28 @@ class ProfitabilityMonthUsage(Base):
     ai_jobs: Mapped[int] = mapped_column(BigCount)
     users: Mapped[int] = mapped_column(BigCount)
     ai_users: Mapped[int] = mapped_column(BigCount)
-    breakdown: Mapped[str] = mapped_column(Text)
+
+
+class ProfitabilityMonthCombo(Base):
+    """A tenant-month's usage of one agent type and model version: the sums of its days'
+    breakdown entries, kept up to date by difference as the month's usage (a few rows written
+    per new day, where a month's whole breakdown was rewritten)."""
+
+    __tablename__ = "profitability_month_combos"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    """No foreign key (bulk writes, as `usage_events`)."""
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """'' for an AI event without a model version (part of the key, so never NULL)."""
+    events: Mapped[int] = mapped_column(BigCount)
+    tokens_in: Mapped[int] = mapped_column(BigCount)
+    tokens_out: Mapped[int] = mapped_column(BigCount)
+    requests: Mapped[int] = mapped_column(BigCount)
+    cost: Mapped[int] = mapped_column(BigCount)
+    """AI cost in thousandths of a micro-unit, at the rates in force each day."""
+    unpriced_events: Mapped[int] = mapped_column(BigCount)
 
 
 class ProfitabilityMonthKey(Base):

@@ -28,7 +28,8 @@ Two stages, so a new or late event costs its day, not its month: `aggregate_days
 turns the events of some tenant-days into each day's exact usage (totals, AI cost in
 thousandths of a micro-unit at that day's rates, the breakdown, the day's distinct jobs and
 users) and each tenant-month's keys; `merge_months` keeps a month's usage as the sum of its days
-(stored month − old days + new days); `figures_table` (stage 2) computes the figures of a
+(stored month − old days + new days), `combo_changes` its usage by agent type and model version
+the same way; `figures_table` (stage 2) computes the figures of a
 tenant-month from its day and month usage and the price book alone. `rollup_table` runs both
 over a set of events, storing nothing.
 """
@@ -299,26 +300,39 @@ _BREAKDOWN = (
     '"unpriced_events": "BIGINT"}]'
 )
 
-_MERGE_MONTHS = """
-CREATE OR REPLACE TEMP TABLE signed AS
-SELECT organization_id, month, 1 AS sign, events, tokens_in, tokens_out, requests,
-       cost_thousandths, unpriced_events, breakdown FROM old_months
-UNION ALL
-SELECT organization_id, date_trunc('month', day)::DATE, -1, events, tokens_in, tokens_out,
-       requests, cost_thousandths, unpriced_events, breakdown FROM old_days
-UNION ALL
-SELECT organization_id, date_trunc('month', day)::DATE, 1, events, tokens_in, tokens_out,
-       requests, cost_thousandths, unpriced_events, breakdown FROM new_days;
-
-CREATE OR REPLACE TEMP TABLE combos AS
-SELECT organization_id, month, c.agent_type, c.model_version,
-       sum(sign * c.events)::BIGINT AS events, sum(sign * c.tokens_in)::BIGINT AS tokens_in,
+_COMBO_CHANGES = """
+SELECT organization_id, date_trunc('month', day)::DATE AS month, c.agent_type,
+       c.model_version, sum(sign * c.events)::BIGINT AS events,
+       sum(sign * c.tokens_in)::BIGINT AS tokens_in,
        sum(sign * c.tokens_out)::BIGINT AS tokens_out,
        sum(sign * c.requests)::BIGINT AS requests, sum(sign * c.cost::HUGEINT)::BIGINT AS cost,
        sum(sign * c.unpriced_events)::BIGINT AS unpriced_events
-FROM (SELECT organization_id, month, sign, unnest(from_json(breakdown, '$BREAKDOWN$')) AS c
-      FROM signed)
-GROUP BY ALL HAVING sum(sign * c.events) <> 0;
+FROM (
+    SELECT organization_id, day, -1 AS sign, unnest(from_json(breakdown, '$BREAKDOWN$')) AS c
+    FROM old_days
+    UNION ALL
+    SELECT organization_id, day, 1, unnest(from_json(breakdown, '$BREAKDOWN$')) FROM new_days
+)
+GROUP BY ALL
+HAVING sum(sign * c.events) <> 0 OR sum(sign * c.tokens_in) <> 0
+    OR sum(sign * c.tokens_out) <> 0 OR sum(sign * c.requests) <> 0
+    OR sum(sign * c.cost::HUGEINT) <> 0 OR sum(sign * c.unpriced_events) <> 0
+ORDER BY ALL
+"""
+"""How each tenant-month's usage by (agent type, model version) changes when days are
+aggregated again: the new days' breakdowns minus the old days' (unchanged combinations
+left out)."""
+
+_MERGE_MONTHS = """
+CREATE OR REPLACE TEMP TABLE signed AS
+SELECT organization_id, month, 1 AS sign, events, tokens_in, tokens_out, requests,
+       cost_thousandths FROM old_months
+UNION ALL
+SELECT organization_id, date_trunc('month', day)::DATE, -1, events, tokens_in, tokens_out,
+       requests, cost_thousandths FROM old_days
+UNION ALL
+SELECT organization_id, date_trunc('month', day)::DATE, 1, events, tokens_in, tokens_out,
+       requests, cost_thousandths FROM new_days;
 
 SELECT t.organization_id, t.month, coalesce(s.events, 0)::BIGINT AS events,
        coalesce(s.tokens_in, 0)::BIGINT AS tokens_in,
@@ -327,8 +341,7 @@ SELECT t.organization_id, t.month, coalesce(s.events, 0)::BIGINT AS events,
        coalesce(s.cost_thousandths, 0)::BIGINT AS cost_thousandths,
        coalesce(b.unpriced_events, 0)::BIGINT AS unpriced_events,
        coalesce(k.jobs, 0)::BIGINT AS jobs, coalesce(k.ai_jobs, 0)::BIGINT AS ai_jobs,
-       coalesce(k.users, 0)::BIGINT AS users, coalesce(k.ai_users, 0)::BIGINT AS ai_users,
-       coalesce(b.breakdown, '[]') AS breakdown
+       coalesce(k.users, 0)::BIGINT AS users, coalesce(k.ai_users, 0)::BIGINT AS ai_users
 FROM (SELECT DISTINCT organization_id, month FROM signed) t
 LEFT JOIN (
     SELECT organization_id, month, sum(sign * events) AS events,
@@ -339,12 +352,8 @@ LEFT JOIN (
 ) s USING (organization_id, month)
 LEFT JOIN (
     SELECT organization_id, month,
-           to_json(list_sort(list({'agent_type': agent_type, 'model_version': model_version,
-                     'events': events, 'tokens_in': tokens_in, 'tokens_out': tokens_out,
-                     'requests': requests, 'cost': cost,
-                     'unpriced_events': unpriced_events})))::VARCHAR AS breakdown,
            sum(CASE WHEN unpriced_events > 0 THEN events ELSE 0 END) AS unpriced_events
-    FROM combos GROUP BY ALL
+    FROM month_combos GROUP BY ALL
 ) b USING (organization_id, month)
 LEFT JOIN counts k USING (organization_id, month)
 WHERE coalesce(s.events, 0) <> 0
@@ -353,8 +362,8 @@ ORDER BY organization_id, month
 """Month usage from what was stored and the days aggregated again: the stored month, minus the
 days' old usage, plus their new usage (exact integers, so the difference is exact); the
 distinct counts come from `counts`. A combination (agent type, model version) unpriced on
-any day of the month counts all its events of the month as unpriced. A month left without
-events has no row."""
+any day of the month counts all its events of the month as unpriced (from the month's
+combinations, `month_combos`). A month left without events has no row."""
 
 _STEPS = """
 CREATE OR REPLACE TEMP TABLE usage AS
@@ -368,25 +377,23 @@ SELECT organization_id, 'month', month, tokens_in, tokens_out, requests, cost_th
 FROM month_in;
 
 CREATE OR REPLACE TEMP TABLE breakdowns AS
-SELECT org, period_kind, period_start,
-       to_json(list({'agent_type': c.agent_type, 'model_version': c.model_version,
-                     'events': c.events, 'tokens_in': c.tokens_in,
-                     'tokens_out': c.tokens_out, 'requests': c.requests,
-                     'cost_micros': rhe(c.cost::HUGEINT, 1000)::BIGINT,
-                     'priced': c.unpriced_events = 0}
-                    ORDER BY c.agent_type, c.model_version)) AS breakdown
-FROM (
-    SELECT org, period_kind, period_start, unnest(from_json(breakdown, '$BREAKDOWN$')) AS c
-    FROM (
-        SELECT d.organization_id AS org, 'day' AS period_kind, d.day AS period_start,
-               d.breakdown
-        FROM day_in d JOIN targets t ON t.org = d.organization_id AND t.month = d.month
-        WHERE d.day >= t.from_day
-        UNION ALL
-        SELECT organization_id, 'month', month, breakdown FROM month_in
-    )
-)
-GROUP BY org, period_kind, period_start;
+SELECT d.organization_id AS org, 'day' AS period_kind, d.day AS period_start,
+       to_json(list_transform(from_json(d.breakdown, '$BREAKDOWN$'), lambda c: {
+           'agent_type': c.agent_type, 'model_version': c.model_version, 'events': c.events,
+           'tokens_in': c.tokens_in, 'tokens_out': c.tokens_out, 'requests': c.requests,
+           'cost_micros': rhe(c.cost::HUGEINT, 1000)::BIGINT,
+           'priced': c.unpriced_events = 0})) AS breakdown
+FROM day_in d JOIN targets t ON t.org = d.organization_id AND t.month = d.month
+WHERE d.day >= t.from_day AND d.breakdown <> '[]'
+UNION ALL
+SELECT organization_id, 'month', month,
+       to_json(list({'agent_type': agent_type, 'model_version': model_version,
+                     'events': events, 'tokens_in': tokens_in, 'tokens_out': tokens_out,
+                     'requests': requests, 'cost_micros': rhe(cost::HUGEINT, 1000)::BIGINT,
+                     'priced': unpriced_events = 0}
+                    ORDER BY agent_type, model_version))
+FROM combos_in
+GROUP BY organization_id, month;
 
 CREATE OR REPLACE TEMP TABLE adoption AS
 SELECT organization_id AS org, 'day' AS period_kind, day AS period_start, events, jobs,
@@ -396,7 +403,9 @@ UNION ALL
 SELECT organization_id, 'month', month, events, jobs, ai_jobs, users, ai_users FROM month_in;
 """
 """Stage 2's inputs: each (tenant, day) and (tenant, month) usage as the money step reads it
-(breakdowns only of the days written)."""
+(breakdowns only of the days written; a month's from its combinations). A day's stored
+breakdown is already in (agent type, model version) order (`list_sort` of unique pairs), so
+each entry is converted in place."""
 
 _MONEY = """
 CREATE OR REPLACE TEMP TABLE grid AS
@@ -582,7 +591,7 @@ USAGE_SUMS = (
     "users",
     "ai_users",
 )
-"""The sums of a day's or a month's usage (`DAY_USAGE`, `MONTH_USAGE`), then `breakdown`."""
+"""The sums of a day's or a month's usage (`DAY_USAGE`, then `breakdown`; `MONTH_USAGE`)."""
 DAY_USAGE = pa.schema(
     [
         ("organization_id", pa.string()),
@@ -596,9 +605,20 @@ MONTH_USAGE = pa.schema(
         ("organization_id", pa.string()),
         ("month", pa.date32()),
         *((name, pa.int64()) for name in USAGE_SUMS),
-        ("breakdown", pa.string()),
     ]
 )
+COMBO_SUMS = ("events", "tokens_in", "tokens_out", "requests", "cost", "unpriced_events")
+MONTH_COMBOS = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("month", pa.date32()),
+        ("agent_type", pa.string()),
+        ("model_version", pa.string()),
+        *((name, pa.int64()) for name in COMBO_SUMS),
+    ]
+)
+"""A tenant-month's usage by (agent type, model version): its days' breakdown entries summed
+(`cost` in thousandths of a micro-unit; `unpriced_events` the events without a rate)."""
 MONTH_KEYS = pa.schema(
     [
         ("organization_id", pa.string()),
@@ -750,24 +770,40 @@ def combine_days(
         return days.cast(DAY_USAGE), old.cast(DAY_USAGE)
 
 
+def combo_changes(
+    old_days: pa.Table, new_days: pa.Table, *, workspace: Workspace | None = None
+) -> pa.Table:
+    """How the days aggregated again change their months' usage by (agent type, model
+    version) (`MONTH_COMBOS`, signed): the new days' usage (`DAY_USAGE`) minus the old days'.
+    With no old days, the new days' combinations of a month rebuilt."""
+    with _using(workspace, None) as connection:
+        connection.register("old_days", old_days.cast(DAY_USAGE))
+        connection.register("new_days", new_days.cast(DAY_USAGE))
+        query = _COMBO_CHANGES.replace("$BREAKDOWN$", _BREAKDOWN)
+        return connection.sql(query).to_arrow_table().cast(MONTH_COMBOS)
+
+
 def merge_months(
     old_months: pa.Table,
     old_days: pa.Table,
     new_days: pa.Table,
     counts: pa.Table,
+    combos: pa.Table,
     *,
     threads: int | None = None,
     workspace: Workspace | None = None,
 ) -> pa.Table:
     """Month usage (`MONTH_USAGE`) of every month of the inputs: the stored month usage, minus
     the stored usage of the days aggregated again, plus their new usage; distinct jobs and
-    users from `counts` (`KEY_COUNTS`). A month left without events has no row."""
+    users from `counts` (`KEY_COUNTS`), unpriced events from the months' combinations
+    (`MONTH_COMBOS`, as they are now). A month left without events has no row."""
     with _using(workspace, threads) as connection:
         connection.register("old_months", old_months.cast(MONTH_USAGE))
         connection.register("old_days", old_days.cast(DAY_USAGE))
         connection.register("new_days", new_days.cast(DAY_USAGE))
         connection.register("counts", counts.cast(KEY_COUNTS))
-        steps, final = _MERGE_MONTHS.replace("$BREAKDOWN$", _BREAKDOWN).split(";\n\nSELECT ")
+        connection.register("month_combos", combos.cast(MONTH_COMBOS))
+        steps, final = _MERGE_MONTHS.split(";\n\nSELECT ")
         connection.execute(steps)
         return connection.sql("SELECT " + final).to_arrow_table().cast(MONTH_USAGE)
 
@@ -775,6 +811,7 @@ def merge_months(
 def figures_table(
     days: pa.Table,
     months: pa.Table,
+    combos: pa.Table,
     targets: Iterable[tuple[str, date, date]],
     book: PriceBook,
     *,
@@ -787,7 +824,8 @@ def figures_table(
     to write on (`FIGURE_COLUMNS`), ordered by tenant, month, days then the month.
 
     `days` holds the usage (`DAY_USAGE`) of every day of the targets up to `through` (the days
-    before the first to write count the tokens used so far), `months` their month usage. A day
+    before the first to write count the tokens used so far), `months` their month usage and
+    `combos` the months' usage by agent type and model version (`MONTH_COMBOS`). A day
     gets figures when the tenant has a plan in force or events that day; a month when any of
     its days does.
     """
@@ -798,6 +836,7 @@ def figures_table(
     with _using(workspace, threads) as connection:
         connection.register("day_rows", days.cast(DAY_USAGE))
         connection.register("month_in", months.cast(MONTH_USAGE))
+        connection.register("combos_in", combos.cast(MONTH_COMBOS))
         connection.execute(
             "CREATE OR REPLACE TEMP VIEW day_in AS "
             "SELECT *, date_trunc('month', day)::DATE AS month FROM day_rows"
@@ -835,10 +874,12 @@ def rollup_table(
         days, keys = aggregate_days(events, book, workspace=workspace)
         empty = MONTH_USAGE.empty_table(), DAY_USAGE.empty_table()
         counts = count_keys(keys, workspace=workspace)
-        months = merge_months(*empty, days, counts, workspace=workspace)
+        combos = combo_changes(DAY_USAGE.empty_table(), days, workspace=workspace)
+        months = merge_months(*empty, days, counts, combos, workspace=workspace)
         return figures_table(
             days,
             months,
+            combos,
             [(org, month, month) for org, month in wanted],
             book,
             through=through,

@@ -52,10 +52,12 @@ from pipelines.profitability.pricing import (
     check_tiers,
 )
 from pipelines.profitability.rollup import (
+    DAY_USAGE,
     Workspace,
     add_counts,
     aggregate_days,
     combine_days,
+    combo_changes,
     count_keys,
     figures_table,
     merge_months,
@@ -557,6 +559,21 @@ def rollup_chunk(
         # A day after the last one written accrues its fee even without events.
         start = last + timedelta(days=1) if last is not None else target[1]
         from_days[target] = min([start, *marked_days.get(target, [])])
+    # A tenant-month with nothing marked whose rows reach `through` (or its last day) has
+    # figures that cannot change (new events mark their day, prices their months): an hourly
+    # run with nothing new computes and compares nothing. Its month row counts as unchanged.
+    idle = {
+        target
+        for target in targets
+        if target not in whole
+        and target not in marked_days
+        and last_rows.get(target) == min(through, _following(target[1]) - timedelta(days=1))
+    }
+    if idle:
+        targets = [target for target in targets if target not in idle]
+        if not targets:
+            done("marks")
+            return RollupResult(len(idle), 0, 0, len(idle), 0, 0)
     spans = [(org, month, _following(month)) for org, month in sorted(whole)]
     spans += _spans([(org, day) for (org, _), days in marked_days.items() for day in days])
     done("marks")
@@ -569,8 +586,10 @@ def rollup_chunk(
         new_days, keys = aggregate_days(events, book, workspace=workspace)
         done("aggregate")
         stored.open_months((org, month, from_days[(org, month)]) for org, month in targets)
+        # Every day of a month rebuilt is aggregated again: none of its stored days is read.
+        rebuilt_all = whole == set(targets)
         days, old_days = combine_days(
-            stored.day_usage(),
+            DAY_USAGE.empty_table() if rebuilt_all else stored.day_usage(),
             new_days,
             [(str(org), a, b) for org, a, b in spans],
             workspace=workspace,
@@ -584,17 +603,25 @@ def rollup_chunk(
         else:
             gained = stored.add_keys(keys, rebuilt=sorted(whole))
         months = stored.month_usage()
+        differed = changed - whole
+        redone = old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_()))
+        # Usage by agent type and model version: months of marked days change by the days'
+        # new usage minus their old; whole months are their days' new usage alone.
+        combos = combo_changes(redone, new_days, workspace=workspace)
+        stored.add_combos(combos, rebuilt=sorted(whole), only=changed == whole)
+        if not rebuilt_all:
+            combos = stored.month_combos()
         if changed:
             # Months of marked days: the stored month minus the days' old usage plus their
             # new, their distinct counts plus the keys gained; whole months: their days' new
             # usage alone.
-            differed = changed - whole
             old_months = months.filter(pa.array(_in(months, differed, "month"), pa.bool_()))
             merged = merge_months(
                 old_months,
-                old_days.filter(pa.array(_in(old_days, differed, "day"), pa.bool_())),
+                redone,
                 new_days,
                 add_counts(old_months, gained, workspace=workspace),
+                combos,
                 workspace=workspace,
             )
             stored.replace_months(sorted(changed), merged)
@@ -604,6 +631,7 @@ def rollup_chunk(
         figures = figures_table(
             days,
             months,
+            combos,
             [(str(org), month, from_days[(org, month)]) for org, month in targets],
             book,
             through=through,
@@ -618,7 +646,7 @@ def rollup_chunk(
         now=now,
         events=events.num_rows,
         from_days=from_days,
-    )
+    ) + RollupResult(len(idle), 0, 0, len(idle), 0, 0)
     # A day after `through` was aggregated but has no figures yet: its mark stays.
     prices.clear_dirty_days({key: v for key, v in seen_days.items() if key[1] <= through})
     done("store")

@@ -42,19 +42,31 @@ _ROLLUP_LOCK = 0x50524F46
 by difference, so two chunks must not apply theirs to the same month at once)."""
 
 
-def _usage_schema(period: str) -> pa.Schema:
-    return pa.schema(
-        [
-            ("organization_id", pa.string()),
-            (period, pa.date32()),
-            *((name, pa.int64()) for name in SUMS),
-            ("breakdown", pa.string()),
-        ]
-    )
-
-
-DAY_USAGE = _usage_schema("day")
-MONTH_USAGE = _usage_schema("month")
+DAY_USAGE = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("day", pa.date32()),
+        *((name, pa.int64()) for name in SUMS),
+        ("breakdown", pa.string()),
+    ]
+)
+MONTH_USAGE = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("month", pa.date32()),
+        *((name, pa.int64()) for name in SUMS),
+    ]
+)
+COMBO_SUMS = ("events", "tokens_in", "tokens_out", "requests", "cost", "unpriced_events")
+MONTH_COMBOS = pa.schema(
+    [
+        ("organization_id", pa.string()),
+        ("month", pa.date32()),
+        ("agent_type", pa.string()),
+        ("model_version", pa.string()),
+        *((name, pa.int64()) for name in COMBO_SUMS),
+    ]
+)
 KEY_COUNTS = pa.schema(
     [
         ("organization_id", pa.string()),
@@ -142,9 +154,19 @@ class ProfitabilityUsageRepository(Repository):
         """The stored usage of every day of the open tenant-months; breakdowns only of the
         days from each one's first day to write ('[]' before)."""
         sums = ", ".join(f"d.{name}" for name in SUMS)
+        breakdown = "CASE WHEN d.day >= x.from_day THEN d.breakdown ELSE '[]' END"
+        if self.postgres:
+            # Each month by the primary key (`OFFSET 0` keeps the probes apart: a join guessed
+            # a third of the table per bound and scanned all of it).
+            return self._read(
+                f"SELECT d.organization_id, d.day, {sums}, {breakdown} FROM rollup_months x "
+                "CROSS JOIN LATERAL (SELECT * FROM profitability_day_usage d "
+                "WHERE d.organization_id = x.organization_id AND d.day >= x.month "
+                "AND d.day < x.month_end OFFSET 0) d",
+                DAY_USAGE,
+            )
         return self._read(
-            f"SELECT d.organization_id, d.day, {sums}, "
-            "CASE WHEN d.day >= x.from_day THEN d.breakdown ELSE '[]' END "
+            f"SELECT d.organization_id, d.day, {sums}, {breakdown} "
             "FROM profitability_day_usage d JOIN rollup_months x "
             "ON x.organization_id = d.organization_id AND d.day >= x.month AND d.day < x.month_end",
             DAY_USAGE,
@@ -154,10 +176,29 @@ class ProfitabilityUsageRepository(Repository):
         """The stored usage of the open tenant-months."""
         sums = ", ".join(f"m.{name}" for name in SUMS)
         return self._read(
-            f"SELECT m.organization_id, m.month, {sums}, m.breakdown "
+            f"SELECT m.organization_id, m.month, {sums} "
             "FROM profitability_month_usage m JOIN rollup_months x "
             "ON x.organization_id = m.organization_id AND x.month = m.month",
             MONTH_USAGE,
+        )
+
+    def month_combos(self) -> pa.Table:
+        """The stored usage by agent type and model version of the open tenant-months."""
+        sums = ", ".join(f"c.{name}" for name in COMBO_SUMS)
+        # A missing model version is stored as '' (it is part of the key).
+        columns = f"c.organization_id, c.month, c.agent_type, NULLIF(c.model_version, ''), {sums}"
+        if self.postgres:
+            # Each month by the primary key (see `day_usage`).
+            return self._read(
+                f"SELECT {columns} FROM rollup_months x CROSS JOIN LATERAL (SELECT * "
+                "FROM profitability_month_combos c WHERE c.organization_id = x.organization_id "
+                "AND c.month = x.month OFFSET 0) c",
+                MONTH_COMBOS,
+            )
+        return self._read(
+            f"SELECT {columns} FROM profitability_month_combos c JOIN rollup_months x "
+            "ON x.organization_id = c.organization_id AND x.month = c.month",
+            MONTH_COMBOS,
         )
 
     # --- writes -------------------------------------------------------------------------------
@@ -168,11 +209,20 @@ class ProfitabilityUsageRepository(Repository):
         self._spans(spans)
         cursor = self._cursor()
         try:
-            cursor.execute(
-                "DELETE FROM profitability_day_usage AS d WHERE EXISTS (SELECT 1 FROM "
-                "rollup_spans s WHERE s.organization_id = d.organization_id "
-                "AND d.day >= s.first_day AND d.day < s.stop)"
-            )
+            if self.postgres:
+                # Each span by the primary key (see `day_usage`).
+                cursor.execute(
+                    "DELETE FROM profitability_day_usage WHERE ctid = ANY(ARRAY(SELECT d.ctid "
+                    "FROM rollup_spans s CROSS JOIN LATERAL (SELECT ctid "
+                    "FROM profitability_day_usage d WHERE d.organization_id = s.organization_id "
+                    "AND d.day >= s.first_day AND d.day < s.stop OFFSET 0) d))"
+                )
+            else:
+                cursor.execute(
+                    "DELETE FROM profitability_day_usage AS d WHERE EXISTS (SELECT 1 FROM "
+                    "rollup_spans s WHERE s.organization_id = d.organization_id "
+                    "AND d.day >= s.first_day AND d.day < s.stop)"
+                )
         finally:
             cursor.close()
         self._insert_rows("profitability_day_usage", days)
@@ -191,6 +241,62 @@ class ProfitabilityUsageRepository(Repository):
             cursor.close()
         self._insert_rows("profitability_month_usage", rows)
 
+    def add_combos(
+        self, changes: pa.Table, *, rebuilt: Sequence[tuple[uuid.UUID, date]], only: bool = False
+    ) -> None:
+        """Apply changes (`MONTH_COMBOS`, signed) to the stored usage by agent type and model
+        version; the combinations of the `rebuilt` tenant-months are replaced by those given.
+        `only`: every change is of a month rebuilt (each combination once: plain inserts)."""
+        table = "profitability_month_combos"
+        cursor = self._cursor()
+        try:
+            if rebuilt:
+                self._spans([(org, month, _next_month(month)) for org, month in rebuilt])
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM rollup_spans s WHERE "
+                    f"s.organization_id = {table}.organization_id AND {table}.month = s.first_day)"
+                )
+            if changes.num_rows == 0:
+                return
+            changes = changes.set_column(
+                3, "model_version", pc.fill_null(changes.column("model_version"), "")
+            )
+            staged = f"staged_{table}"
+            if self.postgres:
+                self._stage(cursor, table, changes)
+            else:
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {staged} (organization_id TEXT, "
+                    "month TEXT, agent_type TEXT, model_version TEXT, "
+                    + ", ".join(f"{name} INTEGER" for name in COMBO_SUMS)
+                    + ")"
+                )
+                cursor.execute(f"DELETE FROM {staged}")
+                cursor.executemany(
+                    f"INSERT INTO {staged} VALUES ({', '.join('?' * changes.num_columns)})",
+                    _sqlite_rows(changes),
+                )
+            names = ", ".join(MONTH_COMBOS.names)
+            insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}"
+            if not only:
+                key = "organization_id, month, agent_type, model_version"
+                added = ", ".join(
+                    f"{name} = {table}.{name} + excluded.{name}" for name in COMBO_SUMS
+                )
+                insert += f" WHERE true ON CONFLICT ({key}) DO UPDATE SET {added}"
+            cursor.execute(insert)
+            if not only and pc.min(changes.column("events")).as_py() < 0:
+                # A combination left without events is gone (as a month without events);
+                # only a day aggregated again with fewer events can leave one.
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE events = 0 AND EXISTS (SELECT 1 FROM {staged} s "
+                    f"WHERE s.organization_id = {table}.organization_id "
+                    f"AND s.month = {table}.month AND s.agent_type = {table}.agent_type "
+                    f"AND s.model_version = {table}.model_version)"
+                )
+        finally:
+            cursor.close()
+
     def add_keys(
         self, keys: pa.Table, *, rebuilt: Sequence[tuple[uuid.UUID, date]], gained: bool = True
     ) -> pa.Table:
@@ -198,7 +304,7 @@ class ProfitabilityUsageRepository(Repository):
         the keys of the `rebuilt` tenant-months are replaced by those given. Returns how many
         keys each tenant-month gained (`KEY_COUNTS`: new jobs, jobs newly AI, new users, users
         newly AI), so its distinct counts need no count of its stored keys; without `gained`,
-        nothing (every month rebuilt: the caller counts the keys given)."""
+        nothing (every key given is of a month rebuilt: the caller counts them)."""
         cursor = self._cursor()
         try:
             if rebuilt:
@@ -225,29 +331,54 @@ class ProfitabilityUsageRepository(Repository):
                 )
         finally:
             cursor.close()
-        found = KEY_COUNTS.empty_table()
-        if gained:
-            found = self._read(
-                "SELECT s.organization_id, s.month, "
-                "sum(CASE WHEN s.kind = 'j' AND k.key IS NULL THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN s.kind = 'j' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
-                "THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN s.kind = 'u' AND k.key IS NULL THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN s.kind = 'u' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
-                "THEN 1 ELSE 0 END) "
-                f"FROM {staged} s LEFT JOIN profitability_month_keys k "
-                "ON k.organization_id = s.organization_id AND k.month = s.month "
-                "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
-                KEY_COUNTS,
+        insert = (
+            "INSERT INTO profitability_month_keys (organization_id, month, kind, key, ai) "
+            f"SELECT organization_id, month, kind, key, ai FROM {staged}"
+        )
+        if not gained:
+            # Every key given is of a month rebuilt: its stored keys are gone and the keys
+            # given are distinct, so a plain insert (no conflict check per key) suffices.
+            cursor = self._cursor()
+            try:
+                cursor.execute(insert)
+            finally:
+                cursor.close()
+            return KEY_COUNTS.empty_table()
+        insert += (
+            " WHERE true ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET "
+            "ai = excluded.ai WHERE excluded.ai AND NOT profitability_month_keys.ai"
+        )
+        if self.postgres:
+            # One statement: the keys written come back, new ones (no earlier row version:
+            # `xmax = 0`) or made AI; a key already stored as it is comes back not at all.
+            return _key_counts(
+                self._fetch(
+                    f"WITH written AS ({insert} RETURNING organization_id, month, kind, ai, "
+                    "xmax = 0 AS new) SELECT organization_id, month, "
+                    "sum(CASE WHEN kind = 'j' AND new THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN kind = 'j' AND ai THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN kind = 'u' AND new THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN kind = 'u' AND ai THEN 1 ELSE 0 END) "
+                    "FROM written GROUP BY organization_id, month"
+                )
             )
+        # SQLite: the keys new or newly AI, looked up before they are written.
+        found = self._read(
+            "SELECT s.organization_id, s.month, "
+            "sum(CASE WHEN s.kind = 'j' AND k.key IS NULL THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'j' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+            "THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'u' AND k.key IS NULL THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN s.kind = 'u' AND s.ai AND (k.key IS NULL OR NOT k.ai) "
+            "THEN 1 ELSE 0 END) "
+            f"FROM {staged} s LEFT JOIN profitability_month_keys k "
+            "ON k.organization_id = s.organization_id AND k.month = s.month "
+            "AND k.kind = s.kind AND k.key = s.key GROUP BY s.organization_id, s.month",
+            KEY_COUNTS,
+        )
         cursor = self._cursor()
         try:
-            cursor.execute(
-                "INSERT INTO profitability_month_keys (organization_id, month, kind, key, ai) "
-                f"SELECT organization_id, month, kind, key, ai FROM {staged} WHERE true "
-                "ON CONFLICT (organization_id, month, kind, key) DO UPDATE SET ai = excluded.ai "
-                "WHERE excluded.ai AND NOT profitability_month_keys.ai"
-            )
+            cursor.execute(insert)
         finally:
             cursor.close()
         return found
@@ -344,6 +475,18 @@ class ProfitabilityUsageRepository(Repository):
             for values, field in zip(columns[2:], list(schema)[2:], strict=True)
         )
         return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _key_counts(rows: list[tuple[Any, ...]]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in KEY_COUNTS]
+    return pa.table(
+        [
+            pa.array([str(org) for org in columns[0]], pa.string()),
+            pa.array(columns[1], pa.date32()),
+            *(pa.array([int(n) for n in values], pa.int64()) for values in columns[2:]),
+        ],
+        schema=KEY_COUNTS,
+    )
 
 
 def _next_month(month: date) -> date:

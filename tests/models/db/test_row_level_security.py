@@ -692,8 +692,10 @@ PLATFORM_ONLY = {
     " 0, '[]')",
     "profitability_month_usage": "INSERT INTO profitability_month_usage (organization_id, month,"
     " events, tokens_in, tokens_out, requests, cost_thousandths, unpriced_events, jobs, ai_jobs,"
-    " users, ai_users, breakdown) VALUES (%(b)s, DATE '2026-03-01', 0, 0, 0, 0, 0, 0, 0, 0, 0,"
-    " 0, '[]')",
+    " users, ai_users) VALUES (%(b)s, DATE '2026-03-01', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+    "profitability_month_combos": "INSERT INTO profitability_month_combos (organization_id,"
+    " month, agent_type, model_version, events, tokens_in, tokens_out, requests, cost,"
+    " unpriced_events) VALUES (%(b)s, DATE '2026-03-01', 'evil', 'm@1', 0, 0, 0, 0, 0, 0)",
     "profitability_month_keys": "INSERT INTO profitability_month_keys (organization_id, month,"
     " kind, key, ai) VALUES (%(b)s, DATE '2026-03-01', 'j', 'evil', true)",
     "promotion_gates": "INSERT INTO promotion_gates (id, agent_type, version, config,"

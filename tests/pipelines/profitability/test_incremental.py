@@ -5,7 +5,7 @@ any sequence of loads and price changes the stored figures are those a full rebu
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -99,3 +99,23 @@ def test_a_month_without_new_events_accrues_its_fee_day_by_day(
     assert _row(session, idle, "day", date(2026, 3, 20)).subscription_micros == 1_000_000
     again = _rollup(session)
     assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+
+
+def test_a_run_with_nothing_new_computes_nothing_and_the_next_day_accrues(
+    session: Session, tenants: dict[str, Any]
+) -> None:
+    idle: uuid.UUID = tenants["idle"]
+    _rollup(session)
+    written = _row(session, idle, "month", MARCH).computed_at
+    # Nothing marked and every day up to today written: no events read, no row rewritten.
+    again = _rollup(session)
+    assert (again.events, again.inserted, again.updated, again.deleted) == (0, 0, 0, 0)
+    assert again.unchanged == again.tenant_months > 0
+    assert _row(session, idle, "month", MARCH).computed_at == written
+    # The next day is computed: its fee accrues on a new day row and on the month row.
+    later = NOW + timedelta(days=1)
+    plan = service.plan_rollup(session, now=later)
+    next_day = service.rollup_chunk(session, plan.targets, through=plan.through, now=later)
+    assert next_day.inserted > 0
+    assert _row(session, idle, "day", date(2026, 3, 21)).subscription_micros == 1_000_000
+    assert _row(session, idle, "month", MARCH).subscription_micros == 21_000_000
