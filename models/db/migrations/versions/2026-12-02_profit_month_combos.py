@@ -1,7 +1,7 @@
 """profitability: a month's usage by agent type and model version as rows
 
-Revision ID: 0016_profit_month_combos
-Revises: 0015_profit_incremental
+Revision ID: 0017_profit_month_combos
+Revises: 0016_usage_load
 Create Date: 2026-12-02 15:00:00.000000
 
 A tenant-month's usage by agent type and model version moves from a JSON breakdown in
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_profit_month_combos"
-down_revision: str | None = "0015_profit_incremental"
+revision: str = "0017_profit_month_combos"
+down_revision: str | None = "0016_usage_load"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
