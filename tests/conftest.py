@@ -172,6 +172,15 @@ class TemplateCache:
         self.built.clear()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the `slow` tests (a minute or more each, mostly waiting on subprocesses) first.
+
+    xdist's work stealing balances the many short tests, but a long one picked up near the end
+    leaves the other workers idle until it finishes; started first, it overlaps the rest.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def fresh_logging_context() -> Iterator[None]:
     """Each test starts with no request or flow-run id bound (audit rows read them)."""
