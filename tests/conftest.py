@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -102,32 +104,74 @@ def copy_sqlite(source: Path, target: Path) -> None:
         origin.backup(copy)
 
 
+class PostgresCopies:
+    """Copies of one PostgreSQL template made ahead of the tests and dropped after them, on
+    threads.
+
+    CREATE DATABASE … TEMPLATE and DROP DATABASE each wait on the server for a fraction of a
+    second, longer while it is busy (PostgreSQL 15 forces a checkpoint per DROP DATABASE;
+    concurrent drops share one). Made and dropped in the background, several at a time, the
+    tests mostly wait for neither. Each test still gets a copy of its own, made from the
+    template and used by no one else.
+    """
+
+    AHEAD = 2
+    DROPPING = 6
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self._makers = ThreadPoolExecutor(max_workers=self.AHEAD, thread_name_prefix="pg-copy")
+        self._droppers = ThreadPoolExecutor(max_workers=self.DROPPING, thread_name_prefix="pg-drop")
+        self._ahead: deque[Future[tuple[str, str]]] = deque()
+
+    def take(self) -> tuple[str, str]:
+        """The name and URL of a fresh copy; the next ones start being made."""
+        while len(self._ahead) < self.AHEAD + 1:
+            self._ahead.append(self._makers.submit(_create_postgres_database, self.template))
+        return self._ahead.popleft().result()
+
+    def give_back(self, name: str) -> None:
+        """Drop a copy in the background."""
+        self._droppers.submit(_drop_postgres_database, name)
+
+    def close(self) -> None:
+        """Drop the copies made ahead and wait for every drop."""
+        while self._ahead:
+            with suppress(Exception):
+                self.give_back(self._ahead.popleft().result()[0])
+        self._makers.shutdown(wait=True)
+        self._droppers.shutdown(wait=True)
+
+
 @dataclass(frozen=True)
 class DatabaseTemplate:
     """A migrated (and maybe seeded) database that tests copy instead of rebuilding.
 
     On PostgreSQL it is a database nobody stays connected to (CREATE DATABASE … TEMPLATE
-    refuses a template with open connections); on SQLite a file.
+    refuses a template with open connections), copied through `PostgresCopies`; on SQLite a file.
     """
 
     backend: str
     url: str
+    copies: PostgresCopies | None = field(default=None, compare=False)
 
     @contextmanager
     def copy(self, folder: Path) -> Iterator[str]:
         """The URL of a private copy of this database, dropped afterwards."""
-        if self.backend == "sqlite":
+        if self.copies is None:
             target = folder / "streamflow.db"
             copy_sqlite(Path(make_url(self.url).database or ""), target)
             yield f"sqlite:///{target}"
             return
-        name, url = _create_postgres_database(template=make_url(self.url).database)
+        name, url = self.copies.take()
         try:
             yield url
         finally:
-            _drop_postgres_database(name)
+            self.copies.give_back(name)
 
     def drop(self) -> None:
+        if self.copies is not None:
+            self.copies.close()
         if self.backend == "postgresql":
             _drop_postgres_database(make_url(self.url).database or "")
 
@@ -149,6 +193,8 @@ def build_template(
             seed(engine)
     finally:
         engine.dispose()
+    if backend == "postgresql":
+        return DatabaseTemplate(backend, url, PostgresCopies(make_url(url).database or ""))
     return DatabaseTemplate(backend, url)
 
 
@@ -170,6 +216,15 @@ class TemplateCache:
         for template in self.built.values():
             template.drop()
         self.built.clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the `slow` tests (a minute or more each, mostly waiting on subprocesses) first.
+
+    xdist's work stealing balances the many short tests, but a long one picked up near the end
+    leaves the other workers idle until it finishes; started first, it overlaps the rest.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)

@@ -62,6 +62,7 @@ def _worker_database_urls(address: str) -> set[str | None]:
     return set(found.values())
 
 
+@pytest.mark.slow
 class TestDaskTaskRunner:
     # On PostgreSQL only: what is under test is where the tasks run, not the storage backend.
     @pytest.mark.parametrize("streamflow", ["postgresql"], indirect=True)

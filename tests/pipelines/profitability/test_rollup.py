@@ -119,7 +119,9 @@ class TestIngestion:
         assert (again.received, again.inserted, again.duplicates) == (7, 0, 7)
         assert session.scalar(select(func.count()).select_from(UsageEvent)) == 5
         audits = session.scalars(
-            select(AuditLogEntry.details).where(AuditLogEntry.action == "usage_events.ingested")
+            select(AuditLogEntry.details)
+            .where(AuditLogEntry.action == "usage_events.ingested")
+            .order_by(AuditLogEntry.id)
         ).all()
         assert [a["inserted"] for a in audits] == [5, 0]
 
