@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from rich.console import Console
 
 from flows.evaluation import run_evaluation
 from flows.models import BUILTIN_AGENTS, BuiltAgent, move_alias, register_agent, train_builtin
-from flows.orchestrator import orchestrated
 from flows.reporting import comparison_payload, print_comparison
 from flows.runtime import report_progress, runtime
 from models.db.engine import transaction
@@ -169,12 +167,51 @@ def _profitability(rt: Any, say: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _evaluate_and_compare(
-    rt: Any, report: dict[str, Any], say: Any, console: Console | None, step: int, steps: int
-) -> None:
-    """Evaluate champion and challenger of each task, compare them, run the tenants' own
-    evaluations and the profitability rollup: the flows, on the orchestrator."""
+def run_demo(console: Console | None, *, started: float | None = None) -> dict[str, Any]:
+    """Create orgs, import datasets, train and register models, evaluate, compare.
+
+    `started` is the `time.perf_counter()` reading the reported duration counts from; the CLI
+    passes the moment the command began, so the orchestrator's start-up is counted too.
+    """
+    if started is None:
+        started = time.perf_counter()
+    rt = runtime()
+    say = console.print if console else (lambda *_a, **_k: None)
+    with transaction(rt.sessions) as session:
+        ensure_organization(
+            session, slug=PROVIDER, name="StreamFlow provider", kind="provider", actor=ACTOR
+        )
+        for slug, name in TENANTS.items():
+            ensure_organization(session, slug=slug, name=name, kind="tenant", actor=ACTOR)
+        for spec in DEMO:
+            path = DATASETS_DIR / spec["golden"]
+            provider_id = get_organization(session, PROVIDER).id
+            result = import_golden_dataset(
+                session,
+                organization_id=provider_id,
+                actor=ACTOR,
+                name=spec["dataset"],
+                task=spec["task"],
+                data=path.read_bytes(),
+                filename=path.name,
+                storage_dir=rt.storage.golden_dataset_dir,
+            )
+            say(
+                f"golden dataset {result.dataset.name}@{result.version.version}: "
+                f"{result.version.row_count} rows"
+            )
+    report: dict[str, Any] = {"comparisons": []}
+    steps = len(DEMO) * 4
+    step = 0
     for spec in DEMO:
+        refs = {}
+        for alias in ("champion", "challenger"):
+            report_progress("demo", step, steps)
+            refs[alias] = _register_builtin(
+                spec["model"], spec[alias], DATASETS_DIR / spec["training"], alias
+            )
+            step += 1
+            say(f"model version {refs[alias]} ({spec[alias]}) is {alias}")
         outcomes = {}
         for alias in ("champion", "challenger"):
             report_progress("demo", step, steps)
@@ -217,63 +254,6 @@ def _evaluate_and_compare(
         report["tenant_runs"][slug] = outcome.run_id
         say(f"tenant {slug}: its own run {outcome.run_id[:8]} ({summaries['model']}@champion)")
     report["profitability"] = _profitability(rt, say)
-
-
-def run_demo(
-    console: Console | None,
-    *,
-    started: float | None = None,
-    orchestrator_ready: Callable[[], object] | None = None,
-) -> dict[str, Any]:
-    """Create orgs, import datasets, train and register models, evaluate, compare.
-
-    `started` is the `time.perf_counter()` reading the reported duration counts from; the CLI
-    passes the moment the command began, so the orchestrator's start-up is counted too.
-    `orchestrator_ready` waits for an orchestrator started meanwhile; it is called once the
-    models are registered, before the first flow.
-    """
-    if started is None:
-        started = time.perf_counter()
-    rt = runtime()
-    say = console.print if console else (lambda *_a, **_k: None)
-    with transaction(rt.sessions) as session:
-        ensure_organization(
-            session, slug=PROVIDER, name="StreamFlow provider", kind="provider", actor=ACTOR
-        )
-        for slug, name in TENANTS.items():
-            ensure_organization(session, slug=slug, name=name, kind="tenant", actor=ACTOR)
-        for spec in DEMO:
-            path = DATASETS_DIR / spec["golden"]
-            provider_id = get_organization(session, PROVIDER).id
-            result = import_golden_dataset(
-                session,
-                organization_id=provider_id,
-                actor=ACTOR,
-                name=spec["dataset"],
-                task=spec["task"],
-                data=path.read_bytes(),
-                filename=path.name,
-                storage_dir=rt.storage.golden_dataset_dir,
-            )
-            say(
-                f"golden dataset {result.dataset.name}@{result.version.version}: "
-                f"{result.version.row_count} rows"
-            )
-    report: dict[str, Any] = {"comparisons": []}
-    steps = len(DEMO) * 4
-    step = 0
-    for spec in DEMO:
-        for alias in ("champion", "challenger"):
-            report_progress("demo", step, steps)
-            ref = _register_builtin(
-                spec["model"], spec[alias], DATASETS_DIR / spec["training"], alias
-            )
-            step += 1
-            say(f"model version {ref} ({spec[alias]}) is {alias}")
-    if orchestrator_ready is not None:
-        orchestrator_ready()
-    with orchestrated():
-        _evaluate_and_compare(rt, report, say, console, step, steps)
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["database"] = rt.engine.url.render_as_string(hide_password=True)
     report["mlflow_tracking_uri"] = rt.registry.resolved_tracking_uri()
