@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ from pipelines.experiments.srm import SrmResult, sample_ratio_mismatch
 from pipelines.promotion.comparison import TrafficComparison, quality_differences
 
 LATENCY = "latency_p95_ms"
+COST = "cost_per_request"
+"""AI cost per request in micro-units of the price's currency (see `comparison`)."""
 ERRORS = "error_rate"
 QUALITY = "quality"
 
@@ -80,6 +82,18 @@ class LiveEvidence:
     tests: dict[str, Any]
     """Further tests reported with the decision (McNemar, the p95 bootstrap)."""
     srm: SrmResult | None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Metric → why it has no evidence this look."""
+
+
+def _missing_prices(comparison: TrafficComparison) -> str | None:
+    if not comparison.unpriced:
+        return None
+    return (
+        f"No evidence for the guardrail {COST} yet: no AI cost rate is in force for "
+        f"{', '.join(comparison.unpriced)} on the days of its answers; add one "
+        "(streamflow profitability price ai-cost, or POST /provider/v1/pricing/ai-costs)."
+    )
 
 
 def live_evidence(
@@ -136,6 +150,14 @@ def live_evidence(
                 binary=True,
                 previous=previous_result(previous.get(ERRORS)),
             )
+        if comparison.n and not comparison.unpriced:
+            # Costs are in micro-units, not the planned effect's units: tune without tau.
+            sequential[COST] = paired_test(
+                challenger.cost_micros - champion.cost_micros,
+                alpha=alpha,
+                min_n=min_n,
+                previous=previous_result(previous.get(COST)),
+            )
     else:
         a = champion.quality[~np.isnan(champion.quality)]
         b = challenger.quality[~np.isnan(challenger.quality)]
@@ -157,6 +179,14 @@ def live_evidence(
                 tau=tau,
                 min_n=min_n,
                 previous=previous_result(previous.get(ERRORS)),
+            )
+        if len(champion.cost_micros) and len(challenger.cost_micros) and not comparison.unpriced:
+            sequential[COST] = two_sample_test(
+                champion.cost_micros,
+                challenger.cost_micros,
+                alpha=alpha,
+                min_n=min_n,
+                previous=previous_result(previous.get(COST)),
             )
         if challenger_share is not None:
             srm = sample_ratio_mismatch(
@@ -182,6 +212,7 @@ def live_evidence(
         sequential={name: asdict(result) for name, result in sequential.items()},
         tests=tests,
         srm=srm,
+        unavailable={COST: missing} if (missing := _missing_prices(comparison)) else {},
     )
 
 

@@ -21,6 +21,7 @@ from models.db.repositories.audit import record_audit
 from models.db.repositories.experiments import ExperimentRepository, TrafficRepository
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
+from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.promotion import PromotionRepository
 from models.db.repositories.webhooks import WebhookRepository
 from models.db.tables import (
@@ -41,6 +42,7 @@ from pipelines.experiments.gate import GateEvidence, MetricEvidence, decide
 from pipelines.experiments.service import change_status
 from pipelines.golden_datasets.service import load_version_frame, resolve_version
 from pipelines.pagination import Paged, after_key, as_paged
+from pipelines.profitability.pricing import CostRate
 from pipelines.promotion.comparison import (
     Reference,
     TrafficComparison,
@@ -58,6 +60,7 @@ from pipelines.promotion.read_models import (
     DriftReportView,
     GateView,
 )
+from pipelines.serving.routing import count_tokens
 from pipelines.webhooks.events import EventType
 from pipelines.webhooks.service import emit_event
 
@@ -388,12 +391,31 @@ def _load_window(
                 latency_ms=float(entry.latency_ms),
                 error=entry.error is not None,
                 created_at=entry.created_at,
+                model_version=entry.model_version,
+                tokens_in=count_tokens(entry.input_text),
+                tokens_out=count_tokens(entry.output_text or ""),
             )
             for entry in page.items
         ]
         if page.next_key is None:
             return rows
         after = page.next_key
+
+
+def _cost_rates(session: Session) -> dict[str, tuple[CostRate, ...]]:
+    """Every model version's AI cost rate versions, by effective date."""
+    rates: dict[str, list[CostRate]] = {}
+    for rate in ProfitabilityRepository(session).cost_rates():
+        rates.setdefault(rate.model_version, []).append(
+            CostRate(
+                rate.model_version,
+                rate.effective_from,
+                rate.micros_per_1k_tokens_in,
+                rate.micros_per_1k_tokens_out,
+                rate.micros_per_request,
+            )
+        )
+    return {model: tuple(versions) for model, versions in rates.items()}
 
 
 def _references(
@@ -609,7 +631,9 @@ def compare_experiment(
         session, experiment.agent_type, window_start, {row.request_id for row in rows}
     )
     shadow = experiment.kind == ExperimentKind.SHADOW
-    traffic: TrafficComparison = (compare_shadow if shadow else compare_ab)(rows, references)
+    traffic: TrafficComparison = (compare_shadow if shadow else compare_ab)(
+        rows, references, rates=_cost_rates(session)
+    )
     last = repository.latest_decision(experiment.agent_type)
     carried = (
         last.evidence.get("live", {}).get("sequential")
@@ -649,7 +673,11 @@ def compare_experiment(
         )
         metrics.append(golden_row)
     evidence = GateEvidence(
-        metrics=tuple(metrics), n=traffic.n, duration=now - started, srm=live.srm
+        metrics=tuple(metrics),
+        n=traffic.n,
+        duration=now - started,
+        srm=live.srm,
+        unavailable=live.unavailable,
     )
     decision = decide(config, evidence)
     stored = repository.add_decision(
@@ -682,6 +710,10 @@ def compare_experiment(
                         "output_rouge_l": traffic.output_rouge_l,
                         "error_rate_champion": _mean(traffic.champion.errors),
                         "error_rate_challenger": _mean(traffic.challenger.errors),
+                        "cost_micros_per_request_champion": _mean(traffic.champion.cost_micros),
+                        "cost_micros_per_request_challenger": _mean(traffic.challenger.cost_micros),
+                        "unpriced_versions": list(traffic.unpriced),
+                        "unavailable": live.unavailable,
                         "sequential": live.sequential,
                         "tests": live.tests,
                         "srm": asdict(live.srm) if live.srm is not None else None,
