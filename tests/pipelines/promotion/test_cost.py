@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -35,7 +36,7 @@ def _row(rid: str, role: str, version: str, tokens_out: int, **changes: object) 
     row = TrafficRow(
         rid, role, None, "answer", 10.0, False, T0, version, tokens_in=7, tokens_out=tokens_out
     )
-    return TrafficRow(**{**row.__dict__, **changes})  # type: ignore[arg-type]
+    return replace(row, **changes)
 
 
 def _shadow(n: int, challenger_per_request: int) -> list[TrafficRow]:
