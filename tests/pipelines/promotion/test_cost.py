@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -32,11 +31,18 @@ def _rates(challenger_per_request: int) -> dict[str, tuple[CostRate, ...]]:
     }
 
 
-def _row(rid: str, role: str, version: str, tokens_out: int, **changes: object) -> TrafficRow:
-    row = TrafficRow(
-        rid, role, None, "answer", 10.0, False, T0, version, tokens_in=7, tokens_out=tokens_out
-    )
-    return replace(row, **changes)
+def _row(
+    rid: str,
+    role: str,
+    version: str,
+    tokens_out: int,
+    *,
+    variant: str | None = None,
+    error: bool = False,
+    created_at: datetime = T0,
+) -> TrafficRow:
+    output = None if error else "answer"
+    return TrafficRow(rid, role, variant, output, 10.0, error, created_at, version, 7, tokens_out)
 
 
 def _shadow(n: int, challenger_per_request: int) -> list[TrafficRow]:
