@@ -49,7 +49,12 @@ class GuardrailBody(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: str = Field(max_length=64, examples=["latency_p95_ms"])
-    margin: float = Field(ge=0, le=1e9, description="Worst allowed change, in metric units.")
+    margin: float = Field(
+        ge=0,
+        le=1e9,
+        description="Worst allowed change, in metric units (cost_per_request: micro-units of "
+        "the AI cost rates' currency per request).",
+    )
     higher_is_better: bool | None = None
 
 
@@ -68,6 +73,19 @@ class GateBody(InputModel):
         default=None, max_length=300, description="Pinned golden dataset version, NAME@VERSION."
     )
     sample_seed: int | None = Field(default=None, ge=0, le=2**31)
+    critical_slices: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="Slices of the pinned golden dataset on which the primary metric is a "
+        "guardrail (Holm-adjusted across them); needs golden_dataset and slice_margin.",
+        examples=[["billing", "refunds"]],
+    )
+    slice_margin: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e9,
+        description="Worst allowed drop of the primary metric on a critical slice, in its units.",
+    )
 
 
 @provider_router.get("/decisions", response_model=Page[DecisionSummary], responses=READ_ERRORS)

@@ -174,6 +174,14 @@ def gate_set(
         float | None, typer.Option(help="Minimum hours before deciding.")
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="Significance level.")] = None,
+    critical_slice: Annotated[
+        list[str] | None,
+        typer.Option(help="A golden-set slice the primary metric must hold on (repeatable)."),
+    ] = None,
+    slice_margin: Annotated[
+        float | None,
+        typer.Option(help="Worst allowed drop of the primary metric on a critical slice."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Pre-register a new version of an agent type's gate (fields over the current ones)."""
@@ -198,6 +206,8 @@ def gate_set(
             if min_duration_hours is None
             else int(min_duration_hours * 3600),
             "alpha": alpha,
+            "critical_slices": critical_slice or None,
+            "slice_margin": slice_margin,
         }
         document.update({k: v for k, v in given.items() if v is not None})
         result = set_gate(

@@ -24,6 +24,7 @@ harder.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -75,6 +76,8 @@ class GateEvidence:
     n: int
     duration: timedelta
     srm: SrmResult | None
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    """Metric → why it has no evidence (e.g. a model version without a price), for the reason."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,9 @@ def decide(config: GateConfig, evidence: GateEvidence) -> GateDecision:
                 GateCheck(
                     f"guardrail {guardrail.metric}",
                     None,
-                    f"No evidence for the guardrail {guardrail.metric} yet.",
+                    evidence.unavailable.get(
+                        guardrail.metric, f"No evidence for the guardrail {guardrail.metric} yet."
+                    ),
                 )
             )
         guardrails += [_guardrail_check(guardrail, row) for row in rows]

@@ -6,10 +6,17 @@ A/B experiments are two samples: each request was answered by one variant. Task 
 from feedback that gives a reference: a correct label (1 if the output equals it) or corrected
 text (ROUGE-L F of the output against it). Ratings describe only the served output, so they do
 not compare versions.
+
+AI cost per request is what the profitability rollup would charge the answer to: the cost rate
+of the answering model version in force on the request's UTC day (per 1,000 tokens in and out
+and per request), applied to the usage a served answer's usage event records (whitespace
+tokens of input and output, one request; a failed answer is not metered, so it costs 0). It is
+in micro-units of the price's currency, a float because per-1k rates leave fractions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.evaluation.rouge import score_rouge
+from pipelines.profitability.pricing import CostRate, in_effect
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -34,6 +42,15 @@ class TrafficRow:
     latency_ms: float
     error: bool
     created_at: datetime
+    model_version: str = ""
+    """`NAME@VERSION` that answered (the key of its cost rates)."""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    """The usage a served answer's usage event records (whitespace tokens)."""
+
+
+CostRates = Mapping[str, Sequence[CostRate]]
+"""Model version → its cost rate versions, sorted by effective date."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,8 @@ class Side:
     errors: FloatArray
     quality: FloatArray
     """Per request with a reference; NaN where there is none (or the version failed: 0)."""
+    cost_micros: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """AI cost per request in micro-units; NaN where no cost rate was in force."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,8 @@ class TrafficComparison:
     unpaired: int = 0
     """Served rows of a shadow window whose shadow row is missing (sampled out or dropped)."""
     request_ids: tuple[str, ...] = field(default_factory=tuple)
+    unpriced: tuple[str, ...] = ()
+    """Model versions with answers on a day no cost rate of theirs covers (cost NaN), sorted."""
 
     @property
     def n(self) -> int:
@@ -111,13 +132,42 @@ def _quality(
     return values
 
 
+def request_cost_micros(row: TrafficRow, rates: CostRates) -> float:
+    """The AI cost of one answer in micro-units (NaN: no cost rate of its model version was in
+    force on its day). A failed answer has no usage event, so it costs 0."""
+    if row.error or row.output is None:
+        return 0.0
+    rate = in_effect(rates.get(row.model_version, ()), row.created_at.date())
+    if rate is None:
+        return math.nan
+    thousandths = (
+        row.tokens_in * rate.micros_per_1k_tokens_in
+        + row.tokens_out * rate.micros_per_1k_tokens_out
+        + 1000 * rate.micros_per_request
+    )
+    return thousandths / 1000.0
+
+
+def _unpriced(rows: Sequence[TrafficRow], costs: FloatArray) -> set[str]:
+    return {
+        row.model_version or "(unknown version)"
+        for row, cost in zip(rows, costs, strict=True)
+        if math.isnan(cost)
+    }
+
+
 def _side(
-    rows: Sequence[TrafficRow], references: Mapping[str, Reference], *, use_stemmer: bool
+    rows: Sequence[TrafficRow],
+    references: Mapping[str, Reference],
+    *,
+    use_stemmer: bool,
+    rates: CostRates,
 ) -> Side:
     return Side(
         latency_ms=np.asarray([row.latency_ms for row in rows], dtype=float),
         errors=np.asarray([1.0 if row.error else 0.0 for row in rows]),
         quality=_quality(rows, references, use_stemmer=use_stemmer),
+        cost_micros=np.asarray([request_cost_micros(row, rates) for row in rows], dtype=float),
     )
 
 
@@ -133,6 +183,7 @@ def compare_shadow(
     references: Mapping[str, Reference],
     *,
     use_stemmer: bool = True,
+    rates: CostRates | None = None,
 ) -> TrafficComparison:
     """Pair the served (champion) and shadow (challenger) rows of each request, in request
     order of the served rows, and measure both sides."""
@@ -156,8 +207,14 @@ def compare_shadow(
         )
         rouge = float(scores["rougeL_f"].mean())
     first, last = _times(champion_rows)
-    champion = _side(champion_rows, references, use_stemmer=use_stemmer)
-    challenger = _side(challenger_rows, references, use_stemmer=use_stemmer)
+    champion = _side(champion_rows, references, use_stemmer=use_stemmer, rates=rates or {})
+    challenger = _side(challenger_rows, references, use_stemmer=use_stemmer, rates=rates or {})
+    unpriced = tuple(
+        sorted(
+            _unpriced(champion_rows, champion.cost_micros)
+            | _unpriced(challenger_rows, challenger.cost_micros)
+        )
+    )
     return TrafficComparison(
         paired=True,
         champion=champion,
@@ -171,6 +228,7 @@ def compare_shadow(
         last_at=last,
         unpaired=len(set(served) - set(shadow)),
         request_ids=tuple(ids),
+        unpriced=unpriced,
     )
 
 
@@ -179,14 +237,21 @@ def compare_ab(
     references: Mapping[str, Reference],
     *,
     use_stemmer: bool = True,
+    rates: CostRates | None = None,
 ) -> TrafficComparison:
     """Split the served rows of an A/B window by variant and measure each."""
     served = [row for row in rows if row.role == "served"]
     champion_rows = [row for row in served if row.variant != "challenger"]
     challenger_rows = [row for row in served if row.variant == "challenger"]
     first, last = _times(served)
-    champion = _side(champion_rows, references, use_stemmer=use_stemmer)
-    challenger = _side(challenger_rows, references, use_stemmer=use_stemmer)
+    champion = _side(champion_rows, references, use_stemmer=use_stemmer, rates=rates or {})
+    challenger = _side(challenger_rows, references, use_stemmer=use_stemmer, rates=rates or {})
+    unpriced = tuple(
+        sorted(
+            _unpriced(champion_rows, champion.cost_micros)
+            | _unpriced(challenger_rows, challenger.cost_micros)
+        )
+    )
     return TrafficComparison(
         paired=False,
         champion=champion,
@@ -200,6 +265,7 @@ def compare_ab(
         ),
         first_at=first,
         last_at=last,
+        unpriced=unpriced,
     )
 
 

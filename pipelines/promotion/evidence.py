@@ -8,8 +8,8 @@ the spine's paired bootstrap. Latency is compared on the p95 with a seeded boots
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,14 +23,18 @@ from pipelines.experiments.gate import (
 from pipelines.experiments.quantiles import p95_difference
 from pipelines.experiments.sequential import (
     SequentialResult,
+    holm_across_slices,
     mcnemar_test,
     paired_test,
     two_sample_test,
 )
 from pipelines.experiments.srm import SrmResult, sample_ratio_mismatch
-from pipelines.promotion.comparison import TrafficComparison, quality_differences
+from pipelines.promotion.comparison import FloatArray, TrafficComparison, quality_differences
+from pipelines.promotion.gates import slice_metric
 
 LATENCY = "latency_p95_ms"
+COST = "cost_per_request"
+"""AI cost per request in micro-units of the price's currency (see `comparison`)."""
 ERRORS = "error_rate"
 QUALITY = "quality"
 
@@ -80,6 +84,18 @@ class LiveEvidence:
     tests: dict[str, Any]
     """Further tests reported with the decision (McNemar, the p95 bootstrap)."""
     srm: SrmResult | None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Metric → why it has no evidence this look."""
+
+
+def _missing_prices(comparison: TrafficComparison) -> str | None:
+    if not comparison.unpriced:
+        return None
+    return (
+        f"No evidence for the guardrail {COST} yet: no AI cost rate is in force for "
+        f"{', '.join(comparison.unpriced)} on the days of its answers; add one "
+        "(streamflow profitability price ai-cost, or POST /provider/v1/pricing/ai-costs)."
+    )
 
 
 def live_evidence(
@@ -136,6 +152,14 @@ def live_evidence(
                 binary=True,
                 previous=previous_result(previous.get(ERRORS)),
             )
+        if comparison.n and not comparison.unpriced:
+            # Costs are in micro-units, not the planned effect's units: tune without tau.
+            sequential[COST] = paired_test(
+                challenger.cost_micros - champion.cost_micros,
+                alpha=alpha,
+                min_n=min_n,
+                previous=previous_result(previous.get(COST)),
+            )
     else:
         a = champion.quality[~np.isnan(champion.quality)]
         b = challenger.quality[~np.isnan(challenger.quality)]
@@ -157,6 +181,14 @@ def live_evidence(
                 tau=tau,
                 min_n=min_n,
                 previous=previous_result(previous.get(ERRORS)),
+            )
+        if len(champion.cost_micros) and len(challenger.cost_micros) and not comparison.unpriced:
+            sequential[COST] = two_sample_test(
+                champion.cost_micros,
+                challenger.cost_micros,
+                alpha=alpha,
+                min_n=min_n,
+                previous=previous_result(previous.get(COST)),
             )
         if challenger_share is not None:
             srm = sample_ratio_mismatch(
@@ -182,6 +214,7 @@ def live_evidence(
         sequential={name: asdict(result) for name, result in sequential.items()},
         tests=tests,
         srm=srm,
+        unavailable={COST: missing} if (missing := _missing_prices(comparison)) else {},
     )
 
 
@@ -192,3 +225,96 @@ def decision_document(decision: GateDecision) -> dict[str, Any]:
         "reason": decision.reason,
         "checks": [asdict(check) for check in decision.checks],
     }
+
+
+def _holm_levels(counts: Mapping[str, int], resamples: int, alpha: float) -> dict[str, int]:
+    """Each slice's order statistic in Holm's step-down over bootstrap p-values count/resamples:
+    the step's level alpha / (slices not yet passed) times resamples, rounded down, frozen at the
+    first step that fails (so no later slice passes either)."""
+    order = sorted(counts, key=lambda name: (counts[name], name))
+    ranks: dict[str, int] = {}
+    rank = 0
+    failed = False
+    for step, name in enumerate(order):
+        if not failed:
+            rank = math.floor(alpha / (len(order) - step) * resamples)
+            failed = counts[name] > rank
+        ranks[name] = rank
+    return ranks
+
+
+def critical_slice_evidence(
+    differences: FloatArray,
+    slices: Sequence[str],
+    critical: Sequence[str],
+    *,
+    metric: str,
+    margin: float,
+    higher_is_better: bool,
+    alpha: float,
+    seed: int,
+    resamples: int,
+) -> tuple[list[MetricEvidence], dict[str, Any]]:
+    """Golden-set evidence of the primary metric on each critical slice (challenger minus
+    champion, per-example `differences` with their `slices`), Holm-adjusted across the slices.
+
+    Per slice, a seeded bootstrap of the mean difference gives two one-sided p-values against
+    the margin: "holds" (the share of bootstrap means worse than or at the margin) and
+    "breached" (the share at or better than it), each in a Holm family across the critical
+    slices at alpha/2. Each bound of the reported interval is the bootstrap order statistic at
+    its Holm step's level, so it clears the margin exactly when Holm's step-down rejects: the
+    gate's interval rule is Holm's rule. Each row's p-value is the Holm-adjusted "holds" one."""
+    names = list(dict.fromkeys(critical))
+    labels = np.asarray(slices, dtype=object)
+    rng = np.random.default_rng(seed)
+    sign = 1.0 if higher_is_better else -1.0
+    means: dict[str, FloatArray] = {}
+    holds: dict[str, int] = {}
+    harms: dict[str, int] = {}
+    for name in names:
+        values = sign * np.asarray(differences, dtype=float)[labels == name]
+        if len(values) < 2:
+            means[name] = np.full(resamples, math.nan)
+            holds[name] = harms[name] = resamples
+            continue
+        draws = rng.integers(0, len(values), size=(resamples, len(values)))
+        means[name] = np.sort(values[draws].mean(axis=1))
+        holds[name] = int(np.sum(means[name] <= -margin))
+        harms[name] = int(np.sum(means[name] >= -margin))
+    low_ranks = _holm_levels(holds, resamples, alpha / 2.0)
+    high_ranks = _holm_levels(harms, resamples, alpha / 2.0)
+    adjusted = holm_across_slices({name: holds[name] / resamples for name in names})
+    adjusted_harm = holm_across_slices({name: harms[name] / resamples for name in names})
+    rows: list[MetricEvidence] = []
+    document: dict[str, Any] = {}
+    for name in names:
+        ordered = means[name]
+        n = int(np.sum(labels == name))
+        low, high = float(ordered[low_ranks[name]]), float(ordered[-1 - high_ranks[name]])
+        estimate = float(np.mean(np.asarray(differences, dtype=float)[labels == name]))
+        ci = (low, high) if higher_is_better else (-high, -low)
+        if n < 2:
+            ci = (-math.inf, math.inf)
+        row = MetricEvidence(
+            metric=slice_metric(metric, name),
+            source="golden",
+            estimate=estimate if n else math.nan,
+            ci_low=ci[0],
+            ci_high=ci[1],
+            p_value=adjusted[name],
+            n=n,
+            method=(
+                f"paired bootstrap on slice {name} ({resamples} resamples, seed {seed}), "
+                f"bounds at Holm levels across {len(names)} critical slices"
+            ),
+        )
+        rows.append(row)
+        document[name] = {
+            **asdict(row),
+            "p_holds": holds[name] / resamples,
+            "p_breached": harms[name] / resamples,
+            "p_holds_holm": adjusted[name],
+            "p_breached_holm": adjusted_harm[name],
+            "bound_ranks": [low_ranks[name], resamples - 1 - high_ranks[name]],
+        }
+    return rows, document

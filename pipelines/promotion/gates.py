@@ -26,8 +26,41 @@ DEFAULT_GATE: dict[str, Any] = {
     "alpha": 0.05,
     "golden_dataset": None,
     "sample_seed": 0,
+    "critical_slices": [],
+    "slice_margin": None,
 }
 """The gate of an agent type nobody configured: quality up, latency and errors held."""
+
+
+def slice_metric(primary_metric: str, slice_name: str) -> str:
+    """The guardrail name of the primary metric on one critical slice of the golden set."""
+    return f"{primary_metric} on slice {slice_name}"
+
+
+def _critical_slices(merged: Mapping[str, Any]) -> tuple[list[str], float | None]:
+    raw = merged["critical_slices"] or []
+    if not isinstance(raw, list | tuple) or not all(
+        isinstance(name, str) and 0 < len(name.strip()) <= 200 for name in raw
+    ):
+        raise InvalidInput(
+            "critical_slices: give a list of slice names of the golden dataset",
+            field="critical_slices",
+        )
+    names = sorted({name.strip() for name in raw})
+    if not names:
+        return [], None
+    if merged["golden_dataset"] is None:
+        raise InvalidInput(
+            "critical_slices: slices are checked on the golden set; pin golden_dataset too",
+            field="critical_slices",
+        )
+    if merged.get("slice_margin") is None:
+        raise InvalidInput(
+            "slice_margin: give how much the primary metric may drop on a critical slice "
+            "(in its units, e.g. 0.02 of accuracy)",
+            field="slice_margin",
+        )
+    return names, _number(merged, "slice_margin", low=0.0, high=1e9)
 
 
 def _number(document: Mapping[str, Any], name: str, *, low: float, high: float) -> float:
@@ -71,6 +104,7 @@ def normalise_gate(document: Mapping[str, Any]) -> dict[str, Any]:
             "golden_dataset: pin a version as NAME@VERSION (or leave it out)",
             field="golden_dataset",
         )
+    critical, slice_margin = _critical_slices(merged)
     return {
         "primary_metric": primary,
         "higher_is_better": bool(merged["higher_is_better"]),
@@ -80,18 +114,31 @@ def normalise_gate(document: Mapping[str, Any]) -> dict[str, Any]:
         "alpha": _number(merged, "alpha", low=1e-6, high=0.5),
         "golden_dataset": golden,
         "sample_seed": int(_number(merged, "sample_seed", low=0, high=2**31)),
+        "critical_slices": critical,
+        "slice_margin": slice_margin,
     }
 
 
 def gate_config(document: Mapping[str, Any]) -> GateConfig:
-    """The statistics' `GateConfig` of a stored gate document."""
+    """The statistics' `GateConfig` of a stored gate document: each critical slice is one more
+    guardrail, the primary metric on that slice within `slice_margin`."""
     checked = normalise_gate(document)
     return GateConfig(
         primary_metric=checked["primary_metric"],
         higher_is_better=checked["higher_is_better"],
-        guardrails=tuple(
-            Guardrail(g["metric"], g["margin"], g["higher_is_better"])
-            for g in checked["guardrails"]
+        guardrails=(
+            *(
+                Guardrail(g["metric"], g["margin"], g["higher_is_better"])
+                for g in checked["guardrails"]
+            ),
+            *(
+                Guardrail(
+                    slice_metric(checked["primary_metric"], name),
+                    checked["slice_margin"],
+                    checked["higher_is_better"],
+                )
+                for name in checked["critical_slices"]
+            ),
         ),
         min_n=checked["min_n"],
         min_duration=timedelta(seconds=checked["min_duration_seconds"]),

@@ -21,6 +21,7 @@ from models.db.repositories.audit import record_audit
 from models.db.repositories.experiments import ExperimentRepository, TrafficRepository
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
+from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.promotion import PromotionRepository
 from models.db.repositories.webhooks import WebhookRepository
 from models.db.tables import (
@@ -41,6 +42,7 @@ from pipelines.experiments.gate import GateEvidence, MetricEvidence, decide
 from pipelines.experiments.service import change_status
 from pipelines.golden_datasets.service import load_version_frame, resolve_version
 from pipelines.pagination import Paged, after_key, as_paged
+from pipelines.profitability.pricing import CostRate
 from pipelines.promotion.comparison import (
     Reference,
     TrafficComparison,
@@ -49,7 +51,12 @@ from pipelines.promotion.comparison import (
     compare_shadow,
 )
 from pipelines.promotion.drift import DriftSummary, descriptors, vocabulary
-from pipelines.promotion.evidence import decision_document, jsonable, live_evidence
+from pipelines.promotion.evidence import (
+    critical_slice_evidence,
+    decision_document,
+    jsonable,
+    live_evidence,
+)
 from pipelines.promotion.gates import DEFAULT_GATE, gate_config, normalise_gate
 from pipelines.promotion.read_models import (
     AliasMoveView,
@@ -58,6 +65,7 @@ from pipelines.promotion.read_models import (
     DriftReportView,
     GateView,
 )
+from pipelines.serving.routing import count_tokens
 from pipelines.webhooks.events import EventType
 from pipelines.webhooks.service import emit_event
 
@@ -388,12 +396,31 @@ def _load_window(
                 latency_ms=float(entry.latency_ms),
                 error=entry.error is not None,
                 created_at=entry.created_at,
+                model_version=entry.model_version,
+                tokens_in=count_tokens(entry.input_text),
+                tokens_out=count_tokens(entry.output_text or ""),
             )
             for entry in page.items
         ]
         if page.next_key is None:
             return rows
         after = page.next_key
+
+
+def _cost_rates(session: Session) -> dict[str, tuple[CostRate, ...]]:
+    """Every model version's AI cost rate versions, by effective date."""
+    rates: dict[str, list[CostRate]] = {}
+    for rate in ProfitabilityRepository(session).cost_rates():
+        rates.setdefault(rate.model_version, []).append(
+            CostRate(
+                rate.model_version,
+                rate.effective_from,
+                rate.micros_per_1k_tokens_in,
+                rate.micros_per_1k_tokens_out,
+                rate.micros_per_request,
+            )
+        )
+    return {model: tuple(versions) for model, versions in rates.items()}
 
 
 def _references(
@@ -511,10 +538,14 @@ def golden_evidence(
     seed: int,
     resamples: int,
     alpha: float,
-) -> tuple[MetricEvidence, dict[str, Any]]:
+    critical_slices: tuple[str, ...] = (),
+    slice_margin: float = 0.0,
+    higher_is_better: bool = True,
+) -> tuple[list[MetricEvidence], dict[str, Any]]:
     """Both versions' stored evaluation runs on the pinned golden dataset version (`runs`:
     champion's, challenger's), compared example by example with the evaluation spine's paired
-    bootstrap, seeded and sized by the gate."""
+    bootstrap over the examples' slices, seeded and sized by the gate; then the primary metric
+    on each critical slice against `slice_margin` (see `critical_slice_evidence`)."""
     provider = OrganizationRepository(session).provider()
     if provider is None:
         raise NotFound("the provider organisation does not exist yet", field="golden_dataset")
@@ -529,10 +560,19 @@ def golden_evidence(
         )
         for run_id, subject in zip(runs, (champion, challenger), strict=True)
     )
-    scores_a, _, ids_a = load_scores(session, run_a.id)
+    scores_a, slices, ids_a = load_scores(session, run_a.id)
     scores_b, _, ids_b = load_scores(session, run_b.id)
     if ids_a != ids_b:
         raise Conflict("the two golden evaluation runs do not cover the same examples")
+    missing = sorted(set(critical_slices) - set(slices))
+    if missing:
+        raise Conflict(
+            f"critical_slices: {', '.join(missing)} is not a slice of golden dataset "
+            f"{reference} (its slices: {', '.join(sorted(set(slices) - {''})) or 'none'}); "
+            "set the gate's critical_slices to slices of the pinned version, or pin a version "
+            "that has them",
+            field="critical_slices",
+        )
     task = dataset.task
     stored = ScoringOptions.from_config(run_a.config["options"])
     options = replace(stored, n_resamples=resamples, seed=seed, confidence=1.0 - alpha)
@@ -541,13 +581,25 @@ def golden_evidence(
         task,
         scores_a,
         scores_b,
-        slices=[""] * len(ids_a),
+        slices=slices,
         options=options,
         quality=None,
         primary=primary,
         labels=run_labels(run_b, scores_b),
     )
     row = next(d for d in result.overall if d.name == primary and d.slice == "")
+    column = "correct" if task == "classification" else primary
+    slice_rows, critical = critical_slice_evidence(
+        scores_b[column].to_numpy(dtype=float) - scores_a[column].to_numpy(dtype=float),
+        slices,
+        critical_slices,
+        metric=metric,
+        margin=slice_margin,
+        higher_is_better=higher_is_better,
+        alpha=alpha,
+        seed=seed,
+        resamples=resamples,
+    )
     evidence = MetricEvidence(
         metric=metric,
         source="golden",
@@ -569,10 +621,12 @@ def golden_evidence(
         "difference": row.model_dump(mode="json"),
         "verdict": result.verdict.model_dump(mode="json"),
         "mcnemar": [test.model_dump(mode="json") for test in result.mcnemar],
+        "slices": [d.model_dump(mode="json") for d in result.slices if d.name == primary],
+        "critical_slices": critical,
         "seed": seed,
         "resamples": resamples,
     }
-    return evidence, document
+    return [evidence, *slice_rows], document
 
 
 def compare_experiment(
@@ -609,7 +663,9 @@ def compare_experiment(
         session, experiment.agent_type, window_start, {row.request_id for row in rows}
     )
     shadow = experiment.kind == ExperimentKind.SHADOW
-    traffic: TrafficComparison = (compare_shadow if shadow else compare_ab)(rows, references)
+    traffic: TrafficComparison = (compare_shadow if shadow else compare_ab)(
+        rows, references, rates=_cost_rates(session)
+    )
     last = repository.latest_decision(experiment.agent_type)
     carried = (
         last.evidence.get("live", {}).get("sequential")
@@ -636,7 +692,7 @@ def compare_experiment(
                 f"{document['golden_dataset']}: evaluate both versions on it first",
                 field="golden_runs",
             )
-        golden_row, golden = golden_evidence(
+        golden_rows, golden = golden_evidence(
             session,
             reference=document["golden_dataset"],
             runs=golden_runs,
@@ -646,10 +702,17 @@ def compare_experiment(
             seed=seed,
             resamples=resamples,
             alpha=config.alpha,
+            critical_slices=tuple(document["critical_slices"]),
+            slice_margin=float(document["slice_margin"] or 0.0),
+            higher_is_better=config.higher_is_better,
         )
-        metrics.append(golden_row)
+        metrics += golden_rows
     evidence = GateEvidence(
-        metrics=tuple(metrics), n=traffic.n, duration=now - started, srm=live.srm
+        metrics=tuple(metrics),
+        n=traffic.n,
+        duration=now - started,
+        srm=live.srm,
+        unavailable=live.unavailable,
     )
     decision = decide(config, evidence)
     stored = repository.add_decision(
@@ -682,6 +745,10 @@ def compare_experiment(
                         "output_rouge_l": traffic.output_rouge_l,
                         "error_rate_champion": _mean(traffic.champion.errors),
                         "error_rate_challenger": _mean(traffic.challenger.errors),
+                        "cost_micros_per_request_champion": _mean(traffic.champion.cost_micros),
+                        "cost_micros_per_request_challenger": _mean(traffic.challenger.cost_micros),
+                        "unpriced_versions": list(traffic.unpriced),
+                        "unavailable": live.unavailable,
                         "sequential": live.sequential,
                         "tests": live.tests,
                         "srm": asdict(live.srm) if live.srm is not None else None,

@@ -83,16 +83,33 @@ class TestPromotionRoutes:
         default = world.client.get(f"{P}/gates/summarizer", auth=auth)
         assert default.status_code == 200, default.text
         assert default.json()["version"] == 0
-        body = {"min_n": 50, "golden_dataset": "golden@1", "guardrails": []}
+        body = {
+            "min_n": 50,
+            "golden_dataset": "golden@1",
+            "guardrails": [{"metric": "cost_per_request", "margin": 250}],
+            "critical_slices": ["refunds"],
+            "slice_margin": 0.02,
+        }
         for expected in (1, 2):
             put = world.client.put(f"{P}/gates/summarizer", json=body, auth=auth)
             assert put.status_code == 200, put.text
             assert put.json()["version"] == expected
         shown = world.client.get(f"{P}/gates/summarizer", auth=auth).json()
         assert shown["config"]["min_n"] == 50
-        assert shown["config"]["guardrails"] == []
+        assert shown["config"]["guardrails"] == [
+            {"metric": "cost_per_request", "margin": 250.0, "higher_is_better": False}
+        ]
+        assert (shown["config"]["critical_slices"], shown["config"]["slice_margin"]) == (
+            ["refunds"],
+            0.02,
+        )
         bad = world.client.put(f"{P}/gates/summarizer", json={"primary_metric": "vibes"}, auth=auth)
         assert bad.status_code == 422, bad.text
+        no_margin = world.client.put(
+            f"{P}/gates/summarizer", json={**body, "slice_margin": None}, auth=auth
+        )
+        assert no_margin.status_code == 422, no_margin.text
+        assert "slice_margin" in no_margin.text
         audits = _in_database(
             world,
             lambda session: list(

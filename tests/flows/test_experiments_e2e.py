@@ -40,7 +40,9 @@ from models.db.tables import (
 from models.registry import client as registry
 from models.settings import ServingSettings
 from pipelines.access.service import issue_api_key
+from pipelines.errors import Conflict
 from pipelines.organizations import ensure_organization
+from pipelines.profitability.service import set_ai_cost_rate
 from pipelines.promotion import service as promotion
 from pipelines.serving.routing import assign_variant, split_key_of
 from tests.conftest import TENANT_LOGIN, as_login
@@ -438,3 +440,97 @@ def test_ab_split_is_sticky_and_checked_for_mismatch_before_the_gate_promotes(wo
     golden = next(m for m in promoted["evidence"]["metrics"] if m["source"] == "golden")
     assert golden["ci_low"] > 0
     assert world.champion() == versions["challenger"]
+
+
+def test_cost_and_critical_slice_guardrails_decide(world: World) -> None:
+    """A better challenger that costs far more: the gate waits while a version has no price
+    (naming it), then rejects on cost; its critical slice holds on the golden set, and a slice
+    the pinned version lacks is refused."""
+    model = f"{world.agent}-model"
+    champion, challenger = f"{model}@1", f"{model}@2"
+    with transaction(world.rt.sessions) as session:
+        rows = [
+            {
+                "id": f"g{i}",
+                "input": _text(i),
+                "expected": _truth(_text(i)),
+                "slice": "refunds" if i % 3 else "plans",
+            }
+            for i in range(40)
+        ]
+        add_golden_rows(
+            session,
+            storage_dir=world.rt.storage.golden_dataset_dir,
+            organization_id=world.provider_id,
+            name=f"{world.agent}-golden",
+            rows=rows,
+            task="classification",
+        )
+
+    def gate(critical: list[str]) -> None:
+        with transaction(world.rt.sessions) as session:
+            promotion.set_gate(
+                session,
+                agent_type=world.agent,
+                config={
+                    "min_n": 30,
+                    "min_duration_seconds": 0,
+                    "golden_dataset": f"{world.agent}-golden@2",
+                    "guardrails": [{"metric": "cost_per_request", "margin": 100}],
+                    "critical_slices": critical,
+                    "slice_margin": 0.2,
+                },
+                actor="test",
+                now=datetime.now(UTC),
+            )
+
+    experiment = world.start_shadow(challenger)
+    world.predict_with_feedback(0, 30)
+    gate(["cancellations"])
+    with pytest.raises(Conflict) as missing_slice:
+        world.compare(experiment)
+    assert missing_slice.value.field == "critical_slices"
+    assert "cancellations is not a slice" in str(missing_slice.value)
+
+    gate(["plans"])
+    day = world.clock[0].date()
+    with transaction(world.rt.sessions) as session:
+        set_ai_cost_rate(
+            session,
+            model_version=champion,
+            effective_from=day,
+            currency="USD",
+            micros_per_1k_tokens_in=0,
+            micros_per_1k_tokens_out=0,
+            micros_per_request=100,
+            actor="test",
+            now=datetime.now(UTC),
+        )
+    waited = world.compare(experiment)
+    assert waited["outcome"] == "wait", waited["reason"]
+    assert f"no AI cost rate is in force for {challenger}" in waited["reason"]
+    plans = waited["evidence"]["golden"]["critical_slices"]["plans"]
+    assert plans["n"] == 14
+    checks = {c["name"]: c["passed"] for c in waited["evidence"]["gate"]["checks"]}
+    assert checks["guardrail quality on slice plans (golden)"] is True
+
+    with transaction(world.rt.sessions) as session:
+        set_ai_cost_rate(
+            session,
+            model_version=challenger,
+            effective_from=day,
+            currency="USD",
+            micros_per_1k_tokens_in=100_000,
+            micros_per_1k_tokens_out=0,
+            micros_per_request=1_000,
+            actor="test",
+            now=datetime.now(UTC),
+        )
+    rejected = world.compare(experiment)
+    assert rejected["outcome"] == "reject", rejected["reason"]
+    assert "cost_per_request is more than the allowed 100 higher" in rejected["reason"]
+    cost = rejected["evidence"]["live"]["sequential"]["cost_per_request"]
+    assert cost["n"] == 30
+    # 900 more per request, plus 100 per input token: 20 inputs of 6 words and 10 of 5.
+    assert cost["estimate"] == pytest.approx(900 + 100 * (20 * 6 + 10 * 5) / 30)
+    assert rejected["evidence"]["live"]["cost_micros_per_request_champion"] == 100

@@ -192,3 +192,28 @@ def test_compare_local_waits_then_promotes_and_stores_each_decision(streamflow: 
     assert [str(item.id) for item in page.items] == [shown["id"], waited_id]
     assert registry.resolve(f"{agent}-model@champion").version == "2"
     assert registry.resolve(f"{agent}-model@previous").version == "1"
+
+
+def test_gate_set_takes_critical_slices_with_their_margin(streamflow: Runtime) -> None:
+    agent = f"cli-gate-{uuid.uuid4().hex[:6]}"
+    code, out, err = _run(
+        "promotion",
+        "gate",
+        "set",
+        agent,
+        "--golden-dataset",
+        "intents@3",
+        "--critical-slice",
+        "refunds",
+        "--critical-slice",
+        "billing",
+        "--slice-margin",
+        "0.02",
+        "--json",
+    )
+    assert code == 0, err
+    config = json.loads(out)["config"]
+    assert (config["critical_slices"], config["slice_margin"]) == (["billing", "refunds"], 0.02)
+    code, _, err = _run("promotion", "gate", "set", agent, "--slice-margin", "-1")
+    assert code != 0
+    assert "slice_margin" in err
