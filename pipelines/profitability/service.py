@@ -366,6 +366,22 @@ def set_adoption_tiers(
     return PriceChange("adoption_tiers", schedule.id, effective_from, values, True, marked)
 
 
+def cost_rates(session: Session) -> dict[str, tuple[CostRate, ...]]:
+    """Every model version's AI cost rate versions, by effective date."""
+    rates: dict[str, list[CostRate]] = {}
+    for rate in ProfitabilityRepository(session).cost_rates():
+        rates.setdefault(rate.model_version, []).append(
+            CostRate(
+                rate.model_version,
+                rate.effective_from,
+                rate.micros_per_1k_tokens_in,
+                rate.micros_per_1k_tokens_out,
+                rate.micros_per_request,
+            )
+        )
+    return {model: tuple(versions) for model, versions in rates.items()}
+
+
 def price_book(session: Session, organization_ids: Sequence[uuid.UUID] | None = None) -> PriceBook:
     """Every price version (plans of these tenants only, when given)."""
     prices = ProfitabilityRepository(session)
@@ -380,22 +396,12 @@ def price_book(session: Session, organization_ids: Sequence[uuid.UUID] | None = 
                 plan.overage_micros_per_1k_tokens,
             )
         )
-    rates: dict[str, list[CostRate]] = {}
-    for rate in prices.cost_rates():
-        rates.setdefault(rate.model_version, []).append(
-            CostRate(
-                rate.model_version,
-                rate.effective_from,
-                rate.micros_per_1k_tokens_in,
-                rate.micros_per_1k_tokens_out,
-                rate.micros_per_request,
-            )
-        )
+    rates = cost_rates(session)
     currencies = prices.currencies()
     return PriceBook(
         currency=min(currencies) if currencies else DEFAULT_CURRENCY,
         plans={org: tuple(versions) for org, versions in plans.items()},
-        cost_rates={model: tuple(versions) for model, versions in rates.items()},
+        cost_rates=rates,
         infrastructure=tuple(
             InfrastructureRule(
                 rule.effective_from,

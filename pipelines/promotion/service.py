@@ -21,7 +21,6 @@ from models.db.repositories.audit import record_audit
 from models.db.repositories.experiments import ExperimentRepository, TrafficRepository
 from models.db.repositories.notices import NoticeRepository
 from models.db.repositories.organizations import OrganizationRepository
-from models.db.repositories.profitability import ProfitabilityRepository
 from models.db.repositories.promotion import PromotionRepository
 from models.db.repositories.webhooks import WebhookRepository
 from models.db.tables import (
@@ -42,7 +41,7 @@ from pipelines.experiments.gate import GateEvidence, MetricEvidence, decide
 from pipelines.experiments.service import change_status
 from pipelines.golden_datasets.service import load_version_frame, resolve_version
 from pipelines.pagination import Paged, after_key, as_paged
-from pipelines.profitability.pricing import CostRate
+from pipelines.profitability.service import cost_rates
 from pipelines.promotion.comparison import (
     Reference,
     TrafficComparison,
@@ -407,22 +406,6 @@ def _load_window(
         after = page.next_key
 
 
-def _cost_rates(session: Session) -> dict[str, tuple[CostRate, ...]]:
-    """Every model version's AI cost rate versions, by effective date."""
-    rates: dict[str, list[CostRate]] = {}
-    for rate in ProfitabilityRepository(session).cost_rates():
-        rates.setdefault(rate.model_version, []).append(
-            CostRate(
-                rate.model_version,
-                rate.effective_from,
-                rate.micros_per_1k_tokens_in,
-                rate.micros_per_1k_tokens_out,
-                rate.micros_per_request,
-            )
-        )
-    return {model: tuple(versions) for model, versions in rates.items()}
-
-
 def _references(
     session: Session, agent_type: str, since: datetime, wanted: set[str]
 ) -> dict[str, Reference]:
@@ -664,7 +647,7 @@ def compare_experiment(
     )
     shadow = experiment.kind == ExperimentKind.SHADOW
     traffic: TrafficComparison = (compare_shadow if shadow else compare_ab)(
-        rows, references, rates=_cost_rates(session)
+        rows, references, rates=cost_rates(session)
     )
     last = repository.latest_decision(experiment.agent_type)
     carried = (
