@@ -8,7 +8,6 @@ left out (`drift=False`), as Evidently has a test of its own.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,136 +15,24 @@ from prefect.client.orchestration import get_client
 from sqlalchemy import select
 
 from flows.experiments import compare_experiments
-from flows.models import BuiltAgent, register_agent
 from flows.runtime import Runtime
 from models.db.engine import transaction
-from models.db.enums import ExperimentKind
-from models.db.tables import EvaluationRun, Feedback, TrafficLogEntry
-from pipelines.experiments.service import ExperimentRequest, change_status, create_experiment
-from pipelines.organizations import ensure_organization
+from models.db.tables import EvaluationRun
 from pipelines.promotion import service as promotion
-from tests.flows.conftest import add_golden_rows
-
-
-def _truth(text: str) -> str:
-    return "refund" if "money" in text else "cancel"
-
-
-def _text(i: int) -> str:
-    return f"{'give my money back' if i % 3 else 'stop my plan'} please {i}"
-
-
-class Half:
-    """Right on even-numbered texts only."""
-
-    def predict(self, texts: list[str]) -> list[str]:
-        return [_truth(t) if int(t.rsplit(" ", 1)[-1]) % 2 == 0 else "wrong" for t in texts]
-
-
-class Perfect:
-    """Always right."""
-
-    def predict(self, texts: list[str]) -> list[str]:
-        return [_truth(t) for t in texts]
-
-
-def _traffic(rt: Runtime, agent: str, experiment_id: uuid.UUID, tenant: uuid.UUID, start: int,
-             count: int, at: datetime) -> None:  # fmt: skip
-    """Served (champion) and shadow (challenger) rows of `count` requests, each with a label."""
-    with transaction(rt.sessions) as session:
-        for i in range(start, start + count):
-            request_id, text = uuid.uuid4().hex, _text(i)
-            for role, version, output in (
-                ("served", f"{agent}-model@1", Half().predict([text])[0]),
-                ("shadow", f"{agent}-model@2", _truth(text)),
-            ):
-                session.add(
-                    TrafficLogEntry(
-                        request_id=request_id,
-                        organization_id=tenant,
-                        agent_type=agent,
-                        experiment_id=experiment_id,
-                        role=role,
-                        model_version=version,
-                        input_hash=hashlib.sha256(text.encode()).hexdigest(),
-                        input_text=text,
-                        output_text=output,
-                        input_chars=len(text),
-                        latency_ms=5.0,
-                        created_at=at + timedelta(milliseconds=i),
-                    )
-                )
-            session.add(
-                Feedback(
-                    request_id=request_id,
-                    organization_id=tenant,
-                    agent_type=agent,
-                    kind="label",
-                    value=_truth(text),
-                    created_by="test",
-                    created_at=at + timedelta(milliseconds=i),
-                )
-            )
+from tests.flows.shadow_experiment import add_shadow_traffic, running_shadow
 
 
 def test_the_flow_evaluates_with_subflows_reuses_the_runs_and_decides(streamflow: Runtime) -> None:
     rt = streamflow
     agent = f"flow-{uuid.uuid4().hex[:6]}"
-    for model in (Half(), Perfect()):
-        register_agent(
-            f"{agent}-model",
-            BuiltAgent(model, agent, "classification"),
-            alias="champion" if isinstance(model, Half) else None,
-            actor="test",
-        )
     started = datetime.now(UTC) - timedelta(hours=1)
-    with transaction(rt.sessions) as session:
-        provider, _ = ensure_organization(
-            session, slug="provider", name="P", kind="provider", actor="test"
-        )
-        tenant, _ = ensure_organization(
-            session, slug="tenant-flow", name="T", kind="tenant", actor="test"
-        )
-        provider_id, tenant_id = provider.id, tenant.id
-        rows = [
-            {"id": f"g{i:02d}", "input": _text(i), "expected": _truth(_text(i))} for i in range(30)
-        ]
-        add_golden_rows(
-            session,
-            storage_dir=rt.storage.golden_dataset_dir,
-            organization_id=provider.id,
-            name=f"{agent}-golden",
-            rows=rows,
-            task="classification",
-        )
-        promotion.set_gate(
-            session,
-            agent_type=agent,
-            config={
-                "min_n": 30,
-                "min_duration_seconds": 0,
-                "golden_dataset": f"{agent}-golden@1",
-                "guardrails": [{"metric": "error_rate", "margin": 0.2}],
-            },
-            actor="test",
-            now=started,
-        )
-        created = create_experiment(
-            session,
-            ExperimentRequest(
-                kind=ExperimentKind.SHADOW, agent_type=agent, challenger=f"{agent}-model@2", mde=0.3
-            ),
-            champion=f"{agent}-model@1",
-            resolve=lambda reference: reference,
-            actor="test",
-            now=started,
-        )
-        experiment_id = uuid.UUID(str(created.id))
-        change_status(
-            session, experiment_id, "start", actor="test", now=started, champion=f"{agent}-model@1"
-        )
+    experiment_id, provider_id, tenant_id = running_shadow(
+        rt, agent, started, tenant_slug="tenant-flow"
+    )
 
-    _traffic(rt, agent, experiment_id, tenant_id, 0, 10, started + timedelta(minutes=1))
+    add_shadow_traffic(
+        rt, agent, experiment_id, tenant_id, range(10), started + timedelta(minutes=1)
+    )
     first = compare_experiments(experiment_id=str(experiment_id), drift=False)
     assert [d["outcome"] for d in first["decisions"]] == ["wait"]
     assert first["drift_reports"] == []
@@ -169,7 +56,9 @@ def test_the_flow_evaluates_with_subflows_reuses_the_runs_and_decides(streamflow
             assert flow_run.state is not None
             assert flow_run.state.is_completed()
 
-    _traffic(rt, agent, experiment_id, tenant_id, 10, 20, started + timedelta(minutes=2))
+    add_shadow_traffic(
+        rt, agent, experiment_id, tenant_id, range(10, 30), started + timedelta(minutes=2)
+    )
     second = compare_experiments(experiment_id=str(experiment_id), drift=False)
     (decided,) = second["decisions"]
     assert decided["outcome"] == "promote"
