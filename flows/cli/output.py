@@ -162,6 +162,7 @@ FLAGS = {
     "domain_id": "DOMAIN",
     "certificate_id": "CERTIFICATE",
     "acme_directory_url": "STREAMFLOW_ACME_DIRECTORY_URL",
+    "critical_slices": "--critical-slice",
 }
 """Domain field → what the user typed, where it is not `--field-name`."""
 
@@ -195,7 +196,11 @@ def error_line(error: BaseException) -> str | None:
         if isinstance(error, NotFound):
             hint = HINTS.get(error.field)
             return f"{error}; {hint}" if hint else str(error)
-        return f"{flag(error.field)}: {error}"
+        text = str(error)
+        # Messages that already begin with the domain field name it once, as the flag.
+        if text.startswith(f"{error.field}: "):
+            text = text[len(error.field) + 2 :]
+        return f"{flag(error.field)}: {text}"
     migrate = sys.modules.get("models.db.migrate")
     if migrate is not None and isinstance(error, migrate.SchemaNotMigrated):
         return str(error)

@@ -51,7 +51,8 @@ def _critical_slices(merged: Mapping[str, Any]) -> tuple[list[str], float | None
         return [], None
     if merged["golden_dataset"] is None:
         raise InvalidInput(
-            "critical_slices: slices are checked on the golden set; pin golden_dataset too",
+            "critical_slices: slices are checked on the golden set; "
+            "pin a golden dataset version too",
             field="critical_slices",
         )
     if merged.get("slice_margin") is None:

@@ -325,6 +325,10 @@ class TestCliEdge:
         assert error_line(InvalidInput("must be at least 1", field="batch_size")) == (
             "--batch-size: must be at least 1"
         )
+        # A message that starts with its own field names it once, as the option.
+        assert error_line(InvalidInput("min_n: give a number", field="min_n")) == (
+            "--min-n: give a number"
+        )
         assert error_line(NotFound("organization 'x' not found", field="organization")) == (
             "organization 'x' not found; create it with `streamflow orgs create SLUG`"
         )

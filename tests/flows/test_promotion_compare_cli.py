@@ -99,4 +99,9 @@ def test_gate_set_takes_critical_slices_with_their_margin(streamflow: Runtime) -
     assert (config["critical_slices"], config["slice_margin"]) == (["billing", "refunds"], 0.02)
     code, _, err = _run("promotion", "gate", "set", agent, "--slice-margin", "-1")
     assert code != 0
-    assert "slice_margin" in err
+    assert err.startswith("error: --slice-margin: -1")
+    code, _, err = _run(
+        "promotion", "gate", "set", f"{agent}-unpinned", "--critical-slice", "refunds"
+    )
+    assert code != 0
+    assert err.startswith("error: --critical-slice: slices are checked on the golden set")
