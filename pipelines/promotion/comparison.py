@@ -178,6 +178,23 @@ def _times(rows: Sequence[TrafficRow]) -> tuple[datetime | None, datetime | None
     return min(moments), max(moments)
 
 
+def _sides(
+    champion_rows: Sequence[TrafficRow],
+    challenger_rows: Sequence[TrafficRow],
+    references: Mapping[str, Reference],
+    *,
+    use_stemmer: bool,
+    rates: CostRates,
+) -> tuple[Side, Side, tuple[str, ...]]:
+    """Both versions measured, and the model versions left without a cost rate."""
+    champion = _side(champion_rows, references, use_stemmer=use_stemmer, rates=rates)
+    challenger = _side(challenger_rows, references, use_stemmer=use_stemmer, rates=rates)
+    unpriced = _unpriced(champion_rows, champion.cost_micros) | _unpriced(
+        challenger_rows, challenger.cost_micros
+    )
+    return champion, challenger, tuple(sorted(unpriced))
+
+
 def compare_shadow(
     rows: Sequence[TrafficRow],
     references: Mapping[str, Reference],
@@ -207,13 +224,8 @@ def compare_shadow(
         )
         rouge = float(scores["rougeL_f"].mean())
     first, last = _times(champion_rows)
-    champion = _side(champion_rows, references, use_stemmer=use_stemmer, rates=rates or {})
-    challenger = _side(challenger_rows, references, use_stemmer=use_stemmer, rates=rates or {})
-    unpriced = tuple(
-        sorted(
-            _unpriced(champion_rows, champion.cost_micros)
-            | _unpriced(challenger_rows, challenger.cost_micros)
-        )
+    champion, challenger, unpriced = _sides(
+        champion_rows, challenger_rows, references, use_stemmer=use_stemmer, rates=rates or {}
     )
     return TrafficComparison(
         paired=True,
@@ -244,13 +256,8 @@ def compare_ab(
     champion_rows = [row for row in served if row.variant != "challenger"]
     challenger_rows = [row for row in served if row.variant == "challenger"]
     first, last = _times(served)
-    champion = _side(champion_rows, references, use_stemmer=use_stemmer, rates=rates or {})
-    challenger = _side(challenger_rows, references, use_stemmer=use_stemmer, rates=rates or {})
-    unpriced = tuple(
-        sorted(
-            _unpriced(champion_rows, champion.cost_micros)
-            | _unpriced(challenger_rows, challenger.cost_micros)
-        )
+    champion, challenger, unpriced = _sides(
+        champion_rows, challenger_rows, references, use_stemmer=use_stemmer, rates=rates or {}
     )
     return TrafficComparison(
         paired=False,
