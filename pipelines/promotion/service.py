@@ -104,6 +104,7 @@ def set_gate(
     """Pre-register a new version of an agent type's gate (given fields over the defaults)."""
     agent_type = _agent_type(agent_type)
     checked = normalise_gate(config)
+    _check_critical_slices(session, checked)
     gate = PromotionRepository(session).add_gate(
         PromotionGate(agent_type=agent_type, config=checked, created_by=actor, created_at=now)
     )
@@ -115,6 +116,30 @@ def set_gate(
         details={"agent_type": agent_type, "version": gate.version, "config": checked},
     )
     return GateView.model_validate(gate)
+
+
+def _check_critical_slices(session: Session, gate: Mapping[str, Any]) -> None:
+    """Critical slices the pinned golden dataset version does not have are refused when the
+    gate is set. A version not imported yet cannot be checked here; the comparison checks it."""
+    critical = gate["critical_slices"]
+    provider = OrganizationRepository(session).provider()
+    if not critical or provider is None:
+        return
+    try:
+        _, version = resolve_version(
+            session, organization_id=provider.id, reference=gate["golden_dataset"]
+        )
+    except NotFound:
+        return
+    missing = sorted(set(critical) - set(version.slice_counts))
+    if missing:
+        raise InvalidInput(
+            f"critical_slices: {', '.join(missing)} is not a slice of golden dataset "
+            f"{gate['golden_dataset']} (its slices: "
+            f"{', '.join(sorted(version.slice_counts)) or 'none'}); name slices of the pinned "
+            "version, or pin a version that has them",
+            field="critical_slices",
+        )
 
 
 # Decisions and drift reports (read)

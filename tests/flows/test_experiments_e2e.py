@@ -40,7 +40,7 @@ from models.db.tables import (
 from models.registry import client as registry
 from models.settings import ServingSettings
 from pipelines.access.service import issue_api_key
-from pipelines.errors import Conflict
+from pipelines.errors import Conflict, InvalidInput
 from pipelines.organizations import ensure_organization
 from pipelines.profitability.service import set_ai_cost_rate
 from pipelines.promotion import service as promotion
@@ -448,6 +448,26 @@ def test_cost_and_critical_slice_guardrails_decide(world: World) -> None:
     the pinned version lacks is refused."""
     model = f"{world.agent}-model"
     champion, challenger = f"{model}@1", f"{model}@2"
+
+    def gate(critical: list[str]) -> None:
+        with transaction(world.rt.sessions) as session:
+            promotion.set_gate(
+                session,
+                agent_type=world.agent,
+                config={
+                    "min_n": 30,
+                    "min_duration_seconds": 0,
+                    "golden_dataset": f"{world.agent}-golden@2",
+                    "guardrails": [{"metric": "cost_per_request", "margin": 100}],
+                    "critical_slices": critical,
+                    "slice_margin": 0.2,
+                },
+                actor="test",
+                now=datetime.now(UTC),
+            )
+
+    # Pinned before the version is imported: only the comparison can check its slices.
+    gate(["cancellations"])
     with transaction(world.rt.sessions) as session:
         rows = [
             {
@@ -467,30 +487,17 @@ def test_cost_and_critical_slice_guardrails_decide(world: World) -> None:
             task="classification",
         )
 
-    def gate(critical: list[str]) -> None:
-        with transaction(world.rt.sessions) as session:
-            promotion.set_gate(
-                session,
-                agent_type=world.agent,
-                config={
-                    "min_n": 30,
-                    "min_duration_seconds": 0,
-                    "golden_dataset": f"{world.agent}-golden@2",
-                    "guardrails": [{"metric": "cost_per_request", "margin": 100}],
-                    "critical_slices": critical,
-                    "slice_margin": 0.2,
-                },
-                actor="test",
-                now=datetime.now(UTC),
-            )
-
     experiment = world.start_shadow(challenger)
     world.predict_with_feedback(0, 30)
-    gate(["cancellations"])
     with pytest.raises(Conflict) as missing_slice:
         world.compare(experiment)
     assert missing_slice.value.field == "critical_slices"
     assert "cancellations is not a slice" in str(missing_slice.value)
+    # Once the version is stored, setting the gate refuses the slice it lacks.
+    with pytest.raises(InvalidInput) as refused:
+        gate(["cancellations"])
+    assert refused.value.field == "critical_slices"
+    assert "its slices: plans, refunds" in str(refused.value)
 
     gate(["plans"])
     day = world.clock[0].date()
