@@ -53,7 +53,13 @@ def _migrated_template(folder: Path) -> Path:
 def orchestrator(
     tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> Iterator[ServerRecord]:
-    """This worker's local Prefect server; stopped at the end of the session."""
+    """This worker's local Prefect server; stopped at the end of the session.
+
+    Its scheduler service is off: no test waits on a schedule, and with it on, every scheduled
+    deployment a test worker serves (`streamflow worker` serves seven) got a run at once, each
+    in a process of its own, competing with the run under test. Nor does it register Prefect's
+    block types (no flow uses blocks; registering them cost ~2.6 CPU seconds per start).
+    """
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if worker_id != "master" else base
     template = _migrated_template(shared / "prefect-template")
@@ -66,7 +72,10 @@ def orchestrator(
         OrchestratorSettings(port=ORCHESTRATOR_PORT, start_timeout_seconds=300),
         prefect_home=prefect_home,
     )
-    record = server.ensure()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
+        patch.setenv("PREFECT_SERVER_REGISTER_BLOCKS_ON_START", "false")
+        record = server.ensure()
     try:
         yield record
     finally:

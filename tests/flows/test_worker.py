@@ -38,11 +38,14 @@ def sqlite_streamflow(
 
 @pytest.fixture
 def worker(sqlite_streamflow: Runtime, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A `streamflow worker` process on this test's home and database (output in worker.log)."""
+    """A `streamflow worker` process on this test's home and database (output in worker.log).
+
+    It looks for launched runs every second rather than Prefect's default ten.
+    """
     with (tmp_path / "worker.log").open("wb") as log:
         process = subprocess.Popen(
             [STREAMFLOW, "--log-level", "INFO", "worker"],
-            env=dict(os.environ),
+            env={**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
