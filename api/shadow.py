@@ -204,6 +204,9 @@ class WorkerLink:
         raises."""
         try:
             connection = self._ensure()
+        except (EOFError, OSError, TimeoutError) as error:
+            return self._failed(batch, f"{type(error).__name__}: {error}")
+        try:
             self._progress[0], self._progress[1] = -1.0, 0.0
             connection.send(("batch", [_as_tuple(task) for task in batch], flush))
             while not connection.poll(POLL_SECONDS):
@@ -211,9 +214,7 @@ class WorkerLink:
                 if deadline and time.time() > deadline + self.grace_seconds:
                     return self._killed(batch, "its watchdog did not act")
             reply = connection.recv()
-        except (EOFError, OSError, TimeoutError) as error:
-            if self._progress is None or self._process is None:
-                return self._failed(batch, f"{type(error).__name__}: {error}")
+        except (EOFError, OSError) as error:
             return self._killed(batch, f"{type(error).__name__}: {error}")
         if reply[0] == "done":
             _kind, answered, failed, write_error = reply
@@ -233,7 +234,8 @@ class WorkerLink:
             log.warning("shadow.write_failed", error=error)
 
     def _failed(self, batch: list[ShadowTask], why: str) -> BatchOutcome:
-        """The worker did not start: each task's row says so (written by the API process)."""
+        """The worker did not start, or died before its first task: each task's row says so
+        (written by the API process)."""
         self.stop()
         self.restarts += 1
         for task in batch:
@@ -245,6 +247,8 @@ class WorkerLink:
         written by the API process), the ones before it are lost with the worker's unwritten
         rows, the ones after it go again."""
         index, deadline = int(self._progress[0]), float(self._progress[1])
+        if index < 0:
+            return self._failed(batch, why)
         self.stop()
         self.restarts += 1
         if not deadline:
@@ -269,6 +273,18 @@ class WorkerLink:
             now=self._clock(),
             text_limit=self.config.text_limit,
         )
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id, while it runs."""
+        process = self._process
+        return None if process is None else int(process.pid)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the worker is loading or predicting a task now."""
+        progress = self._progress
+        return progress is not None and self._process is not None and bool(progress[1])
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the pipe (the worker writes what it holds and ends), killing the worker if it
@@ -324,10 +340,12 @@ class ProcessShadow:
         self._flush_wanted = 0
         self._flushed = [0] * workers
         self._threads: list[threading.Thread] = []
-        self._links: list[WorkerLink] = []
+        self.links: list[WorkerLink] = []
         self._started = False
         self._closed = False
         self._abandoned = False
+        self._closing = threading.Event()
+        """Set by `close`: cuts a sender's gathering pause short."""
         self.stats = ShadowStats()
 
     def submit(self, task: ShadowTask) -> bool:
@@ -347,7 +365,7 @@ class ProcessShadow:
         """Start the sender threads (under `_cond`); each starts its worker on first use."""
         for number in range(self._workers):
             link = self._make_link()
-            self._links.append(link)
+            self.links.append(link)
             thread = threading.Thread(
                 target=self._send, args=(number, link), name=f"shadow-{number}", daemon=True
             )
@@ -375,8 +393,10 @@ class ProcessShadow:
                 return False
             hurry = self._closed or self._flush_due(number)
         if not hurry and self._gather_seconds:
-            time.sleep(self._gather_seconds)
+            self._closing.wait(self._gather_seconds)
         with self._cond:
+            if self._abandoned:
+                return False
             size = min(len(self._pending), self._batch_size)
             batch = [self._pending.popleft() for _ in range(size)]
             wanted = self._flush_wanted
@@ -388,7 +408,7 @@ class ProcessShadow:
             self.stats.completed += outcome.answered
             self.stats.failed += outcome.failed
             self.stats.lost += outcome.lost
-            self.stats.restarts = sum(found.restarts for found in self._links)
+            self.stats.restarts = sum(found.restarts for found in self.links)
             if outcome.again:
                 self._pending.extendleft(reversed(outcome.again))
             elif flush:
@@ -423,6 +443,7 @@ class ProcessShadow:
                 return
             self._closed = True
             self._cond.notify_all()
+        self._closing.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -431,7 +452,7 @@ class ProcessShadow:
             self.stats.dropped += len(self._pending)
             self._pending.clear()
             self._cond.notify_all()
-        for link in self._links:
+        for link in self.links:
             link.kill()
 
 
