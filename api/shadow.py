@@ -202,6 +202,8 @@ class WorkerLink:
     def run(self, batch: list[ShadowTask], *, flush: bool) -> BatchOutcome:
         """Have the worker answer `batch` (and write everything it holds when `flush`); never
         raises."""
+        if not batch and (self._process is None or not self._process.is_alive()):
+            return BatchOutcome()  # nothing to answer, and no worker holding rows
         try:
             connection = self._ensure()
         except (EOFError, OSError, TimeoutError) as error:
