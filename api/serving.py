@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import mlflow
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,8 +27,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import heap
 from api.errors import PredictionFailed
 from api.serving_log import Rows, ServingLog
-from api.shadow import ProcessRunner, Runner, ShadowDispatcher, ShadowTask, ThreadRunner
-from api.shadow_worker import predict_one
+from api.shadow import (
+    ProcessShadow,
+    Runner,
+    Shadow,
+    ShadowDispatcher,
+    ShadowTask,
+    ThreadRunner,
+    WorkerLink,
+)
+from api.shadow_worker import WorkerConfig, predict_one
 from models.db.engine import transaction
 from models.db.enums import ExperimentKind
 from models.registry import client as registry
@@ -72,6 +81,10 @@ class ExperimentCache:
         self._value.forget()
 
 
+SHADOW_STARTUP_SECONDS = 60.0
+"""Longest a shadow worker process may take to start, and to load a model version."""
+
+
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
 
@@ -108,24 +121,44 @@ class ServingRuntime:
             capacity=settings.log_buffer_size,
             write_lock=self._write_lock,
         )
-        self.shadow = ShadowDispatcher(
-            make_runner=make_runner or self._default_runner,
-            sink=lambda row: self.log.add([row], [], served=False),
-            workers=settings.shadow_workers,
-            queue_size=settings.shadow_queue_size,
-            text_limit=settings.traffic_text_limit,
-            clock=clock,
-        )
+        self.shadow: Shadow
+        if make_runner is None and settings.shadow_mode == "process" and bind is not None:
+            self.shadow = ProcessShadow(
+                make_link=self._worker_link,
+                workers=settings.shadow_workers,
+                queue_size=settings.shadow_queue_size,
+                batch_size=settings.log_batch_size,
+                gather_seconds=settings.log_flush_seconds,
+            )
+        else:
+            self.shadow = ShadowDispatcher(
+                make_runner=make_runner or ThreadRunner,
+                sink=self._add_shadow_row,
+                workers=settings.shadow_workers,
+                queue_size=settings.shadow_queue_size,
+                text_limit=settings.traffic_text_limit,
+                clock=clock,
+            )
 
-    def _default_runner(self) -> Runner:
-        if self.settings.shadow_mode == "thread":
-            return ThreadRunner()
-        return ProcessRunner(
+    def _add_shadow_row(self, row: dict[str, Any]) -> bool:
+        return self.log.add([row], [], served=False)
+
+    def _worker_link(self) -> WorkerLink:
+        """A shadow worker process writing to this runtime's database, as the platform."""
+        settings = self.settings
+        config = WorkerConfig(
             tracking_uri=mlflow.get_tracking_uri(),
-            timeout_seconds=self.settings.shadow_timeout_seconds,
-            niceness=self.settings.shadow_niceness,
-            idle=self.settings.shadow_idle_priority,
+            database_url=self._sessions.kw["bind"].url.render_as_string(hide_password=False),
+            timeout_seconds=settings.shadow_timeout_seconds,
+            startup_seconds=SHADOW_STARTUP_SECONDS,
+            text_limit=settings.traffic_text_limit,
+            flush_seconds=settings.log_flush_seconds,
+            batch_size=settings.log_batch_size,
+            capacity=settings.log_buffer_size,
+            niceness=settings.shadow_niceness,
+            idle=settings.shadow_idle_priority,
         )
+        return WorkerLink(config, fallback=self._add_shadow_row, clock=self._clock)
 
     def _write_rows(self, traffic: Rows, usage: Rows) -> None:
         with transaction(self._sessions) as session:

@@ -5,8 +5,8 @@ worker (embedded SQLite, or a fresh database on `--postgres URL`; in-process rat
 The experiment is paused and resumed in one server process, so `--repetitions` pairs of
 no-experiment and shadow phases alternate (ABBA order); medians are reported, with each
 phase's p99, the CPU ms per request of the API process and of the shadow workers, and
-server-side spans (`bench/predict_server.py`; `--stage` cuts the challenger or the row writes
-out of the shadow path).
+server-side spans (`bench/predict_server.py`; `--stage no_run` cuts the challenger out of the
+shadow path).
 
 Two loads per phase, from an asyncio client in this process over loopback:
 - closed loop: `--concurrency` clients each send the next request when the last answered
@@ -468,7 +468,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--stage",
-        choices=["full", "no_run", "no_write"],
+        choices=["full", "no_run"],
         default="full",
         help="cut a stage out of the shadow path (profiling; see bench/predict_server.py)",
     )

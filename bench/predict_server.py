@@ -4,9 +4,9 @@ too), apart for shadowed predictions and batches holding shadow rows (written as
 `PREDICT_BENCH_SPANS` every 200 predictions and on exit).
 
 `PREDICT_BENCH_STAGE`:
-- `full` (default): the shadow as shipped;
-- `no_run`: queued and written, but the challenger is not asked (no worker process);
-- `no_write`: the worker process answers, but its rows are dropped (not written).
+- `full` (default): the shadow as shipped (a worker process answers and writes the rows);
+- `no_run`: the challenger is not asked: a thread of the API process echoes each input and its
+  row goes through the serving log (the queue and the rows without any prediction).
 
 The serving log's batching is set as usual (`STREAMFLOW_SERVING_LOG_FLUSH_SECONDS`; 0 writes
 each served prediction before its response, as before batching).
@@ -29,7 +29,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import api.serving
-import api.serving_log
 from api.app import create_app as create_api
 
 _SPANS: dict[str, list[float]] = {}
@@ -101,6 +100,15 @@ class _Instant:
         return None
 
 
+def _with_runner(init: Callable[..., None]) -> Callable[..., None]:
+    """`ServingRuntime.__init__` with the echoing runner handed in (`no_run`)."""
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **{**kwargs, "make_runner": _Instant})
+
+    return wrapper
+
+
 def _dump() -> None:
     target = os.environ.get("PREDICT_BENCH_SPANS")
     if not target:
@@ -163,17 +171,9 @@ def create_app() -> FastAPI:
         "_write_rows": _timed_write(runtime._write_rows),
     }
     if stage == "no_run":
-        patches["_default_runner"] = lambda _self: _Instant()
+        patches["__init__"] = _with_runner(runtime.__init__)
     for name, value in patches.items():
         setattr(runtime, name, value)
-    if stage == "no_write":
-        log = api.serving_log.ServingLog
-        add = log.add
-
-        def served_only(self: Any, traffic: Any, usage: Any, *, served: bool) -> bool:
-            return add(self, traffic, usage, served=True) if served else False
-
-        log.add = served_only  # type: ignore[method-assign]
     gc.callbacks.append(_time_collections)
     threading.Thread(target=_watch_stalls, name="stall-watch", daemon=True).start()
     atexit.register(_dump)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import os
+import signal
+import time
 from collections.abc import Iterator
 from multiprocessing import forkserver
 from pathlib import Path
@@ -272,6 +275,85 @@ class TestShadow:
         assert errors[SLEEPING]
         assert all("timed out" in str(e) for e in errors[SLEEPING])
         assert len(_audit(world, "experiment.stopped")) == 3
+
+    def test_the_worker_process_writes_the_shadow_rows_and_a_stop_writes_what_it_holds(
+        self, world: World, agents: ServingRuntime
+    ) -> None:
+        """In process mode the worker builds and writes the rows (the API process's serving
+        log holds only the served ones); closing the runtime sends what waits and the worker
+        writes everything before it ends."""
+        runtime = _serve(
+            world, shadow_mode="process", shadow_niceness=0, shadow_idle_priority=False
+        )
+        experiment_id = _experiment(world, SHARPER, sample_rate=1.0)
+        first = _predict(world, TEXTS[0])
+        assert runtime.drain(timeout=120)  # the worker is up
+        answers = [first, *(_predict(world, text) for text in TEXTS[1:])]
+        assert {r.status_code for r in answers} == {200}
+        assert runtime.log.stats.added == len(TEXTS)  # served rows only
+        runtime.shadow.close(timeout=120)
+        runtime.close()
+        shadows = _rows(world, experiment_id=_uuid(experiment_id), role="shadow")
+        by_request = {r.request_id: r for r in shadows}
+        assert sorted(by_request) == sorted(r.json()["request_id"] for r in answers)
+        assert [by_request[r.json()["request_id"]].output_text for r in answers] == [
+            "billing",
+            "billing",
+            "other",
+            "billing",
+        ]
+        assert {(r.variant, r.model_version, r.error) for r in shadows} == {
+            ("challenger", SHARPER, None)
+        }
+        assert {r.organization_id for r in shadows} == {world.tenant_a.organization_id}
+        assert all(r.latency_ms >= 0 and r.input_hash for r in shadows)
+        assert (runtime.shadow.stats.completed, runtime.shadow.stats.failed) == (4, 0)
+        assert runtime.log.stats.dropped == 0
+
+    def test_a_killed_worker_fails_the_task_under_way_and_the_next_worker_answers_the_rest(
+        self, world: World, agents: ServingRuntime
+    ) -> None:
+        """The task the worker was answering gets its row from the API process; the tasks
+        after it go to a new worker; the champion's answers never change."""
+        runtime = _serve(
+            world,
+            shadow_mode="process",
+            shadow_timeout_seconds=60.0,
+            shadow_niceness=0,
+            shadow_idle_priority=False,
+        )
+        assert isinstance(runtime.shadow, shadow.ProcessShadow)
+        baseline = [_predict(world, text) for text in TEXTS[:2]]
+        experiment_id = _experiment(world, SLEEPING)
+        answers = [_predict(world, text) for text in TEXTS[:2]]
+        assert [_without_request(r) for r in answers] == [_without_request(r) for r in baseline]
+        (link,) = runtime.shadow.links
+        deadline = time.monotonic() + 120
+        while not link.busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert link.busy
+        assert link.pid is not None
+        os.kill(link.pid, signal.SIGKILL)
+        assert runtime.drain(timeout=120)
+        rows = _rows(world, experiment_id=_uuid(experiment_id), role="shadow")
+        by_request = {r.request_id: r for r in rows}
+        first, second = (by_request[r.json()["request_id"]] for r in answers)
+        assert first.output_text is None
+        assert "shadow worker failed" in str(first.error)
+        assert (second.output_text, second.error) == ("late", None)
+        assert runtime.shadow.stats.restarts == 1
+
+    def test_a_full_queue_in_process_mode_drops_and_counts_never_blocks(
+        self, world: World, agents: ServingRuntime
+    ) -> None:
+        """The sender gathers for a minute here, so the first task waits in the queue of one
+        and the others are dropped."""
+        runtime = _serve(world, shadow_mode="process", shadow_queue_size=1, log_flush_seconds=60)
+        _experiment(world, SHARPER)
+        answers = [_predict(world, text) for text in TEXTS]
+        assert {r.status_code for r in answers} == {200}
+        assert (runtime.shadow.stats.submitted, runtime.shadow.stats.dropped) == (1, 3)
+        runtime.shadow.close(timeout=0.1)
 
     def test_a_full_queue_drops_and_counts_never_blocks(
         self, world: World, agents: ServingRuntime
