@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
+from api.serving_log import MAX_RETRY_SECONDS
+
 TaskTuple = tuple[str, str, str, str, str, str, str | None]
 """A shadow task on the pipe: (request id, organisation id, agent type, experiment id,
 challenger `NAME@VERSION`, input text, end-user key)."""
-
-MAX_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
